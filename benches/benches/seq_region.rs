@@ -1,0 +1,2 @@
+//! Placeholder replaced by the SeqRegion bandwidth benchmark.
+fn main() {}

@@ -1,0 +1,109 @@
+//! Helpers for multi-process tests (feature `testkit`).
+//!
+//! Cross-process behaviour is tested with real processes: a test re-runs its
+//! own test binary, selecting a single "child" test function by exact name and
+//! passing its role through the environment. Child test functions return
+//! immediately when the role variable is absent, so they are no-ops in a
+//! normal `cargo test` run.
+//!
+//! ```no_run
+//! use venom_core::testkit;
+//! #[test]
+//! fn child_writer() {
+//!     let Some(arg) = testkit::child_arg("writer") else { return };
+//!     // ... act as the writer, using `arg` ...
+//! }
+//! #[test]
+//! fn parent() {
+//!     let mut child = testkit::spawn_child("child_writer", "writer", "some-arg").unwrap();
+//!     assert!(child.wait_timeout(std::time::Duration::from_secs(10)).unwrap().success());
+//! }
+//! ```
+
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const ROLE_VAR: &str = "VENOM_TEST_ROLE";
+const ARG_VAR: &str = "VENOM_TEST_ARG";
+
+/// A unique segment name for a test: `prefix-<pid>-<counter>`.
+pub fn unique_name(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// In a child test function: `Some(arg)` if this process was spawned with
+/// `role`, `None` otherwise (a normal test run).
+pub fn child_arg(role: &str) -> Option<String> {
+    (std::env::var(ROLE_VAR).ok()? == role).then(|| std::env::var(ARG_VAR).unwrap_or_default())
+}
+
+/// A spawned child process, killed on drop if still running.
+pub struct ChildProc {
+    inner: std::process::Child,
+}
+
+/// Re-runs the current test binary, running only `test_fn` with `role` and
+/// `arg` in the environment. Child stdout is discarded; stderr is inherited so
+/// failures are visible.
+pub fn spawn_child(test_fn: &str, role: &str, arg: &str) -> std::io::Result<ChildProc> {
+    let exe = std::env::current_exe()?;
+    let inner = Command::new(exe)
+        .args([test_fn, "--exact", "--nocapture", "--test-threads=1", "-q"])
+        .env(ROLE_VAR, role)
+        .env(ARG_VAR, arg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()?;
+    Ok(ChildProc { inner })
+}
+
+impl ChildProc {
+    /// The child's pid.
+    pub fn pid(&self) -> u32 {
+        self.inner.id()
+    }
+
+    /// Sends SIGKILL and reaps the child (so it is not left a zombie).
+    pub fn kill9(&mut self) {
+        let _ = self.inner.kill();
+        let _ = self.inner.wait();
+    }
+
+    /// Waits up to `timeout` for the child to exit. On timeout the child is
+    /// killed and an error returned.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> std::io::Result<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.inner.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                self.kill9();
+                return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "child did not exit in time"));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for ChildProc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.inner.try_wait() {
+            self.kill9();
+        }
+    }
+}
+
+/// Polls `cond` every millisecond until it holds or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    cond()
+}
