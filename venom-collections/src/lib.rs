@@ -1,1 +1,12 @@
-//! placeholder
+//! # venom-collections
+//!
+//! Data structures that live in named shared memory and are used from many
+//! processes at once, and `KvCache`, a key-value cache with access
+//! statistics.
+
+#![warn(missing_docs)]
+
+mod error;
+pub mod kv;
+
+pub use error::{Error, Result};

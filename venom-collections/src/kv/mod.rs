@@ -1,0 +1,1 @@
+//! `KvCache`: a shared-memory key-value cache with access statistics.
