@@ -12,7 +12,8 @@
 //!     36  init_state       UNINIT -> INITIALISING -> READY (Release)
 //!     48  generation       bumped each time the name is reclaimed
 //!     56  checksum         FNV-1a over the static fields above
-//!     64  reserved         zero
+//!     64  owner            packed ProcessId of a process that took over (0 = none)
+//!     72  reserved         zero
 //!    128  body
 //! ```
 //!
@@ -73,7 +74,10 @@ pub(crate) struct SegmentHeader {
     pub(crate) creator_start: AtomicU64,
     pub(crate) generation: AtomicU64,
     pub(crate) checksum: AtomicU64,
-    _reserved: [AtomicU64; 8],
+    /// Packed [`ProcessId`](crate::ProcessId) of a process that took the
+    /// segment over from its creator (0 = none). Not checksummed: it changes.
+    pub(crate) owner: AtomicU64,
+    _reserved: [AtomicU64; 7],
 }
 
 const _: () = assert!(core::mem::size_of::<SegmentHeader>() == HEADER_LEN);

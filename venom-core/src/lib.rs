@@ -1,7 +1,7 @@
 //! # venom-core
 //!
 //! Named shared-memory segments with validated headers, the seqlock data
-//! region `SeqRegion` with dirty-chunk tracking, and (in later modules) the
+//! region [`SeqRegion`] with dirty-chunk tracking, and (in later modules) the
 //! command queue and daemon/shell channels.
 //!
 //! Linux only (x86_64 and aarch64): the crate relies on `/dev/shm`,
@@ -24,6 +24,7 @@
 compile_error!("venom supports Linux on x86_64 and aarch64 only (it needs /dev/shm, /proc and shared futexes)");
 
 pub mod atomic_copy;
+mod dirty;
 mod error;
 pub mod futex;
 pub mod header;
@@ -31,6 +32,8 @@ pub mod loom;
 mod name;
 pub mod process;
 mod segment;
+pub mod seq_region;
+mod seqlock;
 mod shm;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -40,3 +43,4 @@ pub use header::SegmentKind;
 pub use name::{MAX_NAME_LEN, SegmentName};
 pub use process::{Liveness, ProcessId};
 pub use segment::{DEFAULT_INIT_TIMEOUT, DEFAULT_MODE, MAX_SEGMENT_LEN, Segment, SegmentBuilder};
+pub use seq_region::{ChunkRef, ChunkSnapshot, RegionConfig, RegionWrite, SeqReader, SeqRegion, SeqWriter};

@@ -162,6 +162,21 @@ impl Segment {
         ProcessId { pid: self.fields.creator_pid, start_time: self.fields.creator_start }
     }
 
+    /// Records `owner` as the process now responsible for this segment (for
+    /// example a writer that took a region over from a dead creator). While
+    /// the owner is alive, `create` on this name returns `AlreadyExists`
+    /// even though the creator is dead.
+    pub fn set_owner(&self, owner: ProcessId) {
+        // Release: pairs with the Acquire load in `inspect_existing`.
+        Segment::header(&self.map).owner.store(owner.pack(), core::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether the creator or the recorded owner is alive.
+    pub fn is_owned_by_live_process(&self) -> bool {
+        let owner = Segment::header(&self.map).owner.load(core::sync::atomic::Ordering::Acquire);
+        self.creator().is_alive() || ProcessId::packed_liveness(owner) == crate::Liveness::Alive
+    }
+
     /// Permission bits of the object in `/dev/shm`, if it still exists.
     pub fn mode(&self) -> Option<u32> {
         shm::mode(&self.name.os_id())
