@@ -297,12 +297,17 @@ impl SegmentBuilder {
         let deadline = Instant::now() + self.init_timeout;
         let mut backoff = Backoff::default();
         loop {
+            let past = Instant::now() >= deadline;
             let map = match Mapping::open(&os) {
                 Ok(m) => m,
                 Err(ShmFailure::NotFound) => return Ok(Existing::Gone),
+                Err(ShmFailure::Empty) if past => return Ok(Existing::Stale(0)),
+                Err(ShmFailure::Empty) => {
+                    backoff.sleep();
+                    continue;
+                }
                 Err(f) => return Err(failure(name, f)),
             };
-            let past = Instant::now() >= deadline;
             if map.len() < HEADER_LEN {
                 // Created but not yet sized, or a foreign object too small to
                 // be ours: wait for a creator, then treat it as stale.
@@ -317,11 +322,15 @@ impl SegmentBuilder {
             match f.init_state {
                 header::READY => {
                     f.validate(name.as_str(), map.len(), None)?;
-                    return Ok(if creator.is_alive() {
-                        Existing::Live(f.creator_pid)
-                    } else {
-                        Existing::Stale(f.generation)
-                    });
+                    // Acquire: pairs with the Release in `set_owner`.
+                    let owner = Segment::header(&map).owner.load(core::sync::atomic::Ordering::Acquire);
+                    if creator.is_alive() {
+                        return Ok(Existing::Live(f.creator_pid));
+                    }
+                    if ProcessId::packed_liveness(owner) == crate::Liveness::Alive {
+                        return Ok(Existing::Live(ProcessId::unpack(owner).pid));
+                    }
+                    return Ok(Existing::Stale(f.generation));
                 }
                 header::INITIALISING if !creator.is_alive() => return Ok(Existing::Stale(0)),
                 header::INITIALISING | header::UNINIT => {
@@ -346,8 +355,18 @@ impl SegmentBuilder {
         let deadline = Instant::now() + self.init_timeout;
         let mut backoff = Backoff::default();
         loop {
-            let map = Mapping::open(&os).map_err(|f| failure(&name, f))?;
             let past = Instant::now() >= deadline;
+            let map = match Mapping::open(&os) {
+                Ok(m) => m,
+                Err(ShmFailure::Empty) if past => {
+                    return Err(Error::corrupt(name.as_str(), "empty object (creator never sized it)"));
+                }
+                Err(ShmFailure::Empty) => {
+                    backoff.sleep();
+                    continue;
+                }
+                Err(f) => return Err(failure(&name, f)),
+            };
             if map.len() < HEADER_LEN {
                 if past {
                     return Err(Error::corrupt(
@@ -405,6 +424,7 @@ fn failure(name: &SegmentName, f: ShmFailure) -> Error {
     match f {
         ShmFailure::NotFound => Error::NotFound(name.as_str().to_owned()),
         ShmFailure::Exists => Error::AlreadyExists { name: name.as_str().to_owned(), pid: 0 },
+        ShmFailure::Empty => Error::corrupt(name.as_str(), "empty object"),
         ShmFailure::Os(op, source) => Error::Os { op, source },
     }
 }

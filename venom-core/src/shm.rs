@@ -23,6 +23,9 @@ pub(crate) enum ShmFailure {
     Exists,
     /// No object with this id.
     NotFound,
+    /// The object exists but has length 0 (its creator has not sized it
+    /// yet, or died before doing so); it cannot be mapped.
+    Empty,
     /// Anything else, with the errno when known.
     Os(&'static str, std::io::Error),
 }
@@ -59,6 +62,9 @@ impl Mapping {
 
     /// Opens an existing object and maps its current length.
     pub(crate) fn open(os_id: &str) -> Result<Mapping, ShmFailure> {
+        if std::fs::metadata(path_of(os_id)).is_ok_and(|m| m.len() == 0) {
+            return Err(ShmFailure::Empty);
+        }
         match ShmemConf::new().os_id(slash(os_id)).open() {
             Ok(mut shmem) => {
                 shmem.set_owner(false);

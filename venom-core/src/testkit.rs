@@ -71,6 +71,11 @@ impl ChildProc {
         let _ = self.inner.wait();
     }
 
+    /// The exit status if the child has exited, without waiting.
+    pub fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
+        self.inner.try_wait()
+    }
+
     /// Waits up to `timeout` for the child to exit. On timeout the child is
     /// killed and an error returned.
     pub fn wait_timeout(&mut self, timeout: Duration) -> std::io::Result<ExitStatus> {
