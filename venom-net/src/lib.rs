@@ -1,5 +1,49 @@
 //! # venom-net
 //!
-//! Replication of venom shared-memory regions to remote mirrors over QUIC.
+//! Replication of a venom shared-memory region to remote mirrors over QUIC.
+//!
+//! * [`frame`]: versioned, length-capped frames with a strict decoder.
+//! * [`subscription`]: whole region, byte ranges and n-D slices, compiled to runs.
+//! * [`publisher`] / [`mirror`]: the sans-IO state machines (quinn-proto style).
+//! * [`region`]: the region traits, implemented for venom-core regions and for
+//!   the in-memory [`MemRegion`] used by the deterministic tests.
+//! * [`tls`]: TLS 1.3 (ring) configs: self-signed + pinning, or mutual TLS with a CA.
+//! * [`net`]: the tokio/quinn I/O shell ([`Publisher`], [`Mirror`]).
 
 #![warn(missing_docs)]
+
+mod diff;
+mod error;
+pub mod frame;
+pub mod mirror;
+pub mod publisher;
+pub mod region;
+pub mod stats;
+pub mod subscription;
+mod wire;
+
+pub use error::{Error, Result};
+pub use mirror::{Applied, MirrorConfig, MirrorSession};
+pub use publisher::{PublisherConfig, PublisherSession};
+pub use region::{ChunkSpan, MemRegion, RegionSink, RegionSource, Snapshot};
+pub use stats::{MirrorStats, PublisherStats};
+pub use subscription::{CompiledSubscription, Dtype, Part, Run, Subscription};
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// The time, passed explicitly into the state machines.
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    /// Monotonic clock (timeouts, in-flight ages).
+    pub mono: Instant,
+    /// Wall clock in ns since the Unix epoch (stamped into updates for lag).
+    pub wall_ns: u64,
+}
+
+impl Now {
+    /// Reads both system clocks.
+    pub fn system() -> Self {
+        let wall_ns = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        Now { mono: Instant::now(), wall_ns }
+    }
+}

@@ -1,0 +1,105 @@
+//! The crate's one error type.
+
+use std::time::Duration;
+
+/// Everything that can go wrong in `venom-net`.
+///
+/// Bad input from a peer (a malformed, oversized or out-of-range frame) is
+/// always reported as one of the `Frame*`/`Protocol` variants; nothing in
+/// this crate panics or allocates beyond the documented caps on such input.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The frame does not start with the `VN` magic.
+    #[error("bad frame magic {0:#06x}")]
+    BadMagic(u16),
+    /// The frame's protocol version is not one this build speaks.
+    #[error("unsupported protocol version {0}")]
+    UnsupportedVersion(u8),
+    /// The frame type byte is unknown.
+    #[error("unknown frame type {0}")]
+    UnknownFrameType(u8),
+    /// The frame body is longer than the cap for its type.
+    #[error("frame body of {len} bytes exceeds the cap of {max}")]
+    FrameTooLarge {
+        /// Announced body length.
+        len: usize,
+        /// Cap for this frame type.
+        max: usize,
+    },
+    /// The buffer ended before the frame did.
+    #[error("truncated frame: {needed} bytes needed, {got} available")]
+    Truncated {
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes available.
+        got: usize,
+    },
+    /// A field has an invalid value.
+    #[error("malformed frame: {0}")]
+    Malformed(&'static str),
+    /// An offset/length pair falls outside the allowed range.
+    #[error("{what}: range {offset}+{len} is outside 0..{limit}")]
+    OutOfRange {
+        /// Which range.
+        what: &'static str,
+        /// Offset.
+        offset: u64,
+        /// Length.
+        len: u64,
+        /// Exclusive upper bound.
+        limit: u64,
+    },
+    /// A subscription is invalid (overlapping parts, bad shape, too many runs...).
+    #[error("invalid subscription: {0}")]
+    InvalidSubscription(String),
+    /// The peer broke the protocol (a frame that is valid on its own but not
+    /// allowed in the current state).
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    /// The local or published region failed.
+    #[error("region: {0}")]
+    Region(#[from] venom_core::Error),
+    /// TLS configuration failed.
+    #[error("tls: {0}")]
+    Tls(#[from] rustls::Error),
+    /// Certificate generation failed.
+    #[error("certificate: {0}")]
+    Cert(#[from] rcgen::Error),
+    /// TLS configuration cannot be used by QUIC (for example no TLS 1.3 suite).
+    #[error("quic crypto config: {0}")]
+    QuicConfig(String),
+    /// Opening a QUIC connection failed.
+    #[error("connect: {0}")]
+    Connect(#[from] quinn::ConnectError),
+    /// The QUIC connection failed or was closed.
+    #[error("connection: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    /// Reading or writing a QUIC stream failed.
+    #[error("stream: {0}")]
+    Stream(String),
+    /// A socket or other OS call failed.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// A wait ran out of time.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// The publisher or mirror was shut down.
+    #[error("closed")]
+    Closed,
+}
+
+/// Shorthand for results in this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<quinn::WriteError> for Error {
+    fn from(e: quinn::WriteError) -> Self {
+        Error::Stream(e.to_string())
+    }
+}
+
+impl From<quinn::ReadExactError> for Error {
+    fn from(e: quinn::ReadExactError) -> Self {
+        Error::Stream(e.to_string())
+    }
+}

@@ -1,0 +1,448 @@
+//! Versioned, length-capped wire frames and their strict decoder.
+//!
+//! Every frame is `header (8 bytes) ‖ body`:
+//!
+//! | bytes | field |
+//! |-------|-------|
+//! | 0..2  | magic `b"VN"` |
+//! | 2     | protocol version ([`PROTOCOL_VERSION`]) |
+//! | 3     | frame type ([`FrameType`]) |
+//! | 4..8  | body length, u32 LE, at most [`FrameType::max_body`] |
+//!
+//! All integers are little-endian. Decoding checks the magic, version, type,
+//! the per-type body cap, every count against the bytes actually present and
+//! rejects trailing bytes: any malformed input yields a typed [`Error`],
+//! never a panic, and the decoder allocates nothing for update payloads
+//! (they are borrowed from the input).
+//!
+//! Update payloads address bytes by *virtual offset* into the subscription
+//! (see [`crate::subscription`]); range checks against the subscription are
+//! the mirror state machine's job, this module checks structure only.
+
+use crate::subscription::Subscription;
+use crate::wire::{Reader, put_u32, put_u64};
+use crate::{Error, Result};
+
+/// Frame magic.
+pub const MAGIC: [u8; 2] = *b"VN";
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u8 = 1;
+/// Length of the frame header.
+pub const HEADER_LEN: usize = 8;
+/// Cap on an update frame body (1 MiB of payload plus headers).
+pub const MAX_UPDATE_BODY: usize = (1 << 20) + 4096;
+/// Cap on every other frame body.
+pub const MAX_CONTROL_BODY: usize = 16 * 1024;
+/// Bytes of the fixed part of an update body.
+pub const UPDATE_HEAD_LEN: usize = 4 + 8 + 8 + 8 + 8 + 4 + 1 + 4;
+/// Bytes of a run header inside an update body (`virt: u64`, `len: u32`).
+pub const RUN_HEAD_LEN: usize = 12;
+
+/// Update flag: the update is a full snapshot of the subscription.
+pub const FLAG_SNAPSHOT: u8 = 1;
+/// Update flag: last frame of the update (apply now).
+pub const FLAG_LAST: u8 = 2;
+
+/// Frame types. Values 16.. are reserved for the region catalog and mesh
+/// ownership frames of later protocol versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FrameType {
+    /// Mirror → publisher: subscription request.
+    Hello = 1,
+    /// Publisher → mirror: session parameters.
+    Welcome = 2,
+    /// Publisher → mirror: one frame of a snapshot or delta.
+    Update = 3,
+    /// Publisher → mirror: blake3 of the subscribed bytes at a seq.
+    Hash = 4,
+    /// Mirror → publisher: cumulative acknowledgement.
+    Ack = 5,
+    /// Mirror → publisher: please send a full snapshot.
+    Resync = 6,
+}
+
+impl FrameType {
+    fn from_u8(v: u8) -> Result<Self> {
+        Ok(match v {
+            1 => FrameType::Hello,
+            2 => FrameType::Welcome,
+            3 => FrameType::Update,
+            4 => FrameType::Hash,
+            5 => FrameType::Ack,
+            6 => FrameType::Resync,
+            _ => return Err(Error::UnknownFrameType(v)),
+        })
+    }
+
+    /// The body length cap of this frame type.
+    pub fn max_body(self) -> usize {
+        match self {
+            FrameType::Update => MAX_UPDATE_BODY,
+            _ => MAX_CONTROL_BODY,
+        }
+    }
+}
+
+/// A validated frame header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeader {
+    /// Frame type.
+    pub kind: FrameType,
+    /// Body length (already checked against the cap).
+    pub body_len: usize,
+}
+
+impl FrameHeader {
+    /// Validates a header. Call this before reading (or allocating) the body.
+    pub fn decode(b: &[u8; HEADER_LEN]) -> Result<Self> {
+        if b[0..2] != MAGIC {
+            return Err(Error::BadMagic(u16::from_be_bytes([b[0], b[1]])));
+        }
+        if b[2] != PROTOCOL_VERSION {
+            return Err(Error::UnsupportedVersion(b[2]));
+        }
+        let kind = FrameType::from_u8(b[3])?;
+        let body_len = u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as usize;
+        if body_len > kind.max_body() {
+            return Err(Error::FrameTooLarge { len: body_len, max: kind.max_body() });
+        }
+        Ok(FrameHeader { kind, body_len })
+    }
+}
+
+/// Mirror → publisher: subscribe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    /// The mirror's id (for logs, stats and future mesh ownership).
+    pub mirror_id: u64,
+    /// Which published region (0 = the publisher's default; room for a catalog).
+    pub region_id: u32,
+    /// Ask for a blake3 [`HashFrame`] after every update.
+    pub check_hash: bool,
+    /// What to replicate.
+    pub subscription: Subscription,
+}
+
+/// Publisher → mirror: session parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Welcome {
+    /// Publisher epoch: changes on every publisher start.
+    pub epoch: u64,
+    /// The publisher's owner id (future mesh ownership).
+    pub owner_id: u64,
+    /// The region served.
+    pub region_id: u32,
+    /// Chunk size of the published region.
+    pub chunk_size: u32,
+    /// Size of the published region.
+    pub region_size: u64,
+}
+
+/// Publisher → mirror: one frame of an update (borrowed from the input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Update<'a> {
+    /// Region id.
+    pub region_id: u32,
+    /// Publisher epoch.
+    pub epoch: u64,
+    /// Region version the update is consistent at.
+    pub seq: u64,
+    /// For a delta: the seq it applies on top of (ignored for snapshots).
+    pub base_seq: u64,
+    /// Publisher clock (ns since the Unix epoch) when the bytes were captured.
+    pub captured_ns: u64,
+    /// Index of this frame within the update (0, 1, ...).
+    pub part: u32,
+    /// [`FLAG_SNAPSHOT`] | [`FLAG_LAST`].
+    pub flags: u8,
+    run_count: u32,
+    runs: &'a [u8],
+}
+
+/// Publisher → mirror: blake3 of exactly the subscribed bytes (virtual order) at `seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashFrame {
+    /// Region id.
+    pub region_id: u32,
+    /// Publisher epoch.
+    pub epoch: u64,
+    /// Region version hashed.
+    pub seq: u64,
+    /// blake3 digest.
+    pub digest: [u8; 32],
+}
+
+/// Mirror → publisher: everything up to `seq` is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ack {
+    /// Region id.
+    pub region_id: u32,
+    /// Publisher epoch.
+    pub epoch: u64,
+    /// Last applied seq.
+    pub seq: u64,
+}
+
+/// Mirror → publisher: send a full snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resync {
+    /// Region id.
+    pub region_id: u32,
+    /// Publisher epoch the mirror is in.
+    pub epoch: u64,
+    /// Last applied seq.
+    pub last_seq: u64,
+    /// Why ([`ResyncReason`] as u8).
+    pub reason: u8,
+}
+
+/// Why a mirror asks for a resync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ResyncReason {
+    /// A delta did not apply on top of the last applied seq.
+    Gap = 1,
+    /// The blake3 check failed.
+    HashMismatch = 2,
+    /// The frames of one update arrived out of order.
+    BrokenUpdate = 3,
+    /// Repeated request after a timeout.
+    Retry = 4,
+}
+
+/// A decoded frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Frame<'a> {
+    Hello(Hello),
+    Welcome(Welcome),
+    Update(Update<'a>),
+    Hash(HashFrame),
+    Ack(Ack),
+    Resync(Resync),
+}
+
+impl<'a> Update<'a> {
+    /// Number of runs.
+    pub fn run_count(&self) -> u32 {
+        self.run_count
+    }
+
+    /// The runs `(virtual offset, bytes)`; validated at decode time.
+    pub fn runs(&self) -> impl Iterator<Item = (u64, &'a [u8])> + 'a {
+        let mut r = Reader::new(self.runs);
+        (0..self.run_count).map_while(move |_| {
+            let virt = r.u64().ok()?;
+            let len = r.u32().ok()? as usize;
+            Some((virt, r.bytes(len).ok()?))
+        })
+    }
+
+    /// Payload bytes carried (sum of run lengths).
+    pub fn payload_len(&self) -> usize {
+        self.runs.len() - self.run_count as usize * RUN_HEAD_LEN
+    }
+}
+
+impl<'a> Frame<'a> {
+    /// Decodes one frame from the start of `buf`; returns it and the bytes consumed.
+    pub fn decode(buf: &'a [u8]) -> Result<(Frame<'a>, usize)> {
+        let head: &[u8; HEADER_LEN] = buf
+            .get(..HEADER_LEN)
+            .and_then(|h| h.try_into().ok())
+            .ok_or(Error::Truncated { needed: HEADER_LEN, got: buf.len() })?;
+        let h = FrameHeader::decode(head)?;
+        let total = HEADER_LEN + h.body_len;
+        let body = buf.get(HEADER_LEN..total).ok_or(Error::Truncated { needed: total, got: buf.len() })?;
+        Ok((Self::decode_body(h, body)?, total))
+    }
+
+    /// Decodes a body whose header was validated by [`FrameHeader::decode`].
+    pub fn decode_body(h: FrameHeader, body: &'a [u8]) -> Result<Frame<'a>> {
+        if body.len() != h.body_len || body.len() > h.kind.max_body() {
+            return Err(Error::Malformed("body length does not match header"));
+        }
+        let mut r = Reader::new(body);
+        let f = match h.kind {
+            FrameType::Hello => {
+                let mirror_id = r.u64()?;
+                let region_id = r.u32()?;
+                let flags = r.u32()?;
+                if flags & !1 != 0 {
+                    return Err(Error::Malformed("unknown hello flags"));
+                }
+                let subscription = Subscription::decode(&mut r)?;
+                Frame::Hello(Hello { mirror_id, region_id, check_hash: flags & 1 != 0, subscription })
+            }
+            FrameType::Welcome => Frame::Welcome(Welcome {
+                epoch: r.u64()?,
+                owner_id: r.u64()?,
+                region_id: r.u32()?,
+                chunk_size: r.u32()?,
+                region_size: r.u64()?,
+            }),
+            FrameType::Update => {
+                let mut u = Update {
+                    region_id: r.u32()?,
+                    epoch: r.u64()?,
+                    seq: r.u64()?,
+                    base_seq: r.u64()?,
+                    captured_ns: r.u64()?,
+                    part: r.u32()?,
+                    flags: r.u8()?,
+                    run_count: r.u32()?,
+                    runs: &[],
+                };
+                if u.flags & !(FLAG_SNAPSHOT | FLAG_LAST) != 0 {
+                    return Err(Error::Malformed("unknown update flags"));
+                }
+                if u.run_count as usize > r.remaining() / RUN_HEAD_LEN {
+                    return Err(Error::Malformed("run count exceeds body"));
+                }
+                let runs = r.bytes(r.remaining())?;
+                validate_runs(runs, u.run_count)?;
+                u.runs = runs;
+                Frame::Update(u)
+            }
+            FrameType::Hash => Frame::Hash(HashFrame {
+                region_id: r.u32()?,
+                epoch: r.u64()?,
+                seq: r.u64()?,
+                digest: r.array()?,
+            }),
+            FrameType::Ack => Frame::Ack(Ack { region_id: r.u32()?, epoch: r.u64()?, seq: r.u64()? }),
+            FrameType::Resync => {
+                Frame::Resync(Resync { region_id: r.u32()?, epoch: r.u64()?, last_seq: r.u64()?, reason: r.u8()? })
+            }
+        };
+        r.finish()?;
+        Ok(f)
+    }
+
+    /// Appends the encoded frame to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let start = begin(out, self.kind());
+        match self {
+            Frame::Hello(h) => {
+                put_u64(out, h.mirror_id);
+                put_u32(out, h.region_id);
+                put_u32(out, h.check_hash as u32);
+                h.subscription.encode(out);
+            }
+            Frame::Welcome(w) => {
+                put_u64(out, w.epoch);
+                put_u64(out, w.owner_id);
+                put_u32(out, w.region_id);
+                put_u32(out, w.chunk_size);
+                put_u64(out, w.region_size);
+            }
+            Frame::Update(u) => {
+                let s = encode_update_head(out, u);
+                out.extend_from_slice(u.runs);
+                finish_update(out, s, u.run_count);
+                return;
+            }
+            Frame::Hash(h) => {
+                put_u32(out, h.region_id);
+                put_u64(out, h.epoch);
+                put_u64(out, h.seq);
+                out.extend_from_slice(&h.digest);
+            }
+            Frame::Ack(a) => {
+                put_u32(out, a.region_id);
+                put_u64(out, a.epoch);
+                put_u64(out, a.seq);
+            }
+            Frame::Resync(r) => {
+                put_u32(out, r.region_id);
+                put_u64(out, r.epoch);
+                put_u64(out, r.last_seq);
+                out.push(r.reason);
+            }
+        }
+        end(out, start);
+    }
+
+    /// The frame type.
+    pub fn kind(&self) -> FrameType {
+        match self {
+            Frame::Hello(_) => FrameType::Hello,
+            Frame::Welcome(_) => FrameType::Welcome,
+            Frame::Update(_) => FrameType::Update,
+            Frame::Hash(_) => FrameType::Hash,
+            Frame::Ack(_) => FrameType::Ack,
+            Frame::Resync(_) => FrameType::Resync,
+        }
+    }
+}
+
+fn validate_runs(runs: &[u8], count: u32) -> Result<()> {
+    let mut r = Reader::new(runs);
+    for _ in 0..count {
+        let virt = r.u64()?;
+        let len = r.u32()? as u64;
+        if len == 0 {
+            return Err(Error::Malformed("empty run"));
+        }
+        virt.checked_add(len).ok_or(Error::Malformed("run offset overflows"))?;
+        r.bytes(len as usize)?;
+    }
+    r.finish()
+}
+
+fn begin(out: &mut Vec<u8>, kind: FrameType) -> usize {
+    let start = out.len();
+    out.extend_from_slice(&MAGIC);
+    out.push(PROTOCOL_VERSION);
+    out.push(kind as u8);
+    put_u32(out, 0);
+    start
+}
+
+fn end(out: &mut [u8], start: usize) {
+    let len = (out.len() - start - HEADER_LEN) as u32;
+    out[start + 4..start + 8].copy_from_slice(&len.to_le_bytes());
+}
+
+/// Starts an update frame in `out` (runs follow via [`push_run`]); returns its start.
+pub(crate) fn encode_update_head(out: &mut Vec<u8>, u: &Update<'_>) -> usize {
+    let start = begin(out, FrameType::Update);
+    put_u32(out, u.region_id);
+    put_u64(out, u.epoch);
+    put_u64(out, u.seq);
+    put_u64(out, u.base_seq);
+    put_u64(out, u.captured_ns);
+    put_u32(out, u.part);
+    out.push(u.flags);
+    put_u32(out, 0); // run count, patched by finish_update
+    start
+}
+
+/// Appends one run to an update frame started with [`encode_update_head`].
+pub(crate) fn push_run(out: &mut Vec<u8>, virt: u64, data: &[u8]) {
+    put_u64(out, virt);
+    put_u32(out, data.len() as u32);
+    out.extend_from_slice(data);
+}
+
+/// Patches the run count and body length of an update frame.
+pub(crate) fn finish_update(out: &mut [u8], start: usize, run_count: u32) {
+    let at = start + HEADER_LEN + UPDATE_HEAD_LEN - 4;
+    out[at..at + 4].copy_from_slice(&run_count.to_le_bytes());
+    end(out, start);
+}
+
+/// An update header with no runs (for building frames).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn update_head(
+    region_id: u32,
+    epoch: u64,
+    seq: u64,
+    base_seq: u64,
+    captured_ns: u64,
+    part: u32,
+    flags: u8,
+) -> Update<'static> {
+    Update { region_id, epoch, seq, base_seq, captured_ns, part, flags, run_count: 0, runs: &[] }
+}

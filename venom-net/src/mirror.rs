@@ -1,0 +1,337 @@
+//! Sans-IO mirror state machine.
+//!
+//! Rules (the fixes for memblast's failures):
+//! * An update is staged until its last frame arrives and is then applied
+//!   with ONE [`RegionSink::apply`] call, so local readers never see half an
+//!   update.
+//! * A delta is applied only if `(epoch, base_seq)` equals the last applied
+//!   `(epoch, seq)`; otherwise the mirror asks for a resync (and repeats the
+//!   request after `resync_retry` if no snapshot came). Stale and duplicate
+//!   frames are ignored and counted.
+//! * Every run is checked against the mirror's own compiled subscription:
+//!   runs must be strictly increasing, disjoint and inside the subscription,
+//!   so a hostile publisher can neither write outside it nor make the
+//!   mirror buffer more than the subscription size. Violations are errors
+//!   (the caller drops the connection).
+//! * With `check_hash`, the blake3 of exactly the subscribed local bytes is
+//!   compared with the publisher's digest at the same seq; a mismatch is
+//!   counted and triggers a resync.
+
+use crate::frame::{Ack, FLAG_LAST, FLAG_SNAPSHOT, Frame, Hello, Resync, ResyncReason, Update};
+use crate::region::RegionSink;
+use crate::stats::MirrorStats;
+use crate::subscription::{CompiledSubscription, Subscription};
+use crate::{Error, Now, Result};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Mirror tuning.
+#[derive(Debug, Clone)]
+pub struct MirrorConfig {
+    /// This mirror's id (logs, stats, future mesh ownership).
+    pub mirror_id: u64,
+    /// Which published region to subscribe to (0 = default).
+    pub region_id: u32,
+    /// Ask the publisher for a blake3 digest after every update and verify it.
+    pub check_hash: bool,
+    /// Repeat an unanswered resync request after this long.
+    pub resync_retry: Duration,
+}
+
+impl Default for MirrorConfig {
+    fn default() -> Self {
+        MirrorConfig { mirror_id: 0, region_id: 0, check_hash: false, resync_retry: Duration::from_secs(1) }
+    }
+}
+
+/// The last applied update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Applied {
+    /// Publisher epoch.
+    pub epoch: u64,
+    /// Region version the local bytes equal (for the subscribed bytes).
+    pub seq: u64,
+    /// Whether it was a full snapshot.
+    pub snapshot: bool,
+}
+
+/// An update being received.
+/// Invariant: `runs` are `(virt, len, data_offset)`, strictly increasing and
+/// disjoint in `virt`, inside the subscription; `next_virt` is one past the
+/// last; `data.len() <= subscription size`.
+struct Staging {
+    seq: u64,
+    base_seq: u64,
+    snapshot: bool,
+    captured_ns: u64,
+    next_part: u32,
+    next_virt: u64,
+    runs: Vec<(u64, usize, usize)>,
+    data: Vec<u8>,
+}
+
+/// Mirror state for one publisher connection (kept across reconnects).
+pub struct MirrorSession {
+    cfg: MirrorConfig,
+    sub: Subscription,
+    /// Set by the welcome.
+    compiled: Option<CompiledSubscription>,
+    epoch: Option<u64>,
+    /// Last applied seq in `epoch`.
+    applied: Option<u64>,
+    staging: Option<Staging>,
+    resync_sent_at: Option<Instant>,
+    out: VecDeque<Vec<u8>>,
+    stats: MirrorStats,
+}
+
+impl MirrorSession {
+    /// A mirror for `sub`.
+    pub fn new(cfg: MirrorConfig, sub: Subscription) -> Self {
+        MirrorSession {
+            cfg,
+            sub,
+            compiled: None,
+            epoch: None,
+            applied: None,
+            staging: None,
+            resync_sent_at: None,
+            out: VecDeque::new(),
+            stats: MirrorStats::default(),
+        }
+    }
+
+    /// Starts a (new) connection: queues the hello. Partial updates are dropped.
+    pub fn connect(&mut self) {
+        self.out.clear();
+        self.staging = None;
+        self.compiled = None;
+        self.resync_sent_at = None;
+        let hello = Hello {
+            mirror_id: self.cfg.mirror_id,
+            region_id: self.cfg.region_id,
+            check_hash: self.cfg.check_hash,
+            subscription: self.sub.clone(),
+        };
+        self.push(Frame::Hello(hello));
+    }
+
+    fn push(&mut self, f: Frame<'_>) {
+        let mut v = Vec::new();
+        f.encode(&mut v);
+        self.out.push_back(v);
+    }
+
+    /// Appends the next frame to send; false if none.
+    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> bool {
+        match self.out.pop_front() {
+            Some(f) => {
+                self.stats.bytes_sent += f.len() as u64;
+                out.extend_from_slice(&f);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Repeats an unanswered resync request.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.resync_sent_at.is_some_and(|t| now.saturating_duration_since(t) >= self.cfg.resync_retry) {
+            self.resync_sent_at = None;
+            self.request_resync(ResyncReason::Retry, now);
+        }
+    }
+
+    fn request_resync(&mut self, reason: ResyncReason, now: Instant) {
+        if self.resync_sent_at.is_some() {
+            return;
+        }
+        let (Some(epoch), Some(_)) = (self.epoch, &self.compiled) else { return };
+        self.resync_sent_at = Some(now);
+        self.stats.resyncs_requested += 1;
+        let r =
+            Resync { region_id: self.cfg.region_id, epoch, last_seq: self.applied.unwrap_or(0), reason: reason as u8 };
+        self.push(Frame::Resync(r));
+    }
+
+    /// Handles one frame from the publisher; `Ok(Some(..))` when an update was
+    /// applied. An `Err` is a protocol violation: drop the connection.
+    pub fn handle_frame(
+        &mut self,
+        frame: &Frame<'_>,
+        sink: &mut dyn RegionSink,
+        wire_len: usize,
+        now: Now,
+    ) -> Result<Option<Applied>> {
+        self.stats.bytes_received += wire_len as u64;
+        match frame {
+            Frame::Welcome(w) => {
+                if w.region_id != self.cfg.region_id {
+                    return Err(Error::Protocol(format!("welcome for region {}", w.region_id)));
+                }
+                let c = self.sub.compile(w.region_size)?;
+                if c.dst_end() > sink.size() as u64 {
+                    return Err(Error::OutOfRange {
+                        what: "subscription destination",
+                        offset: 0,
+                        len: c.dst_end(),
+                        limit: sink.size() as u64,
+                    });
+                }
+                if self.epoch != Some(w.epoch) {
+                    self.applied = None; // new publisher incarnation: wait for its snapshot
+                }
+                self.epoch = Some(w.epoch);
+                self.compiled = Some(c);
+                Ok(None)
+            }
+            Frame::Update(u) => self.on_update(u, sink, now),
+            Frame::Hash(h) => {
+                let Some(c) = &self.compiled else { return Err(Error::Protocol("hash before welcome".into())) };
+                if Some(h.epoch) != self.epoch || self.applied != Some(h.seq) || !self.cfg.check_hash {
+                    self.stats.stale_frames += 1;
+                    return Ok(None);
+                }
+                if subscribed_hash(c, sink)? == h.digest {
+                    self.stats.hash_matches += 1;
+                } else {
+                    self.stats.hash_mismatches += 1;
+                    self.request_resync(ResyncReason::HashMismatch, now.mono);
+                }
+                Ok(None)
+            }
+            _ => Err(Error::Protocol(format!("{:?} frame sent to a mirror", frame.kind()))),
+        }
+    }
+
+    fn on_update(&mut self, u: &Update<'_>, sink: &mut dyn RegionSink, now: Now) -> Result<Option<Applied>> {
+        let Some(c) = &self.compiled else { return Err(Error::Protocol("update before welcome".into())) };
+        if u.region_id != self.cfg.region_id {
+            return Err(Error::Protocol(format!("update for region {}", u.region_id)));
+        }
+        if Some(u.epoch) != self.epoch {
+            self.stats.stale_frames += 1;
+            return Ok(None);
+        }
+        if u.part == 0 {
+            self.staging = Some(Staging {
+                seq: u.seq,
+                base_seq: u.base_seq,
+                snapshot: u.flags & FLAG_SNAPSHOT != 0,
+                captured_ns: u.captured_ns,
+                next_part: 0,
+                next_virt: 0,
+                runs: Vec::new(),
+                data: Vec::new(),
+            });
+        }
+        let st = match self.staging.as_mut() {
+            Some(st) if st.seq == u.seq && st.next_part == u.part => st,
+            Some(st) if st.seq == u.seq && u.part < st.next_part => {
+                self.stats.stale_frames += 1; // duplicate frame
+                return Ok(None);
+            }
+            _ => {
+                self.staging = None;
+                self.stats.stale_frames += 1;
+                self.request_resync(ResyncReason::BrokenUpdate, now.mono);
+                return Ok(None);
+            }
+        };
+        for (virt, data) in u.runs() {
+            let end = virt.checked_add(data.len() as u64).filter(|&e| e <= c.total_len());
+            if virt < st.next_virt || end.is_none() {
+                return Err(Error::OutOfRange {
+                    what: "update run (overlapping or outside the subscription)",
+                    offset: virt,
+                    len: data.len() as u64,
+                    limit: c.total_len(),
+                });
+            }
+            st.runs.push((virt, data.len(), st.data.len()));
+            st.data.extend_from_slice(data);
+            st.next_virt = virt + data.len() as u64;
+        }
+        st.next_part += 1;
+        self.stats.payload_bytes += u.payload_len() as u64;
+        if u.flags & FLAG_LAST == 0 {
+            return Ok(None);
+        }
+        let st = self.staging.take().ok_or(Error::Closed)?;
+        self.finish(st, sink, now)
+    }
+
+    fn finish(&mut self, st: Staging, sink: &mut dyn RegionSink, now: Now) -> Result<Option<Applied>> {
+        let (Some(c), Some(epoch)) = (&self.compiled, self.epoch) else { return Ok(None) };
+        if st.snapshot {
+            if st.data.len() as u64 != c.total_len() {
+                return Err(Error::Protocol("snapshot does not cover the subscription".into()));
+            }
+            if self.applied.is_some_and(|a| st.seq < a) {
+                self.stats.stale_frames += 1;
+                return Ok(None);
+            }
+        } else if self.applied.is_some_and(|a| st.seq <= a) {
+            self.stats.stale_frames += 1; // duplicate or older delta
+            return Ok(None);
+        } else if self.applied != Some(st.base_seq) || st.seq <= st.base_seq {
+            self.request_resync(ResyncReason::Gap, now.mono);
+            return Ok(None);
+        }
+        let mut writes: Vec<(usize, &[u8])> = Vec::with_capacity(st.runs.len());
+        for &(virt, len, at) in &st.runs {
+            c.map_virtual(virt, len as u64, |dst, n, skip| {
+                let from = at + skip as usize;
+                writes.push((dst as usize, &st.data[from..from + n as usize]));
+            })?;
+        }
+        sink.apply(&writes)?;
+        self.applied = Some(st.seq);
+        if st.snapshot {
+            self.resync_sent_at = None;
+            self.stats.snapshots_applied += 1;
+        }
+        self.stats.updates_applied += 1;
+        self.stats.epoch = epoch;
+        self.stats.seq = st.seq;
+        self.stats.lag_time = Duration::from_nanos(now.wall_ns.saturating_sub(st.captured_ns));
+        self.push(Frame::Ack(Ack { region_id: self.cfg.region_id, epoch, seq: st.seq }));
+        Ok(Some(Applied { epoch, seq: st.seq, snapshot: st.snapshot }))
+    }
+
+    /// Last applied update, if any in the current epoch.
+    pub fn applied(&self) -> Option<Applied> {
+        Some(Applied { epoch: self.epoch?, seq: self.applied?, snapshot: false })
+    }
+
+    /// The compiled subscription (after the welcome).
+    pub fn compiled(&self) -> Option<&CompiledSubscription> {
+        self.compiled.as_ref()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &MirrorStats {
+        &self.stats
+    }
+
+    /// Counters, mutable (the I/O shell adds connection counts).
+    pub(crate) fn stats_mut(&mut self) -> &mut MirrorStats {
+        &mut self.stats
+    }
+}
+
+/// blake3 of the subscribed local bytes in virtual (source) order.
+pub fn subscribed_hash(c: &CompiledSubscription, sink: &dyn RegionSink) -> Result<[u8; 32]> {
+    let mut h = blake3::Hasher::new();
+    let mut buf = vec![0u8; 64 << 10];
+    for r in c.runs() {
+        let mut done = 0u64;
+        while done < r.len {
+            let n = (r.len - done).min(buf.len() as u64) as usize;
+            sink.read_at((r.dst + done) as usize, &mut buf[..n])?;
+            h.update(&buf[..n]);
+            done += n as u64;
+        }
+    }
+    Ok(*h.finalize().as_bytes())
+}

@@ -1,0 +1,353 @@
+//! Sans-IO publisher state machine: one [`PublisherSession`] per mirror.
+//!
+//! No sockets and no implicit clocks: the I/O shell (or a test) feeds
+//! decoded frames in with [`handle_frame`](PublisherSession::handle_frame),
+//! pulls encoded frames out with [`poll_transmit`](PublisherSession::poll_transmit)
+//! and passes the time explicitly.
+//!
+//! Protocol, per session:
+//! 1. The mirror's `Hello` is compiled against the region; a `Welcome`
+//!    (epoch, region size) is queued and a full snapshot is due.
+//! 2. An update is built from ONE consistent region snapshot taken at
+//!    version `v`, and is tagged `(epoch, seq = v, base_seq)`. Deltas are
+//!    built from `snapshot_since(last sent version)`: the dirty chunks are
+//!    diffed against a per-mirror **shadow** of the subscribed bytes as last
+//!    sent, and only the changed runs go out.
+//! 3. Conflation: a new update is only started when the bytes in flight
+//!    (sent, not acknowledged) are below `max_in_flight`. Until then writes
+//!    just accumulate in the region's dirty tracking, so a slow mirror
+//!    receives the latest values in one later delta, and the writer is never
+//!    blocked. In-flight bytes are thus bounded by `max_in_flight` plus one
+//!    update (at most the subscription size).
+//! 4. On a `Resync` (or an ack timeout, for lossy transports) the session
+//!    sends a full snapshot: nothing is silently lost.
+
+use crate::diff::changed_runs;
+use crate::frame::{self, FLAG_LAST, FLAG_SNAPSHOT, Frame, HashFrame, RUN_HEAD_LEN, UPDATE_HEAD_LEN, Welcome};
+use crate::region::{RegionSource, Snapshot};
+use crate::stats::PublisherStats;
+use crate::subscription::CompiledSubscription;
+use crate::{Error, Now, Result};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Publisher tuning.
+#[derive(Debug, Clone)]
+pub struct PublisherConfig {
+    /// Do not start a new update while this many bytes are unacknowledged.
+    pub max_in_flight: usize,
+    /// Treat an update unacknowledged for this long as lost and resync.
+    /// `None` (default) for reliable transports such as the QUIC stream,
+    /// where a loss surfaces as a connection error instead.
+    pub ack_timeout: Option<Duration>,
+    /// Target payload bytes per update frame (capped by the frame size cap).
+    pub frame_payload: usize,
+    /// Changed runs closer than this many bytes are merged.
+    pub merge_gap: usize,
+}
+
+impl Default for PublisherConfig {
+    fn default() -> Self {
+        PublisherConfig { max_in_flight: 8 << 20, ack_timeout: None, frame_payload: 256 << 10, merge_gap: 16 }
+    }
+}
+
+/// The update being cut into frames.
+/// Invariant: `runs` are `(virt, len)` ranges of the shadow, increasing and
+/// disjoint; `(run, within)` is the next byte to send.
+struct Outgoing {
+    seq: u64,
+    base_seq: u64,
+    snapshot: bool,
+    captured_ns: u64,
+    runs: Vec<(u64, u64)>,
+    run: usize,
+    within: u64,
+    part: u32,
+    bytes: u64,
+}
+
+/// Publisher state for one mirror.
+pub struct PublisherSession {
+    epoch: u64,
+    owner_id: u64,
+    region_id: u32,
+    cfg: PublisherConfig,
+    /// `None` until the hello arrived.
+    sub: Option<CompiledSubscription>,
+    check_hash: bool,
+    /// Subscribed bytes (virtual order) as of `last_version`, once a snapshot was taken.
+    shadow: Vec<u8>,
+    last_version: u64,
+    needs_snapshot: bool,
+    outgoing: Option<Outgoing>,
+    /// `(seq, bytes, sent_at)` of completed, unacknowledged updates, by seq.
+    in_flight: VecDeque<(u64, u64, Instant)>,
+    in_flight_bytes: u64,
+    control: VecDeque<Vec<u8>>,
+    snap: Snapshot,
+    stats: PublisherStats,
+}
+
+impl PublisherSession {
+    /// A session of publisher incarnation `epoch` serving region `region_id`.
+    pub fn new(epoch: u64, owner_id: u64, region_id: u32, cfg: PublisherConfig) -> Self {
+        PublisherSession {
+            epoch,
+            owner_id,
+            region_id,
+            cfg,
+            sub: None,
+            check_hash: false,
+            shadow: Vec::new(),
+            last_version: 0,
+            needs_snapshot: true,
+            outgoing: None,
+            in_flight: VecDeque::new(),
+            in_flight_bytes: 0,
+            control: VecDeque::new(),
+            snap: Snapshot::default(),
+            stats: PublisherStats::default(),
+        }
+    }
+
+    /// Handles one frame from the mirror. An `Err` is a protocol violation:
+    /// the caller must drop the connection.
+    pub fn handle_frame(&mut self, frame: &Frame<'_>, region: &dyn RegionSource, wire_len: usize) -> Result<()> {
+        self.stats.bytes_received += wire_len as u64;
+        match frame {
+            Frame::Hello(h) => {
+                if self.sub.is_some() {
+                    return Err(Error::Protocol("second hello".into()));
+                }
+                if h.region_id != self.region_id {
+                    return Err(Error::Protocol(format!("unknown region id {}", h.region_id)));
+                }
+                let sub = h.subscription.compile(region.size() as u64)?;
+                self.shadow = vec![0; sub.total_len() as usize];
+                self.sub = Some(sub);
+                self.check_hash = h.check_hash;
+                self.stats.mirror_id = h.mirror_id;
+                let w = Welcome {
+                    epoch: self.epoch,
+                    owner_id: self.owner_id,
+                    region_id: self.region_id,
+                    chunk_size: region.chunk_size() as u32,
+                    region_size: region.size() as u64,
+                };
+                let mut out = Vec::new();
+                Frame::Welcome(w).encode(&mut out);
+                self.control.push_back(out);
+                self.needs_snapshot = true;
+            }
+            Frame::Ack(a) => {
+                self.check_region(a.region_id)?;
+                if a.epoch != self.epoch {
+                    return Ok(()); // stale, from an earlier incarnation
+                }
+                if a.seq > self.stats.sent_seq {
+                    return Err(Error::Protocol(format!("ack of unsent seq {}", a.seq)));
+                }
+                while let Some(&(seq, bytes, _)) = self.in_flight.front() {
+                    if seq > a.seq {
+                        break;
+                    }
+                    self.in_flight.pop_front();
+                    self.in_flight_bytes -= bytes;
+                }
+                self.stats.acked_seq = self.stats.acked_seq.max(a.seq);
+            }
+            Frame::Resync(r) => {
+                self.check_region(r.region_id)?;
+                if r.epoch == self.epoch {
+                    self.start_resync();
+                }
+            }
+            _ => return Err(Error::Protocol(format!("{:?} frame sent to a publisher", frame.kind()))),
+        }
+        Ok(())
+    }
+
+    fn check_region(&self, id: u32) -> Result<()> {
+        if self.sub.is_none() || id != self.region_id {
+            return Err(Error::Protocol("frame before hello or for another region".into()));
+        }
+        Ok(())
+    }
+
+    fn start_resync(&mut self) {
+        self.needs_snapshot = true;
+        self.outgoing = None; // the mirror discards a half-received update
+        self.in_flight.clear();
+        self.in_flight_bytes = 0;
+        self.stats.resyncs += 1;
+    }
+
+    /// Checks the ack timeout (if configured).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let (Some(t), Some(f)) = (self.cfg.ack_timeout, self.in_flight.front())
+            && now.saturating_duration_since(f.2) > t
+        {
+            self.start_resync();
+        }
+    }
+
+    /// Appends the next frame to send to `out`; returns false when there is
+    /// nothing to send now (no change, no hello yet, or in-flight cap reached).
+    pub fn poll_transmit(&mut self, region: &dyn RegionSource, now: Now, out: &mut Vec<u8>) -> Result<bool> {
+        if let Some(f) = self.control.pop_front() {
+            self.stats.bytes_sent += f.len() as u64;
+            out.extend_from_slice(&f);
+            return Ok(true);
+        }
+        if self.sub.is_none() {
+            return Ok(false);
+        }
+        if self.outgoing.is_none() {
+            if self.in_flight_bytes >= self.cfg.max_in_flight as u64 {
+                return Ok(false);
+            }
+            if self.needs_snapshot {
+                self.start_snapshot(region, now)?;
+            } else if !self.start_delta(region, now)? {
+                return Ok(false);
+            }
+        }
+        self.emit_frame(now, out);
+        Ok(true)
+    }
+
+    fn start_snapshot(&mut self, region: &dyn RegionSource, now: Now) -> Result<()> {
+        region.snapshot_all(&mut self.snap)?;
+        let sub = self.sub.as_ref().ok_or(Error::Closed)?;
+        let shadow = &mut self.shadow;
+        for_each_overlap(sub, &self.snap, |virt, new| {
+            shadow[virt as usize..virt as usize + new.len()].copy_from_slice(new);
+        });
+        self.last_version = self.snap.version;
+        self.needs_snapshot = false;
+        self.outgoing = Some(Outgoing::new(self.snap.version, 0, true, now, vec![(0, sub.total_len())]));
+        Ok(())
+    }
+
+    /// Starts a delta; false if no subscribed byte changed.
+    fn start_delta(&mut self, region: &dyn RegionSource, now: Now) -> Result<bool> {
+        if region.version() == self.last_version {
+            return Ok(false);
+        }
+        region.snapshot_since(self.last_version, &mut self.snap)?;
+        let sub = self.sub.as_ref().ok_or(Error::Closed)?;
+        let (shadow, gap) = (&mut self.shadow, self.cfg.merge_gap);
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for_each_overlap(sub, &self.snap, |virt, new| {
+            let old = &mut shadow[virt as usize..virt as usize + new.len()];
+            changed_runs(old, new, gap, |o, l| {
+                let v = virt + o as u64;
+                match runs.last_mut() {
+                    Some(last) if last.0 + last.1 + gap as u64 > v => last.1 = v + l as u64 - last.0,
+                    _ => runs.push((v, l as u64)),
+                }
+            });
+            old.copy_from_slice(new);
+        });
+        self.last_version = self.snap.version;
+        if runs.is_empty() {
+            return Ok(false);
+        }
+        self.outgoing = Some(Outgoing::new(self.snap.version, self.stats.sent_seq, false, now, runs));
+        Ok(true)
+    }
+
+    fn emit_frame(&mut self, now: Now, out: &mut Vec<u8>) {
+        let Some(o) = self.outgoing.as_mut() else { return };
+        let budget = self.cfg.frame_payload.clamp(1, frame::MAX_UPDATE_BODY - UPDATE_HEAD_LEN - 64 * RUN_HEAD_LEN) as u64;
+        let start = out.len();
+        let flags = if o.snapshot { FLAG_SNAPSHOT } else { 0 };
+        let head = frame::update_head(self.region_id, self.epoch, o.seq, o.base_seq, o.captured_ns, o.part, flags);
+        let at = frame::encode_update_head(out, &head);
+        let (mut used, mut count) = (0u64, 0u32);
+        while o.run < o.runs.len() && used < budget && count < 64 {
+            let (virt, len) = o.runs[o.run];
+            let n = (len - o.within).min(budget - used);
+            let from = (virt + o.within) as usize;
+            frame::push_run(out, virt + o.within, &self.shadow[from..from + n as usize]);
+            used += n;
+            count += 1;
+            o.within += n;
+            if o.within == len {
+                o.run += 1;
+                o.within = 0;
+            }
+        }
+        let last = o.run == o.runs.len();
+        if last {
+            out[at + frame::HEADER_LEN + UPDATE_HEAD_LEN - 5] |= FLAG_LAST;
+        }
+        frame::finish_update(out, at, count);
+        let wire = (out.len() - start) as u64;
+        o.part += 1;
+        o.bytes += wire;
+        self.stats.bytes_sent += wire;
+        self.stats.payload_bytes += used;
+        if last {
+            let o = self.outgoing.take().unwrap_or_else(|| unreachable!());
+            self.in_flight.push_back((o.seq, o.bytes, now.mono));
+            self.in_flight_bytes += o.bytes;
+            self.stats.sent_seq = o.seq;
+            self.stats.updates_sent += 1;
+            self.stats.snapshots_sent += o.snapshot as u64;
+            if self.check_hash {
+                let h = HashFrame {
+                    region_id: self.region_id,
+                    epoch: self.epoch,
+                    seq: o.seq,
+                    digest: *blake3::hash(&self.shadow).as_bytes(),
+                };
+                let mut f = Vec::new();
+                Frame::Hash(h).encode(&mut f);
+                self.control.push_back(f);
+            }
+        }
+    }
+
+    /// The session's counters; `region_version` is the region's current version.
+    pub fn stats(&self, now: Instant, region_version: u64) -> PublisherStats {
+        let mut s = self.stats.clone();
+        s.in_flight_bytes = self.in_flight_bytes;
+        s.lag_seq = region_version.saturating_sub(s.acked_seq) / 2;
+        s.lag_time = self.in_flight.front().map(|f| now.saturating_duration_since(f.2)).unwrap_or_default();
+        s
+    }
+
+    /// True once the mirror acknowledged everything sent and no update is pending.
+    pub fn is_idle(&self) -> bool {
+        self.outgoing.is_none() && self.in_flight.is_empty() && self.control.is_empty() && !self.needs_snapshot
+    }
+
+    /// The publisher epoch of this session.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+}
+
+impl Outgoing {
+    fn new(seq: u64, base_seq: u64, snapshot: bool, now: Now, runs: Vec<(u64, u64)>) -> Self {
+        Outgoing { seq, base_seq, snapshot, captured_ns: now.wall_ns, runs, run: 0, within: 0, part: 0, bytes: 0 }
+    }
+}
+
+/// Calls `f(virt, bytes)` for every piece of a snapshot chunk that is subscribed.
+fn for_each_overlap(sub: &CompiledSubscription, snap: &Snapshot, mut f: impl FnMut(u64, &[u8])) {
+    for c in &snap.chunks {
+        let (c_start, c_end) = (c.offset as u64, (c.offset + c.len) as u64);
+        for r in &sub.runs()[sub.first_run_ending_after(c_start)..] {
+            if r.src >= c_end {
+                break;
+            }
+            let lo = r.src.max(c_start);
+            let hi = (r.src + r.len).min(c_end);
+            let d = c.data_offset + (lo - c_start) as usize;
+            f(r.virt + (lo - r.src), &snap.data[d..d + (hi - lo) as usize]);
+        }
+    }
+}
