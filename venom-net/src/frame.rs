@@ -446,3 +446,16 @@ pub(crate) fn update_head(
 ) -> Update<'static> {
     Update { region_id, epoch, seq, base_seq, captured_ns, part, flags, run_count: 0, runs: &[] }
 }
+
+/// Encodes a one-frame update (region 0, flag LAST) from `(virt, bytes)` runs.
+/// For tests, fuzzing and tools; the publisher builds frames incrementally.
+pub fn encode_single_update(epoch: u64, seq: u64, base_seq: u64, snapshot: bool, runs: &[(u64, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let flags = FLAG_LAST | if snapshot { FLAG_SNAPSHOT } else { 0 };
+    let at = encode_update_head(&mut out, &update_head(0, epoch, seq, base_seq, 0, 0, flags));
+    for (v, d) in runs {
+        push_run(&mut out, *v, d);
+    }
+    finish_update(&mut out, at, runs.len() as u32);
+    out
+}

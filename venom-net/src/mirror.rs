@@ -81,6 +81,8 @@ pub struct MirrorSession {
     applied: Option<u64>,
     staging: Option<Staging>,
     resync_sent_at: Option<Instant>,
+    /// When the hello was (re)queued; cleared by the welcome.
+    hello_sent_at: Option<Instant>,
     out: VecDeque<Vec<u8>>,
     stats: MirrorStats,
 }
@@ -96,6 +98,7 @@ impl MirrorSession {
             applied: None,
             staging: None,
             resync_sent_at: None,
+            hello_sent_at: None,
             out: VecDeque::new(),
             stats: MirrorStats::default(),
         }
@@ -107,6 +110,11 @@ impl MirrorSession {
         self.staging = None;
         self.compiled = None;
         self.resync_sent_at = None;
+        self.hello_sent_at = None;
+        self.push_hello();
+    }
+
+    fn push_hello(&mut self) {
         let hello = Hello {
             mirror_id: self.cfg.mirror_id,
             region_id: self.cfg.region_id,
@@ -134,8 +142,19 @@ impl MirrorSession {
         }
     }
 
-    /// Repeats an unanswered resync request.
+    /// Repeats an unanswered hello or resync request (needed on lossy
+    /// transports only; over a QUIC stream nothing is lost).
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.compiled.is_none() {
+            match self.hello_sent_at {
+                None => self.hello_sent_at = Some(now),
+                Some(t) if now.saturating_duration_since(t) >= self.cfg.resync_retry => {
+                    self.hello_sent_at = Some(now);
+                    self.push_hello();
+                }
+                Some(_) => {}
+            }
+        }
         if self.resync_sent_at.is_some_and(|t| now.saturating_duration_since(t) >= self.cfg.resync_retry) {
             self.resync_sent_at = None;
             self.request_resync(ResyncReason::Retry, now);
@@ -187,7 +206,10 @@ impl MirrorSession {
             }
             Frame::Update(u) => self.on_update(u, sink, now),
             Frame::Hash(h) => {
-                let Some(c) = &self.compiled else { return Err(Error::Protocol("hash before welcome".into())) };
+                let Some(c) = &self.compiled else {
+                    self.stats.stale_frames += 1; // reordered before the welcome (lossy transports)
+                    return Ok(None);
+                };
                 if Some(h.epoch) != self.epoch || self.applied != Some(h.seq) || !self.cfg.check_hash {
                     self.stats.stale_frames += 1;
                     return Ok(None);
@@ -205,7 +227,10 @@ impl MirrorSession {
     }
 
     fn on_update(&mut self, u: &Update<'_>, sink: &mut dyn RegionSink, now: Now) -> Result<Option<Applied>> {
-        let Some(c) = &self.compiled else { return Err(Error::Protocol("update before welcome".into())) };
+        let Some(c) = &self.compiled else {
+            self.stats.stale_frames += 1; // reordered before the welcome (lossy transports)
+            return Ok(None);
+        };
         if u.region_id != self.cfg.region_id {
             return Err(Error::Protocol(format!("update for region {}", u.region_id)));
         }

@@ -23,7 +23,7 @@
 //!    sends a full snapshot: nothing is silently lost.
 
 use crate::diff::changed_runs;
-use crate::frame::{self, FLAG_LAST, FLAG_SNAPSHOT, Frame, HashFrame, RUN_HEAD_LEN, UPDATE_HEAD_LEN, Welcome};
+use crate::frame::{self, FLAG_LAST, FLAG_SNAPSHOT, Frame, HashFrame, Hello, RUN_HEAD_LEN, UPDATE_HEAD_LEN, Welcome};
 use crate::region::{RegionSource, Snapshot};
 use crate::stats::PublisherStats;
 use crate::subscription::CompiledSubscription;
@@ -76,6 +76,9 @@ pub struct PublisherSession {
     /// `None` until the hello arrived.
     sub: Option<CompiledSubscription>,
     check_hash: bool,
+    /// The accepted hello and the encoded welcome (to answer a repeated hello).
+    hello: Option<Hello>,
+    welcome: Vec<u8>,
     /// Subscribed bytes (virtual order) as of `last_version`, once a snapshot was taken.
     shadow: Vec<u8>,
     last_version: u64,
@@ -99,6 +102,8 @@ impl PublisherSession {
             cfg,
             sub: None,
             check_hash: false,
+            hello: None,
+            welcome: Vec::new(),
             shadow: Vec::new(),
             last_version: 0,
             needs_snapshot: true,
@@ -118,7 +123,13 @@ impl PublisherSession {
         match frame {
             Frame::Hello(h) => {
                 if self.sub.is_some() {
-                    return Err(Error::Protocol("second hello".into()));
+                    // A repeated hello (lossy transports): must be identical.
+                    if self.hello.as_ref() != Some(h) {
+                        return Err(Error::Protocol("second, different hello".into()));
+                    }
+                    self.control.push_back(self.welcome.clone());
+                    self.start_resync();
+                    return Ok(());
                 }
                 if h.region_id != self.region_id {
                     return Err(Error::Protocol(format!("unknown region id {}", h.region_id)));
@@ -137,6 +148,8 @@ impl PublisherSession {
                 };
                 let mut out = Vec::new();
                 Frame::Welcome(w).encode(&mut out);
+                self.welcome = out.clone();
+                self.hello = Some(h.clone());
                 self.control.push_back(out);
                 self.needs_snapshot = true;
             }
