@@ -18,6 +18,7 @@ pub mod frame;
 pub mod mirror;
 pub mod publisher;
 pub mod region;
+mod seq_region;
 pub mod stats;
 pub mod subscription;
 mod wire;

@@ -10,30 +10,11 @@ use crate::{Error, Result};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+/// Chunks read in one consistent window (venom-core's type, reused so the
+/// `SeqRegion` implementation copies nothing extra).
+pub type Snapshot = venom_core::ChunkSnapshot;
 /// One chunk inside a [`Snapshot`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChunkSpan {
-    /// Offset of the chunk in the region.
-    pub offset: usize,
-    /// Length (the last chunk may be shorter than the chunk size).
-    pub len: usize,
-    /// Where the chunk's bytes start in [`Snapshot::data`].
-    pub data_offset: usize,
-}
-
-/// Chunks read in one consistent window.
-///
-/// Invariant: every chunk's bytes are `data[data_offset..data_offset + len]`,
-/// and all of them are the region contents at `version`.
-#[derive(Debug, Default, Clone)]
-pub struct Snapshot {
-    /// The region version the chunks are consistent at.
-    pub version: u64,
-    /// The chunks, by increasing offset.
-    pub chunks: Vec<ChunkSpan>,
-    /// The chunk bytes.
-    pub data: Vec<u8>,
-}
+pub type ChunkSpan = venom_core::ChunkRef;
 
 /// The publisher's view of a region.
 pub trait RegionSource: Send + Sync {
@@ -137,8 +118,7 @@ impl MemRegion {
 
     /// Writes `data` at `offset` as one version (panics if out of bounds: test helper).
     pub fn write_at(&self, offset: usize, data: &[u8]) -> u64 {
-        let v = self.apply_many(&[(offset, data)]).expect("MemRegion::write_at out of bounds");
-        v
+        self.apply_many(&[(offset, data)]).expect("MemRegion::write_at out of bounds")
     }
 
     fn apply_many(&self, writes: &[(usize, &[u8])]) -> Result<u64> {
@@ -178,7 +158,7 @@ impl MemRegion {
             if keep(cv) {
                 let offset = i * g.chunk_size;
                 let len = g.chunk_size.min(g.data.len() - offset);
-                snap.chunks.push(ChunkSpan { offset, len, data_offset: snap.data.len() });
+                snap.chunks.push(ChunkSpan { index: i, version: cv, offset, len, data_offset: snap.data.len() });
                 snap.data.extend_from_slice(&g.data[offset..offset + len]);
             }
         }
