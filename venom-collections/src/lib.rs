@@ -10,3 +10,4 @@ mod error;
 pub mod kv;
 
 pub use error::{Error, Result};
+pub use kv::{EntryMeta, Eviction, KvCache, KvConfig, KvStats};
