@@ -101,6 +101,56 @@ pub enum Error {
     /// A wait or a bounded retry loop ran out of time.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// The daemon (or queue consumer) process is dead. Reconnect once a new
+    /// one is running.
+    #[error("the daemon (pid {pid}) is gone")]
+    DaemonGone {
+        /// The dead daemon's pid.
+        pid: u32,
+    },
+    /// A queue lane has no room; retry later or wait with a timeout.
+    #[error("the queue is full")]
+    Full,
+    /// Every client slot (queue lane) is owned by a live process.
+    #[error("all {max} client slots are in use")]
+    TooManyClients {
+        /// The channel's `max_clients` (the queue's lane count).
+        max: usize,
+    },
+    /// A command or reply exceeds the configured maximum message size.
+    #[error("message of {len} bytes exceeds the maximum of {max}")]
+    MessageTooLarge {
+        /// The message length.
+        len: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// The daemon's reply to request `id` exceeded the maximum message size;
+    /// the reply was not sent.
+    #[error("reply to request {id} is {len} bytes, over the maximum of {max}")]
+    ReplyTooLarge {
+        /// The request id.
+        id: u64,
+        /// The reply length.
+        len: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// Another live process is the queue's consumer.
+    #[error("the queue already has a live consumer (pid {pid})")]
+    ConsumerBusy {
+        /// The live consumer's pid.
+        pid: u32,
+    },
+    /// The operation needs no pipelined requests in flight.
+    #[error("{count} pipelined requests are still outstanding")]
+    RequestsOutstanding {
+        /// Requests sent with `send_command` and not yet received.
+        count: usize,
+    },
+    /// The serve loop was stopped through its `StopHandle`.
+    #[error("stopped")]
+    Stopped,
     /// An operating-system call failed.
     #[error("{op} failed: {source}")]
     Os {

@@ -24,6 +24,8 @@
 compile_error!("venom supports Linux on x86_64 and aarch64 only (it needs /dev/shm, /proc and shared futexes)");
 
 pub mod atomic_copy;
+pub mod channel;
+pub mod cmd_queue;
 mod dirty;
 mod error;
 pub mod futex;
@@ -39,6 +41,8 @@ mod shm;
 pub mod testkit;
 
 pub use error::{Error, Result};
+pub use channel::{ChannelConfig, ClientId, DaemonChannel, ShellChannel, StopHandle, WaitStrategy};
+pub use cmd_queue::{CmdQueue, QueueConfig};
 pub use header::SegmentKind;
 pub use name::{MAX_NAME_LEN, SegmentName};
 pub use process::{Liveness, ProcessId};
