@@ -1,0 +1,63 @@
+//! Bounded waiting: spin briefly, then yield, then sleep, until a deadline.
+//!
+//! Every wait on another process in this crate goes through [`Patience`], so
+//! nothing spins or sleeps forever. Under loom it only yields (and never
+//! expires), which lets the model checker schedule the thread being waited
+//! on.
+
+use std::time::{Duration, Instant};
+
+/// How long structures wait by default for a peer that is mid-operation
+/// before checking its liveness again or giving up.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A bounded backoff.
+pub(crate) struct Patience {
+    step: u32,
+    deadline: Option<Instant>,
+}
+
+impl Patience {
+    /// Waits at most `timeout` in total.
+    pub(crate) fn new(timeout: Duration) -> Self {
+        Patience { step: 0, deadline: Instant::now().checked_add(timeout) }
+    }
+
+    /// Backs off once. Returns `false` when the deadline has passed.
+    pub(crate) fn wait(&mut self) -> bool {
+        self.step = self.step.saturating_add(1);
+        #[cfg(loom)]
+        {
+            venom_core::loom::spin_hint();
+            true
+        }
+        #[cfg(not(loom))]
+        {
+            if self.step <= 64 {
+                core::hint::spin_loop();
+            } else if self.step <= 80 {
+                std::thread::yield_now();
+            } else {
+                let us = 10u64 << (self.step - 80).min(6);
+                std::thread::sleep(Duration::from_micros(us));
+            }
+            self.deadline.is_none_or(|d| Instant::now() < d)
+        }
+    }
+
+    /// Whether this is a good moment to pay for a liveness check
+    /// (`/proc` read): once spinning is over, then every 16th step.
+    pub(crate) fn check_liveness(&self) -> bool {
+        self.step > 64 && self.step % 16 == 1
+    }
+
+    /// The time left before the deadline.
+    pub(crate) fn remaining(&self) -> Duration {
+        self.deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()))
+    }
+
+    /// Whether the deadline has passed.
+    pub(crate) fn expired(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+}

@@ -1,0 +1,471 @@
+//! [`Queue<T>`]: a bounded MPMC FIFO in shared memory.
+//!
+//! The algorithm is Dmitry Vyukov's bounded MPMC queue (1024cores.net,
+//! "Bounded MPMC queue"; also crossbeam's `ArrayQueue`): every slot carries a
+//! `stamp` saying which position it is ready for. With 64-bit positions that
+//! never wrap (2^64 operations), a slot at index `pos & mask`
+//!
+//! * is free for the producer of position `pos` when `stamp == pos`;
+//! * holds the item of position `pos` when `stamp == pos + 1`;
+//! * becomes free for `pos + capacity` when its consumer stores that.
+//!
+//! Producers claim a position with one CAS on `tail`, consumers with one CAS
+//! on `head`. Between its claim and the release of the slot, the claimer
+//! records its packed `ProcessId` in the slot's `owner` word (and clears it
+//! again before releasing), so a waiter can tell a slow peer from a dead one.
+//!
+//! # Crash tolerance
+//! * A producer killed after claiming a position and before publishing it
+//!   loses that one item (its `push` never returned). Consumers reaching the
+//!   position wait; once they see the recorded owner is dead, one of them
+//!   skips the position (counted in [`Queue::recovered`]).
+//! * A consumer killed after claiming a position and before freeing its slot
+//!   loses the item it was popping (its `pop` never returned). Producers that
+//!   wrap around to the slot find the dead owner and free it.
+//! * Recovery happens inside the blocking [`Queue::push`]/[`Queue::pop`] (and
+//!   [`Queue::recover`]); `try_*` report `Full`/empty instead of waiting.
+//! * Known hole: a process killed in the few instructions between its claim
+//!   CAS and the store of its identity leaves an owner of 0, which cannot be
+//!   told from a live peer that is about to write it. That slot is never
+//!   skipped: blocking calls reaching it return [`Error::Timeout`]; nothing
+//!   spins forever, but the queue stays stalled at that position.
+//!
+//! # Layout
+//! ```text
+//! word 0     head (own 128-byte line)
+//! word 16    tail (own line)
+//! word 32    not_empty: EventCount | 33 not_full: EventCount | 34 recovered
+//! word 48    slots: capacity × [stamp, owner, value words...]
+//! ```
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use bytemuck::Pod;
+use venom_core::loom::sync::{AtomicU64, Ordering};
+
+use crate::ctl::packed_alive;
+use crate::error::{Error, Result};
+use crate::object_segment::Region;
+use crate::patience::Patience;
+use crate::words::{LINE_WORDS, load_elem, store_elem, words_for};
+
+const HEAD: usize = 0;
+const TAIL: usize = LINE_WORDS;
+const NOT_EMPTY: usize = 2 * LINE_WORDS;
+const NOT_FULL: usize = NOT_EMPTY + 1;
+const RECOVERED: usize = NOT_EMPTY + 2;
+pub(crate) const HEADER_WORDS: usize = 3 * LINE_WORDS;
+/// Spins on an in-flight slot before a non-blocking call gives up.
+const INFLIGHT_SPINS: u32 = 128;
+
+/// Outcome of one non-blocking attempt.
+pub(crate) enum Attempt<T> {
+    Done(T),
+    /// Full (push) or empty (pop).
+    No,
+    /// The slot for position `pos` is held by a peer mid-operation.
+    Held(u64),
+}
+
+/// The algorithm over a slice of words (shared memory or, under loom, heap).
+pub(crate) struct QueueCore<'a> {
+    pub words: &'a [AtomicU64],
+    pub mask: u64,
+    pub stride: usize,
+    pub me: u64,
+}
+
+impl<'a> QueueCore<'a> {
+    pub(crate) fn words_needed(capacity: u64, elem_words: usize) -> Option<usize> {
+        (capacity as usize).checked_mul(2 + elem_words)?.checked_add(HEADER_WORDS)
+    }
+
+    /// Stamps every slot with its first position. Fresh words are zero.
+    pub(crate) fn init(words: &[AtomicU64], capacity: u64, stride: usize) {
+        for i in 0..capacity as usize {
+            // Relaxed: published by the directory's READY store.
+            words[HEADER_WORDS + i * stride].store(i as u64, Ordering::Relaxed);
+        }
+    }
+
+    fn capacity(&self) -> u64 {
+        self.mask + 1
+    }
+
+    fn slot(&self, pos: u64) -> &'a [AtomicU64] {
+        let i = HEADER_WORDS + (pos & self.mask) as usize * self.stride;
+        &self.words[i..i + self.stride]
+    }
+
+    pub(crate) fn head(&self) -> &'a AtomicU64 {
+        &self.words[HEAD]
+    }
+
+    pub(crate) fn tail(&self) -> &'a AtomicU64 {
+        &self.words[TAIL]
+    }
+
+    pub(crate) fn try_push<T: Pod>(&self, v: &T) -> Attempt<()> {
+        // Relaxed: only a hint; the slot stamp (Acquire) decides.
+        let mut tail = self.tail().load(Ordering::Relaxed);
+        let mut spins = 0;
+        loop {
+            let slot = self.slot(tail);
+            // Acquire: pairs with the consumer's Release that freed the slot,
+            // so its read of the old value happens before our write.
+            let stamp = slot[0].load(Ordering::Acquire);
+            if stamp == tail {
+                // SeqCst: the tail CAS is the "condition" half of the
+                // not_empty event-count handshake (see `notify`).
+                match self.tail().compare_exchange_weak(tail, tail + 1, Ordering::SeqCst, Ordering::Relaxed) {
+                    Ok(_) => {
+                        // Relaxed: read only by waiters for liveness hints.
+                        slot[1].store(self.me, Ordering::Relaxed);
+                        store_elem(&slot[2..], v);
+                        slot[1].store(0, Ordering::Relaxed);
+                        // Release: publishes the value (and owner = 0).
+                        slot[0].store(tail + 1, Ordering::Release);
+                        return Attempt::Done(());
+                    }
+                    Err(t) => tail = t,
+                }
+            } else if stamp < tail {
+                // The slot still holds position tail - capacity: full, or its
+                // consumer is mid-pop. SeqCst pairs with the head CAS.
+                let head = self.head().load(Ordering::SeqCst);
+                if head.wrapping_add(self.capacity()) <= tail {
+                    return Attempt::No;
+                }
+                spins += 1;
+                if spins > INFLIGHT_SPINS {
+                    return Attempt::Held(tail - self.capacity());
+                }
+                venom_core::loom::spin_hint();
+                tail = self.tail().load(Ordering::Relaxed);
+            } else {
+                // Another producer got here first.
+                tail = self.tail().load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub(crate) fn try_pop<T: Pod>(&self) -> Attempt<T> {
+        // Relaxed: a hint, as in `try_push`.
+        let mut head = self.head().load(Ordering::Relaxed);
+        let mut spins = 0;
+        loop {
+            let slot = self.slot(head);
+            // Acquire: pairs with the producer's Release publishing the value.
+            let stamp = slot[0].load(Ordering::Acquire);
+            if stamp == head + 1 {
+                // SeqCst: the condition half of the not_full handshake.
+                match self.head().compare_exchange_weak(head, head + 1, Ordering::SeqCst, Ordering::Relaxed) {
+                    Ok(_) => {
+                        // Relaxed owner hint, as in `try_push`.
+                        slot[1].store(self.me, Ordering::Relaxed);
+                        let v = load_elem::<T>(&slot[2..]);
+                        slot[1].store(0, Ordering::Relaxed);
+                        // Release: our read happens before the next write.
+                        slot[0].store(head + self.capacity(), Ordering::Release);
+                        return Attempt::Done(v);
+                    }
+                    Err(h) => head = h,
+                }
+            } else if stamp <= head {
+                // Not yet published for this position: empty, or a producer
+                // is mid-push (tail moved past head).
+                let tail = self.tail().load(Ordering::SeqCst);
+                if tail <= head {
+                    return Attempt::No;
+                }
+                spins += 1;
+                if spins > INFLIGHT_SPINS {
+                    return Attempt::Held(head);
+                }
+                venom_core::loom::spin_hint();
+                head = self.head().load(Ordering::Relaxed);
+            } else {
+                head = self.head().load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Frees position `pos` if the peer holding it is dead. Returns whether
+    /// progress was made (recovered, or the slot moved on by itself).
+    pub(crate) fn recover(&self, pos: u64) -> bool {
+        let slot = self.slot(pos);
+        let stamp = slot[0].load(Ordering::Acquire);
+        let owner = slot[1].load(Ordering::Acquire);
+        if owner == 0 || packed_alive(owner) {
+            return stamp != pos && stamp != pos + 1;
+        }
+        if stamp == pos {
+            // A dead producer claimed `pos` but never published: skip it by
+            // claiming the position as its consumer. SeqCst as in try_pop.
+            if self.head().compare_exchange(pos, pos + 1, Ordering::SeqCst, Ordering::Relaxed).is_err() {
+                return true;
+            }
+            // AcqRel: clear only the dead owner (we hold the position now).
+            let _ = slot[1].compare_exchange(owner, 0, Ordering::AcqRel, Ordering::Relaxed);
+            slot[0].store(pos + self.capacity(), Ordering::Release);
+        } else if stamp == pos + 1 && self.head().load(Ordering::SeqCst) > pos {
+            // A dead consumer claimed `pos` but never freed the slot.
+            if slot[1].compare_exchange(owner, 0, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+                return true;
+            }
+            // Release: hands the slot to the producer of pos + capacity.
+            if slot[0].compare_exchange(pos + 1, pos + self.capacity(), Ordering::AcqRel, Ordering::Relaxed).is_err() {
+                return true;
+            }
+        } else {
+            return true;
+        }
+        // Relaxed: a statistic.
+        self.words[RECOVERED].fetch_add(1, Ordering::Relaxed);
+        true
+    }
+}
+
+/// A bounded MPMC queue of `T` in an [`ObjectSegment`](crate::ObjectSegment).
+///
+/// Capacity is rounded up to a power of two. `T` is copied in and out; it
+/// must be `Pod` (no pointers, no padding concerns across processes).
+///
+/// ```
+/// use std::time::Duration;
+/// use venom_collections::ObjectSegment;
+/// let name = format!("doc-queue-{}", std::process::id());
+/// let seg = ObjectSegment::create(&name, 1 << 20)?;
+/// let q = seg.queue::<[u32; 2]>("jobs", 4)?;
+/// q.push([1, 2], Duration::from_millis(10))?;
+/// assert_eq!(q.len(), 1);
+/// assert_eq!(q.pop(Duration::from_millis(10))?, [1, 2]);
+/// assert!(q.pop(Duration::from_millis(1)).is_err()); // timed out: empty
+/// seg.unlink()?;
+/// # Ok::<(), venom_collections::Error>(())
+/// ```
+pub struct Queue<T: Pod> {
+    region: Region,
+    mask: u64,
+    stride: usize,
+    me: u64,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+// SAFETY: the handle only holds a reference-counted mapping and a pointer into
+// it; every access to the shared words is atomic, and `T: Pod` values are
+// copied, never referenced across threads.
+unsafe impl<T: Pod> Send for Queue<T> {}
+// SAFETY: as above; all methods take `&self` and use atomics only.
+unsafe impl<T: Pod> Sync for Queue<T> {}
+
+impl<T: Pod> Queue<T> {
+    pub(crate) fn from_region(region: Region) -> Queue<T> {
+        let stride = 2 + words_for::<T>();
+        let mask = region.capacity - 1;
+        Queue { region, mask, stride, me: venom_core::ProcessId::current().pack(), _t: PhantomData }
+    }
+
+    pub(crate) fn bytes(capacity: u64) -> Result<u64> {
+        QueueCore::words_needed(capacity, words_for::<T>())
+            .map(|w| w as u64 * 8)
+            .ok_or_else(|| Error::InvalidConfig(format!("queue capacity {capacity} is too large")))
+    }
+
+    pub(crate) fn init(words: &[AtomicU64], capacity: u64) {
+        QueueCore::init(words, capacity, 2 + words_for::<T>());
+    }
+
+    fn core(&self) -> QueueCore<'_> {
+        QueueCore { words: self.region.words(), mask: self.mask, stride: self.stride, me: self.me }
+    }
+
+    fn events(&self, word: usize) -> &venom_core::futex::EventCount {
+        let w = &self.region.words()[word];
+        // SAFETY: EventCount is repr(C), 8 bytes, align 4, valid when zeroed
+        // and made only of atomics; the word is 8-aligned, lives as long as
+        // the region, and is never accessed as anything else.
+        unsafe { &*(w as *const AtomicU64 as *const venom_core::futex::EventCount) }
+    }
+
+    /// Wakes waiters of `word` if any are registered. The SeqCst
+    /// `has_waiters` load follows our SeqCst head/tail CAS; a waiter
+    /// registers (SeqCst) before re-reading head/tail (SeqCst), so in the
+    /// single SeqCst order one of us sees the other: no lost wake-up.
+    fn notify(&self, word: usize) {
+        let ec = self.events(word);
+        if ec.has_waiters() {
+            ec.notify_all();
+        }
+    }
+
+    /// Pushes without waiting. Returns `Err(v)` if the queue is full (or the
+    /// slot at the tail is held by a stalled or dead consumer).
+    pub fn try_push(&self, v: T) -> std::result::Result<(), T> {
+        match self.core().try_push(&v) {
+            Attempt::Done(()) => {
+                self.notify(NOT_EMPTY);
+                Ok(())
+            }
+            _ => Err(v),
+        }
+    }
+
+    /// Pops without waiting. `None` if empty (or the head position is held by
+    /// a producer that has not published yet).
+    pub fn try_pop(&self) -> Option<T> {
+        match self.core().try_pop() {
+            Attempt::Done(v) => {
+                self.notify(NOT_FULL);
+                Some(v)
+            }
+            _ => None,
+        }
+    }
+
+    /// Pushes, sleeping on a futex while the queue is full, for at most
+    /// `timeout` ([`Error::Timeout`]). Frees slots held by dead consumers.
+    pub fn push(&self, v: T, timeout: Duration) -> Result<()> {
+        let mut patience = Patience::new(timeout);
+        loop {
+            match self.core().try_push(&v) {
+                Attempt::Done(()) => {
+                    self.notify(NOT_EMPTY);
+                    return Ok(());
+                }
+                Attempt::No => {
+                    let core = self.core();
+                    // SeqCst loads: the waiter half of the handshake.
+                    let not_full = || {
+                        let (h, t) = (core.head().load(Ordering::SeqCst), core.tail().load(Ordering::SeqCst));
+                        (t < h + core.capacity()).then_some(())
+                    };
+                    if self.events(NOT_FULL).wait_until(patience.remaining(), not_full).is_none() {
+                        return Err(Error::Timeout(timeout));
+                    }
+                }
+                Attempt::Held(pos) => {
+                    if !self.core().recover(pos) && !patience.wait() {
+                        return Err(Error::Timeout(timeout));
+                    }
+                }
+            }
+            if patience.expired() {
+                return Err(Error::Timeout(timeout));
+            }
+        }
+    }
+
+    /// Pops, sleeping on a futex while the queue is empty, for at most
+    /// `timeout` ([`Error::Timeout`]). Skips positions claimed by producers
+    /// that died before publishing.
+    pub fn pop(&self, timeout: Duration) -> Result<T> {
+        let mut patience = Patience::new(timeout);
+        loop {
+            match self.core().try_pop() {
+                Attempt::Done(v) => {
+                    self.notify(NOT_FULL);
+                    return Ok(v);
+                }
+                Attempt::No => {
+                    let core = self.core();
+                    let not_empty = || {
+                        let (h, t) = (core.head().load(Ordering::SeqCst), core.tail().load(Ordering::SeqCst));
+                        (t > h).then_some(())
+                    };
+                    if self.events(NOT_EMPTY).wait_until(patience.remaining(), not_empty).is_none() {
+                        return Err(Error::Timeout(timeout));
+                    }
+                }
+                Attempt::Held(pos) => {
+                    if self.core().recover(pos) {
+                        self.notify(NOT_FULL);
+                    } else if !patience.wait() {
+                        return Err(Error::Timeout(timeout));
+                    }
+                }
+            }
+            if patience.expired() {
+                return Err(Error::Timeout(timeout));
+            }
+        }
+    }
+
+    /// Checks the head and tail positions for slots held by dead processes
+    /// and frees them. Returns how many were recovered.
+    pub fn recover(&self) -> u64 {
+        let before = self.recovered();
+        let core = self.core();
+        let head = core.head().load(Ordering::SeqCst);
+        core.recover(head);
+        let tail = core.tail().load(Ordering::SeqCst);
+        core.recover(tail.wrapping_sub(core.capacity()));
+        self.recovered() - before
+    }
+
+    /// Positions skipped or freed because their holder died.
+    pub fn recovered(&self) -> u64 {
+        // Relaxed: a statistic.
+        self.region.words()[RECOVERED].load(Ordering::Relaxed)
+    }
+
+    /// Items in the queue (a snapshot; includes in-flight pushes).
+    pub fn len(&self) -> usize {
+        let core = self.core();
+        loop {
+            // SeqCst: a consistent (tail, head) pair when tail is unchanged.
+            let tail = core.tail().load(Ordering::SeqCst);
+            let head = core.head().load(Ordering::SeqCst);
+            if core.tail().load(Ordering::SeqCst) == tail {
+                return tail.saturating_sub(head).min(core.capacity()) as usize;
+            }
+        }
+    }
+
+    /// Whether the queue is empty (a snapshot).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The capacity (a power of two).
+    pub fn capacity(&self) -> usize {
+        (self.mask + 1) as usize
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::Arc;
+
+    fn core(w: &[AtomicU64]) -> QueueCore<'_> {
+        QueueCore { words: w, mask: 1, stride: 3, me: 1 }
+    }
+
+    #[test]
+    fn loom_queue_mpmc() {
+        loom::model(|| {
+            let words = Arc::new(crate::words::heap_words(QueueCore::words_needed(2, 1).unwrap()));
+            QueueCore::init(&words, 2, 3);
+            let w2 = words.clone();
+            let producer = loom::thread::spawn(move || {
+                let q = core(&w2);
+                (1..=2u64).filter(|v| matches!(q.try_push(v), Attempt::Done(()))).count()
+            });
+            let q = core(&words);
+            let mut got = Vec::new();
+            for _ in 0..2 {
+                if let Attempt::Done(v) = q.try_pop::<u64>() {
+                    got.push(v);
+                }
+            }
+            let pushed = producer.join().unwrap();
+            while let Attempt::Done(v) = q.try_pop::<u64>() {
+                got.push(v);
+            }
+            assert_eq!(got.len(), pushed);
+            assert!(got.windows(2).all(|w| w[0] < w[1]), "FIFO order: {got:?}");
+        });
+    }
+}
