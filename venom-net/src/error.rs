@@ -66,9 +66,9 @@ pub enum Error {
     /// Certificate generation failed.
     #[error("certificate: {0}")]
     Cert(#[from] rcgen::Error),
-    /// TLS configuration cannot be used by QUIC (for example no TLS 1.3 suite).
-    #[error("quic crypto config: {0}")]
-    QuicConfig(String),
+    /// A TLS or QUIC crypto configuration cannot be built (bad roots, no TLS 1.3 suite...).
+    #[error("tls config: {0}")]
+    TlsConfig(String),
     /// Opening a QUIC connection failed.
     #[error("connect: {0}")]
     Connect(#[from] quinn::ConnectError),

@@ -15,12 +15,14 @@
 mod diff;
 mod error;
 pub mod frame;
+pub mod net;
 pub mod mirror;
 pub mod publisher;
 pub mod region;
 mod seq_region;
 pub mod stats;
 pub mod subscription;
+pub mod tls;
 mod wire;
 
 pub use error::{Error, Result};

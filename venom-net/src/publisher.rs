@@ -14,7 +14,8 @@
 //!    diffed against a per-mirror **shadow** of the subscribed bytes as last
 //!    sent, and only the changed runs go out.
 //! 3. Conflation: a new update is only started when the bytes in flight
-//!    (sent, not acknowledged) are below `max_in_flight`. Until then writes
+//!    (sent, not acknowledged) are below `max_in_flight` and fewer than
+//!    `max_in_flight_updates` updates are unacknowledged. Until then writes
 //!    just accumulate in the region's dirty tracking, so a slow mirror
 //!    receives the latest values in one later delta, and the writer is never
 //!    blocked. In-flight bytes are thus bounded by `max_in_flight` plus one
@@ -36,6 +37,9 @@ use std::time::{Duration, Instant};
 pub struct PublisherConfig {
     /// Do not start a new update while this many bytes are unacknowledged.
     pub max_in_flight: usize,
+    /// Nor while this many updates are unacknowledged (bounds how far a
+    /// mirror that is slow to *apply* can fall behind before conflation).
+    pub max_in_flight_updates: usize,
     /// Treat an update unacknowledged for this long as lost and resync.
     /// `None` (default) for reliable transports such as the QUIC stream,
     /// where a loss surfaces as a connection error instead.
@@ -48,7 +52,7 @@ pub struct PublisherConfig {
 
 impl Default for PublisherConfig {
     fn default() -> Self {
-        PublisherConfig { max_in_flight: 8 << 20, ack_timeout: None, frame_payload: 256 << 10, merge_gap: 16 }
+        PublisherConfig { max_in_flight: 8 << 20, max_in_flight_updates: 4, ack_timeout: None, frame_payload: 256 << 10, merge_gap: 16 }
     }
 }
 
@@ -217,7 +221,9 @@ impl PublisherSession {
             return Ok(false);
         }
         if self.outgoing.is_none() {
-            if self.in_flight_bytes >= self.cfg.max_in_flight as u64 {
+            if self.in_flight_bytes >= self.cfg.max_in_flight as u64
+                || self.in_flight.len() >= self.cfg.max_in_flight_updates.max(1)
+            {
                 return Ok(false);
             }
             if self.needs_snapshot {

@@ -1,0 +1,254 @@
+//! The mirror I/O shell: connects, applies updates, reconnects with backoff.
+
+use super::framing::{is_protocol_error, spawn_reader};
+use super::{CLOSED, PROTOCOL_ERROR, bind_endpoint};
+use crate::frame::Frame;
+use crate::mirror::{Applied, MirrorConfig, MirrorSession};
+use crate::region::RegionSink;
+use crate::stats::MirrorStats;
+use crate::subscription::Subscription;
+use crate::tls::ClientTls;
+use crate::{Error, Now, Result};
+use std::net::SocketAddr;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+const BACKOFF_MIN: Duration = Duration::from_millis(20);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// A replica of (part of) a remote region in a local [`RegionSink`]
+/// (normally a `SeqWriter`, whose readers use the ordinary venom-core API).
+///
+/// ```no_run
+/// # async fn f(cert: rustls::pki_types::CertificateDer<'static>) -> venom_net::Result<()> {
+/// use venom_net::{net::Mirror, tls::ClientTls, MirrorConfig, Subscription};
+/// let local = venom_core::SeqWriter::create("prices-mirror", venom_core::RegionConfig::new(1 << 20))?;
+/// let mirror = Mirror::connect("10.0.0.1:4433".parse().unwrap(), "localhost", Subscription::whole(),
+///     ClientTls::pinned(cert)?, Box::new(local), MirrorConfig::default())?;
+/// let applied = mirror.updates().next().await;
+/// # Ok(()) }
+/// ```
+pub struct Mirror {
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+struct Shared {
+    /// (updates applied so far, last applied) for blocking waiters.
+    state: Mutex<(u64, Option<Applied>)>,
+    cond: Condvar,
+    applied_tx: watch::Sender<Option<Applied>>,
+    stats: Mutex<MirrorStats>,
+    last_error: Mutex<Option<String>>,
+}
+
+/// Async stream of applied updates (latest-value: intermediate updates that
+/// were applied while nobody polled are skipped, like the data itself).
+pub struct UpdateStream(watch::Receiver<Option<Applied>>);
+
+impl UpdateStream {
+    /// Waits for the next applied update; `None` once the mirror is closed.
+    pub async fn next(&mut self) -> Option<Applied> {
+        loop {
+            self.0.changed().await.ok()?;
+            if let Some(a) = *self.0.borrow_and_update() {
+                return Some(a);
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Mirror {
+    /// Starts mirroring `subscription` from the publisher at `addr` into
+    /// `sink`. Returns at once; connection, reconnection (exponential
+    /// backoff 20 ms..2 s) and resync run on a tokio task. Call inside a
+    /// tokio runtime.
+    pub fn connect(
+        addr: SocketAddr,
+        server_name: &str,
+        subscription: Subscription,
+        tls: ClientTls,
+        sink: Box<dyn RegionSink>,
+        cfg: MirrorConfig,
+    ) -> Result<Mirror> {
+        let bind: SocketAddr = if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().map_err(|_| Error::Closed)?;
+        let mut endpoint = bind_endpoint(bind, None)?;
+        endpoint.set_default_client_config(tls.0);
+        let (applied_tx, _) = watch::channel(None);
+        let shared = Arc::new(Shared {
+            state: Mutex::new((0, None)),
+            cond: Condvar::new(),
+            applied_tx,
+            stats: Mutex::new(MirrorStats::default()),
+            last_error: Mutex::new(None),
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let session = MirrorSession::new(cfg, subscription);
+        let task = tokio::spawn(run(endpoint, addr, server_name.to_owned(), session, sink, shared.clone(), stop_rx));
+        Ok(Mirror { shared, stop, task: Some(task) })
+    }
+
+    /// The last applied update.
+    pub fn applied(&self) -> Option<Applied> {
+        lock(&self.shared.state).1
+    }
+
+    /// An async stream of applied updates.
+    pub fn updates(&self) -> UpdateStream {
+        UpdateStream(self.shared.applied_tx.subscribe())
+    }
+
+    /// Blocks (do not call on a tokio worker) until an update is applied
+    /// after this call, or `timeout` passes.
+    pub fn wait_for_update(&self, timeout: Duration) -> Result<Applied> {
+        let start = lock(&self.shared.state).0;
+        self.wait_until(timeout, |n, _| n > start)
+    }
+
+    /// Blocks until `pred(updates applied, last applied)` holds, or `timeout` passes.
+    pub fn wait_until(&self, timeout: Duration, mut pred: impl FnMut(u64, Applied) -> bool) -> Result<Applied> {
+        let deadline = Instant::now() + timeout;
+        let mut g = lock(&self.shared.state);
+        loop {
+            if let Some(a) = g.1
+                && pred(g.0, a)
+            {
+                return Ok(a);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Timeout(timeout));
+            }
+            g = self.shared.cond.wait_timeout(g, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+
+    /// Counters (including reconnects in `connections`).
+    pub fn stats(&self) -> MirrorStats {
+        lock(&self.shared.stats).clone()
+    }
+
+    /// The error that ended the last connection attempt, if any.
+    pub fn last_error(&self) -> Option<String> {
+        lock(&self.shared.last_error).clone()
+    }
+
+    /// Disconnects and stops; the local region keeps the last applied update.
+    pub async fn close(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+async fn run(
+    endpoint: quinn::Endpoint,
+    addr: SocketAddr,
+    server_name: String,
+    mut session: MirrorSession,
+    mut sink: Box<dyn RegionSink>,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff = BACKOFF_MIN;
+    while !*stop.borrow() {
+        let before = session.stats().updates_applied;
+        let r = connect_once(&endpoint, addr, &server_name, &mut session, &mut *sink, &shared, &mut stop).await;
+        *lock(&shared.stats) = session.stats().clone();
+        match r {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::debug!(%addr, error = %e, "mirror connection ended");
+                *lock(&shared.last_error) = Some(e.to_string());
+            }
+        }
+        if session.stats().updates_applied > before {
+            backoff = BACKOFF_MIN; // the connection was useful: retry quickly
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.changed() => break,
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+    endpoint.close(CLOSED.into(), b"mirror closed");
+    // Let local waiters observe the end.
+    shared.applied_tx.send_modify(|_| {});
+}
+
+async fn connect_once(
+    endpoint: &quinn::Endpoint,
+    addr: SocketAddr,
+    server_name: &str,
+    session: &mut MirrorSession,
+    sink: &mut dyn RegionSink,
+    shared: &Shared,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<()> {
+    let conn = tokio::select! {
+        c = endpoint.connect(addr, server_name)? => c?,
+        _ = stop.changed() => return Ok(()),
+    };
+    session.stats_mut().connections += 1;
+    let (mut send, recv) = conn.open_bi().await?;
+    let mut rx = spawn_reader(recv);
+    session.connect();
+    let r = async {
+        loop {
+            let mut out = Vec::new();
+            while session.poll_transmit(&mut out) {}
+            if !out.is_empty() {
+                send.write_all(&out).await?;
+            }
+            let m = tokio::select! {
+                m = rx.recv() => m,
+                _ = stop.changed() => return Ok(()),
+            };
+            let (h, body) = match m {
+                Some(r) => r?,
+                None => return Err(conn.close_reason().map(Error::from).unwrap_or(Error::Closed)),
+            };
+            let frame = Frame::decode_body(h, &body)?;
+            let wire = crate::frame::HEADER_LEN + body.len();
+            // Applying (a memcpy into shared memory, possibly a whole snapshot) may take a while:
+            // let other tasks (other mirrors, the reader) move off this worker meanwhile.
+            let multi = tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread;
+            let applied = if multi && matches!(frame, Frame::Update(_)) {
+                tokio::task::block_in_place(|| session.handle_frame(&frame, sink, wire, Now::system()))?
+            } else {
+                session.handle_frame(&frame, sink, wire, Now::system())?
+            };
+            *lock(&shared.stats) = session.stats().clone();
+            if let Some(a) = applied {
+                let mut g = lock(&shared.state);
+                g.0 += 1;
+                g.1 = Some(a);
+                drop(g);
+                shared.cond.notify_all();
+                shared.applied_tx.send_replace(Some(a));
+            }
+        }
+    }
+    .await;
+    match &r {
+        Err(e) if is_protocol_error(e) => {
+            tracing::warn!(%addr, error = %e, "publisher broke the protocol; disconnecting");
+            conn.close(PROTOCOL_ERROR.into(), b"protocol error");
+        }
+        _ => conn.close(CLOSED.into(), b"bye"),
+    }
+    r
+}

@@ -1,0 +1,259 @@
+//! TLS 1.3 configuration (rustls with the ring provider; no other version
+//! or provider is ever enabled).
+//!
+//! * **Development:** [`Identity::self_signed`] makes a self-signed
+//!   certificate; the mirror pins exactly that certificate with
+//!   [`ClientTls::pinned`] (compared byte for byte, no CA involved).
+//! * **Production:** a [`CertificateAuthority`] issues leaf identities;
+//!   [`ServerTls::mutual`] requires a client certificate issued by the CA
+//!   (rustls `WebPkiClientVerifier`) and [`ClientTls::mutual`] verifies the
+//!   publisher against the CA and presents the mirror's certificate.
+//!
+//! There is no plaintext mode.
+//!
+//! ```
+//! use venom_net::tls::{ClientTls, Identity, ServerTls};
+//! let id = Identity::self_signed(&["localhost"])?;
+//! let server = ServerTls::new(&id)?;
+//! let client = ClientTls::pinned(id.cert().clone())?;
+//! # let _ = (server, client);
+//! # Ok::<(), venom_net::Error>(())
+//! ```
+
+use crate::{Error, Result};
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// ALPN protocol id of venom-net v1.
+pub const ALPN: &[u8] = b"venom-net/1";
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn cfg_err(e: impl std::fmt::Display) -> Error {
+    Error::TlsConfig(e.to_string())
+}
+
+/// A certificate chain (leaf first) and its private key.
+#[derive(Debug)]
+pub struct Identity {
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivatePkcs8KeyDer<'static>,
+}
+
+impl Clone for Identity {
+    fn clone(&self) -> Self {
+        Identity { chain: self.chain.clone(), key: self.key.clone_key() }
+    }
+}
+
+impl Identity {
+    /// A fresh self-signed certificate valid for `names` (DNS names or IPs).
+    pub fn self_signed(names: &[&str]) -> Result<Identity> {
+        let ck = rcgen::generate_simple_self_signed(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+        Ok(Identity {
+            chain: vec![ck.cert.der().clone()],
+            key: PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()),
+        })
+    }
+
+    /// From DER parts (e.g. loaded from files).
+    pub fn from_der(chain: Vec<CertificateDer<'static>>, pkcs8_key: Vec<u8>) -> Identity {
+        Identity { chain, key: PrivatePkcs8KeyDer::from(pkcs8_key) }
+    }
+
+    /// The leaf certificate (what a mirror pins).
+    pub fn cert(&self) -> &CertificateDer<'static> {
+        &self.chain[0]
+    }
+
+    fn key(&self) -> PrivateKeyDer<'static> {
+        PrivateKeyDer::Pkcs8(self.key.clone_key())
+    }
+}
+
+/// A certificate authority for mutual TLS (rcgen). Keep its key offline in
+/// production; this type is for tests, tools and small deployments.
+pub struct CertificateAuthority {
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+impl CertificateAuthority {
+    /// A new self-signed CA.
+    pub fn new(common_name: &str) -> Result<Self> {
+        let mut p = rcgen::CertificateParams::default();
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.distinguished_name.push(rcgen::DnType::CommonName, common_name);
+        p.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::DigitalSignature];
+        let issuer = rcgen::CertifiedIssuer::self_signed(p, rcgen::KeyPair::generate()?)?;
+        Ok(CertificateAuthority { issuer })
+    }
+
+    /// The CA certificate (the trust root both sides load).
+    pub fn cert(&self) -> &CertificateDer<'static> {
+        self.issuer.der()
+    }
+
+    /// Issues a leaf identity for `names` (server and client auth).
+    pub fn issue(&self, names: &[&str]) -> Result<Identity> {
+        let mut p = rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+        p.extended_key_usages =
+            vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth, rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let key = rcgen::KeyPair::generate()?;
+        let cert = p.signed_by(&key, &self.issuer)?;
+        Ok(Identity { chain: vec![cert.der().clone(), self.cert().clone()], key: key.serialize_der().into() })
+    }
+}
+
+fn roots(certs: &[CertificateDer<'static>]) -> Result<Arc<RootCertStore>> {
+    let mut r = RootCertStore::empty();
+    for c in certs {
+        r.add(c.clone())?;
+    }
+    Ok(Arc::new(r))
+}
+
+/// Transport settings shared by both ends: windows sized for LAN bulk
+/// transfer, keep-alives so a dead peer is noticed within the idle timeout.
+pub(crate) fn transport() -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    t.stream_receive_window(quinn::VarInt::from_u32(16 << 20));
+    t.receive_window(quinn::VarInt::from_u32(32 << 20));
+    t.send_window(32 << 20);
+    t.keep_alive_interval(Some(Duration::from_millis(500)));
+    t.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(5_000))));
+    Arc::new(t)
+}
+
+/// Publisher-side TLS (a quinn server config).
+#[derive(Clone)]
+pub struct ServerTls(pub(crate) quinn::ServerConfig);
+
+impl ServerTls {
+    /// Server certificate only (development: mirrors pin it).
+    pub fn new(id: &Identity) -> Result<Self> {
+        let cfg = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_no_client_auth()
+            .with_single_cert(id.chain.clone(), id.key())?;
+        Self::finish(cfg)
+    }
+
+    /// Mutual TLS: mirrors must present a certificate issued by one of `ca_roots`.
+    pub fn mutual(id: &Identity, ca_roots: &[CertificateDer<'static>]) -> Result<Self> {
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(roots(ca_roots)?, provider()).build().map_err(cfg_err)?;
+        let cfg = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(id.chain.clone(), id.key())?;
+        Self::finish(cfg)
+    }
+
+    fn finish(mut cfg: rustls::ServerConfig) -> Result<Self> {
+        cfg.alpn_protocols = vec![ALPN.to_vec()];
+        let q = QuicServerConfig::try_from(cfg).map_err(cfg_err)?;
+        let mut s = quinn::ServerConfig::with_crypto(Arc::new(q));
+        s.transport_config(transport());
+        Ok(ServerTls(s))
+    }
+}
+
+/// Mirror-side TLS (a quinn client config).
+#[derive(Clone)]
+pub struct ClientTls(pub(crate) quinn::ClientConfig);
+
+impl ClientTls {
+    /// Trust exactly this publisher certificate (development setup).
+    pub fn pinned(publisher_cert: CertificateDer<'static>) -> Result<Self> {
+        let p = provider();
+        let v = Arc::new(PinnedCert { cert: publisher_cert, provider: p.clone() });
+        let cfg = rustls::ClientConfig::builder_with_provider(p)
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .dangerous()
+            .with_custom_certificate_verifier(v)
+            .with_no_client_auth();
+        Self::finish(cfg)
+    }
+
+    /// Mutual TLS: verify the publisher against `ca_roots`, present `id`.
+    pub fn mutual(ca_roots: &[CertificateDer<'static>], id: &Identity) -> Result<Self> {
+        let cfg = rustls::ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_root_certificates(roots(ca_roots)?)
+            .with_client_auth_cert(id.chain.clone(), id.key())?;
+        Self::finish(cfg)
+    }
+
+    /// Verify the publisher against `ca_roots`, no client certificate.
+    pub fn with_roots(ca_roots: &[CertificateDer<'static>]) -> Result<Self> {
+        let cfg = rustls::ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_root_certificates(roots(ca_roots)?)
+            .with_no_client_auth();
+        Self::finish(cfg)
+    }
+
+    fn finish(mut cfg: rustls::ClientConfig) -> Result<Self> {
+        cfg.alpn_protocols = vec![ALPN.to_vec()];
+        let q = QuicClientConfig::try_from(cfg).map_err(cfg_err)?;
+        let mut c = quinn::ClientConfig::new(Arc::new(q));
+        c.transport_config(transport());
+        Ok(ClientTls(c))
+    }
+}
+
+/// Accepts exactly one end-entity certificate (byte-equal), then checks the
+/// handshake signature with it as usual.
+#[derive(Debug)]
+struct PinnedCert {
+    cert: CertificateDer<'static>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedCert {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.cert.as_ref() {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        // TLS 1.2 is never enabled.
+        Err(rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls13RequiredForQuic))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
