@@ -95,7 +95,7 @@ mod loom_models {
             });
             let mut mirror = [0u64; 2];
             let mut shipped = 0u64;
-            let mut publish = |mirror: &mut [u64; 2], shipped: &mut u64| {
+            let publish = |mirror: &mut [u64; 2], shipped: &mut u64| {
                 let s1 = read_begin(&r.0);
                 let mut copy = [None; 2];
                 scan(&r.1, *shipped, |i, _| copy[i] = Some(r.2[i].load(Ordering::Relaxed)));

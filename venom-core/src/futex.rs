@@ -4,7 +4,7 @@
 //! keyed by (inode, offset), so a waiter and a waker in different processes
 //! that map the same segment at different addresses still meet.
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering, fence};
 use std::time::{Duration, Instant};
 
 /// Blocks while `*word == expected`, for at most `timeout`. Returns early on
@@ -42,16 +42,19 @@ pub fn wake(word: &AtomicU32, n: u32) {
 
 /// An event count in shared memory: waiters sleep until the count moves.
 ///
-/// Protocol (Dekker-style, hence SeqCst on the four marked accesses):
-/// * waiter: `waiters += 1` → load `seq` → re-check its condition → futex
-///   wait on `seq` → `waiters -= 1`;
-/// * notifier: make the condition true → `seq += 1` → load `waiters` → wake
-///   if non-zero.
+/// Protocol (Dekker-style, with SeqCst fences on both sides):
+/// * waiter: `waiters += 1` → `fence(SeqCst)` → load `seq` → re-check its
+///   condition → futex wait on `seq` (returns at once if `seq` moved) →
+///   `waiters -= 1`;
+/// * notifier: make the condition true → `fence(SeqCst)` → load `waiters` →
+///   if non-zero, `seq += 1` and wake.
 ///
-/// SeqCst guarantees that either the notifier sees the waiter registered (and
-/// wakes it) or the waiter's re-check sees the condition already true, so a
-/// wake-up is never lost; and the notifier skips the syscall when nobody
-/// waits. `repr(C)`, 8 bytes, valid when zeroed.
+/// The two fences are ordered in the single SeqCst order: if the notifier's
+/// comes first, the waiter's re-check sees the condition; if the waiter's
+/// comes first, the notifier sees it registered and bumps `seq`, so the
+/// futex wait cannot sleep on a stale value. A wake-up is never lost, and a
+/// notifier with nobody waiting pays one fence and one load, no RMW on the
+/// shared line and no syscall. `repr(C)`, 8 bytes, valid when zeroed.
 #[repr(C)]
 #[derive(Default)]
 pub struct EventCount {
@@ -67,17 +70,24 @@ impl EventCount {
 
     /// Signals all current waiters.
     pub fn notify_all(&self) {
-        self.seq.fetch_add(1, Ordering::SeqCst);
-        if self.waiters.load(Ordering::SeqCst) != 0 {
-            wake(&self.seq, u32::MAX);
-        }
+        self.notify(u32::MAX);
     }
 
     /// Signals one waiter.
     pub fn notify_one(&self) {
-        self.seq.fetch_add(1, Ordering::SeqCst);
-        if self.waiters.load(Ordering::SeqCst) != 0 {
-            wake(&self.seq, 1);
+        self.notify(1);
+    }
+
+    fn notify(&self, n: u32) {
+        // SeqCst fence: orders the caller's condition store before the
+        // `waiters` load (see the type docs).
+        fence(Ordering::SeqCst);
+        // Relaxed: ordered by the fence.
+        if self.waiters.load(Ordering::Relaxed) != 0 {
+            // Moves the futex word so a waiter that loaded the old value does
+            // not sleep; SeqCst keeps it simple to reason about (slow path).
+            self.seq.fetch_add(1, Ordering::SeqCst);
+            wake(&self.seq, n);
         }
     }
 
@@ -96,6 +106,8 @@ impl EventCount {
         let deadline = Instant::now() + timeout;
         loop {
             self.waiters.fetch_add(1, Ordering::SeqCst);
+            // Pairs with the notifier's fence (see the type docs).
+            fence(Ordering::SeqCst);
             let seen = self.seq.load(Ordering::SeqCst);
             let result = ready();
             if result.is_none() {
