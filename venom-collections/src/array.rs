@@ -277,3 +277,28 @@ impl<T: Numeric> Array<T> {
             .map_err(from_word))
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::ObjectSegment;
+    use crate::ctl::Ctl;
+    use venom_core::loom::sync::Ordering;
+
+    #[test]
+    fn large_element_left_busy_by_a_dead_writer_is_repaired() {
+        let name = format!("coll-arec-{}", std::process::id());
+        let seg = ObjectSegment::create(&name, 1 << 16).unwrap();
+        let a = seg.array::<[u64; 3]>("a", 4).unwrap();
+        a.store(1, [7; 3]).unwrap();
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let dead = c.id();
+        c.wait().unwrap();
+        let w = &a.region.words()[4];
+        let v = Ctl(w.load(Ordering::SeqCst)).version();
+        w.store(Ctl::busy(0, dead, v).0, Ordering::SeqCst);
+        assert_eq!(a.load(1).unwrap(), [7; 3]);
+        a.store(1, [8; 3]).unwrap();
+        assert_eq!(a.load(1).unwrap(), [8; 3]);
+        seg.unlink().unwrap();
+    }
+}

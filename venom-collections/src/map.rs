@@ -579,3 +579,55 @@ mod loom_tests {
         });
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::ObjectSegment;
+
+    fn dead_pid() -> u32 {
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let pid = c.id();
+        c.wait().unwrap();
+        pid
+    }
+
+    #[test]
+    fn slots_left_busy_by_a_dead_writer_are_repaired() {
+        let name = format!("coll-mrec-{}", std::process::id());
+        let seg = ObjectSegment::create(&name, 1 << 16).unwrap();
+        let m = seg.hash_map::<u64, u64>("m", 8).unwrap();
+        m.insert(1, 10).unwrap();
+        m.insert(2, 20).unwrap();
+        let core = m.core();
+        let dead = dead_pid();
+        let slot_of = |k: u64| {
+            (0..8).map(|i| core.slot(i)).find(|s| s[1].load(Ordering::SeqCst) == k && s[0].load(Ordering::SeqCst) != 0)
+        };
+        // Key 1: its updater died mid-write. Readers repair it (key dropped).
+        let s1 = slot_of(1).unwrap();
+        let c = Ctl(s1[0].load(Ordering::SeqCst));
+        s1[0].store(Ctl::busy(UPDATING, dead, c.version()).0, Ordering::SeqCst);
+        assert_eq!(m.get(&1).unwrap(), None);
+        assert_eq!(m.len(), 1);
+        // Key 2 stays; an inserter of key 3 that died while KEYED does not
+        // block another insert of key 3.
+        let free = (0..8).map(|i| core.slot(i)).find(|s| s[0].load(Ordering::SeqCst) == 0).unwrap();
+        free[1].store(3, Ordering::SeqCst);
+        free[0].store(Ctl::busy(KEYED, dead, 0).0, Ordering::SeqCst);
+        core.words[MAX_PROBE].store(7, Ordering::SeqCst);
+        assert_eq!(m.insert(3, 30).unwrap(), None);
+        assert_eq!(m.get(&3).unwrap(), Some(30));
+        assert_eq!(m.get(&2).unwrap(), Some(20));
+        assert_eq!(m.iter().filter(|&(k, _)| k == 3).count(), 1);
+        // A live owner that never finishes: typed timeout, no hang.
+        let mut m2 = seg.open_hash_map::<u64, u64>("m").unwrap();
+        m2.set_stall_timeout(Duration::from_millis(50));
+        let s2 = slot_of(2).unwrap();
+        let c = Ctl(s2[0].load(Ordering::SeqCst));
+        s2[0].store(Ctl::busy(UPDATING, std::process::id(), c.version()).0, Ordering::SeqCst);
+        assert!(matches!(m2.get(&2), Err(Error::Timeout(_))));
+        assert!(matches!(m2.insert(2, 0), Err(Error::Timeout(_))));
+        seg.unlink().unwrap();
+    }
+}

@@ -469,3 +469,48 @@ mod loom_tests {
         });
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::ObjectSegment;
+
+    /// The packed identity of a process that has exited.
+    pub(crate) fn dead_owner() -> u64 {
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let pid = c.id();
+        c.wait().unwrap();
+        venom_core::ProcessId { pid, start_time: 1 }.pack()
+    }
+
+    #[test]
+    fn dead_producer_and_dead_consumer_slots_are_recovered() {
+        let name = format!("coll-qrec-{}", std::process::id());
+        let seg = ObjectSegment::create(&name, 1 << 16).unwrap();
+        let q = seg.queue::<u64>("q", 4).unwrap();
+        let core = q.core();
+        let dead = dead_owner();
+        // A producer claimed position 0 and died before publishing.
+        core.tail().store(1, Ordering::SeqCst);
+        core.slot(0)[1].store(dead, Ordering::SeqCst);
+        q.try_push(7).unwrap();
+        assert_eq!(q.try_pop(), None, "position 0 is held");
+        assert_eq!(q.pop(Duration::from_secs(5)).unwrap(), 7);
+        assert_eq!(q.recovered(), 1);
+        // Fill positions 2..=5, then a consumer claims position 2 and dies.
+        for v in 2..6 {
+            q.try_push(v).unwrap();
+        }
+        core.head().store(3, Ordering::SeqCst);
+        core.slot(2)[1].store(dead, Ordering::SeqCst);
+        assert_eq!(q.try_push(6), Err(6), "slot of position 2 is held");
+        q.push(6, Duration::from_secs(5)).unwrap();
+        assert_eq!(q.recovered(), 2);
+        let rest: Vec<u64> = std::iter::from_fn(|| q.try_pop()).collect();
+        assert_eq!(rest, vec![3, 4, 5, 6]);
+        // A claim whose owner is unknown (0) is never skipped: typed timeout.
+        core.tail().store(8, Ordering::SeqCst);
+        assert!(matches!(q.pop(Duration::from_millis(50)), Err(Error::Timeout(_))));
+        seg.unlink().unwrap();
+    }
+}
