@@ -305,12 +305,9 @@ impl<'a> Frame<'a> {
                 u.runs = runs;
                 Frame::Update(u)
             }
-            FrameType::Hash => Frame::Hash(HashFrame {
-                region_id: r.u32()?,
-                epoch: r.u64()?,
-                seq: r.u64()?,
-                digest: r.array()?,
-            }),
+            FrameType::Hash => {
+                Frame::Hash(HashFrame { region_id: r.u32()?, epoch: r.u64()?, seq: r.u64()?, digest: r.array()? })
+            }
             FrameType::Ack => Frame::Ack(Ack { region_id: r.u32()?, epoch: r.u64()?, seq: r.u64()? }),
             FrameType::Resync => {
                 Frame::Resync(Resync { region_id: r.u32()?, epoch: r.u64()?, last_seq: r.u64()?, reason: r.u8()? })

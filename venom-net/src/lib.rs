@@ -15,8 +15,8 @@
 mod diff;
 mod error;
 pub mod frame;
-pub mod net;
 pub mod mirror;
+pub mod net;
 pub mod publisher;
 pub mod region;
 mod seq_region;

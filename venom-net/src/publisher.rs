@@ -52,7 +52,13 @@ pub struct PublisherConfig {
 
 impl Default for PublisherConfig {
     fn default() -> Self {
-        PublisherConfig { max_in_flight: 8 << 20, max_in_flight_updates: 4, ack_timeout: None, frame_payload: 256 << 10, merge_gap: 16 }
+        PublisherConfig {
+            max_in_flight: 8 << 20,
+            max_in_flight_updates: 4,
+            ack_timeout: None,
+            frame_payload: 256 << 10,
+            merge_gap: 16,
+        }
     }
 }
 
@@ -279,7 +285,8 @@ impl PublisherSession {
 
     fn emit_frame(&mut self, now: Now, out: &mut Vec<u8>) {
         let Some(o) = self.outgoing.as_mut() else { return };
-        let budget = self.cfg.frame_payload.clamp(1, frame::MAX_UPDATE_BODY - UPDATE_HEAD_LEN - 64 * RUN_HEAD_LEN) as u64;
+        let budget =
+            self.cfg.frame_payload.clamp(1, frame::MAX_UPDATE_BODY - UPDATE_HEAD_LEN - 64 * RUN_HEAD_LEN) as u64;
         let start = out.len();
         let flags = if o.snapshot { FLAG_SNAPSHOT } else { 0 };
         let head = frame::update_head(self.region_id, self.epoch, o.seq, o.base_seq, o.captured_ns, o.part, flags);

@@ -107,7 +107,12 @@ impl MemRegion {
     /// A zeroed region of `size` bytes tracked in chunks of `chunk_size` (> 0).
     pub fn new(size: usize, chunk_size: usize) -> Self {
         let chunk_size = chunk_size.max(1);
-        let inner = MemInner { data: vec![0; size], chunk_size, chunk_versions: vec![0; size.div_ceil(chunk_size)], version: 0 };
+        let inner = MemInner {
+            data: vec![0; size],
+            chunk_size,
+            chunk_versions: vec![0; size.div_ceil(chunk_size)],
+            version: 0,
+        };
         MemRegion { inner: Arc::new((Mutex::new(inner), Condvar::new())) }
     }
 
@@ -126,7 +131,12 @@ impl MemRegion {
         let size = g.data.len();
         for &(off, d) in writes {
             if off.checked_add(d.len()).is_none_or(|e| e > size) {
-                return Err(Error::OutOfRange { what: "local write", offset: off as u64, len: d.len() as u64, limit: size as u64 });
+                return Err(Error::OutOfRange {
+                    what: "local write",
+                    offset: off as u64,
+                    len: d.len() as u64,
+                    limit: size as u64,
+                });
             }
         }
         g.version += 2;

@@ -6,8 +6,8 @@
 //! consistent at. The mirror writes through its [`SeqWriter`]: one update is
 //! one `write_with` window, so local readers see all of it or none.
 
-use crate::region::{RegionSink, RegionSource, Snapshot};
 use crate::Result;
+use crate::region::{RegionSink, RegionSource, Snapshot};
 use std::time::Duration;
 use venom_core::{SeqReader, SeqRegion, SeqWriter};
 

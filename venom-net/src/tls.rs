@@ -157,6 +157,11 @@ impl ServerTls {
         Self::finish(cfg)
     }
 
+    /// The quinn server config (for tools and benchmarks using quinn directly).
+    pub fn quinn_config(&self) -> quinn::ServerConfig {
+        self.0.clone()
+    }
+
     fn finish(mut cfg: rustls::ServerConfig) -> Result<Self> {
         cfg.alpn_protocols = vec![ALPN.to_vec()];
         let q = QuicServerConfig::try_from(cfg).map_err(cfg_err)?;
@@ -199,6 +204,11 @@ impl ClientTls {
             .with_root_certificates(roots(ca_roots)?)
             .with_no_client_auth();
         Self::finish(cfg)
+    }
+
+    /// The quinn client config (for tools and benchmarks using quinn directly).
+    pub fn quinn_config(&self) -> quinn::ClientConfig {
+        self.0.clone()
     }
 
     fn finish(mut cfg: rustls::ClientConfig) -> Result<Self> {

@@ -27,7 +27,8 @@ fn soak_whole_range_and_slice_converge() {
             mirrors.push((mirror(addr, sub.clone(), dev.client(), &local, i == 0), local, sub.clone()));
         }
         let r = region.clone();
-        let writes = tokio::task::spawn_blocking(move || random_writes(&r, 42, soak_duration(Duration::from_millis(300))));
+        let writes =
+            tokio::task::spawn_blocking(move || random_writes(&r, 42, soak_duration(Duration::from_millis(300))));
         let writes = writes.await.unwrap();
         for (m, local, sub) in &mirrors {
             converge(&region, sub, local, T).await;
@@ -115,9 +116,10 @@ fn publisher_restart_and_connection_cut_converge() {
         // Restart the publisher on the same port.
         p.close().await;
         random_writes(&region, 8, Duration::from_millis(50));
-        let p2 = net::Publisher::bind(addr, std::sync::Arc::new(region.clone()), dev.server(), PublisherConfig::default())
-            .await
-            .unwrap();
+        let p2 =
+            net::Publisher::bind(addr, std::sync::Arc::new(region.clone()), dev.server(), PublisherConfig::default())
+                .await
+                .unwrap();
         converge(&region, &sub, &local, T).await;
         m.wait_until(T, |_, a| a.epoch == p2.epoch()).ok();
         let a = m.applied().unwrap();
@@ -161,11 +163,16 @@ fn slow_mirror_conflates_and_converges() {
         .unwrap();
         let fast = mirror(addr, sub.clone(), dev.client(), &fast_local, false);
         let r = region.clone();
-        let writes = tokio::task::spawn_blocking(move || random_writes(&r, 9, Duration::from_millis(400))).await.unwrap();
+        let writes =
+            tokio::task::spawn_blocking(move || random_writes(&r, 9, Duration::from_millis(400))).await.unwrap();
         converge(&region, &sub, &fast_local, T).await;
         converge(&region, &sub, &slow_local, T).await;
         let (s, f) = (slow.stats(), fast.stats());
-        assert!(s.updates_applied < writes / 4, "slow mirror conflated: {} updates for {writes} writes", s.updates_applied);
+        assert!(
+            s.updates_applied < writes / 4,
+            "slow mirror conflated: {} updates for {writes} writes",
+            s.updates_applied
+        );
         assert!(f.updates_applied > s.updates_applied, "fast mirror was not held back ({f:?} vs {s:?})");
         p.close().await;
     });

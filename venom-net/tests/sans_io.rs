@@ -65,7 +65,14 @@ struct Sim {
 }
 
 impl Sim {
-    fn new(seed: u64, size: usize, sub: Subscription, local_size: usize, check_hash: bool, cfg: PublisherConfig) -> Sim {
+    fn new(
+        seed: u64,
+        size: usize,
+        sub: Subscription,
+        local_size: usize,
+        check_hash: bool,
+        cfg: PublisherConfig,
+    ) -> Sim {
         let region = MemRegion::new(size, 1024);
         let local = MemRegion::new(local_size, 1024);
         let publ = PublisherSession::new(7, 1, 0, cfg);

@@ -77,7 +77,8 @@ impl Mirror {
         sink: Box<dyn RegionSink>,
         cfg: MirrorConfig,
     ) -> Result<Mirror> {
-        let bind: SocketAddr = if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().map_err(|_| Error::Closed)?;
+        let bind: SocketAddr =
+            if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().map_err(|_| Error::Closed)?;
         let mut endpoint = bind_endpoint(bind, None)?;
         endpoint.set_default_client_config(tls.0);
         let (applied_tx, _) = watch::channel(None);
@@ -225,7 +226,8 @@ async fn connect_once(
             let wire = crate::frame::HEADER_LEN + body.len();
             // Applying (a memcpy into shared memory, possibly a whole snapshot) may take a while:
             // let other tasks (other mirrors, the reader) move off this worker meanwhile.
-            let multi = tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread;
+            let multi =
+                tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread;
             let applied = if multi && matches!(frame, Frame::Update(_)) {
                 tokio::task::block_in_place(|| session.handle_frame(&frame, sink, wire, Now::system()))?
             } else {

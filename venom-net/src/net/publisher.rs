@@ -188,9 +188,8 @@ async fn serve(conn: quinn::Connection, s: Arc<Shared>) {
 }
 
 async fn run_session(conn: &quinn::Connection, s: &Shared, stats: &Mutex<PublisherStats>) -> Result<()> {
-    let (mut send, recv) = tokio::time::timeout(HELLO_TIMEOUT, conn.accept_bi())
-        .await
-        .map_err(|_| Error::Timeout(HELLO_TIMEOUT))??;
+    let (mut send, recv) =
+        tokio::time::timeout(HELLO_TIMEOUT, conn.accept_bi()).await.map_err(|_| Error::Timeout(HELLO_TIMEOUT))??;
     let mut rx = spawn_reader(recv);
     let mut session = PublisherSession::new(s.epoch, 0, 0, s.cfg.clone());
     let hello = tokio::time::timeout(HELLO_TIMEOUT, rx.recv()).await.map_err(|_| Error::Timeout(HELLO_TIMEOUT))?;

@@ -35,7 +35,13 @@ pub async fn publish(region: &MemRegion, tls: ServerTls, cfg: PublisherConfig) -
     Publisher::bind(loopback(), Arc::new(region.clone()), tls, cfg).await.unwrap()
 }
 
-pub fn mirror(p_addr: std::net::SocketAddr, sub: Subscription, tls: ClientTls, local: &MemRegion, check_hash: bool) -> Mirror {
+pub fn mirror(
+    p_addr: std::net::SocketAddr,
+    sub: Subscription,
+    tls: ClientTls,
+    local: &MemRegion,
+    check_hash: bool,
+) -> Mirror {
     let cfg = MirrorConfig { check_hash, ..Default::default() };
     Mirror::connect(p_addr, "localhost", sub, tls, Box::new(local.clone()), cfg).unwrap()
 }
