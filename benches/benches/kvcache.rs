@@ -73,8 +73,11 @@ fn child_main(arg: &str) {
             std::thread::yield_now();
             continue;
         }
-        let (iters, mode, size) =
-            (ctl.word(1).load(Ordering::Relaxed), ctl.word(2).load(Ordering::Relaxed), ctl.word(3).load(Ordering::Relaxed));
+        let (iters, mode, size) = (
+            ctl.word(1).load(Ordering::Relaxed),
+            ctl.word(2).load(Ordering::Relaxed),
+            ctl.word(3).load(Ordering::Relaxed),
+        );
         for i in 0..iters as usize {
             let k = key(KEYS + i % KEYS);
             if mode == 0 {
@@ -139,7 +142,8 @@ fn kvcache(c: &mut Criterion) {
     let cfg = KvConfig { max_entries: 4 * KEYS, data_bytes: 24 << 20, max_key_len: 16, ..KvConfig::default() };
     let mut cache = KvCache::create(&name, cfg).expect("create cache");
     cache.set_unlink_on_drop(true);
-    let mut ctl = Ctl { seg: Segment::builder(&format!("{name}-ctl"), SegmentKind::RAW).body_len(128).create().unwrap() };
+    let mut ctl =
+        Ctl { seg: Segment::builder(&format!("{name}-ctl"), SegmentKind::RAW).body_len(128).create().unwrap() };
     ctl.seg.set_unlink_on_drop(true);
     let exe = std::env::current_exe().expect("current exe");
     let mut child = std::process::Command::new(exe)
