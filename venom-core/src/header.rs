@@ -265,12 +265,12 @@ mod tests {
     }
 
     #[test]
-    fn valid_header_passes() {
+    fn miri_valid_header_passes() {
         assert!(good(4096).validate("t", 4096, Some(SegmentKind::RAW)).is_ok());
     }
 
     #[test]
-    fn each_corruption_is_a_typed_error() {
+    fn miri_each_corruption_is_a_typed_error() {
         let len = 4096;
         let cases: Vec<(&str, Box<dyn Fn(&mut HeaderFields)>)> = vec![
             ("magic", Box::new(|f| f.magic ^= 1)),
