@@ -48,6 +48,10 @@ pub struct PublisherConfig {
     pub frame_payload: usize,
     /// Changed runs closer than this many bytes are merged.
     pub merge_gap: usize,
+    /// With `check_hash`, send digests at most this often while updates keep
+    /// coming (hashing is O(subscription size)); a digest of the latest seq is
+    /// always sent once the region goes quiet.
+    pub hash_interval: Duration,
 }
 
 impl Default for PublisherConfig {
@@ -58,6 +62,7 @@ impl Default for PublisherConfig {
             ack_timeout: None,
             frame_payload: 256 << 10,
             merge_gap: 16,
+            hash_interval: Duration::from_millis(100),
         }
     }
 }
@@ -86,6 +91,9 @@ pub struct PublisherSession {
     /// `None` until the hello arrived.
     sub: Option<CompiledSubscription>,
     check_hash: bool,
+    /// A digest of the last completed update is owed; when the last one was sent.
+    hash_due: bool,
+    last_hash: Option<Instant>,
     /// The accepted hello and the encoded welcome (to answer a repeated hello).
     hello: Option<Hello>,
     welcome: Vec<u8>,
@@ -112,6 +120,8 @@ impl PublisherSession {
             cfg,
             sub: None,
             check_hash: false,
+            hash_due: false,
+            last_hash: None,
             hello: None,
             welcome: Vec::new(),
             shadow: Vec::new(),
@@ -226,6 +236,23 @@ impl PublisherSession {
         if self.sub.is_none() {
             return Ok(false);
         }
+        if self.outgoing.is_none() && self.hash_due {
+            let quiet = region.version() == self.last_version;
+            if quiet || self.last_hash.is_none_or(|t| now.mono.saturating_duration_since(t) >= self.cfg.hash_interval) {
+                self.hash_due = false;
+                self.last_hash = Some(now.mono);
+                let h = HashFrame {
+                    region_id: self.region_id,
+                    epoch: self.epoch,
+                    seq: self.stats.sent_seq,
+                    digest: *blake3::hash(&self.shadow).as_bytes(),
+                };
+                let start = out.len();
+                Frame::Hash(h).encode(out);
+                self.stats.bytes_sent += (out.len() - start) as u64;
+                return Ok(true);
+            }
+        }
         if self.outgoing.is_none() {
             if self.in_flight_bytes >= self.cfg.max_in_flight as u64
                 || self.in_flight.len() >= self.cfg.max_in_flight_updates.max(1)
@@ -322,17 +349,7 @@ impl PublisherSession {
             self.stats.sent_seq = o.seq;
             self.stats.updates_sent += 1;
             self.stats.snapshots_sent += o.snapshot as u64;
-            if self.check_hash {
-                let h = HashFrame {
-                    region_id: self.region_id,
-                    epoch: self.epoch,
-                    seq: o.seq,
-                    digest: *blake3::hash(&self.shadow).as_bytes(),
-                };
-                let mut f = Vec::new();
-                Frame::Hash(h).encode(&mut f);
-                self.control.push_back(f);
-            }
+            self.hash_due = self.check_hash;
         }
     }
 
@@ -347,7 +364,11 @@ impl PublisherSession {
 
     /// True once the mirror acknowledged everything sent and no update is pending.
     pub fn is_idle(&self) -> bool {
-        self.outgoing.is_none() && self.in_flight.is_empty() && self.control.is_empty() && !self.needs_snapshot
+        self.outgoing.is_none()
+            && self.in_flight.is_empty()
+            && self.control.is_empty()
+            && !self.needs_snapshot
+            && !self.hash_due
     }
 
     /// The publisher epoch of this session.
