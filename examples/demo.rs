@@ -1,2 +1,75 @@
-//! Placeholder demo.
-fn main() {}
+//! The Venom demo: every capability in one run, across real processes.
+//!
+//! `cargo run --release --example demo`
+//!
+//! Sections run in order; each spawns its own child processes (this same
+//! binary, re-run with `--child <section> <role> ...`) and cleans up after
+//! itself.
+
+#[path = "demo_sections/kv.rs"]
+mod kv;
+#[path = "demo_sections/net.rs"]
+mod net;
+#[path = "demo_sections/region.rs"]
+mod region;
+
+type SectionFn = fn(&std::path::Path) -> Result<(), Box<dyn std::error::Error>>;
+type ChildFn = fn(&str, &[String]) -> Result<(), Box<dyn std::error::Error>>;
+
+/// (name, title, run, child)
+const SECTIONS: &[(&str, &str, SectionFn, ChildFn)] = &[
+    ("region", "SeqRegion: one writer, lock-free readers in other processes", region::run, region::child),
+    ("kv", "KvCache: a shared-memory key-value cache", kv::run, kv::child),
+    ("net", "venom-net: replicating a region over QUIC", net::run, net::child),
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--help") {
+        println!("usage: demo [SECTION...]\nsections: {}", SECTIONS.iter().map(|s| s.0).collect::<Vec<_>>().join(", "));
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("--child") {
+        let (Some(section), Some(role)) = (args.get(2), args.get(3)) else {
+            eprintln!("usage: demo --child SECTION ROLE [ARGS...]");
+            std::process::exit(2);
+        };
+        let Some(entry) = SECTIONS.iter().find(|s| s.0 == section) else {
+            eprintln!("unknown section {section}");
+            std::process::exit(2);
+        };
+        if let Err(e) = (entry.3)(role, &args[4..]) {
+            eprintln!("demo child {section}/{role} failed: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("cannot locate the demo binary: {e}");
+            std::process::exit(1);
+        }
+    };
+    let wanted: Vec<&str> = args[1..].iter().map(String::as_str).collect();
+    let start = std::time::Instant::now();
+    let mut failed = 0;
+    for (name, title, run, _) in SECTIONS {
+        if !wanted.is_empty() && !wanted.contains(name) {
+            continue;
+        }
+        println!("\n== {title}");
+        let t = std::time::Instant::now();
+        match run(&exe) {
+            Ok(()) => println!("  ({name}: ok in {:.1} s)", t.elapsed().as_secs_f64()),
+            Err(e) => {
+                println!("  ({name}: FAILED: {e})");
+                failed += 1;
+            }
+        }
+    }
+    println!("\ndemo finished in {:.1} s, {failed} section(s) failed", start.elapsed().as_secs_f64());
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
