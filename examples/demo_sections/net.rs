@@ -37,12 +37,8 @@ fn story(
     let _enter = rt.enter();
     let id = Identity::self_signed(&["localhost"])?;
     let source = Arc::new(SeqReader::open(pub_name)?);
-    let publisher = rt.block_on(Publisher::bind(
-        "127.0.0.1:0".parse()?,
-        source,
-        ServerTls::new(&id)?,
-        PublisherConfig::default(),
-    ))?;
+    let publisher =
+        rt.block_on(Publisher::bind("127.0.0.1:0".parse()?, source, ServerTls::new(&id)?, PublisherConfig::default()))?;
     let t0 = Instant::now();
     let mirror = Mirror::connect(
         publisher.local_addr()?,

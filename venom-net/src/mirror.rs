@@ -310,7 +310,9 @@ impl MirrorSession {
                 writes.push((dst as usize, &st.data[from..from + n as usize]));
             })?;
         }
-        sink.apply(&writes)?;
+        if !writes.is_empty() {
+            sink.apply(&writes)?;
+        }
         self.applied = Some(st.seq);
         if st.snapshot {
             self.resync_sent_at = None;

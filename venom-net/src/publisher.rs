@@ -282,7 +282,7 @@ impl PublisherSession {
         Ok(())
     }
 
-    /// Starts a delta; false if no subscribed byte changed.
+    /// Starts a delta; false if the region did not change.
     fn start_delta(&mut self, region: &dyn RegionSource, now: Now) -> Result<bool> {
         if region.version() == self.last_version {
             return Ok(false);
@@ -303,9 +303,8 @@ impl PublisherSession {
             old.copy_from_slice(new);
         });
         self.last_version = self.snap.version;
-        if runs.is_empty() {
-            return Ok(false);
-        }
+        // Even with no subscribed byte changed, an (empty) update goes out so
+        // the mirror's seq keeps tracking the region version it is consistent at.
         self.outgoing = Some(Outgoing::new(self.snap.version, self.stats.sent_seq, false, now, runs));
         Ok(true)
     }
