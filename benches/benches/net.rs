@@ -1,0 +1,238 @@
+//! venom-net on loopback against raw quinn, measured in the same run.
+//!
+//! `cargo bench -p venom-benches --bench net`
+//!
+//! * `raw_quinn_bulk`: one QUIC stream, 64 MiB in 1 MiB chunks, same TLS and
+//!   transport settings and socket buffers as venom-net (the limit).
+//! * `snapshot`: a new mirror connects and receives a full 64 MiB snapshot
+//!   (SeqRegion -> QUIC -> SeqRegion, including the TLS handshake).
+//! * `delta_10pct`: 10% of the region (random 4 KiB blocks, every byte new)
+//!   is rewritten in one write; time until the mirror applied it.
+//! * `quic_rtt_64B`: a 64-byte echo over a quinn stream (the RTT baseline).
+//! * `latency_64B`: one 64-byte write until it is visible in the mirror's
+//!   region (p50/p99 printed at the end).
+//! * Wire bytes per changed byte (1% and 10% dirty) are printed, not timed.
+
+use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use venom_core::{RegionConfig, SeqReader, SeqRegion, SeqWriter};
+use venom_net::net::{Mirror, Publisher, bind_endpoint};
+use venom_net::tls::{ClientTls, Identity, ServerTls};
+use venom_net::{MirrorConfig, PublisherConfig, RegionSink, Subscription};
+
+const SIZE: usize = 64 << 20;
+const BLOCK: usize = 4096;
+
+/// The mirror's local SeqRegion, shared so it outlives each mirror.
+#[derive(Clone)]
+struct SharedSink(Arc<Mutex<SeqWriter>>);
+impl RegionSink for SharedSink {
+    fn size(&self) -> usize {
+        SeqRegion::size(&self.0.lock().unwrap())
+    }
+    fn apply(&mut self, w: &[(usize, &[u8])]) -> venom_net::Result<u64> {
+        self.0.lock().unwrap().apply(w)
+    }
+    fn read_at(&self, o: usize, b: &mut [u8]) -> venom_net::Result<()> {
+        RegionSink::read_at(&*self.0.lock().unwrap(), o, b)
+    }
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// Rewrites `blocks` distinct random 4 KiB blocks with fresh random bytes in one write.
+fn dirty(w: &mut SeqWriter, rng: &mut Rng, blocks: usize) -> u64 {
+    let n = SIZE / BLOCK;
+    let start = rng.next() as usize % n;
+    let stride = 1 + 2 * (rng.next() as usize % (n / 2 - 1)); // odd stride: distinct blocks (n is a power of 2)
+    let mut buf = vec![0u8; BLOCK];
+    w.write_with(|r| {
+        for i in 0..blocks {
+            for c in buf.chunks_mut(8) {
+                c.copy_from_slice(&rng.next().to_le_bytes());
+            }
+            r.write_at(((start + i * stride) % n) * BLOCK, &buf)?;
+        }
+        Ok(())
+    })
+    .expect("write")
+    .1
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let _enter = rt.enter();
+    let id = Identity::self_signed(&["localhost"]).unwrap();
+    let (server_tls, client_tls) = (ServerTls::new(&id).unwrap(), ClientTls::pinned(id.cert().clone()).unwrap());
+    let lo = "127.0.0.1:0".parse().unwrap();
+
+    // Raw quinn: a server that drains each stream and answers one byte; echo streams for RTT.
+    let server = bind_endpoint(lo, Some(&server_tls)).unwrap();
+    let saddr = server.local_addr().unwrap();
+    rt.spawn(async move {
+        while let Some(inc) = server.accept().await {
+            tokio::spawn(async move {
+                let conn = inc.await.unwrap();
+                while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 64];
+                        let first = recv.read_exact(&mut buf).await;
+                        if first.is_ok() && buf[0] == b'E' {
+                            // echo mode: 64-byte ping-pong until the stream ends
+                            loop {
+                                if send.write_all(&buf).await.is_err() || recv.read_exact(&mut buf).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        while let Ok(Some(_)) = recv.read_chunk(1 << 20, true).await {}
+                        let _ = send.write_all(b"k").await;
+                        let _ = send.finish();
+                    });
+                }
+            });
+        }
+    });
+    let mut client = bind_endpoint(lo, None).unwrap();
+    client.set_default_client_config(client_tls.quinn_config());
+    let conn = rt.block_on(async { client.connect(saddr, "localhost").unwrap().await.unwrap() });
+    let chunk = bytes::Bytes::from(vec![0xA5u8; 1 << 20]);
+
+    // venom-net: 64 MiB SeqRegion published, mirrored into another SeqRegion.
+    let pid = std::process::id();
+    let (pub_name, mir_name) = (format!("bench-net-pub-{pid}"), format!("bench-net-mir-{pid}"));
+    let mut w = SeqWriter::create(&pub_name, RegionConfig::new(SIZE).chunk_size(64 << 10)).unwrap();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    dirty(&mut w, &mut rng, SIZE / BLOCK);
+    let sink = SharedSink(Arc::new(Mutex::new(SeqWriter::create(&mir_name, RegionConfig::new(SIZE)).unwrap())));
+    let publisher = rt
+        .block_on(Publisher::bind(
+            lo,
+            Arc::new(SeqReader::open(&pub_name).unwrap()),
+            server_tls.clone(),
+            PublisherConfig::default(),
+        ))
+        .unwrap();
+    let paddr = publisher.local_addr().unwrap();
+    let connect = |s: &SharedSink| {
+        Mirror::connect(
+            paddr,
+            "localhost",
+            Subscription::whole(),
+            client_tls.clone(),
+            Box::new(s.clone()),
+            MirrorConfig::default(),
+        )
+        .unwrap()
+    };
+
+    let mut g = c.benchmark_group("net");
+    g.sample_size(10).sampling_mode(SamplingMode::Flat).measurement_time(Duration::from_secs(4));
+    g.throughput(Throughput::Bytes(SIZE as u64));
+    g.bench_function(BenchmarkId::new("raw_quinn_bulk", "64MiB"), |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let (mut send, mut recv) = conn.open_bi().await.unwrap();
+                for _ in 0..SIZE >> 20 {
+                    send.write_chunk(chunk.clone()).await.unwrap();
+                }
+                send.finish().unwrap();
+                let mut k = [0u8; 1];
+                recv.read_exact(&mut k).await.unwrap();
+            })
+        })
+    });
+    g.bench_function(BenchmarkId::new("snapshot", "64MiB"), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let t = Instant::now();
+                let m = connect(&sink);
+                m.wait_for_update(Duration::from_secs(30)).unwrap();
+                total += t.elapsed();
+                rt.block_on(m.close());
+            }
+            total
+        })
+    });
+    let m = connect(&sink);
+    m.wait_for_update(Duration::from_secs(30)).unwrap();
+    let blocks10 = SIZE / BLOCK / 10;
+    g.throughput(Throughput::Bytes((blocks10 * BLOCK) as u64));
+    g.bench_function(BenchmarkId::new("delta_10pct", "64MiB"), |b| {
+        b.iter(|| {
+            let v = dirty(&mut w, &mut rng, blocks10);
+            m.wait_until(Duration::from_secs(30), |_, a| a.seq >= v).unwrap();
+        })
+    });
+    g.sampling_mode(SamplingMode::Auto).sample_size(50).measurement_time(Duration::from_secs(3));
+    g.throughput(Throughput::Elements(1));
+    let (mut es, mut er) = rt.block_on(conn.open_bi()).unwrap();
+    let mut rtts = Vec::new();
+    g.bench_function("quic_rtt_64B", |b| {
+        b.iter(|| {
+            let t = Instant::now();
+            rt.block_on(async {
+                let mut buf = [b'E'; 64];
+                es.write_all(&buf).await.unwrap();
+                er.read_exact(&mut buf).await.unwrap();
+            });
+            rtts.push(t.elapsed());
+        })
+    });
+    let mut lats = Vec::new();
+    g.bench_function("latency_64B", |b| {
+        b.iter(|| {
+            let t = Instant::now();
+            let v = w.write_at(rng.next() as usize % (SIZE - 64), &rng.next().to_le_bytes().repeat(8)).unwrap();
+            m.wait_until(Duration::from_secs(10), |_, a| a.seq >= v).unwrap();
+            lats.push(t.elapsed());
+        })
+    });
+    g.finish();
+    let pct = |v: &mut Vec<Duration>, p: usize| {
+        v.sort();
+        v[(v.len() * p / 100).min(v.len() - 1)].as_secs_f64() * 1e6
+    };
+    println!("net/quic_rtt_64B: p50 {:.1} us, p99 {:.1} us", pct(&mut rtts, 50), pct(&mut rtts, 99));
+    println!("net/latency_64B: p50 {:.1} us, p99 {:.1} us", pct(&mut lats, 50), pct(&mut lats, 99));
+
+    // Wire bytes per changed byte, counted exactly by diffing against a private copy.
+    for percent in [1usize, 10] {
+        let mut before = vec![0u8; SIZE];
+        let mut after = vec![0u8; SIZE];
+        let (mut changed, mut payload, mut frames) = (0u64, 0u64, 0u64);
+        for _ in 0..5 {
+            w.read_at(0, &mut before).unwrap();
+            let s0 = publisher.stats()[0].clone();
+            let v = dirty(&mut w, &mut rng, SIZE / BLOCK * percent / 100);
+            m.wait_until(Duration::from_secs(30), |_, a| a.seq >= v).unwrap();
+            let s1 = publisher.stats()[0].clone();
+            w.read_at(0, &mut after).unwrap();
+            changed += before.iter().zip(&after).filter(|(a, b)| a != b).count() as u64;
+            payload += s1.payload_bytes - s0.payload_bytes;
+            frames += s1.bytes_sent - s0.bytes_sent;
+        }
+        println!(
+            "net/wire_bytes_{percent}pct: changed {changed} B, payload {payload} B ({:.4}x), frames {frames} B ({:.4}x)",
+            payload as f64 / changed as f64,
+            frames as f64 / changed as f64
+        );
+    }
+    rt.block_on(m.close());
+    rt.block_on(publisher.close());
+    w.unlink().unwrap();
+    sink.0.lock().unwrap().unlink().unwrap();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
