@@ -271,7 +271,7 @@ impl ShellChannel {
                 self.consume(head);
                 continue;
             }
-            if self.abandoned.remove(&p.tag) {
+            if !self.abandoned.is_empty() && self.abandoned.remove(&p.tag) {
                 self.in_flight = self.in_flight.saturating_sub(1);
                 self.consume(head);
                 continue;

@@ -105,7 +105,8 @@ impl Consumer {
                 // Skip a corrupt slot rather than trusting its length.
                 self.corrupt += 1;
             } else {
-                buf.clear();
+                // Only the growth is zero-filled; read_payload overwrites all.
+                buf.truncate(p.len);
                 buf.resize(p.len, 0);
                 ring.read_payload(head, buf);
             }

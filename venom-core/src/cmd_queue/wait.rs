@@ -11,6 +11,8 @@ pub const SPIN_BUDGET: Duration = Duration::from_micros(50);
 /// While waiting, peer liveness (daemon or consumer) is checked at least this
 /// often; it reads `/proc`, so not on every spin.
 pub const LIVENESS_INTERVAL: Duration = Duration::from_millis(20);
+/// How long the spin phase spins without yielding the CPU.
+const PURE_SPIN: Duration = Duration::from_micros(5);
 /// Longest single futex sleep; bounds how late a stop request or a dead peer
 /// is noticed if a wake-up is lost (e.g. the waker died mid-notify).
 const PARK_SLICE: Duration = Duration::from_millis(50);
@@ -71,8 +73,9 @@ pub(crate) fn wait_for<T>(
         WaitStrategy::SpinThenPark => start + SPIN_BUDGET.min(timeout),
         WaitStrategy::Park => start,
     };
-    // Spin phase: read the clock every 64 polls (a vDSO call, ~20 ns).
-    loop {
+    // Spin phase (skipped by Park): read the clock every 64 polls (a vDSO
+    // call, ~20 ns).
+    while strategy != WaitStrategy::Park {
         for _ in 0..64 {
             if let Some(v) = poll()? {
                 return Ok(v);
@@ -86,6 +89,12 @@ pub(crate) fn wait_for<T>(
         }
         if now >= spin_until {
             break;
+        }
+        if now - start >= PURE_SPIN {
+            // The peer may be waiting for *our* core (more runnable threads
+            // than cores): let it run. A cross-core reply arrives well
+            // before this point.
+            std::thread::yield_now();
         }
     }
     // Park phase.
