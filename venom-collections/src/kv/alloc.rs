@@ -163,7 +163,8 @@ impl BuddyTree {
     pub(crate) fn largest_free(&self) -> u64 {
         match self.get(1) {
             0 => 0,
-            v => (super::config::GRANULE as u64) << (v - 1),
+            // A corrupt root may exceed the tree's height: clamp.
+            v => (super::config::GRANULE as u64) << (v - 1).min(self.max_order),
         }
     }
 }

@@ -81,7 +81,7 @@ impl KvCache {
     pub(crate) fn index_insert(&self, h: u64, e: usize) {
         let g = &self.header().gauges;
         // Relaxed: gauges are written only by the lock holder.
-        if g.index_used.load(Ordering::Relaxed) as usize + 1 > self.layout.index_slots / 4 * 3 {
+        if g.index_used.load(Ordering::Relaxed).saturating_add(1) > (self.layout.index_slots / 4 * 3) as u64 {
             // Rebuild also indexes `e` (it is already LIVE in the table).
             self.rebuild_index();
             return;

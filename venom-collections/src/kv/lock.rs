@@ -163,7 +163,7 @@ impl KvCache {
                 // Release: readers that see the even version see the
                 // restored image. The version moves on (v + 1), so readers
                 // that copied the half-written state fail validation.
-                h.version.store(v + 1, Ordering::Release);
+                h.version.store(v.wrapping_add(1), Ordering::Release);
             }
         }
         hdr.journal.active.store(0, Ordering::Relaxed);

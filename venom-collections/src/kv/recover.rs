@@ -9,6 +9,7 @@ use venom_core::loom::sync::Ordering;
 
 use super::KvCache;
 use super::config::GRANULE;
+use super::hash::hash_key;
 use super::layout::{NIL, NO_BLOCK, STATE_FREE, STATE_LIVE, pack_block, unpack_block};
 use super::seqlock;
 use crate::error::Result;
@@ -19,6 +20,7 @@ impl KvCache {
         let n = self.layout.max_entries;
         // (granule, order, entry) of every plausible live block.
         let mut blocks: Vec<(u64, u64, usize)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for e in 0..n {
             let head = self.entry(e);
             // Relaxed: lock held; the previous owner is dead or was us.
@@ -26,7 +28,7 @@ impl KvCache {
             if v & 1 == 1 {
                 // Only possible in a corrupt table (the journal covers the one
                 // legitimate case): drop the entry.
-                head.version.store(v + 1, Ordering::Relaxed);
+                head.version.store(v.wrapping_add(1), Ordering::Relaxed);
                 self.drop_entry(e);
                 continue;
             }
@@ -46,6 +48,12 @@ impl KvCache {
                         && granule as usize + (1usize << order) <= self.layout.data_granules
                         && val_len <= GRANULE << order
                 };
+            // The stored hash must be the key's hash (else lookups could
+            // never find it) and keys must be unique.
+            let ok = ok && {
+                let key = self.stored_key(e, key_len);
+                head.hash.load(Ordering::Relaxed) == hash_key(self.seed, &key) && seen.insert(key)
+            };
             if !ok {
                 self.drop_entry(e);
             } else if order != NO_BLOCK {
@@ -94,6 +102,17 @@ impl KvCache {
         }
         self.rebuild_index();
         Ok(())
+    }
+
+    /// The first `len` bytes of entry `e`'s key (lock held).
+    pub(crate) fn stored_key(&self, e: usize, len: usize) -> Vec<u8> {
+        let mut key = Vec::with_capacity(len.div_ceil(8) * 8);
+        for w in 0..len.div_ceil(8) {
+            // Relaxed: lock held, or validated by the caller's seqlock.
+            key.extend_from_slice(&self.key_word(e, w).load(Ordering::Relaxed).to_le_bytes());
+        }
+        key.truncate(len);
+        key
     }
 
     /// Marks entry `e` FREE under its seqlock (recovery only).

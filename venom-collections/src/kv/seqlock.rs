@@ -19,7 +19,7 @@ use venom_core::loom::sync::{AtomicU64, Ordering, fence};
 pub(crate) fn write_begin(version: &AtomicU64) -> u64 {
     // Relaxed load: only the lock holder writes `version`.
     let v = version.load(Ordering::Relaxed) & !1;
-    version.store(v + 1, Ordering::Relaxed);
+    version.store(v.wrapping_add(1), Ordering::Relaxed);
     // Release fence: the odd store happens-before any later field/data store
     // that a reader may observe (fence-fence synchronisation with the
     // reader's Acquire fence in `read_validate`).
@@ -32,7 +32,7 @@ pub(crate) fn write_begin(version: &AtomicU64) -> u64 {
 pub(crate) fn write_end(version: &AtomicU64, v: u64) {
     // Release: publishes every field store of the modification to readers
     // whose `read_begin` Acquire load sees the new even version.
-    version.store(v + 2, Ordering::Release);
+    version.store(v.wrapping_add(2), Ordering::Release);
 }
 
 /// Call before writing into a data block that a stale reader might still be
@@ -68,19 +68,21 @@ mod loom_tests {
     use super::*;
     use loom::sync::Arc;
 
-    /// One entry pointing at one of two 2-word blocks. The writer moves the
+    /// One entry pointing at one of two 2-word blocks. Writer 1 moves the
     /// entry from block 0 to block 1 (new block written first, then
-    /// published), then reuses block 0 for another entry. A reader that
-    /// validates must see a matching pair from the block it was pointed at.
+    /// published) and releases the writer lock; writer 2 takes the lock and
+    /// reuses the freed block 0 for another entry. A reader that validates
+    /// must see a matching pair from the block it was pointed at.
     #[test]
     fn loom_value_handoff_and_block_reuse() {
         loom::model(|| {
             let version = Arc::new(AtomicU64::new(0));
             let ptr = Arc::new(AtomicU64::new(0));
+            let lock = Arc::new(AtomicU64::new(0));
             let blocks: Arc<[AtomicU64; 4]> =
                 Arc::new([AtomicU64::new(1), AtomicU64::new(1), AtomicU64::new(0), AtomicU64::new(0)]);
-            let w = {
-                let (version, ptr, blocks) = (version.clone(), ptr.clone(), blocks.clone());
+            let w1 = {
+                let (version, ptr, blocks, lock) = (version.clone(), ptr.clone(), blocks.clone(), lock.clone());
                 loom::thread::spawn(move || {
                     before_data_write();
                     blocks[2].store(2, Ordering::Relaxed);
@@ -88,7 +90,17 @@ mod loom_tests {
                     let v = write_begin(&version);
                     ptr.store(1, Ordering::Relaxed);
                     write_end(&version, v);
-                    // Block 0 is freed and reused by another entry.
+                    // Unlock: Release, as the real lock word.
+                    lock.store(1, Ordering::Release);
+                })
+            };
+            let w2 = {
+                let (blocks, lock) = (blocks.clone(), lock.clone());
+                loom::thread::spawn(move || {
+                    // Lock: Acquire, as the real CAS.
+                    while lock.load(Ordering::Acquire) == 0 {
+                        loom::thread::yield_now();
+                    }
                     before_data_write();
                     blocks[0].store(3, Ordering::Relaxed);
                     blocks[1].store(3, Ordering::Relaxed);
@@ -103,7 +115,8 @@ mod loom_tests {
                     assert_eq!(a, p as u64 + 1, "value from a reused block");
                 }
             }
-            w.join().unwrap();
+            w1.join().unwrap();
+            w2.join().unwrap();
         });
     }
 }

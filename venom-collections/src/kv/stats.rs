@@ -97,14 +97,14 @@ impl KvCache {
         let mut s = KvStats::default();
         for st in &self.header().stripes {
             // Relaxed: see the module docs.
-            s.hits += st.hits.load(Ordering::Relaxed);
-            s.misses += st.misses.load(Ordering::Relaxed);
-            s.inserts += st.inserts.load(Ordering::Relaxed);
-            s.updates += st.updates.load(Ordering::Relaxed);
-            s.deletes += st.deletes.load(Ordering::Relaxed);
-            s.evictions += st.evictions.load(Ordering::Relaxed);
-            s.expirations += st.expirations.load(Ordering::Relaxed);
-            s.rejects += st.rejects.load(Ordering::Relaxed);
+            s.hits = s.hits.wrapping_add(st.hits.load(Ordering::Relaxed));
+            s.misses = s.misses.wrapping_add(st.misses.load(Ordering::Relaxed));
+            s.inserts = s.inserts.wrapping_add(st.inserts.load(Ordering::Relaxed));
+            s.updates = s.updates.wrapping_add(st.updates.load(Ordering::Relaxed));
+            s.deletes = s.deletes.wrapping_add(st.deletes.load(Ordering::Relaxed));
+            s.evictions = s.evictions.wrapping_add(st.evictions.load(Ordering::Relaxed));
+            s.expirations = s.expirations.wrapping_add(st.expirations.load(Ordering::Relaxed));
+            s.rejects = s.rejects.wrapping_add(st.rejects.load(Ordering::Relaxed));
         }
         let g = &self.header().gauges;
         s.recoveries = g.recoveries.load(Ordering::Relaxed);
@@ -140,11 +140,7 @@ impl KvCache {
             let lens = head.lens.load(Ordering::Relaxed);
             let exp = head.expires_at.load(Ordering::Relaxed);
             let key_len = ((lens & 0xFFFF_FFFF) as usize).min(self.layout.max_key_len);
-            let mut key = Vec::with_capacity(key_len);
-            for w in 0..key_len.div_ceil(8) {
-                key.extend_from_slice(&self.key_word(e, w).load(Ordering::Relaxed).to_le_bytes());
-            }
-            key.truncate(key_len);
+            let key = self.stored_key(e, key_len);
             let (created, last) = (head.created_at.load(Ordering::Relaxed), head.last_access.load(Ordering::Relaxed));
             let count = head.access_count.load(Ordering::Relaxed);
             if !seqlock::read_validate(&head.version, v) {

@@ -204,6 +204,11 @@ impl KvCache {
         }
         loop {
             if let Some(g) = self.tree().alloc(order) {
+                // Only a corrupt tree can hand out a block past the data
+                // region; never write there.
+                if g as usize + (1usize << order) > self.layout.data_granules {
+                    return Err(Error::Corrupt(format!("allocator returned block {g}/{order} out of range")));
+                }
                 self.header().gauges.used_bytes.fetch_add((GRANULE as u64) << order, Ordering::Relaxed);
                 return Ok(g);
             }
