@@ -63,7 +63,9 @@ fn story(exe: &std::path::Path, shm: &ObjectSegment) -> Result<(), Box<dyn std::
     let tasks = shm.queue::<u64>("tasks", 1024)?;
     let done = shm.bitset("done", TASKS)?;
     let per_worker = shm.array::<u64>("per_worker", 2)?;
-    println!("  segment {name:?}: queue 'tasks', bitset 'done', array 'per_worker' (created by name, attached by name)");
+    println!(
+        "  segment {name:?}: queue 'tasks', bitset 'done', array 'per_worker' (created by name, attached by name)"
+    );
 
     // 1. One producer (us), two worker processes.
     let mut kids = Kids(Vec::new());
@@ -138,7 +140,10 @@ fn story(exe: &std::path::Path, shm: &ObjectSegment) -> Result<(), Box<dyn std::
         sum = sum.wrapping_add(squares.get(&k)?.ok_or("missing key")?);
     }
     let ns = t.elapsed().as_nanos() as f64 / MAP_KEYS as f64;
-    println!("  hashmap: a child process inserted {MAP_KEYS} keys; {} entries here, get {ns:.0} ns/op (checksum {sum})", squares.len());
+    println!(
+        "  hashmap: a child process inserted {MAP_KEYS} keys; {} entries here, get {ns:.0} ns/op (checksum {sum})",
+        squares.len()
+    );
 
     // 4. Bitset and array, single-thread.
     let bits = shm.bitset("flags", 1 << 20)?;

@@ -405,6 +405,9 @@ impl<'a> MapCore<'a> {
     }
 }
 
+/// Marks a handle as owning copies of `T` without affecting auto traits.
+type Invariant<T> = fn(T) -> T;
+
 /// A fixed-capacity hash map from `K` to `V` in an
 /// [`ObjectSegment`](crate::ObjectSegment).
 ///
@@ -430,7 +433,7 @@ pub struct HashMap<K: Pod + Eq, V: Pod> {
     mask: u64,
     pid: u32,
     stall: Duration,
-    _t: PhantomData<fn(K, V) -> (K, V)>,
+    _t: PhantomData<Invariant<(K, V)>>,
 }
 
 // SAFETY: a mapping handle plus a pointer into it; all shared accesses are

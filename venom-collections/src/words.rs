@@ -85,7 +85,7 @@ pub(crate) fn from_word<T: Pod>(w: u64) -> T {
 }
 
 /// Heap-allocated zeroed words, for loom models and unit tests.
-#[cfg(any(test, loom))]
+#[cfg(loom)]
 pub(crate) fn heap_words(n: usize) -> Vec<AtomicU64> {
     (0..n).map(|_| AtomicU64::new(0)).collect()
 }
