@@ -27,10 +27,12 @@ fn pow2(capacity: usize) -> Result<u64> {
 
 impl ObjectSegment {
     /// Creates the queue `name` with room for `capacity` items (rounded up to
-    /// a power of two), or attaches to it if it exists with the same element
-    /// type and capacity.
+    /// a power of two, at least 2), or attaches to it if it exists with the
+    /// same element type and capacity.
     pub fn queue<T: Pod>(&self, name: &str, capacity: usize) -> Result<Queue<T>> {
-        self.queue_impl(name, Some(pow2(capacity)?))
+        // Capacity 1 is excluded: a stamp of `pos + 1` would then mean both
+        // "holds pos" and "free for pos + 1".
+        self.queue_impl(name, Some(pow2(capacity.max(2))?))
     }
 
     /// Attaches to the existing queue `name`, whatever its capacity.
@@ -41,8 +43,8 @@ impl ObjectSegment {
     fn queue_impl<T: Pod>(&self, name: &str, capacity: Option<u64>) -> Result<Queue<T>> {
         let s = spec::<T>(ObjectKind::Queue, 0, type_fingerprint::<T>(), capacity);
         let r = self.place(name, s, capacity.is_some(), Queue::<T>::bytes, Queue::<T>::init)?;
-        if !r.capacity.is_power_of_two() {
-            return Err(crate::Error::Corrupt(format!("queue {name:?} capacity is not a power of two")));
+        if !r.capacity.is_power_of_two() || r.capacity < 2 {
+            return Err(crate::Error::Corrupt(format!("queue {name:?} capacity is not a power of two >= 2")));
         }
         Ok(Queue::from_region(r))
     }

@@ -10,25 +10,32 @@
 //! * becomes free for `pos + capacity` when its consumer stores that.
 //!
 //! Producers claim a position with one CAS on `tail`, consumers with one CAS
-//! on `head`. Between its claim and the release of the slot, the claimer
-//! records its packed `ProcessId` in the slot's `owner` word (and clears it
-//! again before releasing), so a waiter can tell a slow peer from a dead one.
+//! on `head`. Right after its claim, the claimer records an *owner tag* in the
+//! slot's `owner` word: its pid, its role (producer/consumer) and the low 41
+//! bits of the position. A waiter trusts the tag only if role and position
+//! match the hold it is looking at; a stale tag (from the slot's previous
+//! holder) means "holder unknown, assume alive".
 //!
 //! # Crash tolerance
 //! * A producer killed after claiming a position and before publishing it
 //!   loses that one item (its `push` never returned). Consumers reaching the
-//!   position wait; once they see the recorded owner is dead, one of them
+//!   position wait; once the tag shows the holder's pid is gone, one of them
 //!   skips the position (counted in [`Queue::recovered`]).
 //! * A consumer killed after claiming a position and before freeing its slot
 //!   loses the item it was popping (its `pop` never returned). Producers that
-//!   wrap around to the slot find the dead owner and free it.
+//!   wrap around to the slot find the dead holder and free it.
 //! * Recovery happens inside the blocking [`Queue::push`]/[`Queue::pop`] (and
 //!   [`Queue::recover`]); `try_*` report `Full`/empty instead of waiting.
-//! * Known hole: a process killed in the few instructions between its claim
-//!   CAS and the store of its identity leaves an owner of 0, which cannot be
-//!   told from a live peer that is about to write it. That slot is never
-//!   skipped: blocking calls reaching it return [`Error::Timeout`]; nothing
-//!   spins forever, but the queue stays stalled at that position.
+//! * Known hole: a process killed in the two instructions between its claim
+//!   CAS and the store of its tag leaves a stale tag, which cannot be told
+//!   from a live holder about to write it. That position is never skipped:
+//!   blocking calls reaching it return [`Error::Timeout`] (nothing spins or
+//!   sleeps forever), but the queue stays stalled there. Closing this would
+//!   need a second CAS per operation (claiming the slot itself).
+//! * Liveness is checked by pid only; if a dead holder's pid is reused
+//!   before anyone looks, the holder looks alive and waiters time out
+//!   (never a wrong recovery). Handles record the pid when created: do not
+//!   use a handle across `fork()`.
 //!
 //! # Layout
 //! ```text
@@ -44,7 +51,7 @@ use std::time::Duration;
 use bytemuck::Pod;
 use venom_core::loom::sync::{AtomicU64, Ordering};
 
-use crate::ctl::packed_alive;
+use crate::ctl::pid_alive;
 use crate::error::{Error, Result};
 use crate::object_segment::Region;
 use crate::patience::Patience;
@@ -56,6 +63,14 @@ const NOT_EMPTY: usize = 2 * LINE_WORDS;
 const NOT_FULL: usize = NOT_EMPTY + 1;
 const RECOVERED: usize = NOT_EMPTY + 2;
 pub(crate) const HEADER_WORDS: usize = 3 * LINE_WORDS;
+const POS_MASK: u64 = (1 << 41) - 1;
+const CONSUMER: u64 = 1 << 41;
+
+/// The owner tag of `pid` holding position `pos` as producer or consumer.
+pub(crate) fn owner_tag(pid: u32, consumer: bool, pos: u64) -> u64 {
+    (u64::from(pid) << 42) | if consumer { CONSUMER } else { 0 } | (pos & POS_MASK)
+}
+
 /// Spins on an in-flight slot before a non-blocking call gives up.
 const INFLIGHT_SPINS: u32 = 128;
 
@@ -73,7 +88,7 @@ pub(crate) struct QueueCore<'a> {
     pub words: &'a [AtomicU64],
     pub mask: u64,
     pub stride: usize,
-    pub me: u64,
+    pub me: u32,
 }
 
 impl<'a> QueueCore<'a> {
@@ -120,11 +135,11 @@ impl<'a> QueueCore<'a> {
                 // not_empty event-count handshake (see `notify`).
                 match self.tail().compare_exchange_weak(tail, tail + 1, Ordering::SeqCst, Ordering::Relaxed) {
                     Ok(_) => {
-                        // Relaxed: read only by waiters for liveness hints.
-                        slot[1].store(self.me, Ordering::Relaxed);
+                        // Relaxed: read only by waiters, as a liveness hint
+                        // validated by its role and position.
+                        slot[1].store(owner_tag(self.me, false, tail), Ordering::Relaxed);
                         store_elem(&slot[2..], v);
-                        slot[1].store(0, Ordering::Relaxed);
-                        // Release: publishes the value (and owner = 0).
+                        // Release: publishes the value.
                         slot[0].store(tail + 1, Ordering::Release);
                         return Attempt::Done(());
                     }
@@ -163,9 +178,8 @@ impl<'a> QueueCore<'a> {
                 match self.head().compare_exchange_weak(head, head + 1, Ordering::SeqCst, Ordering::Relaxed) {
                     Ok(_) => {
                         // Relaxed owner hint, as in `try_push`.
-                        slot[1].store(self.me, Ordering::Relaxed);
+                        slot[1].store(owner_tag(self.me, true, head), Ordering::Relaxed);
                         let v = load_elem::<T>(&slot[2..]);
-                        slot[1].store(0, Ordering::Relaxed);
                         // Release: our read happens before the next write.
                         slot[0].store(head + self.capacity(), Ordering::Release);
                         return Attempt::Done(v);
@@ -195,26 +209,29 @@ impl<'a> QueueCore<'a> {
     /// progress was made (recovered, or the slot moved on by itself).
     pub(crate) fn recover(&self, pos: u64) -> bool {
         let slot = self.slot(pos);
+        // Acquire: the tag is read after the stamp it belongs to.
         let stamp = slot[0].load(Ordering::Acquire);
         let owner = slot[1].load(Ordering::Acquire);
-        if owner == 0 || packed_alive(owner) {
-            return stamp != pos && stamp != pos + 1;
-        }
-        if stamp == pos {
+        let dead = |consumer: bool| {
+            owner & (CONSUMER | POS_MASK) == owner_tag(0, consumer, pos) && !pid_alive((owner >> 42) as u32)
+        };
+        if stamp == pos && self.tail().load(Ordering::SeqCst) > pos {
+            if !dead(false) {
+                return false;
+            }
             // A dead producer claimed `pos` but never published: skip it by
-            // claiming the position as its consumer. SeqCst as in try_pop.
+            // claiming the position as its consumer (SeqCst as in try_pop).
             if self.head().compare_exchange(pos, pos + 1, Ordering::SeqCst, Ordering::Relaxed).is_err() {
                 return true;
             }
-            // AcqRel: clear only the dead owner (we hold the position now).
-            let _ = slot[1].compare_exchange(owner, 0, Ordering::AcqRel, Ordering::Relaxed);
+            // Release: hands the slot to the producer of pos + capacity.
             slot[0].store(pos + self.capacity(), Ordering::Release);
         } else if stamp == pos + 1 && self.head().load(Ordering::SeqCst) > pos {
-            // A dead consumer claimed `pos` but never freed the slot.
-            if slot[1].compare_exchange(owner, 0, Ordering::AcqRel, Ordering::Relaxed).is_err() {
-                return true;
+            if !dead(true) {
+                return false;
             }
-            // Release: hands the slot to the producer of pos + capacity.
+            // A dead consumer claimed `pos` but never freed the slot. AcqRel:
+            // one recoverer wins and hands the slot on.
             if slot[0].compare_exchange(pos + 1, pos + self.capacity(), Ordering::AcqRel, Ordering::Relaxed).is_err() {
                 return true;
             }
@@ -229,7 +246,7 @@ impl<'a> QueueCore<'a> {
 
 /// A bounded MPMC queue of `T` in an [`ObjectSegment`](crate::ObjectSegment).
 ///
-/// Capacity is rounded up to a power of two. `T` is copied in and out; it
+/// Capacity is rounded up to a power of two (at least 2). `T` is copied in and out; it
 /// must be `Pod` (no pointers, no padding concerns across processes).
 ///
 /// ```
@@ -249,7 +266,7 @@ pub struct Queue<T: Pod> {
     region: Region,
     mask: u64,
     stride: usize,
-    me: u64,
+    me: u32,
     _t: PhantomData<fn(T) -> T>,
 }
 
@@ -264,7 +281,7 @@ impl<T: Pod> Queue<T> {
     pub(crate) fn from_region(region: Region) -> Queue<T> {
         let stride = 2 + words_for::<T>();
         let mask = region.capacity - 1;
-        Queue { region, mask, stride, me: venom_core::ProcessId::current().pack(), _t: PhantomData }
+        Queue { region, mask, stride, me: std::process::id(), _t: PhantomData }
     }
 
     pub(crate) fn bytes(capacity: u64) -> Result<u64> {
@@ -475,12 +492,12 @@ mod tests {
     use super::*;
     use crate::ObjectSegment;
 
-    /// The packed identity of a process that has exited.
-    pub(crate) fn dead_owner() -> u64 {
+    /// The pid of a process that has exited.
+    fn dead_pid() -> u32 {
         let mut c = std::process::Command::new("true").spawn().unwrap();
         let pid = c.id();
         c.wait().unwrap();
-        venom_core::ProcessId { pid, start_time: 1 }.pack()
+        pid
     }
 
     #[test]
@@ -489,10 +506,10 @@ mod tests {
         let seg = ObjectSegment::create(&name, 1 << 16).unwrap();
         let q = seg.queue::<u64>("q", 4).unwrap();
         let core = q.core();
-        let dead = dead_owner();
+        let dead = dead_pid();
         // A producer claimed position 0 and died before publishing.
         core.tail().store(1, Ordering::SeqCst);
-        core.slot(0)[1].store(dead, Ordering::SeqCst);
+        core.slot(0)[1].store(owner_tag(dead, false, 0), Ordering::SeqCst);
         q.try_push(7).unwrap();
         assert_eq!(q.try_pop(), None, "position 0 is held");
         assert_eq!(q.pop(Duration::from_secs(5)).unwrap(), 7);
@@ -502,13 +519,15 @@ mod tests {
             q.try_push(v).unwrap();
         }
         core.head().store(3, Ordering::SeqCst);
-        core.slot(2)[1].store(dead, Ordering::SeqCst);
+        core.slot(2)[1].store(owner_tag(dead, true, 2), Ordering::SeqCst);
         assert_eq!(q.try_push(6), Err(6), "slot of position 2 is held");
         q.push(6, Duration::from_secs(5)).unwrap();
         assert_eq!(q.recovered(), 2);
         let rest: Vec<u64> = std::iter::from_fn(|| q.try_pop()).collect();
         assert_eq!(rest, vec![3, 4, 5, 6]);
-        // A claim whose owner is unknown (0) is never skipped: typed timeout.
+        // A claim whose tag is stale (holder unknown) is never skipped, even
+        // if the stale tag's pid is dead: typed timeout.
+        core.slot(7)[1].store(owner_tag(dead, true, 3), Ordering::SeqCst);
         core.tail().store(8, Ordering::SeqCst);
         assert!(matches!(q.pop(Duration::from_millis(50)), Err(Error::Timeout(_))));
         seg.unlink().unwrap();
