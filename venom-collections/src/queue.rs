@@ -485,6 +485,36 @@ mod loom_tests {
             assert!(got.windows(2).all(|w| w[0] < w[1]), "FIFO order: {got:?}");
         });
     }
+
+    #[test]
+    fn loom_queue_two_producer_consumers() {
+        loom::model(|| {
+            let words = Arc::new(crate::words::heap_words(QueueCore::words_needed(2, 1).unwrap()));
+            QueueCore::init(&words, 2, 3);
+            let w2 = words.clone();
+            let t = loom::thread::spawn(move || {
+                let q = core(&w2);
+                assert!(matches!(q.try_push(&1u64), Attempt::Done(())));
+                match q.try_pop::<u64>() {
+                    Attempt::Done(v) => Some(v),
+                    _ => None,
+                }
+            });
+            let q = core(&words);
+            assert!(matches!(q.try_push(&2u64), Attempt::Done(())));
+            let mine = match q.try_pop::<u64>() {
+                Attempt::Done(v) => Some(v),
+                _ => None,
+            };
+            let theirs = t.join().unwrap();
+            let mut got: Vec<u64> = [mine, theirs].into_iter().flatten().collect();
+            while let Attempt::Done(v) = q.try_pop::<u64>() {
+                got.push(v);
+            }
+            got.sort();
+            assert_eq!(got, vec![1, 2], "every item popped exactly once");
+        });
+    }
 }
 
 #[cfg(all(test, not(loom)))]
