@@ -17,7 +17,9 @@
 //!   compared with the publisher's digest at the same seq; a mismatch is
 //!   counted and triggers a resync.
 
-use crate::frame::{Ack, FLAG_LAST, FLAG_SNAPSHOT, Frame, Hello, Resync, ResyncReason, Update};
+use crate::frame::{
+    Ack, FLAG_LAST, FLAG_SNAPSHOT, Frame, FrameHeader, HEADER_LEN, Hello, Resync, ResyncReason, Update,
+};
 use crate::region::RegionSink;
 use crate::stats::MirrorStats;
 use crate::subscription::{CompiledSubscription, Subscription};
@@ -55,10 +57,11 @@ pub struct Applied {
     pub snapshot: bool,
 }
 
-/// An update being received.
-/// Invariant: `runs` are `(virt, len, data_offset)`, strictly increasing and
-/// disjoint in `virt`, inside the subscription; `next_virt` is one past the
-/// last; `data.len() <= subscription size`.
+/// An update being received. The received frame bodies are kept as they
+/// are (no copy) until the last frame arrives.
+/// Invariant: `runs` are `(virt, len, body index, start in body)`, strictly
+/// increasing and disjoint in `virt`, inside the subscription; `next_virt` is
+/// one past the last; `bytes` (their total) `<=` the subscription size.
 struct Staging {
     seq: u64,
     base_seq: u64,
@@ -66,8 +69,9 @@ struct Staging {
     captured_ns: u64,
     next_part: u32,
     next_virt: u64,
-    runs: Vec<(u64, usize, usize)>,
-    data: Vec<u8>,
+    bytes: u64,
+    runs: Vec<(u64, usize, usize, usize)>,
+    bodies: Vec<Vec<u8>>,
 }
 
 /// Mirror state for one publisher connection (kept across reconnects).
@@ -204,7 +208,14 @@ impl MirrorSession {
                 self.compiled = Some(c);
                 Ok(None)
             }
-            Frame::Update(u) => self.on_update(u, sink, now),
+            Frame::Update(_) => {
+                // Borrowed input (tests, fuzzing): copy it into an owned body.
+                let mut v = Vec::new();
+                frame.encode(&mut v);
+                self.stats.bytes_received -= wire_len as u64;
+                let h = FrameHeader::decode(v[..HEADER_LEN].try_into().map_err(|_| Error::Closed)?)?;
+                self.handle(h, v.split_off(HEADER_LEN), sink, now)
+            }
             Frame::Hash(h) => {
                 let Some(c) = &self.compiled else {
                     self.stats.stale_frames += 1; // reordered before the welcome (lossy transports)
@@ -226,17 +237,44 @@ impl MirrorSession {
         }
     }
 
-    fn on_update(&mut self, u: &Update<'_>, sink: &mut dyn RegionSink, now: Now) -> Result<Option<Applied>> {
+    /// Handles one frame given as its validated header and owned body (the
+    /// I/O shell's path: update bodies are staged without copying).
+    pub fn handle(
+        &mut self,
+        h: FrameHeader,
+        body: Vec<u8>,
+        sink: &mut dyn RegionSink,
+        now: Now,
+    ) -> Result<Option<Applied>> {
+        let wire_len = HEADER_LEN + body.len();
+        let frame = Frame::decode_body(h, &body)?;
+        let Frame::Update(u) = frame else { return self.handle_frame(&frame, sink, wire_len, now) };
+        self.stats.bytes_received += wire_len as u64;
+        if !self.stage(&u, body.as_ptr() as usize, now)? {
+            return Ok(None);
+        }
+        let last = u.flags & FLAG_LAST != 0;
+        let st = self.staging.as_mut().ok_or(Error::Closed)?;
+        st.bodies.push(body);
+        if !last {
+            return Ok(None);
+        }
+        let st = self.staging.take().ok_or(Error::Closed)?;
+        self.finish(st, sink, now)
+    }
+
+    /// Validates an update frame and records its runs; false if it was ignored.
+    fn stage(&mut self, u: &Update<'_>, body_base: usize, now: Now) -> Result<bool> {
         let Some(c) = &self.compiled else {
             self.stats.stale_frames += 1; // reordered before the welcome (lossy transports)
-            return Ok(None);
+            return Ok(false);
         };
         if u.region_id != self.cfg.region_id {
             return Err(Error::Protocol(format!("update for region {}", u.region_id)));
         }
         if Some(u.epoch) != self.epoch {
             self.stats.stale_frames += 1;
-            return Ok(None);
+            return Ok(false);
         }
         if u.part == 0 {
             self.staging = Some(Staging {
@@ -246,23 +284,25 @@ impl MirrorSession {
                 captured_ns: u.captured_ns,
                 next_part: 0,
                 next_virt: 0,
+                bytes: 0,
                 runs: Vec::new(),
-                data: Vec::new(),
+                bodies: Vec::new(),
             });
         }
         let st = match self.staging.as_mut() {
             Some(st) if st.seq == u.seq && st.next_part == u.part => st,
             Some(st) if st.seq == u.seq && u.part < st.next_part => {
                 self.stats.stale_frames += 1; // duplicate frame
-                return Ok(None);
+                return Ok(false);
             }
             _ => {
                 self.staging = None;
                 self.stats.stale_frames += 1;
                 self.request_resync(ResyncReason::BrokenUpdate, now.mono);
-                return Ok(None);
+                return Ok(false);
             }
         };
+        let body_index = st.bodies.len();
         for (virt, data) in u.runs() {
             let end = virt.checked_add(data.len() as u64).filter(|&e| e <= c.total_len());
             if virt < st.next_virt || end.is_none() {
@@ -273,23 +313,19 @@ impl MirrorSession {
                     limit: c.total_len(),
                 });
             }
-            st.runs.push((virt, data.len(), st.data.len()));
-            st.data.extend_from_slice(data);
+            st.runs.push((virt, data.len(), body_index, data.as_ptr() as usize - body_base));
+            st.bytes += data.len() as u64;
             st.next_virt = virt + data.len() as u64;
         }
         st.next_part += 1;
         self.stats.payload_bytes += u.payload_len() as u64;
-        if u.flags & FLAG_LAST == 0 {
-            return Ok(None);
-        }
-        let st = self.staging.take().ok_or(Error::Closed)?;
-        self.finish(st, sink, now)
+        Ok(true)
     }
 
     fn finish(&mut self, st: Staging, sink: &mut dyn RegionSink, now: Now) -> Result<Option<Applied>> {
         let (Some(c), Some(epoch)) = (&self.compiled, self.epoch) else { return Ok(None) };
         if st.snapshot {
-            if st.data.len() as u64 != c.total_len() {
+            if st.bytes != c.total_len() {
                 return Err(Error::Protocol("snapshot does not cover the subscription".into()));
             }
             if self.applied.is_some_and(|a| st.seq < a) {
@@ -304,10 +340,10 @@ impl MirrorSession {
             return Ok(None);
         }
         let mut writes: Vec<(usize, &[u8])> = Vec::with_capacity(st.runs.len());
-        for &(virt, len, at) in &st.runs {
+        for &(virt, len, body, at) in &st.runs {
             c.map_virtual(virt, len as u64, |dst, n, skip| {
                 let from = at + skip as usize;
-                writes.push((dst as usize, &st.data[from..from + n as usize]));
+                writes.push((dst as usize, &st.bodies[body][from..from + n as usize]));
             })?;
         }
         if !writes.is_empty() {

@@ -60,7 +60,7 @@ impl Default for PublisherConfig {
             max_in_flight: 8 << 20,
             max_in_flight_updates: 4,
             ack_timeout: None,
-            frame_payload: 256 << 10,
+            frame_payload: 512 << 10,
             merge_gap: 16,
             hash_interval: Duration::from_millis(100),
         }
@@ -272,10 +272,19 @@ impl PublisherSession {
     fn start_snapshot(&mut self, region: &dyn RegionSource, now: Now) -> Result<()> {
         region.snapshot_all(&mut self.snap)?;
         let sub = self.sub.as_ref().ok_or(Error::Closed)?;
-        let shadow = &mut self.shadow;
-        for_each_overlap(sub, &self.snap, |virt, new| {
-            shadow[virt as usize..virt as usize + new.len()].copy_from_slice(new);
-        });
+        let identity = sub.runs().len() == 1
+            && sub.runs()[0].src == 0
+            && self.snap.chunks.first().is_some_and(|c| c.offset == 0 && c.data_offset == 0)
+            && self.snap.data.len() as u64 == sub.total_len();
+        if identity {
+            // Whole-region subscription: the snapshot buffer IS the new shadow (no copy).
+            std::mem::swap(&mut self.shadow, &mut self.snap.data);
+        } else {
+            let shadow = &mut self.shadow;
+            for_each_overlap(sub, &self.snap, |virt, new| {
+                shadow[virt as usize..virt as usize + new.len()].copy_from_slice(new);
+            });
+        }
         self.last_version = self.snap.version;
         self.needs_snapshot = false;
         self.outgoing = Some(Outgoing::new(self.snap.version, 0, true, now, vec![(0, sub.total_len())]));

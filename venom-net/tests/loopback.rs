@@ -152,6 +152,9 @@ fn slow_mirror_conflates_and_converges() {
         let addr = p.local_addr().unwrap();
         let (slow_local, fast_local) = (MemRegion::new(1 << 20, 16 << 10), MemRegion::new(1 << 20, 16 << 10));
         let sub = Subscription::whole();
+        // The slow mirror runs on its own runtime, as it would on its own host.
+        let slow_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let guard = slow_rt.enter();
         let slow = net::Mirror::connect(
             addr,
             "localhost",
@@ -161,6 +164,7 @@ fn slow_mirror_conflates_and_converges() {
             MirrorConfig::default(),
         )
         .unwrap();
+        drop(guard);
         let fast = mirror(addr, sub.clone(), dev.client(), &fast_local, false);
         let r = region.clone();
         let writes =
@@ -175,5 +179,7 @@ fn slow_mirror_conflates_and_converges() {
         );
         assert!(f.updates_applied > s.updates_applied, "fast mirror was not held back ({f:?} vs {s:?})");
         p.close().await;
+        drop(slow);
+        slow_rt.shutdown_background();
     });
 }

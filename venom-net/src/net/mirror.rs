@@ -1,8 +1,8 @@
 //! The mirror I/O shell: connects, applies updates, reconnects with backoff.
 
-use super::framing::{is_protocol_error, spawn_reader};
+use super::framing::{is_protocol_error, read_frame};
 use super::{CLOSED, PROTOCOL_ERROR, bind_endpoint};
-use crate::frame::Frame;
+use crate::frame::FrameType;
 use crate::mirror::{Applied, MirrorConfig, MirrorSession};
 use crate::region::RegionSink;
 use crate::stats::MirrorStats;
@@ -204,8 +204,7 @@ async fn connect_once(
         _ = stop.changed() => return Ok(()),
     };
     session.stats_mut().connections += 1;
-    let (mut send, recv) = conn.open_bi().await?;
-    let mut rx = spawn_reader(recv);
+    let (mut send, mut recv) = conn.open_bi().await?;
     session.connect();
     let r = async {
         loop {
@@ -214,24 +213,21 @@ async fn connect_once(
             if !out.is_empty() {
                 send.write_all(&out).await?;
             }
-            let m = tokio::select! {
-                m = rx.recv() => m,
+            // Reading in a select! is fine here: the only other branch ends the connection.
+            let mut body = Vec::new();
+            let h = tokio::select! {
+                h = read_frame(&mut recv, &mut body) => h?,
                 _ = stop.changed() => return Ok(()),
             };
-            let (h, body) = match m {
-                Some(r) => r?,
-                None => return Err(conn.close_reason().map(Error::from).unwrap_or(Error::Closed)),
-            };
-            let frame = Frame::decode_body(h, &body)?;
-            let wire = crate::frame::HEADER_LEN + body.len();
+            let Some(h) = h else { return Err(conn.close_reason().map(Error::from).unwrap_or(Error::Closed)) };
             // Applying (a memcpy into shared memory, possibly a whole snapshot) may take a while:
-            // let other tasks (other mirrors, the reader) move off this worker meanwhile.
+            // let other tasks move off this worker meanwhile.
             let multi =
                 tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread;
-            let applied = if multi && matches!(frame, Frame::Update(_)) {
-                tokio::task::block_in_place(|| session.handle_frame(&frame, sink, wire, Now::system()))?
+            let applied = if multi && h.kind == FrameType::Update && body.len() > 64 << 10 {
+                tokio::task::block_in_place(|| session.handle(h, body, sink, Now::system()))?
             } else {
-                session.handle_frame(&frame, sink, wire, Now::system())?
+                session.handle(h, body, sink, Now::system())?
             };
             *lock(&shared.stats) = session.stats().clone();
             if let Some(a) = applied {
