@@ -319,6 +319,12 @@ impl<'a> Frame<'a> {
 
     /// Appends the encoded frame to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
+        if let Frame::Update(u) = self {
+            let s = encode_update_head(out, u);
+            out.extend_from_slice(u.runs);
+            finish_update(out, s, u.run_count);
+            return;
+        }
         let start = begin(out, self.kind());
         match self {
             Frame::Hello(h) => {
@@ -334,12 +340,7 @@ impl<'a> Frame<'a> {
                 put_u32(out, w.chunk_size);
                 put_u64(out, w.region_size);
             }
-            Frame::Update(u) => {
-                let s = encode_update_head(out, u);
-                out.extend_from_slice(u.runs);
-                finish_update(out, s, u.run_count);
-                return;
-            }
+            Frame::Update(_) => {} // encoded above
             Frame::Hash(h) => {
                 put_u32(out, h.region_id);
                 put_u64(out, h.epoch);

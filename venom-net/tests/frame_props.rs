@@ -109,3 +109,12 @@ fn slice_of_a_grid_compiles_to_rows() {
     assert!(Subscription::range(u64::MAX, 10, 0).compile(100).is_err());
     assert!(Subscription::default().compile(100).is_err());
 }
+
+#[test]
+fn update_frames_re_encode_identically() {
+    let f = encode_single_update(3, 10, 8, true, &[(0, b"abc"), (7, b"de")]);
+    let (g, _) = Frame::decode(&f).unwrap();
+    let mut v = Vec::new();
+    g.encode(&mut v);
+    assert_eq!(v, f);
+}
