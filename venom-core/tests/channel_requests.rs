@@ -263,3 +263,27 @@ fn data_region_updates_are_visible() {
     assert!(waiter.join().unwrap().unwrap() > v);
     assert!(done.load(Ordering::SeqCst));
 }
+
+#[test]
+fn corrupt_channel_headers_are_rejected() {
+    use std::sync::atomic::AtomicU64;
+    use venom_core::{Segment, SegmentKind};
+    let name = testkit::unique_name("chan-corrupt");
+    let daemon = DaemonChannel::create(&name, ChannelConfig::default()).unwrap();
+    let seg = Segment::open(&name, SegmentKind::CHANNEL).unwrap();
+    // SAFETY: 8-aligned offsets inside the channel header and the queue
+    // header; the fields are atomics in shared memory.
+    let word = |off: usize| unsafe { &*(seg.body_ptr().add(off) as *const AtomicU64) };
+    // (offset, bad value): reply-ring offset, queue lane count, queue stride,
+    // data offset past the end, channel magic.
+    for (off, bad) in [(24, 8), (128 + 16, 1 << 30), (128 + 40, 3), (32, 1 << 40), (0, 0)] {
+        let saved = word(off).swap(bad, Ordering::SeqCst);
+        let r = ShellChannel::connect(&name);
+        assert!(matches!(r, Err(Error::Corrupt { .. })), "offset {off}: {r:?}");
+        word(off).store(saved, Ordering::SeqCst);
+    }
+    ShellChannel::connect(&name).unwrap();
+    drop(daemon);
+    // A dropped daemon unlinks its name.
+    assert!(matches!(ShellChannel::connect(&name), Err(Error::NotFound(_))));
+}

@@ -49,6 +49,8 @@
 
 mod consumer;
 mod layout;
+#[cfg(all(test, loom))]
+mod loom_models;
 mod producer;
 pub(crate) mod ring;
 mod wait;

@@ -12,7 +12,7 @@ pub const SPIN_BUDGET: Duration = Duration::from_micros(50);
 /// often; it reads `/proc`, so not on every spin.
 pub const LIVENESS_INTERVAL: Duration = Duration::from_millis(20);
 /// How long the spin phase spins without yielding the CPU.
-const PURE_SPIN: Duration = Duration::from_micros(5);
+const PURE_SPIN: Duration = Duration::from_micros(20);
 /// Longest single futex sleep; bounds how late a stop request or a dead peer
 /// is noticed if a wake-up is lost (e.g. the waker died mid-notify).
 const PARK_SLICE: Duration = Duration::from_millis(50);
@@ -75,26 +75,28 @@ pub(crate) fn wait_for<T>(
     };
     // Spin phase (skipped by Park): read the clock every 64 polls (a vDSO
     // call, ~20 ns).
-    while strategy != WaitStrategy::Park {
-        for _ in 0..64 {
-            if let Some(v) = poll()? {
-                return Ok(v);
+    if strategy != WaitStrategy::Park {
+        loop {
+            for _ in 0..64 {
+                if let Some(v) = poll()? {
+                    return Ok(v);
+                }
+                crate::loom::spin_hint();
             }
-            crate::loom::spin_hint();
-        }
-        let now = Instant::now();
-        if now >= next_check {
-            check()?;
-            next_check = now + LIVENESS_INTERVAL;
-        }
-        if now >= spin_until {
-            break;
-        }
-        if now - start >= PURE_SPIN {
-            // The peer may be waiting for *our* core (more runnable threads
-            // than cores): let it run. A cross-core reply arrives well
-            // before this point.
-            std::thread::yield_now();
+            let now = Instant::now();
+            if now >= next_check {
+                check()?;
+                next_check = now + LIVENESS_INTERVAL;
+            }
+            if now >= spin_until {
+                break;
+            }
+            if now - start >= PURE_SPIN {
+                // The peer may be waiting for *our* core (more runnable threads
+                // than cores): let it run. A cross-core reply arrives well
+                // before this point.
+                std::thread::yield_now();
+            }
         }
     }
     // Park phase.
