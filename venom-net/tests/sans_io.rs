@@ -257,3 +257,20 @@ fn mirror_rejects_out_of_range_and_broken_frames() {
     m2.connect();
     assert!(m2.handle_frame(&w, &mut local, 0, now).is_err());
 }
+
+#[test]
+fn hash_mismatch_is_counted_and_resynced() {
+    let mut sim = Sim::new(11, 8192, Subscription::range(1000, 3000, 0), 4096, true, PublisherConfig::default());
+    sim.random_writes(10);
+    sim.run_until_converged(200);
+    // Corrupt the mirror's copy behind the state machine's back.
+    sim.local.write_at(10, b"corrupted!");
+    assert!(!sim.converged());
+    // The next update's digest no longer matches: counted, resynced, converged.
+    sim.region.write_at(2000, b"next");
+    sim.run_until_converged(200);
+    let st = sim.mirror.stats();
+    assert_eq!(st.hash_mismatches, 1, "{st:?}");
+    assert_eq!(st.resyncs_requested, 1);
+    assert!(st.snapshots_applied >= 2);
+}

@@ -19,7 +19,12 @@
 //! (see [`crate::subscription`]); range checks against the subscription are
 //! the mirror state machine's job, this module checks structure only.
 
+mod update;
+
 use crate::subscription::Subscription;
+pub use update::{Update, encode_single_update};
+pub(crate) use update::{encode_update_head, finish_update, push_run, update_head};
+
 use crate::wire::{Reader, put_u32, put_u64};
 use crate::{Error, Result};
 
@@ -139,27 +144,6 @@ pub struct Welcome {
     pub region_size: u64,
 }
 
-/// Publisher → mirror: one frame of an update (borrowed from the input).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Update<'a> {
-    /// Region id.
-    pub region_id: u32,
-    /// Publisher epoch.
-    pub epoch: u64,
-    /// Region version the update is consistent at.
-    pub seq: u64,
-    /// For a delta: the seq it applies on top of (ignored for snapshots).
-    pub base_seq: u64,
-    /// Publisher clock (ns since the Unix epoch) when the bytes were captured.
-    pub captured_ns: u64,
-    /// Index of this frame within the update (0, 1, ...).
-    pub part: u32,
-    /// [`FLAG_SNAPSHOT`] | [`FLAG_LAST`].
-    pub flags: u8,
-    run_count: u32,
-    runs: &'a [u8],
-}
-
 /// Publisher → mirror: blake3 of exactly the subscribed bytes (virtual order) at `seq`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HashFrame {
@@ -223,28 +207,6 @@ pub enum Frame<'a> {
     Resync(Resync),
 }
 
-impl<'a> Update<'a> {
-    /// Number of runs.
-    pub fn run_count(&self) -> u32 {
-        self.run_count
-    }
-
-    /// The runs `(virtual offset, bytes)`; validated at decode time.
-    pub fn runs(&self) -> impl Iterator<Item = (u64, &'a [u8])> + 'a {
-        let mut r = Reader::new(self.runs);
-        (0..self.run_count).map_while(move |_| {
-            let virt = r.u64().ok()?;
-            let len = r.u32().ok()? as usize;
-            Some((virt, r.bytes(len).ok()?))
-        })
-    }
-
-    /// Payload bytes carried (sum of run lengths).
-    pub fn payload_len(&self) -> usize {
-        self.runs.len() - self.run_count as usize * RUN_HEAD_LEN
-    }
-}
-
 impl<'a> Frame<'a> {
     /// Decodes one frame from the start of `buf`; returns it and the bytes consumed.
     pub fn decode(buf: &'a [u8]) -> Result<(Frame<'a>, usize)> {
@@ -282,29 +244,7 @@ impl<'a> Frame<'a> {
                 chunk_size: r.u32()?,
                 region_size: r.u64()?,
             }),
-            FrameType::Update => {
-                let mut u = Update {
-                    region_id: r.u32()?,
-                    epoch: r.u64()?,
-                    seq: r.u64()?,
-                    base_seq: r.u64()?,
-                    captured_ns: r.u64()?,
-                    part: r.u32()?,
-                    flags: r.u8()?,
-                    run_count: r.u32()?,
-                    runs: &[],
-                };
-                if u.flags & !(FLAG_SNAPSHOT | FLAG_LAST) != 0 {
-                    return Err(Error::Malformed("unknown update flags"));
-                }
-                if u.run_count as usize > r.remaining() / RUN_HEAD_LEN {
-                    return Err(Error::Malformed("run count exceeds body"));
-                }
-                let runs = r.bytes(r.remaining())?;
-                validate_runs(runs, u.run_count)?;
-                u.runs = runs;
-                Frame::Update(u)
-            }
+            FrameType::Update => Frame::Update(Update::decode(&mut r)?),
             FrameType::Hash => {
                 Frame::Hash(HashFrame { region_id: r.u32()?, epoch: r.u64()?, seq: r.u64()?, digest: r.array()? })
             }
@@ -320,9 +260,7 @@ impl<'a> Frame<'a> {
     /// Appends the encoded frame to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         if let Frame::Update(u) = self {
-            let s = encode_update_head(out, u);
-            out.extend_from_slice(u.runs);
-            finish_update(out, s, u.run_count);
+            u.encode(out);
             return;
         }
         let start = begin(out, self.kind());
@@ -375,21 +313,7 @@ impl<'a> Frame<'a> {
     }
 }
 
-fn validate_runs(runs: &[u8], count: u32) -> Result<()> {
-    let mut r = Reader::new(runs);
-    for _ in 0..count {
-        let virt = r.u64()?;
-        let len = r.u32()? as u64;
-        if len == 0 {
-            return Err(Error::Malformed("empty run"));
-        }
-        virt.checked_add(len).ok_or(Error::Malformed("run offset overflows"))?;
-        r.bytes(len as usize)?;
-    }
-    r.finish()
-}
-
-fn begin(out: &mut Vec<u8>, kind: FrameType) -> usize {
+pub(crate) fn begin(out: &mut Vec<u8>, kind: FrameType) -> usize {
     let start = out.len();
     out.extend_from_slice(&MAGIC);
     out.push(PROTOCOL_VERSION);
@@ -398,62 +322,7 @@ fn begin(out: &mut Vec<u8>, kind: FrameType) -> usize {
     start
 }
 
-fn end(out: &mut [u8], start: usize) {
+pub(crate) fn end(out: &mut [u8], start: usize) {
     let len = (out.len() - start - HEADER_LEN) as u32;
     out[start + 4..start + 8].copy_from_slice(&len.to_le_bytes());
-}
-
-/// Starts an update frame in `out` (runs follow via [`push_run`]); returns its start.
-pub(crate) fn encode_update_head(out: &mut Vec<u8>, u: &Update<'_>) -> usize {
-    let start = begin(out, FrameType::Update);
-    put_u32(out, u.region_id);
-    put_u64(out, u.epoch);
-    put_u64(out, u.seq);
-    put_u64(out, u.base_seq);
-    put_u64(out, u.captured_ns);
-    put_u32(out, u.part);
-    out.push(u.flags);
-    put_u32(out, 0); // run count, patched by finish_update
-    start
-}
-
-/// Appends one run to an update frame started with [`encode_update_head`].
-pub(crate) fn push_run(out: &mut Vec<u8>, virt: u64, data: &[u8]) {
-    put_u64(out, virt);
-    put_u32(out, data.len() as u32);
-    out.extend_from_slice(data);
-}
-
-/// Patches the run count and body length of an update frame.
-pub(crate) fn finish_update(out: &mut [u8], start: usize, run_count: u32) {
-    let at = start + HEADER_LEN + UPDATE_HEAD_LEN - 4;
-    out[at..at + 4].copy_from_slice(&run_count.to_le_bytes());
-    end(out, start);
-}
-
-/// An update header with no runs (for building frames).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn update_head(
-    region_id: u32,
-    epoch: u64,
-    seq: u64,
-    base_seq: u64,
-    captured_ns: u64,
-    part: u32,
-    flags: u8,
-) -> Update<'static> {
-    Update { region_id, epoch, seq, base_seq, captured_ns, part, flags, run_count: 0, runs: &[] }
-}
-
-/// Encodes a one-frame update (region 0, flag LAST) from `(virt, bytes)` runs.
-/// For tests, fuzzing and tools; the publisher builds frames incrementally.
-pub fn encode_single_update(epoch: u64, seq: u64, base_seq: u64, snapshot: bool, runs: &[(u64, &[u8])]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let flags = FLAG_LAST | if snapshot { FLAG_SNAPSHOT } else { 0 };
-    let at = encode_update_head(&mut out, &update_head(0, epoch, seq, base_seq, 0, 0, flags));
-    for (v, d) in runs {
-        push_run(&mut out, *v, d);
-    }
-    finish_update(&mut out, at, runs.len() as u32);
-    out
 }
