@@ -33,10 +33,19 @@ const SIZES: [(usize, &str); 3] = [(64, "64B"), (1024, "1KiB"), (64 << 10, "64Ki
 const KEYS: usize = 128;
 const CHILD_ENV: &str = "VENOM_KV_BENCH_CHILD";
 
-fn key(i: usize) -> [u8; 16] {
-    let mut k = *b"bench-key-000000";
-    k[10..].copy_from_slice(format!("{:06}", i % 1_000_000).as_bytes());
-    k
+/// The 16-byte key number `i` (precomputed, so formatting is not measured).
+fn key(i: usize) -> &'static [u8; 16] {
+    static TABLE: std::sync::OnceLock<Vec<[u8; 16]>> = std::sync::OnceLock::new();
+    let keys = TABLE.get_or_init(|| {
+        (0..4 * KEYS)
+            .map(|n| {
+                let mut k = *b"bench-key-000000";
+                k[10..].copy_from_slice(format!("{n:06}").as_bytes());
+                k
+            })
+            .collect()
+    });
+    &keys[i % keys.len()]
 }
 
 /// Control block shared with the child: request seq, iterations, mode
@@ -81,9 +90,9 @@ fn child_main(arg: &str) {
         for i in 0..iters as usize {
             let k = key(KEYS + i % KEYS);
             if mode == 0 {
-                black_box(cache.get_into(&k, &mut buf).expect("get"));
+                black_box(cache.get_into(k, &mut buf).expect("get"));
             } else {
-                cache.put(&k, &value[..size as usize]).expect("put");
+                cache.put(k, &value[..size as usize]).expect("put");
             }
         }
         // Release: the parent's Acquire load of `done` ends its measurement.
@@ -158,10 +167,10 @@ fn kvcache(c: &mut Criterion) {
     for (size, label) in SIZES {
         let value = vec![0xA5u8; size];
         for i in 0..2 * KEYS {
-            cache.put(&key(i), &value).expect("fill");
+            cache.put(key(i), &value).expect("fill");
             map.lock().unwrap().insert(key(i).to_vec(), value.clone());
             if let Some(r) = redis.as_mut() {
-                r.command(&[b"SET", &key(i), &value], &mut rbuf).expect("redis fill");
+                r.command(&[b"SET", key(i), &value], &mut rbuf).expect("redis fill");
             }
         }
         let mut g = c.benchmark_group(format!("kv/{label}"));
@@ -170,13 +179,13 @@ fn kvcache(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("get", "1proc"), |b| {
             b.iter(|| {
                 i = i.wrapping_add(1);
-                black_box(cache.get_into(&key(i % KEYS), &mut buf).unwrap())
+                black_box(cache.get_into(key(i % KEYS), &mut buf).unwrap())
             })
         });
         g.bench_function(BenchmarkId::new("put", "1proc"), |b| {
             b.iter(|| {
                 i = i.wrapping_add(1);
-                cache.put(&key(i % KEYS), black_box(&value)).unwrap()
+                cache.put(key(i % KEYS), black_box(&value)).unwrap()
             })
         });
         g.bench_function(BenchmarkId::new("get", "mutex_hashmap"), |b| {
@@ -198,14 +207,14 @@ fn kvcache(c: &mut Criterion) {
             g.bench_function(BenchmarkId::new("get", "redis"), |b| {
                 b.iter(|| {
                     i = i.wrapping_add(1);
-                    r.command(&[b"GET", &key(i % KEYS)], &mut rbuf).unwrap();
+                    r.command(&[b"GET", key(i % KEYS)], &mut rbuf).unwrap();
                     black_box(rbuf.len())
                 })
             });
             g.bench_function(BenchmarkId::new("put", "redis"), |b| {
                 b.iter(|| {
                     i = i.wrapping_add(1);
-                    r.command(&[b"SET", &key(i % KEYS), &value], &mut rbuf).unwrap()
+                    r.command(&[b"SET", key(i % KEYS), &value], &mut rbuf).unwrap()
                 })
             });
         }
@@ -222,9 +231,9 @@ fn kvcache(c: &mut Criterion) {
                     let start = Instant::now();
                     for n in 0..iters as usize {
                         if mode == 0 {
-                            black_box(cache.get_into(&key(n % KEYS), &mut buf).unwrap());
+                            black_box(cache.get_into(key(n % KEYS), &mut buf).unwrap());
                         } else {
-                            cache.put(&key(n % KEYS), &value).unwrap();
+                            cache.put(key(n % KEYS), &value).unwrap();
                         }
                     }
                     // Acquire: the child's operations are complete.
@@ -239,7 +248,7 @@ fn kvcache(c: &mut Criterion) {
         g.finish();
         if let Some(r) = redis.as_mut() {
             for i in 0..2 * KEYS {
-                let _ = r.command(&[b"DEL", &key(i)], &mut rbuf);
+                let _ = r.command(&[b"DEL", key(i)], &mut rbuf);
             }
         }
     }

@@ -10,6 +10,10 @@
 //! buddies on the way up, so freed space coalesces exactly and the tree
 //! returns bit-for-bit to its initial state once everything is freed.
 //!
+//! Invariant: every descendant of an allocated node or of a wholly free node
+//! reads "full" (so `free` can tell an allocated block, whose children read
+//! full, from a node that reads 0 because its children are allocated).
+//!
 //! Granules beyond the data region (the tree covers the next power of two)
 //! are reserved at initialisation as permanently allocated blocks.
 //!
@@ -71,17 +75,27 @@ impl BuddyTree {
         self.max_order - u64::from(usize::BITS - 1 - node.leading_zeros())
     }
 
-    /// Recomputes `node` from its children (node must be internal).
-    fn recompute(&self, node: usize) {
+    /// Recomputes `node` from its children (node must be internal); returns
+    /// whether its value changed.
+    fn recompute(&self, node: usize) -> bool {
         let full = self.node_order(node) + 1;
         let (l, r) = (self.get(2 * node), self.get(2 * node + 1));
-        self.set(node, if l == full - 1 && r == full - 1 { full } else { l.max(r) });
+        let v = if l == full - 1 && r == full - 1 { full } else { l.max(r) };
+        if self.get(node) == v {
+            return false;
+        }
+        self.set(node, v);
+        true
     }
 
+    /// Propagates a change at `node` upwards, stopping at the first ancestor
+    /// whose value is unchanged (its own ancestors then cannot change).
     fn fix_ancestors(&self, mut node: usize) {
         while node > 1 {
             node /= 2;
-            self.recompute(node);
+            if !self.recompute(node) {
+                return;
+            }
         }
     }
 
@@ -102,7 +116,7 @@ impl BuddyTree {
         }
         for node in (1..self.leaves).rev() {
             if marked[node / 64] & (1 << (node % 64)) == 0 {
-                self.recompute(node);
+                let _ = self.recompute(node);
             }
         }
     }

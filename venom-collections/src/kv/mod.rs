@@ -71,6 +71,9 @@ pub struct KvCache {
     default_ttl_ns: u64,
     /// Stats stripe used by this process.
     stripe: usize,
+    /// This process's packed `ProcessId`, the writer-lock value. Sampled at
+    /// open: a handle must not be used across `fork()` (open a new one).
+    me: u64,
 }
 
 // SAFETY: all shared state is accessed through atomics or atomic_copy; the
@@ -100,7 +103,8 @@ impl KvCache {
         let mut init_err = None;
         let seg =
             Segment::builder(name, SegmentKind::KV_CACHE).body_len(layout.body_len).mode(cfg.mode).create_with(|seg| {
-                let cache = KvCache { seg: None, base: seg.body_ptr(), layout, seed, default_ttl_ns: ttl, stripe: 0 };
+                let cache =
+                    KvCache { seg: None, base: seg.body_ptr(), layout, seed, default_ttl_ns: ttl, stripe: 0, me: 0 };
                 if let Err(e) = cache.initialise(&cfg) {
                     init_err = Some(e);
                     return Err(venom_core::Error::InvalidConfig("kv initialisation failed".into()));
@@ -112,7 +116,7 @@ impl KvCache {
             (s, None) => s?,
         };
         let base = seg.body_ptr();
-        Ok(KvCache { seg: Some(seg), base, layout, seed, default_ttl_ns: ttl, stripe: stripe_for_pid() })
+        Ok(KvCache { seg: Some(seg), base, layout, seed, default_ttl_ns: ttl, stripe: stripe_for_pid(), me: me() })
     }
 
     /// Opens an existing cache, validating its geometry against the segment.
@@ -134,7 +138,7 @@ impl KvCache {
         let seed = g.hash_seed.load(Ordering::Relaxed);
         let default_ttl_ns = g.default_ttl_ns.load(Ordering::Relaxed).min(u64::MAX / 4);
         let base = seg.body_ptr();
-        Ok(KvCache { seg: Some(seg), base, layout, seed, default_ttl_ns, stripe: stripe_for_pid() })
+        Ok(KvCache { seg: Some(seg), base, layout, seed, default_ttl_ns, stripe: stripe_for_pid(), me: me() })
     }
 
     fn initialise(&self, cfg: &KvConfig) -> Result<()> {
@@ -258,6 +262,10 @@ impl KvCache {
     fn stripe(&self) -> &layout::Stripe {
         &self.header().stripes[self.stripe]
     }
+}
+
+fn me() -> u64 {
+    venom_core::ProcessId::current().pack()
 }
 
 fn stripe_for_pid() -> usize {

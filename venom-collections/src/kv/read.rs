@@ -1,5 +1,11 @@
 //! The lock-free read path: probe the index, validate the entry and the copied
 //! value with the entry seqlock, update access statistics.
+//!
+//! Readers never take the writer lock. A reader that meets an entry a writer
+//! is modifying retries (spin, then yield); after 20 ms it checks whether the
+//! lock owner died and, if so, runs recovery itself. A *live* writer stalled
+//! in the middle of an entry update (e.g. SIGSTOPped) makes readers of that
+//! one key fail with [`Error::Timeout`] after 2 s; other keys are unaffected.
 
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
