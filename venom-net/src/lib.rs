@@ -8,7 +8,42 @@
 //! * [`region`]: the region traits, implemented for venom-core regions and for
 //!   the in-memory [`MemRegion`] used by the deterministic tests.
 //! * [`tls`]: TLS 1.3 (ring) configs: self-signed + pinning, or mutual TLS with a CA.
-//! * [`net`]: the tokio/quinn I/O shell ([`Publisher`], [`Mirror`]).
+//! * [`net`]: the tokio/quinn I/O shell ([`net::Publisher`], [`net::Mirror`]).
+//!
+//! The state machines can be driven without any I/O, e.g. in a test:
+//!
+//! ```
+//! use venom_net::frame::Frame;
+//! use venom_net::*;
+//! let region = MemRegion::new(4096, 1024); // the published region (test double)
+//! let mut local = MemRegion::new(4096, 1024); // the mirror's local region
+//! let mut publisher = PublisherSession::new(1, 0, 0, PublisherConfig::default());
+//! let mut mirror = MirrorSession::new(MirrorConfig::default(), Subscription::whole());
+//! mirror.connect(); // queues the hello
+//! region.write_at(100, b"hello");
+//! for _ in 0..3 {
+//!     let now = Now::system(); // time is always passed in explicitly
+//!     let mut wire = Vec::new();
+//!     while mirror.poll_transmit(&mut wire) {}
+//!     let mut at = 0;
+//!     while at < wire.len() {
+//!         let (frame, n) = Frame::decode(&wire[at..])?;
+//!         publisher.handle_frame(&frame, &region, n)?;
+//!         at += n;
+//!     }
+//!     let mut wire = Vec::new();
+//!     while publisher.poll_transmit(&region, now, &mut wire)? {}
+//!     let mut at = 0;
+//!     while at < wire.len() {
+//!         let (frame, n) = Frame::decode(&wire[at..])?;
+//!         mirror.handle_frame(&frame, &mut local, n, now)?;
+//!         at += n;
+//!     }
+//! }
+//! assert_eq!(&local.to_vec()[100..105], b"hello");
+//! assert_eq!(mirror.applied().unwrap().seq, region.version());
+//! # Ok::<(), venom_net::Error>(())
+//! ```
 
 #![warn(missing_docs)]
 

@@ -52,21 +52,22 @@ fn seq_region_to_seq_region() {
     let pub_name = venom_core::testkit::unique_name("net-pub");
     let mir_name = venom_core::testkit::unique_name("net-mir");
     let mut w = SeqWriter::create(&pub_name, RegionConfig::new(1 << 20).chunk_size(16 << 10)).unwrap();
-    let local = SeqWriter::create(&mir_name, RegionConfig::new(1 << 20)).unwrap();
-    let local_reader = SeqReader::open(&mir_name).unwrap();
     runtime().block_on(async {
         let dev = Dev::new();
         let src = std::sync::Arc::new(SeqReader::open(&pub_name).unwrap());
         let p = net::Publisher::bind(loopback(), src, dev.server(), PublisherConfig::default()).await.unwrap();
-        let m = net::Mirror::connect(
+        let m = net::Mirror::connect_named(
             p.local_addr().unwrap(),
             "localhost",
             Subscription::whole(),
             dev.client(),
-            Box::new(local),
+            &mir_name,
+            1 << 20,
             MirrorConfig { check_hash: true, ..Default::default() },
         )
         .unwrap();
+        // Local processes read the mirror with the ordinary venom-core reader.
+        let local_reader = SeqReader::open(&mir_name).unwrap();
         let mut updates = m.updates();
         for i in 0..50u64 {
             w.write_at((i as usize * 7919) % ((1 << 20) - 8), &i.to_le_bytes()).unwrap();
@@ -85,9 +86,9 @@ fn seq_region_to_seq_region() {
         assert_eq!(m.stats().hash_mismatches, 0);
         m.close().await;
         p.close().await;
+        local_reader.segment().unlink().unwrap();
     });
     w.unlink().unwrap();
-    local_reader.segment().unlink().unwrap();
 }
 
 /// Publisher restart on the same address: the mirror reconnects, sees a new

@@ -95,6 +95,22 @@ impl Mirror {
         Ok(Mirror { shared, stop, task: Some(task) })
     }
 
+    /// Like [`connect`](Self::connect), mirroring into a new venom-core
+    /// `SeqRegion` named `local_name` of `local_size` bytes (mode 0600), which
+    /// local processes read with `venom_core::SeqReader::open(local_name)`.
+    pub fn connect_named(
+        addr: SocketAddr,
+        server_name: &str,
+        subscription: Subscription,
+        tls: ClientTls,
+        local_name: &str,
+        local_size: usize,
+        cfg: MirrorConfig,
+    ) -> Result<Mirror> {
+        let local = venom_core::SeqWriter::create(local_name, venom_core::RegionConfig::new(local_size))?;
+        Self::connect(addr, server_name, subscription, tls, Box::new(local), cfg)
+    }
+
     /// The last applied update.
     pub fn applied(&self) -> Option<Applied> {
         lock(&self.shared.state).1
