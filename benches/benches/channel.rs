@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use venom_core::channel::{ChannelConfig, DaemonChannel, ShellChannel, WaitStrategy};
+use venom_core::cmd_queue::{CmdQueue, QueueConfig};
 use venom_core::{Segment, SegmentKind};
 
 const ROLE: &str = "VENOM_BENCH_CHILD";
@@ -306,6 +307,21 @@ fn criterion_benches(c: &mut Criterion) {
     drop(u);
     let mut l = line();
     g.bench_function("cache_line", |b| b.iter(|| l.round_trip()));
+    g.finish();
+    // The queue's own cost, no second process: push + pop of one 8-byte
+    // message in one thread (default 4 KiB max message size).
+    let mut g = c.benchmark_group("cmd_queue");
+    let name = format!("bench-queue-{}", std::process::id());
+    let q = CmdQueue::create(&name, QueueConfig::default()).expect("queue");
+    let (mut p, mut cons) = (q.producer().expect("producer"), q.consumer().expect("consumer"));
+    let mut v = Vec::new();
+    g.bench_function("push_pop_same_thread", |b| {
+        b.iter(|| {
+            p.try_push(black_box(b"12345678")).expect("push");
+            black_box(cons.try_pop(&mut v).expect("pop"));
+        })
+    });
+    let _ = q.unlink();
     g.finish();
 }
 

@@ -237,6 +237,10 @@ fn second_create_on_a_live_name_changes_nothing() {
     assert_eq!(&buf[..n], b"hello data");
     let n = shell.request(b"still here", &mut buf).unwrap();
     assert!(buf[..n].ends_with(b"still here"));
+    // reconnect() is a no-op while the daemon is alive.
+    let id = shell.client_id();
+    shell.reconnect().unwrap();
+    assert_eq!(shell.client_id(), id);
     finish(stop, h);
 }
 

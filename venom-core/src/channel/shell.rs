@@ -102,8 +102,12 @@ impl ShellChannel {
 
     /// After [`Error::DaemonGone`]: waits up to the request timeout for a
     /// daemon to serve `name` again and connects to it (new slot, new
-    /// client id; outstanding requests are forgotten).
+    /// client id; outstanding requests are forgotten). A no-op while the
+    /// current daemon is alive.
     pub fn reconnect(&mut self) -> Result<()> {
+        if self.daemon_alive() {
+            return Ok(());
+        }
         let deadline = Instant::now() + self.timeout;
         loop {
             match ShellChannel::connect(&self.name) {
