@@ -70,6 +70,7 @@ struct Staging {
     next_part: u32,
     next_virt: u64,
     bytes: u64,
+    body_bytes: u64,
     runs: Vec<(u64, usize, usize, usize)>,
     bodies: Vec<Vec<u8>>,
 }
@@ -254,7 +255,15 @@ impl MirrorSession {
             return Ok(None);
         }
         let last = u.flags & FLAG_LAST != 0;
+        let total = self.compiled.as_ref().map_or(0, |c| c.total_len());
         let st = self.staging.as_mut().ok_or(Error::Closed)?;
+        // Bound what a hostile publisher can make us buffer: every non-last
+        // frame carries data, and all staged bodies together stay within
+        // twice the subscription size (+1 MiB) — honest deltas use < 1x.
+        st.body_bytes += body.len() as u64;
+        if (!last && u.run_count() == 0) || st.body_bytes > 2 * total + (1 << 20) {
+            return Err(Error::Protocol("update frames exceed the staging bound".into()));
+        }
         st.bodies.push(body);
         if !last {
             return Ok(None);
@@ -285,6 +294,7 @@ impl MirrorSession {
                 next_part: 0,
                 next_virt: 0,
                 bytes: 0,
+                body_bytes: 0,
                 runs: Vec::new(),
                 bodies: Vec::new(),
             });

@@ -52,6 +52,9 @@ pub struct PublisherConfig {
     /// coming (hashing is O(subscription size)); a digest of the latest seq is
     /// always sent once the region goes quiet.
     pub hash_interval: Duration,
+    /// The I/O shell refuses connections beyond this many mirrors (each
+    /// session holds a shadow and a snapshot buffer of up to the region size).
+    pub max_mirrors: usize,
 }
 
 impl Default for PublisherConfig {
@@ -63,6 +66,7 @@ impl Default for PublisherConfig {
             frame_payload: 512 << 10,
             merge_gap: 16,
             hash_interval: Duration::from_millis(100),
+            max_mirrors: 64,
         }
     }
 }

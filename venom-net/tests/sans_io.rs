@@ -274,3 +274,19 @@ fn hash_mismatch_is_counted_and_resynced() {
     assert_eq!(st.resyncs_requested, 1);
     assert!(st.snapshots_applied >= 2);
 }
+
+#[test]
+fn mirror_bounds_what_a_publisher_can_make_it_buffer() {
+    use venom_net::frame::Welcome;
+    let mut local = MemRegion::new(100, 64);
+    let mut m = MirrorSession::new(MirrorConfig::default(), Subscription::range(0, 50, 0));
+    m.connect();
+    let now = Now::system();
+    let w = Frame::Welcome(Welcome { epoch: 1, owner_id: 0, region_id: 0, chunk_size: 64, region_size: 80 });
+    m.handle_frame(&w, &mut local, 0, now).unwrap();
+    // Endless non-last frames without runs are refused at once.
+    let mut f = venom_net::frame::encode_single_update(1, 2, 0, true, &[]);
+    f[8 + 40] = venom_net::frame::FLAG_SNAPSHOT; // clear LAST
+    let (frame, n) = Frame::decode(&f).unwrap();
+    assert!(matches!(m.handle_frame(&frame, &mut local, n, now), Err(Error::Protocol(_))));
+}

@@ -85,6 +85,11 @@ impl Publisher {
         let (ep, s) = (endpoint.clone(), shared.clone());
         tokio::spawn(async move {
             while let Some(incoming) = ep.accept().await {
+                if lock(&s.sessions).len() >= s.cfg.max_mirrors {
+                    tracing::warn!(remote = %incoming.remote_address(), "mirror limit reached; refusing");
+                    incoming.refuse();
+                    continue;
+                }
                 let s = s.clone();
                 tokio::spawn(async move {
                     let remote = incoming.remote_address();
