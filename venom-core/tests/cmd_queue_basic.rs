@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use venom_core::cmd_queue::{CmdQueue, QueueConfig, WaitStrategy};
@@ -241,4 +242,32 @@ fn producer_killed_mid_push_blocks_nobody() {
     let m = consumer.pop(&mut buf, SEC).unwrap();
     assert_eq!((&buf[..], m.generation), (&b"after"[..], fresh.generation()));
     q.unlink().unwrap();
+}
+
+/// A hostile producer writes a published slot with an absurd length: the
+/// consumer skips it (counting it) instead of trusting the length.
+#[test]
+fn hostile_slot_is_skipped() {
+    use std::sync::atomic::AtomicU64;
+    let c = cfg(1, 4, 64);
+    let len = CmdQueue::layout_len(&c).unwrap();
+    let mem = Aligned::new(len);
+    // SAFETY: aligned, zeroed, private.
+    unsafe { CmdQueue::init_at(mem.0, len, &c).unwrap() };
+    // SAFETY: `mem` outlives the queue.
+    let q = unsafe { CmdQueue::attach(mem.0, len).unwrap() };
+    let mut consumer = q.consumer().unwrap();
+    // Layout (cmd_queue::layout docs): rings start after the 256-byte header
+    // and one 128-byte lane line; slots after the 384-byte ring control.
+    let slot0 = 256 + 128 + 384;
+    // SAFETY: 8-aligned words inside the first slot header.
+    let word = |off: usize| unsafe { &*(mem.0.add(slot0 + off) as *const AtomicU64) };
+    word(24).store(u64::from(u32::MAX), Ordering::Relaxed); // len field
+    word(0).store(1, Ordering::Release); // stamp: position 0 published
+    let mut p = q.producer().unwrap();
+    p.push(b"real", SEC).unwrap();
+    let mut buf = Vec::new();
+    consumer.pop(&mut buf, SEC).unwrap();
+    assert_eq!(buf, b"real");
+    assert_eq!(consumer.corrupt_messages(), 1);
 }

@@ -99,6 +99,33 @@ pub struct DaemonStats {
 ///
 /// `Send`, not `Sync`: serve from one thread. Dropping it marks the channel
 /// closed (shells get [`Error::DaemonGone`]) and unlinks its name.
+///
+/// A hand-written serve loop that also refreshes the data region:
+/// ```
+/// use std::time::Duration;
+/// use venom_core::Error;
+/// use venom_core::channel::{ChannelConfig, DaemonChannel, ShellChannel};
+/// let name = format!("doc-daemon-{}", std::process::id());
+/// let mut daemon = DaemonChannel::create(&name, ChannelConfig::default())?;
+/// let mut shell = ShellChannel::connect(&name)?;
+/// let id = shell.send_command(b"add 2 3")?;
+/// for tick in 0.. {
+///     match daemon.recv_command(Duration::from_millis(10)) {
+///         Ok(cmd) => {
+///             assert_eq!(cmd.data(), b"add 2 3");
+///             daemon.respond(cmd, b"5")?;
+///             break;
+///         }
+///         Err(Error::Timeout(_)) => {
+///             daemon.write_data(format!("tick {tick}").as_bytes())?;
+///         }
+///         Err(e) => return Err(e),
+///     }
+/// }
+/// let mut buf = [0u8; 8];
+/// assert_eq!(shell.recv_response(&mut buf)?, (id, 1));
+/// # Ok::<(), venom_core::Error>(())
+/// ```
 pub struct DaemonChannel {
     seg: Arc<Segment>,
     queue: CmdQueue,

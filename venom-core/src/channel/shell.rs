@@ -32,6 +32,25 @@ enum Want {
 /// A client of a channel: reads the daemon's data and sends it commands.
 ///
 /// `Send`, not `Sync`. Dropping it frees its client slot.
+///
+/// Pipelining, with replies matched to their requests by id:
+/// ```
+/// use venom_core::channel::{ChannelConfig, DaemonChannel, ShellChannel};
+/// let name = format!("doc-shell-{}", std::process::id());
+/// let mut daemon = DaemonChannel::create(&name, ChannelConfig::default())?;
+/// let stop = daemon.stop_handle();
+/// let server = std::thread::spawn(move || daemon.run(|_, cmd| cmd.repeat(2)));
+/// let mut shell = ShellChannel::connect(&name)?;
+/// let ids: Vec<u64> = [b"a", b"b", b"c"].iter().map(|c| shell.send_command(*c)).collect::<Result<_, _>>()?;
+/// let mut buf = [0u8; 8];
+/// for id in ids {
+///     let (got, n) = shell.recv_response(&mut buf)?;
+///     assert_eq!((got, n), (id, 2));
+/// }
+/// stop.stop();
+/// server.join().unwrap()?;
+/// # Ok::<(), venom_core::Error>(())
+/// ```
 pub struct ShellChannel {
     name: String,
     seg: Arc<Segment>,
