@@ -2,7 +2,8 @@
 //! single-bit operations.
 //!
 //! Bits live in `AtomicU64` words; `set`/`clear`/`flip` are one
-//! `fetch_or`/`fetch_and`/`fetch_xor` and return the previous bit. Indices are
+//! `fetch_or`/`fetch_and`/`fetch_xor` (`set`/`clear` skip it when the bit
+//! already has the wanted value) and return the previous bit. Indices are
 //! `u64`, so sets of 2^32 bits and more (512 MiB per 2^32 bits) work.
 //! `count_ones` and iteration read word by word (Relaxed): under concurrent
 //! writes they see each word at some moment, not the whole set at one
@@ -69,17 +70,30 @@ impl Bitset {
     }
 
     /// Sets bit `i`; returns its previous value.
+    ///
+    /// Test-and-test-and-set: if the bit is already set this is a plain
+    /// Acquire load and writes nothing (no cache-line ownership transfer), so
+    /// it then does not publish the caller's earlier writes either.
     #[inline]
     pub fn set(&self, i: u64) -> Result<bool> {
         let (w, m) = self.locate(i)?;
+        // Acquire: as `test`.
+        if w.load(Ordering::Acquire) & m != 0 {
+            return Ok(true);
+        }
         // AcqRel: a bit can act as a flag guarding other shared data.
         Ok(w.fetch_or(m, Ordering::AcqRel) & m != 0)
     }
 
-    /// Clears bit `i`; returns its previous value.
+    /// Clears bit `i`; returns its previous value. Like [`Bitset::set`], a
+    /// bit that is already clear is only loaded.
     #[inline]
     pub fn clear(&self, i: u64) -> Result<bool> {
         let (w, m) = self.locate(i)?;
+        // Acquire: as `test`.
+        if w.load(Ordering::Acquire) & m == 0 {
+            return Ok(false);
+        }
         // AcqRel: as in `set`.
         Ok(w.fetch_and(!m, Ordering::AcqRel) & m != 0)
     }

@@ -450,7 +450,7 @@ impl<K: Pod + Eq, V: Pod> HashMap<K, V> {
 
     pub(crate) fn bytes(capacity: u64) -> Result<u64> {
         MapCore::words_needed(capacity, words_for::<K>(), words_for::<V>())
-            .map(|w| w as u64 * 8)
+            .and_then(|w| (w as u64).checked_mul(8))
             .ok_or_else(|| Error::InvalidConfig(format!("map capacity {capacity} is too large")))
     }
 

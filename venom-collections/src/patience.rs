@@ -11,16 +11,23 @@ use std::time::{Duration, Instant};
 /// before checking its liveness again or giving up.
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A bounded backoff.
+/// A bounded backoff. The clock is read lazily: creating a `Patience` on a
+/// fast path costs nothing; the deadline starts at the first real wait (after
+/// the spin phase), which delays it by at most a few microseconds.
 pub(crate) struct Patience {
     step: u32,
-    deadline: Option<Instant>,
+    timeout: Duration,
+    deadline: Option<Option<Instant>>,
 }
 
 impl Patience {
-    /// Waits at most `timeout` in total.
+    /// Waits at most about `timeout` in total.
     pub(crate) fn new(timeout: Duration) -> Self {
-        Patience { step: 0, deadline: Instant::now().checked_add(timeout) }
+        Patience { step: 0, timeout, deadline: None }
+    }
+
+    fn deadline(&mut self) -> Option<Instant> {
+        *self.deadline.get_or_insert_with(|| Instant::now().checked_add(self.timeout))
     }
 
     /// Backs off once. Returns `false` when the deadline has passed.
@@ -41,7 +48,7 @@ impl Patience {
                 let us = 10u64 << (self.step - 80).min(6);
                 std::thread::sleep(Duration::from_micros(us));
             }
-            self.deadline.is_none_or(|d| Instant::now() < d)
+            self.deadline().is_none_or(|d| Instant::now() < d)
         }
     }
 
@@ -52,12 +59,12 @@ impl Patience {
     }
 
     /// The time left before the deadline.
-    pub(crate) fn remaining(&self) -> Duration {
-        self.deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()))
+    pub(crate) fn remaining(&mut self) -> Duration {
+        self.deadline().map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()))
     }
 
-    /// Whether the deadline has passed.
+    /// Whether the deadline has passed (false before the first wait).
     pub(crate) fn expired(&self) -> bool {
-        self.deadline.is_some_and(|d| Instant::now() >= d)
+        matches!(self.deadline, Some(Some(d)) if Instant::now() >= d)
     }
 }

@@ -42,7 +42,7 @@
 //! word 0     head (own 128-byte line)
 //! word 16    tail (own line)
 //! word 32    not_empty: EventCount | 33 not_full: EventCount | 34 recovered
-//! word 48    slots: capacity × [stamp, owner, value words...]
+//! word 48    slots: capacity × [stamp, owner, value words..., padding to 2^k words]
 //! ```
 
 use std::marker::PhantomData;
@@ -159,8 +159,16 @@ impl<'a> QueueCore<'a> {
                 venom_core::loom::spin_hint();
                 tail = self.tail().load(Ordering::Relaxed);
             } else {
-                // Another producer got here first.
-                tail = self.tail().load(Ordering::Relaxed);
+                // Another producer got here first, so `tail` has moved on. If
+                // it has not, the stamp is from the future: corrupt memory.
+                let t = self.tail().load(Ordering::Relaxed);
+                if t == tail {
+                    spins += 1;
+                    if spins > INFLIGHT_SPINS {
+                        return Attempt::No;
+                    }
+                }
+                tail = t;
             }
         }
     }
@@ -200,7 +208,16 @@ impl<'a> QueueCore<'a> {
                 venom_core::loom::spin_hint();
                 head = self.head().load(Ordering::Relaxed);
             } else {
-                head = self.head().load(Ordering::Relaxed);
+                // Another consumer took `head`; as in `try_push`, a head that
+                // does not move means a corrupt stamp.
+                let h = self.head().load(Ordering::Relaxed);
+                if h == head {
+                    spins += 1;
+                    if spins > INFLIGHT_SPINS {
+                        return Attempt::No;
+                    }
+                }
+                head = h;
             }
         }
     }
@@ -278,20 +295,26 @@ unsafe impl<T: Pod> Send for Queue<T> {}
 unsafe impl<T: Pod> Sync for Queue<T> {}
 
 impl<T: Pod> Queue<T> {
+    /// Words per slot: stamp, owner, value, padded to a power of two so
+    /// that small slots never straddle a cache line.
+    fn stride() -> usize {
+        (2 + words_for::<T>()).next_power_of_two()
+    }
+
     pub(crate) fn from_region(region: Region) -> Queue<T> {
-        let stride = 2 + words_for::<T>();
+        let stride = Self::stride();
         let mask = region.capacity - 1;
         Queue { region, mask, stride, me: std::process::id(), _t: PhantomData }
     }
 
     pub(crate) fn bytes(capacity: u64) -> Result<u64> {
-        QueueCore::words_needed(capacity, words_for::<T>())
-            .map(|w| w as u64 * 8)
+        QueueCore::words_needed(capacity, Self::stride() - 2)
+            .and_then(|w| (w as u64).checked_mul(8))
             .ok_or_else(|| Error::InvalidConfig(format!("queue capacity {capacity} is too large")))
     }
 
     pub(crate) fn init(words: &[AtomicU64], capacity: u64) {
-        QueueCore::init(words, capacity, 2 + words_for::<T>());
+        QueueCore::init(words, capacity, Self::stride());
     }
 
     fn core(&self) -> QueueCore<'_> {

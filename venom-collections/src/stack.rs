@@ -171,7 +171,7 @@ impl<T: Pod> Stack<T> {
             return Err(Error::InvalidConfig(format!("stack capacity {capacity} exceeds {MAX_STACK_CAPACITY}")));
         }
         StackCore::words_needed(capacity, words_for::<T>())
-            .map(|w| w as u64 * 8)
+            .and_then(|w| (w as u64).checked_mul(8))
             .ok_or_else(|| Error::InvalidConfig(format!("stack capacity {capacity} is too large")))
     }
 

@@ -26,6 +26,11 @@ pub(crate) const fn words_for<T>() -> usize {
 /// Writes `v` into `dst` (at least `words_for::<T>()` words).
 #[inline]
 pub(crate) fn store_elem<T: Pod>(dst: &[AtomicU64], v: &T) {
+    if core::mem::size_of::<T>() <= 8 {
+        // Relaxed: publication is ordered by the caller's protocol.
+        dst[0].store(to_word(v), Ordering::Relaxed);
+        return;
+    }
     let bytes = bytemuck::bytes_of(v);
     #[cfg(not(loom))]
     if bytes.len() >= venom_core::atomic_copy::ASM_THRESHOLD {
@@ -47,6 +52,10 @@ pub(crate) fn store_elem<T: Pod>(dst: &[AtomicU64], v: &T) {
 /// Reads a `T` from `src` (at least `words_for::<T>()` words).
 #[inline]
 pub(crate) fn load_elem<T: Pod>(src: &[AtomicU64]) -> T {
+    if core::mem::size_of::<T>() <= 8 {
+        // Relaxed: consistency is checked by the caller's protocol.
+        return from_word(src[0].load(Ordering::Relaxed));
+    }
     let mut v = T::zeroed();
     let bytes = bytemuck::bytes_of_mut(&mut v);
     #[cfg(not(loom))]
