@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use venom_collections::{KvCache, KvConfig};
+use venom_core::futex::EventCount;
 use venom_core::{Segment, SegmentKind};
 
 const SIZES: [(usize, &str); 3] = [(64, "64B"), (1024, "1KiB"), (64 << 10, "64KiB")];
@@ -60,6 +61,13 @@ impl Ctl {
         // only accessed atomically by both processes.
         unsafe { &*(self.seg.body_ptr() as *const AtomicU64).add(i) }
     }
+
+    /// Wakes the idle child (at byte 64 of the body; zero-valid).
+    fn doorbell(&self) -> &EventCount {
+        // SAFETY: bytes 64..72 of the 128-byte body, 8-aligned; EventCount
+        // is repr(C) atomics, valid when zeroed, shared by design.
+        unsafe { &*(self.seg.body_ptr().add(64) as *const EventCount) }
+    }
 }
 
 fn child_main(arg: &str) {
@@ -70,17 +78,22 @@ fn child_main(arg: &str) {
     let value = vec![0x5Au8; 64 << 10];
     let mut idle = Instant::now();
     loop {
+        // Sleep (futex) while idle, so the child does not steal a core from
+        // the single-process benchmarks.
+        let done = ctl.word(4).load(Ordering::Relaxed);
         // Acquire: pairs with the parent's Release publication of a request.
-        let seq = ctl.word(0).load(Ordering::Acquire);
-        if seq == u64::MAX {
-            return;
-        }
-        if seq == ctl.word(4).load(Ordering::Relaxed) {
-            if idle.elapsed() > Duration::from_secs(120) {
+        let ready = ctl.doorbell().wait_until(Duration::from_millis(200), || {
+            let seq = ctl.word(0).load(Ordering::Acquire);
+            (seq != done).then_some(seq)
+        });
+        let Some(seq) = ready else {
+            if idle.elapsed() > Duration::from_secs(300) {
                 return;
             }
-            std::thread::yield_now();
             continue;
+        };
+        if seq == u64::MAX {
+            return;
         }
         let (iters, mode, size) = (
             ctl.word(1).load(Ordering::Relaxed),
@@ -228,6 +241,7 @@ fn kvcache(c: &mut Criterion) {
                     let seq = ctl.word(0).load(Ordering::Relaxed) + 1;
                     // Release: publishes the request words to the child.
                     ctl.word(0).store(seq, Ordering::Release);
+                    ctl.doorbell().notify_all();
                     let start = Instant::now();
                     for n in 0..iters as usize {
                         if mode == 0 {
@@ -253,6 +267,7 @@ fn kvcache(c: &mut Criterion) {
         }
     }
     ctl.word(0).store(u64::MAX, Ordering::Release);
+    ctl.doorbell().notify_all();
     let _ = child.wait();
 }
 
