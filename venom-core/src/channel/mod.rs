@@ -8,7 +8,7 @@
 //!   daemon);
 //! * one SPSC **reply ring** per client slot, with its own futex for the
 //!   client to sleep on;
-//! * a [`SeqRegion`] for the daemon's published data.
+//! * a [`SeqRegion`](crate::SeqRegion) for the daemon's published data.
 //!
 //! **Replies reach the right request.** Every request carries
 //! `(slot, generation, request id)`; the daemon copies them into the reply,
@@ -22,7 +22,7 @@
 //! connecting shell (which finds the owner dead), and the slot's generation
 //! bump makes the daemon drop the dead client's remaining commands and
 //! replies. If the daemon dies, shells waiting on it get
-//! [`Error::DaemonGone`](crate::Error::DaemonGone) within their timeout (they
+//! [`Error::DaemonGone`] within their timeout (they
 //! check the daemon's pid and start time while they wait).
 //!
 //! **Daemon restarts: reconnect by hand.** A restarted daemon creates a fresh
@@ -78,7 +78,9 @@ const QUEUE_OFFSET: usize = 128;
 /// Shared memory used: about `2 × max_clients × cmd_slots × round_up(32 +
 /// max_msg_size, 64)` bytes for the rings plus `data_size` (e.g. 16 × 32 ×
 /// 4 KiB × 2 ≈ 4.3 MB with the defaults; tmpfs only backs pages once
-/// touched).
+/// touched). Every slot is sized for the largest message, so with large
+/// `max_msg_size` lower `cmd_slots` (1 MiB × 16 clients × 32 slots × 2 would
+/// be 1 GiB).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChannelConfig {
     /// Bytes of the published data region (default 64 KiB).

@@ -3,10 +3,12 @@
 //!
 //! Design (the iceoryx2 approach, see `ipc-prior-art.md` §3): the queue is a
 //! set of **lanes**, one per producer, each a bounded SPSC ring of
-//! fixed-stride slots ([`ring`](self) module docs: Lamport ring with per-slot
-//! publication stamps and rigtorp's cached indices). A producer claims a free
-//! lane with a CAS of its packed [`ProcessId`]; the consumer polls the lanes
-//! round-robin and sleeps on one shared futex [`EventCount`] doorbell.
+//! fixed-stride slots (the internal `ring` module: a Lamport ring with
+//! per-slot publication stamps and rigtorp's cached indices). A producer
+//! claims a free lane with a CAS of its packed
+//! [`ProcessId`](crate::ProcessId); the consumer polls the lanes round-robin
+//! and sleeps on one shared futex [`EventCount`](crate::futex::EventCount)
+//! doorbell.
 //!
 //! Why not one Vyukov MPMC array: a producer that dies between claiming a
 //! ticket and publishing it blocks that slot, and everything behind it, for
