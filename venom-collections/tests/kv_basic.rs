@@ -312,3 +312,43 @@ proptest! {
         prop_assert_eq!(keys, want);
     }
 }
+
+#[test]
+fn threads_share_one_handle_without_torn_reads() {
+    let c = std::sync::Arc::new(cache(KvConfig { max_entries: 64, data_bytes: 1 << 20, ..KvConfig::default() }));
+    let value = |seq: u64| {
+        let mut v = vec![seq as u8; 8 + (seq as usize * 131) % 5000];
+        v[..8].copy_from_slice(&seq.to_le_bytes());
+        v
+    };
+    for k in 0..8u8 {
+        c.put(&[k], &value(0)).unwrap();
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (c, stop) = (c.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for k in 0..8u8 {
+                        let ok = c.get_with(&[k], |v| {
+                            let seq = u64::from_le_bytes(v[..8].try_into().unwrap());
+                            v[8..].iter().all(|&b| b == seq as u8) && v.len() == 8 + (seq as usize * 131) % 5000
+                        });
+                        assert!(ok.unwrap().unwrap(), "torn value");
+                        n += 1;
+                    }
+                }
+                n
+            })
+        })
+        .collect();
+    for seq in 1..3000u64 {
+        c.put(&[(seq % 8) as u8], &value(seq)).unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reads: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(reads > 0);
+    assert_eq!(c.stats().updates, 2999);
+}

@@ -59,8 +59,23 @@ use crate::error::{Error, Result};
 use alloc::BuddyTree;
 use layout::{EntryHead, KvHeader};
 
-/// A handle to a shared-memory key-value cache. `Send + Sync`; clone-free:
-/// open it once per process (or share it behind an `Arc`).
+/// A handle to a shared-memory key-value cache. `Send + Sync`: open it once
+/// per process and share it between threads (e.g. behind an `Arc`).
+///
+/// ```
+/// use std::time::Duration;
+/// use venom_collections::{Eviction, KvCache, KvConfig};
+/// let name = format!("doc-kvcache-{}", std::process::id());
+/// let cfg = KvConfig { max_entries: 1000, data_bytes: 1 << 20, eviction: Eviction::Clock, ..KvConfig::default() };
+/// let mut cache = KvCache::create(&name, cfg)?;
+/// cache.set_unlink_on_drop(true);
+/// cache.put_with_ttl(b"session:7", b"token", Duration::from_secs(60))?;
+/// assert!(cache.contains(b"session:7")?);
+/// let hot = cache.top_by_access_count(10);
+/// assert_eq!(hot[0].key, b"session:7");
+/// assert_eq!(cache.stats().inserts, 1);
+/// # Ok::<(), venom_collections::Error>(())
+/// ```
 pub struct KvCache {
     /// `None` only while the creator initialises the body.
     seg: Option<Segment>,
