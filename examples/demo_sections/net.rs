@@ -86,6 +86,12 @@ fn story(
         rounds * 64,
         rounds * 8
     );
+    // The digest of the final state follows within the hash interval (100 ms).
+    let checks = mirror.stats().hash_matches;
+    let t = Instant::now();
+    while mirror.stats().hash_matches == checks && t.elapsed() < Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let st = mirror.stats();
     println!(
         "  mirror: {} updates ({} snapshot), blake3 checks {} ok / {} mismatches, lag {:?}",

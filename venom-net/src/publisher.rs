@@ -48,9 +48,10 @@ pub struct PublisherConfig {
     pub frame_payload: usize,
     /// Changed runs closer than this many bytes are merged.
     pub merge_gap: usize,
-    /// With `check_hash`, send digests at most this often while updates keep
-    /// coming (hashing is O(subscription size)); a digest of the latest seq is
-    /// always sent once the region goes quiet.
+    /// With `check_hash`, send a digest at most this often (hashing costs
+    /// O(subscription size) on both sides). The digest is of the latest seq
+    /// sent, so once the region goes quiet the final state is always checked
+    /// (the I/O shell polls at least every 100 ms).
     pub hash_interval: Duration,
     /// The I/O shell refuses connections beyond this many mirrors (each
     /// session holds a shadow and a snapshot buffer of up to the region size).
@@ -241,8 +242,7 @@ impl PublisherSession {
             return Ok(false);
         }
         if self.outgoing.is_none() && self.hash_due {
-            let quiet = region.version() == self.last_version;
-            if quiet || self.last_hash.is_none_or(|t| now.mono.saturating_duration_since(t) >= self.cfg.hash_interval) {
+            if self.last_hash.is_none_or(|t| now.mono.saturating_duration_since(t) >= self.cfg.hash_interval) {
                 self.hash_due = false;
                 self.last_hash = Some(now.mono);
                 let h = HashFrame {
