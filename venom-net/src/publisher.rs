@@ -241,21 +241,22 @@ impl PublisherSession {
         if self.sub.is_none() {
             return Ok(false);
         }
-        if self.outgoing.is_none() && self.hash_due {
-            if self.last_hash.is_none_or(|t| now.mono.saturating_duration_since(t) >= self.cfg.hash_interval) {
-                self.hash_due = false;
-                self.last_hash = Some(now.mono);
-                let h = HashFrame {
-                    region_id: self.region_id,
-                    epoch: self.epoch,
-                    seq: self.stats.sent_seq,
-                    digest: *blake3::hash(&self.shadow).as_bytes(),
-                };
-                let start = out.len();
-                Frame::Hash(h).encode(out);
-                self.stats.bytes_sent += (out.len() - start) as u64;
-                return Ok(true);
-            }
+        if self.outgoing.is_none()
+            && self.hash_due
+            && self.last_hash.is_none_or(|t| now.mono.saturating_duration_since(t) >= self.cfg.hash_interval)
+        {
+            self.hash_due = false;
+            self.last_hash = Some(now.mono);
+            let h = HashFrame {
+                region_id: self.region_id,
+                epoch: self.epoch,
+                seq: self.stats.sent_seq,
+                digest: *blake3::hash(&self.shadow).as_bytes(),
+            };
+            let start = out.len();
+            Frame::Hash(h).encode(out);
+            self.stats.bytes_sent += (out.len() - start) as u64;
+            return Ok(true);
         }
         if self.outgoing.is_none() {
             if self.in_flight_bytes >= self.cfg.max_in_flight as u64
