@@ -115,11 +115,23 @@ fn single(c: &mut Criterion, seg: &ObjectSegment) {
     });
     let bits = seg.bitset("b1", 1 << 20).unwrap();
     g.bench_function("bitset_set", |b| {
+        // After the first pass every bit is set: mostly the load-only path.
         let mut i = 0u64;
         b.iter(|| {
             for _ in 0..BATCH {
                 i = (i + 7919) & ((1 << 20) - 1);
                 black_box(bits.set(i).unwrap());
+            }
+        })
+    });
+    g.bench_function("bitset_set_then_clear", |b| {
+        // Every operation changes its bit: each is a real atomic RMW.
+        let mut i = 0u64;
+        b.iter(|| {
+            for _ in 0..BATCH / 2 {
+                i = (i + 7919) & ((1 << 20) - 1);
+                black_box(bits.set(i).unwrap());
+                black_box(bits.clear(i).unwrap());
             }
         })
     });

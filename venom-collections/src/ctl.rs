@@ -28,27 +28,33 @@ const PID_MASK: u64 = (1 << 22) - 1;
 pub(crate) struct Ctl(pub u64);
 
 impl Ctl {
+    #[inline]
     pub(crate) const fn stable(state: u64, version: u64) -> Ctl {
         Ctl(((version & VERSION_MASK) << VERSION_SHIFT) | (state << 1))
     }
 
+    #[inline]
     pub(crate) const fn busy(kind: u64, pid: u32, version: u64) -> Ctl {
         Ctl(((version & VERSION_MASK) << VERSION_SHIFT) | ((pid as u64 & PID_MASK) << 3) | (kind << 1) | BUSY)
     }
 
+    #[inline]
     pub(crate) const fn is_busy(self) -> bool {
         self.0 & BUSY != 0
     }
 
     /// The stable state or the busy kind (2 bits).
+    #[inline]
     pub(crate) const fn state(self) -> u64 {
         (self.0 >> 1) & 3
     }
 
+    #[inline]
     pub(crate) const fn version(self) -> u64 {
         self.0 >> VERSION_SHIFT
     }
 
+    #[inline]
     pub(crate) const fn pid(self) -> u32 {
         ((self.0 >> 3) & PID_MASK) as u32
     }

@@ -43,6 +43,7 @@ mod array;
 mod bitset;
 mod ctl;
 mod directory;
+mod doorbell;
 mod error;
 mod hash;
 pub mod kv;

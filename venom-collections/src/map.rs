@@ -90,18 +90,21 @@ impl<'a> MapCore<'a> {
         (capacity as usize).checked_mul(1 + kw + vw)?.checked_add(HEADER_WORDS)
     }
 
+    #[inline]
     fn slot(&self, i: u64) -> &'a [AtomicU64] {
         let stride = 1 + self.kw + self.vw;
         let at = HEADER_WORDS + (i & self.mask) as usize * stride;
         &self.words[at..at + stride]
     }
 
+    #[inline]
     fn home<K: Pod>(k: &K) -> u64 {
         fixed_hash(bytemuck::bytes_of(k))
     }
 
     /// Seqlock read of the key of a slot whose control word was `c`
     /// (Acquire-loaded by the caller). `None` if the slot changed.
+    #[inline]
     fn read_key<K: Pod>(&self, slot: &[AtomicU64], c: Ctl) -> Option<K> {
         let k = load_elem::<K>(&slot[1..1 + self.kw]);
         // Acquire fence: if any word we read was written after `c`, the
@@ -111,6 +114,7 @@ impl<'a> MapCore<'a> {
     }
 
     /// Seqlock read of key and value.
+    #[inline]
     fn read_pair<K: Pod, V: Pod>(&self, slot: &[AtomicU64], c: Ctl) -> Option<(K, V)> {
         let k = load_elem::<K>(&slot[1..1 + self.kw]);
         let v = load_elem::<V>(&slot[1 + self.kw..]);
@@ -144,6 +148,7 @@ impl<'a> MapCore<'a> {
         }
     }
 
+    #[inline]
     fn probe_limit(&self, ordering: Ordering) -> u64 {
         self.words[MAX_PROBE].load(ordering).min(self.mask)
     }
@@ -454,6 +459,7 @@ impl<K: Pod + Eq, V: Pod> HashMap<K, V> {
             .ok_or_else(|| Error::InvalidConfig(format!("map capacity {capacity} is too large")))
     }
 
+    #[inline]
     fn core(&self) -> MapCore<'_> {
         MapCore {
             words: self.region.words(),

@@ -70,6 +70,7 @@ pub(crate) struct Region {
 
 impl Region {
     /// The object's words.
+    #[inline]
     pub(crate) fn words(&self) -> &[AtomicU64] {
         // SAFETY: `ptr..ptr + words` lies inside the mapping (checked against
         // the data area when the region was built), is 8-byte aligned (objects

@@ -68,3 +68,22 @@ impl Patience {
         matches!(self.deadline, Some(Some(d)) if Instant::now() >= d)
     }
 }
+
+/// Exponential spin after a lost CAS (as crossbeam's `Backoff::spin`): lets
+/// the winner finish with its cache line instead of fighting for it again at
+/// once. Under loom one yield per step.
+#[derive(Default)]
+pub(crate) struct Contention(u32);
+
+impl Contention {
+    #[inline]
+    pub(crate) fn spin(&mut self) {
+        #[cfg(loom)]
+        venom_core::loom::spin_hint();
+        #[cfg(not(loom))]
+        for _ in 0..1u32 << self.0.min(6) {
+            core::hint::spin_loop();
+        }
+        self.0 += 1;
+    }
+}

@@ -41,7 +41,7 @@
 //! ```text
 //! word 0     head (own 128-byte line)
 //! word 16    tail (own line)
-//! word 32    not_empty: EventCount | 33 not_full: EventCount | 34 recovered
+//! word 32    not_empty: Doorbell | 33 not_full: Doorbell | 34 recovered
 //! word 48    slots: capacity × [stamp, owner, value words..., padding to 2^k words]
 //! ```
 
@@ -52,9 +52,10 @@ use bytemuck::Pod;
 use venom_core::loom::sync::{AtomicU64, Ordering};
 
 use crate::ctl::pid_alive;
+use crate::doorbell::Doorbell;
 use crate::error::{Error, Result};
 use crate::object_segment::Region;
-use crate::patience::Patience;
+use crate::patience::{Contention, Patience};
 use crate::words::{LINE_WORDS, load_elem, store_elem, words_for};
 
 const HEAD: usize = 0;
@@ -67,6 +68,7 @@ const POS_MASK: u64 = (1 << 41) - 1;
 const CONSUMER: u64 = 1 << 41;
 
 /// The owner tag of `pid` holding position `pos` as producer or consumer.
+#[inline]
 pub(crate) fn owner_tag(pid: u32, consumer: bool, pos: u64) -> u64 {
     (u64::from(pid) << 42) | if consumer { CONSUMER } else { 0 } | (pos & POS_MASK)
 }
@@ -104,27 +106,33 @@ impl<'a> QueueCore<'a> {
         }
     }
 
+    #[inline]
     fn capacity(&self) -> u64 {
         self.mask + 1
     }
 
+    #[inline]
     fn slot(&self, pos: u64) -> &'a [AtomicU64] {
         let i = HEADER_WORDS + (pos & self.mask) as usize * self.stride;
         &self.words[i..i + self.stride]
     }
 
+    #[inline]
     pub(crate) fn head(&self) -> &'a AtomicU64 {
         &self.words[HEAD]
     }
 
+    #[inline]
     pub(crate) fn tail(&self) -> &'a AtomicU64 {
         &self.words[TAIL]
     }
 
+    #[inline]
     pub(crate) fn try_push<T: Pod>(&self, v: &T) -> Attempt<()> {
         // Relaxed: only a hint; the slot stamp (Acquire) decides.
         let mut tail = self.tail().load(Ordering::Relaxed);
         let mut spins = 0;
+        let mut backoff = Contention::default();
         loop {
             let slot = self.slot(tail);
             // Acquire: pairs with the consumer's Release that freed the slot,
@@ -143,7 +151,10 @@ impl<'a> QueueCore<'a> {
                         slot[0].store(tail + 1, Ordering::Release);
                         return Attempt::Done(());
                     }
-                    Err(t) => tail = t,
+                    Err(t) => {
+                        tail = t;
+                        backoff.spin();
+                    }
                 }
             } else if stamp < tail {
                 // The slot still holds position tail - capacity: full, or its
@@ -173,10 +184,12 @@ impl<'a> QueueCore<'a> {
         }
     }
 
+    #[inline]
     pub(crate) fn try_pop<T: Pod>(&self) -> Attempt<T> {
         // Relaxed: a hint, as in `try_push`.
         let mut head = self.head().load(Ordering::Relaxed);
         let mut spins = 0;
+        let mut backoff = Contention::default();
         loop {
             let slot = self.slot(head);
             // Acquire: pairs with the producer's Release publishing the value.
@@ -192,7 +205,10 @@ impl<'a> QueueCore<'a> {
                         slot[0].store(head + self.capacity(), Ordering::Release);
                         return Attempt::Done(v);
                     }
-                    Err(h) => head = h,
+                    Err(h) => {
+                        head = h;
+                        backoff.spin();
+                    }
                 }
             } else if stamp <= head {
                 // Not yet published for this position: empty, or a producer
@@ -317,27 +333,25 @@ impl<T: Pod> Queue<T> {
         QueueCore::init(words, capacity, Self::stride());
     }
 
+    #[inline]
     fn core(&self) -> QueueCore<'_> {
         QueueCore { words: self.region.words(), mask: self.mask, stride: self.stride, me: self.me }
     }
 
-    fn events(&self, word: usize) -> &venom_core::futex::EventCount {
+    #[inline]
+    fn bell(&self, word: usize) -> &Doorbell {
         let w = &self.region.words()[word];
-        // SAFETY: EventCount is repr(C), 8 bytes, align 4, valid when zeroed
-        // and made only of atomics; the word is 8-aligned, lives as long as
-        // the region, and is never accessed as anything else.
-        unsafe { &*(w as *const AtomicU64 as *const venom_core::futex::EventCount) }
+        // SAFETY: Doorbell is repr(C), two AtomicU32 (8 bytes, align 4),
+        // valid when zeroed; the word is 8-aligned, lives as long as the
+        // region, and is only ever accessed as a Doorbell.
+        unsafe { &*(w as *const AtomicU64 as *const Doorbell) }
     }
 
-    /// Wakes waiters of `word` if any are registered. The SeqCst
-    /// `has_waiters` load follows our SeqCst head/tail CAS; a waiter
-    /// registers (SeqCst) before re-reading head/tail (SeqCst), so in the
-    /// single SeqCst order one of us sees the other: no lost wake-up.
+    /// Wakes waiters of `word`, if any (see `doorbell`: our SeqCst head or
+    /// tail CAS is the condition half of the handshake).
+    #[inline]
     fn notify(&self, word: usize) {
-        let ec = self.events(word);
-        if ec.has_waiters() {
-            ec.notify_all();
-        }
+        self.bell(word).ring();
     }
 
     /// Pushes without waiting. Returns `Err(v)` if the queue is full (or the
@@ -381,7 +395,7 @@ impl<T: Pod> Queue<T> {
                         let (h, t) = (core.head().load(Ordering::SeqCst), core.tail().load(Ordering::SeqCst));
                         (t < h + core.capacity()).then_some(())
                     };
-                    if self.events(NOT_FULL).wait_until(patience.remaining(), not_full).is_none() {
+                    if self.bell(NOT_FULL).wait_until(patience.remaining(), not_full).is_none() {
                         return Err(Error::Timeout(timeout));
                     }
                 }
@@ -414,7 +428,7 @@ impl<T: Pod> Queue<T> {
                         let (h, t) = (core.head().load(Ordering::SeqCst), core.tail().load(Ordering::SeqCst));
                         (t > h).then_some(())
                     };
-                    if self.events(NOT_EMPTY).wait_until(patience.remaining(), not_empty).is_none() {
+                    if self.bell(NOT_EMPTY).wait_until(patience.remaining(), not_empty).is_none() {
                         return Err(Error::Timeout(timeout));
                     }
                 }

@@ -31,6 +31,7 @@ use venom_core::loom::sync::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 use crate::object_segment::Region;
+use crate::patience::Contention;
 use crate::words::{LINE_WORDS, load_elem, store_elem, words_for};
 
 const USED: usize = 0;
@@ -63,17 +64,20 @@ impl<'a> StackCore<'a> {
         words[FREE].store(if capacity > 0 { 0 } else { NIL }, Ordering::Relaxed);
     }
 
+    #[inline]
     fn node(&self, idx: u64) -> &'a [AtomicU64] {
         let i = HEADER_WORDS + idx as usize * self.stride;
         &self.words[i..i + self.stride]
     }
 
     /// Treiber pop of a node index from the list at `head`.
+    #[inline]
     fn take(&self, head: usize) -> Option<u64> {
         let head = &self.words[head];
         // Acquire: pairs with the Release of the push that linked the node,
         // making its `next` and value visible.
         let mut cur = head.load(Ordering::Acquire);
+        let mut backoff = Contention::default();
         loop {
             let idx = cur & 0xFFFF_FFFF;
             if idx == NIL {
@@ -88,16 +92,21 @@ impl<'a> StackCore<'a> {
             // Acquire on success: we now own the node and read its value.
             match head.compare_exchange_weak(cur, new, Ordering::Acquire, Ordering::Acquire) {
                 Ok(_) => return Some(idx),
-                Err(v) => cur = v,
+                Err(v) => {
+                    cur = v;
+                    backoff.spin();
+                }
             }
         }
     }
 
     /// Treiber push of node `idx` onto the list at `head`.
+    #[inline]
     fn put(&self, head: usize, idx: u64) {
         let head = &self.words[head];
         // Relaxed: the CAS below validates it.
         let mut cur = head.load(Ordering::Relaxed);
+        let mut backoff = Contention::default();
         loop {
             // Relaxed: published by the Release CAS.
             self.node(idx)[0].store(cur & 0xFFFF_FFFF, Ordering::Relaxed);
@@ -105,7 +114,10 @@ impl<'a> StackCore<'a> {
             // Release: publishes `next` and the node's value to the taker.
             match head.compare_exchange_weak(cur, new, Ordering::Release, Ordering::Relaxed) {
                 Ok(_) => return,
-                Err(v) => cur = v,
+                Err(v) => {
+                    cur = v;
+                    backoff.spin();
+                }
             }
         }
     }
@@ -179,6 +191,7 @@ impl<T: Pod> Stack<T> {
         StackCore::init(words, capacity, 1 + words_for::<T>());
     }
 
+    #[inline]
     fn core(&self) -> StackCore<'_> {
         StackCore { words: self.region.words(), stride: self.stride }
     }
