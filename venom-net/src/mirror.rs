@@ -27,6 +27,9 @@ use crate::{Error, Now, Result};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+/// Most buffer capacity kept for reuse between updates.
+const POOL_BYTES: usize = 64 << 20;
+
 /// Mirror tuning.
 #[derive(Debug, Clone)]
 pub struct MirrorConfig {
@@ -88,6 +91,9 @@ pub struct MirrorSession {
     resync_sent_at: Option<Instant>,
     /// When the hello was (re)queued; cleared by the welcome.
     hello_sent_at: Option<Instant>,
+    /// Recycled frame-body buffers (warm memory for the next update);
+    /// bounded by `POOL_BYTES` of capacity.
+    pool: Vec<Vec<u8>>,
     out: VecDeque<Vec<u8>>,
     stats: MirrorStats,
 }
@@ -104,6 +110,7 @@ impl MirrorSession {
             staging: None,
             resync_sent_at: None,
             hello_sent_at: None,
+            pool: Vec::new(),
             out: VecDeque::new(),
             stats: MirrorStats::default(),
         }
@@ -144,6 +151,28 @@ impl MirrorSession {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Asks the publisher for a full snapshot (e.g. after the local region
+    /// was modified by someone else). No-op before the welcome.
+    pub fn request_snapshot(&mut self, now: Instant) {
+        self.request_resync(ResyncReason::Requested, now);
+    }
+
+    /// A buffer for the next frame body (recycled when possible).
+    pub fn take_buffer(&mut self) -> Vec<u8> {
+        self.pool.pop().unwrap_or_default()
+    }
+
+    fn recycle(&mut self, bodies: Vec<Vec<u8>>) {
+        let mut held: usize = self.pool.iter().map(Vec::capacity).sum();
+        for b in bodies {
+            if held + b.capacity() > POOL_BYTES {
+                break;
+            }
+            held += b.capacity();
+            self.pool.push(b);
         }
     }
 
@@ -359,6 +388,8 @@ impl MirrorSession {
         if !writes.is_empty() {
             sink.apply(&writes)?;
         }
+        drop(writes);
+        self.recycle(st.bodies);
         self.applied = Some(st.seq);
         if st.snapshot {
             self.resync_sent_at = None;

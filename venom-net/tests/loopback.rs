@@ -185,3 +185,24 @@ fn slow_mirror_conflates_and_converges() {
         slow_rt.shutdown_background();
     });
 }
+
+/// `request_snapshot` repairs a local region that something else modified.
+#[test]
+fn requested_snapshot_repairs_the_local_region() {
+    runtime().block_on(async {
+        let dev = Dev::new();
+        let region = MemRegion::new(1 << 20, 16 << 10);
+        region.write_at(5000, b"payload");
+        let p = publish(&region, dev.server(), PublisherConfig::default()).await;
+        let local = MemRegion::new(1 << 20, 16 << 10);
+        let sub = Subscription::whole();
+        let m = mirror(p.local_addr().unwrap(), sub.clone(), dev.client(), &local, false);
+        converge(&region, &sub, &local, T).await;
+        local.write_at(5000, b"garbage");
+        m.request_snapshot();
+        converge(&region, &sub, &local, T).await;
+        assert_eq!(m.stats().snapshots_applied, 2);
+        assert_eq!(m.stats().connections, 1, "over the same connection");
+        p.close().await;
+    });
+}

@@ -193,6 +193,8 @@ pub enum ResyncReason {
     BrokenUpdate = 3,
     /// Repeated request after a timeout.
     Retry = 4,
+    /// Asked for by the application.
+    Requested = 5,
 }
 
 /// A decoded frame.

@@ -20,6 +20,63 @@ pub(crate) async fn read_frame(recv: &mut quinn::RecvStream, body: &mut Vec<u8>)
     Ok(Some(h))
 }
 
+/// Incremental, cancel-safe frame reader: progress lives in the struct and
+/// each step is one cancel-safe `RecvStream::read`, so `next` can be raced in
+/// a `select!` without losing bytes.
+///
+/// Invariant: `head_len <= HEADER_LEN`; once `header` is set, `body.len()`
+/// equals its (capped) body length and `body_len <= body.len()`.
+pub(crate) struct FrameReader {
+    head: [u8; HEADER_LEN],
+    head_len: usize,
+    header: Option<FrameHeader>,
+    body: Vec<u8>,
+    body_len: usize,
+}
+
+impl FrameReader {
+    pub(crate) fn new() -> Self {
+        FrameReader { head: [0; HEADER_LEN], head_len: 0, header: None, body: Vec::new(), body_len: 0 }
+    }
+
+    /// Reads the next frame; `spare` supplies the next body buffer (recycled
+    /// by the caller). `Ok(None)` at a clean end of stream.
+    pub(crate) async fn next(
+        &mut self,
+        recv: &mut quinn::RecvStream,
+        spare: impl FnOnce() -> Vec<u8>,
+    ) -> Result<Option<(FrameHeader, Vec<u8>)>> {
+        while self.head_len < HEADER_LEN {
+            match recv.read(&mut self.head[self.head_len..]).await.map_err(|e| Error::Stream(e.to_string()))? {
+                Some(n) => self.head_len += n,
+                None if self.head_len == 0 => return Ok(None),
+                None => return Err(Error::Truncated { needed: HEADER_LEN, got: self.head_len }),
+            }
+        }
+        let h = match self.header {
+            Some(h) => h,
+            None => {
+                let h = FrameHeader::decode(&self.head)?; // validated before sizing the body
+                self.body = spare();
+                self.body.clear();
+                self.body.resize(h.body_len, 0);
+                self.body_len = 0;
+                self.header = Some(h);
+                h
+            }
+        };
+        while self.body_len < h.body_len {
+            match recv.read(&mut self.body[self.body_len..]).await.map_err(|e| Error::Stream(e.to_string()))? {
+                Some(n) => self.body_len += n,
+                None => return Err(Error::Truncated { needed: h.body_len, got: self.body_len }),
+            }
+        }
+        self.head_len = 0;
+        self.header = None;
+        Ok(Some((h, std::mem::take(&mut self.body))))
+    }
+}
+
 /// A frame read by [`spawn_reader`]: header and body, or the error that ended the stream.
 pub(crate) type Incoming = Result<(FrameHeader, Vec<u8>)>;
 

@@ -1,6 +1,6 @@
 //! The mirror I/O shell: connects, applies updates, reconnects with backoff.
 
-use super::framing::{is_protocol_error, read_frame};
+use super::framing::{FrameReader, is_protocol_error};
 use super::{CLOSED, PROTOCOL_ERROR, bind_endpoint};
 use crate::frame::FrameType;
 use crate::mirror::{Applied, MirrorConfig, MirrorSession};
@@ -42,6 +42,8 @@ struct Shared {
     applied_tx: watch::Sender<Option<Applied>>,
     stats: Mutex<MirrorStats>,
     last_error: Mutex<Option<String>>,
+    /// Wakes the session to request a snapshot.
+    resync: tokio::sync::Notify,
 }
 
 /// Async stream of applied updates (latest-value: intermediate updates that
@@ -88,6 +90,7 @@ impl Mirror {
             applied_tx,
             stats: Mutex::new(MirrorStats::default()),
             last_error: Mutex::new(None),
+            resync: tokio::sync::Notify::new(),
         });
         let (stop, stop_rx) = watch::channel(false);
         let session = MirrorSession::new(cfg, subscription);
@@ -144,6 +147,12 @@ impl Mirror {
             }
             g = self.shared.cond.wait_timeout(g, left).unwrap_or_else(|p| p.into_inner()).0;
         }
+    }
+
+    /// Asks the publisher for a full snapshot over the current connection
+    /// (for example after something else wrote to the local region).
+    pub fn request_snapshot(&self) {
+        self.shared.resync.notify_one();
     }
 
     /// Counters (including reconnects in `connections`).
@@ -221,6 +230,7 @@ async fn connect_once(
     };
     session.stats_mut().connections += 1;
     let (mut send, mut recv) = conn.open_bi().await?;
+    let mut reader = FrameReader::new();
     session.connect();
     let r = async {
         loop {
@@ -229,13 +239,18 @@ async fn connect_once(
             if !out.is_empty() {
                 send.write_all(&out).await?;
             }
-            // Reading in a select! is fine here: the only other branch ends the connection.
-            let mut body = Vec::new();
-            let h = tokio::select! {
-                h = read_frame(&mut recv, &mut body) => h?,
+            let spare = session.take_buffer();
+            let next = tokio::select! {
+                f = reader.next(&mut recv, || spare) => f?, // cancel-safe
+                _ = shared.resync.notified() => {
+                    session.request_snapshot(Instant::now());
+                    continue;
+                }
                 _ = stop.changed() => return Ok(()),
             };
-            let Some(h) = h else { return Err(conn.close_reason().map(Error::from).unwrap_or(Error::Closed)) };
+            let Some((h, body)) = next else {
+                return Err(conn.close_reason().map(Error::from).unwrap_or(Error::Closed));
+            };
             // Applying (a memcpy into shared memory, possibly a whole snapshot) may take a while:
             // let other tasks move off this worker meanwhile.
             let multi =
