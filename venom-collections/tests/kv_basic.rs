@@ -89,6 +89,12 @@ fn bad_input_gets_typed_errors() {
     assert_eq!(c.get(b"k").unwrap().unwrap(), vec![7; 100], "a rejected put changes nothing");
     assert_eq!(c.stats().used_bytes, 128);
 
+    let taken = KvCache::create(c.name(), KvConfig::default());
+    assert!(
+        matches!(taken, Err(Error::Core(venom_core::Error::AlreadyExists { .. }))),
+        "a live cache is never re-initialised"
+    );
+    assert_eq!(c.get(b"k").unwrap().unwrap(), vec![7; 100]);
     let bad = KvConfig { max_entries: 0, ..KvConfig::default() };
     assert!(matches!(KvCache::create(&unique_name("kvt"), bad), Err(Error::InvalidConfig(_))));
     assert!(matches!(KvCache::open(&unique_name("kvt-missing")), Err(Error::Core(_))));
@@ -131,11 +137,11 @@ fn growing_a_value_never_touches_its_neighbour() {
 #[test]
 fn ttl_entries_expire_and_are_reclaimed() {
     let c = cache(KvConfig { max_entries: 4, default_ttl: Some(Duration::from_secs(3600)), ..KvConfig::default() });
-    c.put_with_ttl(b"short", b"x", Duration::from_millis(40)).unwrap();
+    c.put_with_ttl(b"short", b"x", Duration::from_millis(250)).unwrap();
     c.put(b"long", b"y").unwrap();
     assert!(c.contains(b"short").unwrap());
     assert!(c.entries().all(|m| m.expires_at.is_some()));
-    std::thread::sleep(Duration::from_millis(80));
+    std::thread::sleep(Duration::from_millis(350));
     assert_eq!(c.get(b"short").unwrap(), None, "expired entries are invisible");
     assert!(!c.contains(b"short").unwrap());
     assert_eq!(c.entries().count(), 1);
@@ -144,15 +150,15 @@ fn ttl_entries_expire_and_are_reclaimed() {
     assert_eq!(c.len(), 1);
     // A full cache reclaims expired entries before rejecting.
     for k in [b"1", b"2", b"3"] {
-        c.put_with_ttl(k, b"z", Duration::from_millis(30)).unwrap();
+        c.put_with_ttl(k, b"z", Duration::from_millis(250)).unwrap();
     }
-    std::thread::sleep(Duration::from_millis(60));
+    std::thread::sleep(Duration::from_millis(350));
     c.put(b"fresh", b"f").unwrap();
     assert_eq!(c.stats().expirations, 4);
     assert_eq!(c.len(), 2);
     // Re-putting an expired key is an insert.
-    c.put_with_ttl(b"again", b"1", Duration::from_millis(20)).unwrap();
-    std::thread::sleep(Duration::from_millis(50));
+    c.put_with_ttl(b"again", b"1", Duration::from_millis(250)).unwrap();
+    std::thread::sleep(Duration::from_millis(350));
     c.put(b"again", b"2").unwrap();
     assert_eq!(c.get(b"again").unwrap().unwrap(), b"2");
 }
