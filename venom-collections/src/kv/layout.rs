@@ -12,7 +12,6 @@
 //! because other processes read and write them concurrently.
 
 use crossbeam_utils::CachePadded;
-use venom_core::futex::EventCount;
 use venom_core::loom::sync::AtomicU64;
 
 use super::config::{Eviction, GRANULE, KvConfig, MAX_DATA_BYTES, MAX_ENTRIES_LIMIT, MAX_KEY_LEN_LIMIT, largest_block};
@@ -46,8 +45,12 @@ pub(crate) struct LockLine {
     /// Packed [`ProcessId`](venom_core::ProcessId) of the writer holding the
     /// lock; 0 = free. Acquired by CAS (Acquire), released by store (Release).
     pub owner: AtomicU64,
-    /// Woken when the lock is released.
-    pub released: EventCount,
+    /// Futex word bumped by an unlock that found `contended` set.
+    /// (`core` atomic: a futex word is not modelled by loom.)
+    pub wake_seq: core::sync::atomic::AtomicU32,
+    /// Set by a waiter before it sleeps; cleared (and waiters woken) by the
+    /// next unlock. A waiter that dies leaves at most one spurious wake.
+    pub contended: core::sync::atomic::AtomicU32,
     /// Seqlock over the index: odd while a writer rebuilds it. Readers
     /// validate a *miss* against it (hits are validated by the entry).
     pub index_epoch: AtomicU64,

@@ -1,11 +1,18 @@
 //! The writer lock and the undo journal.
 //!
 //! The lock word holds the packed [`ProcessId`] of its owner (0 = free);
-//! acquire is a CAS (Acquire), release a store (Release) followed by an
-//! [`EventCount`](venom_core::futex::EventCount) wake. Waiters spin briefly,
-//! then sleep on the futex in short slices; every 10 ms they check the
-//! owner's liveness (pid + start time), and a waiter that finds it dead CASes
-//! the lock over to itself and runs recovery before returning.
+//! acquire is a CAS (Acquire), release a store. Waiters spin briefly, then
+//! sleep on a futex in short slices; every 10 ms they check the owner's
+//! liveness (pid + start time), and a waiter that finds it dead CASes the lock
+//! over to itself and runs recovery before returning.
+//!
+//! Sleeping uses a `contended` flag rather than a waiter count, so a waiter
+//! killed while asleep costs at most one spurious wake (a count would stay
+//! too high forever and make every unlock a syscall): waiter `seen = wake_seq;
+//! contended = 1; if owner != 0 { futex_wait(wake_seq, seen) }`, unlocker
+//! `owner = 0; if contended { contended = 0; wake_seq += 1; futex_wake }`.
+//! The flag and owner accesses are SeqCst (Dekker): either the unlocker sees
+//! the flag, or the waiter sees the lock free. Every sleep is bounded (2 ms).
 //!
 //! Before the owner modifies an entry it saves the entry's words in the
 //! journal and only then makes the entry's version odd. Recovery restores the
@@ -52,10 +59,14 @@ pub(crate) struct WriterGuard<'a> {
 impl Drop for WriterGuard<'_> {
     fn drop(&mut self) {
         let lock = &self.cache.header().lock;
-        // Release: everything written under the lock happens-before the next
-        // owner's Acquire CAS.
-        lock.owner.store(0, Ordering::Release);
-        lock.released.notify_one();
+        // SeqCst (includes Release: everything written under the lock
+        // happens-before the next owner's Acquire CAS) for the Dekker pair
+        // with a sleeping waiter, see the module docs.
+        lock.owner.store(0, Ordering::SeqCst);
+        if lock.contended.load(Ordering::SeqCst) != 0 && lock.contended.swap(0, Ordering::SeqCst) != 0 {
+            lock.wake_seq.fetch_add(1, Ordering::SeqCst);
+            venom_core::futex::wake(&lock.wake_seq, u32::MAX);
+        }
     }
 }
 
@@ -98,8 +109,12 @@ impl KvCache {
             if start.elapsed() >= LOCK_TIMEOUT {
                 return Err(Error::Timeout(LOCK_TIMEOUT));
             }
-            lock.released
-                .wait_until(Duration::from_millis(2), || (lock.owner.load(Ordering::Relaxed) == 0).then_some(()));
+            // Sleep until an unlock (bounded slice; see the module docs).
+            let seen = lock.wake_seq.load(Ordering::SeqCst);
+            lock.contended.store(1, Ordering::SeqCst);
+            if lock.owner.load(Ordering::SeqCst) != 0 {
+                venom_core::futex::wait(&lock.wake_seq, seen, Duration::from_millis(2));
+            }
         }
     }
 
