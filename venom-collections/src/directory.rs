@@ -18,7 +18,10 @@
 //!
 //! All waits are bounded and check the claimer's liveness; a dead claimer's
 //! entry is marked `DEAD` (its directory entry and any space it had
-//! allocated are leaked, not reused: at most one entry per crash).
+//! allocated are leaked, not reused: at most one entry per crash). A
+//! creation that fails (e.g. [`Error::OutOfSpace`]) also retires its entry as
+//! `DEAD`, so repeated failing creations consume directory entries. Objects
+//! cannot be deleted; the segment is the unit of cleanup.
 
 use std::time::Duration;
 

@@ -13,8 +13,11 @@
 //! * **Readers** (`get`, iteration) read key and value between two loads of
 //!   `ctl` (seqlock: Acquire load, relaxed word loads, Acquire fence, reload)
 //!   and retry if it moved, so they never return a torn key or value. They
-//!   stop at the first `EMPTY` slot or after `max_probe` slots, the largest
-//!   displacement any insert ever used.
+//!   stop at the first `EMPTY` slot or after `reach[home]` slots: one byte
+//!   per home slot recording the largest displacement any key with that home
+//!   was ever placed at (raised with a SeqCst CAS before the key becomes
+//!   visible; 255 defers to a global maximum). Tombstones never turn back
+//!   into `EMPTY`, so after heavy churn chains end by reach, not by `EMPTY`.
 //! * **Updates** of an existing key CAS `OCCUPIED → UPDATING` (owner pid in
 //!   the word), write the value, and store `OCCUPIED` with the next version.
 //! * **New keys** take the first `EMPTY`/`TOMBSTONE` slot on the probe path
@@ -57,6 +60,9 @@ use crate::words::{LINE_WORDS, load_elem, store_elem, words_for};
 const LEN: usize = 0;
 const MAX_PROBE: usize = LINE_WORDS;
 pub(crate) const HEADER_WORDS: usize = 2 * LINE_WORDS;
+/// A reach byte of this value means "farther than a byte can say: use the
+/// global `MAX_PROBE`".
+const FAR: u64 = 255;
 
 // Stable states.
 const EMPTY: u64 = 0;
@@ -87,13 +93,49 @@ pub(crate) struct MapCore<'a> {
 
 impl<'a> MapCore<'a> {
     pub(crate) fn words_needed(capacity: u64, kw: usize, vw: usize) -> Option<usize> {
-        (capacity as usize).checked_mul(1 + kw + vw)?.checked_add(HEADER_WORDS)
+        (capacity as usize).checked_mul(1 + kw + vw)?.checked_add(HEADER_WORDS + Self::reach_words(capacity))
+    }
+
+    /// Words of reach bytes (one byte per home slot).
+    #[inline]
+    fn reach_words(capacity: u64) -> usize {
+        (capacity as usize).div_ceil(8)
+    }
+
+    /// How far from `home` any key with that home slot was ever placed (an
+    /// upper bound on the probe length for such keys).
+    #[inline]
+    fn reach(&self, home: u64, ordering: Ordering) -> u64 {
+        let home = home & self.mask;
+        let word = self.words[HEADER_WORDS + (home / 8) as usize].load(ordering);
+        let r = (word >> ((home % 8) * 8)) & 0xFF;
+        if r == FAR { self.words[MAX_PROBE].load(ordering).min(self.mask) } else { r.min(self.mask) }
+    }
+
+    /// Raises the reach of `home` to at least `d` (SeqCst: see `validate`).
+    fn raise_reach(&self, home: u64, d: u64) {
+        if d >= FAR {
+            self.words[MAX_PROBE].fetch_max(d, Ordering::SeqCst);
+        }
+        let home = home & self.mask;
+        let word = &self.words[HEADER_WORDS + (home / 8) as usize];
+        let shift = (home % 8) * 8;
+        let want = d.min(FAR);
+        // Relaxed: only the value matters; the CAS below is SeqCst.
+        let mut cur = word.load(Ordering::Relaxed);
+        while (cur >> shift) & 0xFF < want {
+            let new = (cur & !(0xFF << shift)) | (want << shift);
+            match word.compare_exchange_weak(cur, new, Ordering::SeqCst, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(v) => cur = v,
+            }
+        }
     }
 
     #[inline]
     fn slot(&self, i: u64) -> &'a [AtomicU64] {
         let stride = 1 + self.kw + self.vw;
-        let at = HEADER_WORDS + (i & self.mask) as usize * stride;
+        let at = HEADER_WORDS + Self::reach_words(self.mask + 1) + (i & self.mask) as usize * stride;
         &self.words[at..at + stride]
     }
 
@@ -149,15 +191,12 @@ impl<'a> MapCore<'a> {
     }
 
     #[inline]
-    fn probe_limit(&self, ordering: Ordering) -> u64 {
-        self.words[MAX_PROBE].load(ordering).min(self.mask)
-    }
 
     pub(crate) fn get<K: Pod + Eq, V: Pod>(&self, key: &K) -> Result<Option<V>> {
         let h = Self::home(key);
         // Acquire: pairs with the SeqCst fetch_max of inserts that completed
         // before this call.
-        let limit = self.probe_limit(Ordering::Acquire);
+        let limit = self.reach(h, Ordering::Acquire);
         let mut patience = None;
         for d in 0..=limit {
             let slot = self.slot(h.wrapping_add(d));
@@ -200,7 +239,7 @@ impl<'a> MapCore<'a> {
                 return Err(Error::Timeout(self.stall));
             }
             // SeqCst: see `validate`.
-            let limit = self.probe_limit(Ordering::SeqCst);
+            let limit = self.reach(h, Ordering::SeqCst);
             let mut free: Option<(u64, Ctl)> = None;
             let mut chain_end = false;
             for d in 0..=self.mask {
@@ -259,7 +298,7 @@ impl<'a> MapCore<'a> {
                 continue;
             }
             // SeqCst: readers and validators must scan at least to `d`.
-            self.words[MAX_PROBE].fetch_max(d, Ordering::SeqCst);
+            self.raise_reach(h, d);
             store_elem(&slot[1..1 + self.kw], key);
             // SeqCst: the "write" half of the validation handshake; also
             // releases the key to validators that see KEYED.
@@ -306,7 +345,7 @@ impl<'a> MapCore<'a> {
     /// Scans the probe path for another copy of `key` (see module docs).
     fn validate<K: Pod + Eq>(&self, key: &K, h: u64, mine: u64, patience: &mut Patience) -> Result<Validation> {
         // SeqCst: ordered after our KEYED store in the single total order.
-        let limit = self.probe_limit(Ordering::SeqCst);
+        let limit = self.reach(h, Ordering::SeqCst);
         for d in 0..=limit {
             if d == mine {
                 continue;
@@ -350,7 +389,7 @@ impl<'a> MapCore<'a> {
 
     pub(crate) fn remove<K: Pod + Eq, V: Pod>(&self, key: &K) -> Result<Option<V>> {
         let h = Self::home(key);
-        let limit = self.probe_limit(Ordering::Acquire);
+        let limit = self.reach(h, Ordering::Acquire);
         let mut patience = None;
         for d in 0..=limit {
             let slot = self.slot(h.wrapping_add(d));
@@ -602,6 +641,23 @@ mod tests {
     }
 
     #[test]
+    fn reach_bytes_saturate_to_the_global_maximum() {
+        let name = format!("coll-mreach-{}", std::process::id());
+        let seg = ObjectSegment::create(&name, 1 << 16).unwrap();
+        let m = seg.hash_map::<u64, u64>("m", 1024).unwrap();
+        let core = m.core();
+        core.raise_reach(9, 3);
+        core.raise_reach(9, 2);
+        assert_eq!((core.reach(9, Ordering::SeqCst), core.reach(10, Ordering::SeqCst)), (3, 0));
+        core.raise_reach(9, 300);
+        assert_eq!(core.reach(9, Ordering::SeqCst), 300);
+        core.raise_reach(17, 400);
+        assert_eq!(core.reach(9, Ordering::SeqCst), 400, "saturated homes share the global bound");
+        assert_eq!(core.reach(8, Ordering::SeqCst), 0, "neighbours in the same word are untouched");
+        seg.unlink().unwrap();
+    }
+
+    #[test]
     fn slots_left_busy_by_a_dead_writer_are_repaired() {
         let name = format!("coll-mrec-{}", std::process::id());
         let seg = ObjectSegment::create(&name, 1 << 16).unwrap();
@@ -624,7 +680,9 @@ mod tests {
         let free = (0..8).map(|i| core.slot(i)).find(|s| s[0].load(Ordering::SeqCst) == 0).unwrap();
         free[1].store(3, Ordering::SeqCst);
         free[0].store(Ctl::busy(KEYED, dead, 0).0, Ordering::SeqCst);
-        core.words[MAX_PROBE].store(7, Ordering::SeqCst);
+        for home in 0..8 {
+            core.raise_reach(home, 7);
+        }
         assert_eq!(m.insert(3, 30).unwrap(), None);
         assert_eq!(m.get(&3).unwrap(), Some(30));
         assert_eq!(m.get(&2).unwrap(), Some(20));

@@ -92,7 +92,7 @@ fn bytes(kind: u64, cap: u64) -> u64 {
     match kind {
         1 => (48 + cap * 3) * 8,
         2 => (48 + cap * 2) * 8,
-        3 => (32 + cap * 2) * 8,
+        3 => (32 + cap.div_ceil(8) + cap * 2) * 8,
         4 => (cap.div_ceil(64) * 8).max(8),
         _ => (cap * 8).max(8),
     }
