@@ -328,13 +328,12 @@ impl DaemonChannel {
 
     /// Pops the next command of a current client into `buf`.
     fn next_command(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<Message> {
-        let DaemonChannel { consumer, stop, stats, .. } = self;
-        let flag = stop.flag.clone();
+        let DaemonChannel { consumer, stop, stats, queue, .. } = self;
+        let flag = &stop.flag;
         let stopped = || {
             // SeqCst: pairs with StopHandle::stop (see there).
             if flag.load(std::sync::atomic::Ordering::SeqCst) { Err(Error::Stopped) } else { Ok(()) }
         };
-        let queue = self.queue.clone();
         let wait = consumer.wait();
         wait_for(
             wait,

@@ -194,9 +194,8 @@ impl ShellChannel {
         if self.pipelined > 0 {
             return Err(Error::RequestsOutstanding { count: self.pipelined });
         }
-        let start = Instant::now();
-        let id = self.send(cmd, timeout)?;
-        let left = timeout.saturating_sub(start.elapsed());
+        let (id, waited) = self.send(cmd, timeout)?;
+        let left = timeout.saturating_sub(waited);
         match self.wait_reply(Want::Id(id), resp, left) {
             Ok((_, n)) => Ok(n),
             Err(e) => {
@@ -216,7 +215,7 @@ impl ShellChannel {
     /// beyond that this fails with [`Error::Full`] until
     /// [`ShellChannel::recv_response`] collects some replies.
     pub fn send_command(&mut self, cmd: &[u8]) -> Result<u64> {
-        let id = self.send(cmd, self.timeout)?;
+        let (id, _) = self.send(cmd, self.timeout)?;
         self.pipelined += 1;
         Ok(id)
     }
@@ -248,11 +247,13 @@ impl ShellChannel {
         self.reply.capacity() as usize - 1
     }
 
-    fn send(&mut self, cmd: &[u8], timeout: Duration) -> Result<u64> {
+    /// Pushes `cmd` and returns its id and the time spent waiting for room.
+    /// The fast path reads no clock.
+    fn send(&mut self, cmd: &[u8], timeout: Duration) -> Result<(u64, Duration)> {
         if cmd.len() > self.max_msg_size() {
             return Err(Error::MessageTooLarge { len: cmd.len(), max: self.max_msg_size() });
         }
-        let start = Instant::now();
+        let mut waited = Duration::ZERO;
         if self.in_flight >= self.capacity() {
             // Make room by discarding replies to abandoned requests.
             self.take_reply(Want::Absorb, &mut [])?;
@@ -260,22 +261,35 @@ impl ShellChannel {
                 if self.pipelined > 0 {
                     return Err(Error::Full);
                 }
+                let t = Instant::now();
                 self.wait_reply(Want::Absorb, &mut [], timeout)?;
+                waited = t.elapsed();
             }
         }
         let id = self.next_id;
         self.next_id += 1;
-        let left = timeout.saturating_sub(start.elapsed());
-        self.producer.push_tagged(id, cmd, left)?;
+        match self.producer.try_push_tagged(id, cmd) {
+            Ok(()) => {}
+            Err(Error::Full) => {
+                let t = Instant::now();
+                self.producer.push_tagged(id, cmd, timeout.saturating_sub(waited))?;
+                waited += t.elapsed();
+            }
+            Err(e) => return Err(e),
+        }
         self.in_flight += 1;
-        Ok(id)
+        Ok((id, waited))
     }
 
     fn wait_reply(&mut self, want: Want, buf: &mut [u8], timeout: Duration) -> Result<(u64, usize)> {
         let ring = self.reply;
-        let (seg, daemon) = (self.seg.clone(), self.daemon);
-        let wait = self.wait;
-        wait_for(wait, &ring.ctl().ready.0, timeout, || self.take_reply(want, buf), || daemon_check(&seg, daemon))
+        let seg: *const Segment = &*self.seg;
+        let (daemon, wait) = (self.daemon, self.wait);
+        // SAFETY: `self.seg` keeps the segment alive for this whole call and
+        // is not replaced by `take_reply`; a raw pointer avoids cloning the
+        // Arc (two locked RMWs) on every request.
+        let check = || daemon_check(unsafe { &*seg }, daemon);
+        wait_for(wait, &ring.ctl().ready.0, timeout, || self.take_reply(want, buf), check)
     }
 
     /// Consumes replies nobody waits for and returns the first one `want`

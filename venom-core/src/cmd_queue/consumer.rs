@@ -123,9 +123,11 @@ impl Consumer {
 
     /// Pops the next message, waiting up to `timeout` ([`Error::Timeout`]).
     pub fn pop(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<Message> {
-        let q = self.q.clone();
-        let wait = self.wait;
-        wait_for(wait, q.block.doorbell(), timeout, || self.try_pop(buf), || Ok(()))
+        let q: *const Inner = &*self.q;
+        // SAFETY: `self.q` keeps the queue alive for the whole call; a raw
+        // pointer avoids cloning the Arc on every pop.
+        let doorbell = unsafe { (*q).block.doorbell() };
+        wait_for(self.wait, doorbell, timeout, || self.try_pop(buf), || Ok(()))
     }
 }
 
