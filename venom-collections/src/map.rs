@@ -190,8 +190,6 @@ impl<'a> MapCore<'a> {
         }
     }
 
-    #[inline]
-
     pub(crate) fn get<K: Pod + Eq, V: Pod>(&self, key: &K) -> Result<Option<V>> {
         let h = Self::home(key);
         // Acquire: pairs with the SeqCst fetch_max of inserts that completed
