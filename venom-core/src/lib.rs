@@ -40,9 +40,9 @@ mod shm;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use error::{Error, Result};
 pub use channel::{ChannelConfig, ClientId, DaemonChannel, ShellChannel, StopHandle, WaitStrategy};
 pub use cmd_queue::{CmdQueue, QueueConfig};
+pub use error::{Error, Result};
 pub use header::SegmentKind;
 pub use name::{MAX_NAME_LEN, SegmentName};
 pub use process::{Liveness, ProcessId};
