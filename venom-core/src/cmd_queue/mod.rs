@@ -55,6 +55,8 @@ mod layout;
 mod loom_models;
 mod producer;
 pub(crate) mod ring;
+#[cfg(all(test, not(loom)))]
+mod ring_props;
 mod wait;
 
 use std::sync::Arc;
