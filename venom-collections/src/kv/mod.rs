@@ -25,12 +25,30 @@
 //! # Ok::<(), venom_collections::Error>(())
 //! ```
 //!
-//! Limits: keys up to `max_key_len` (≤ 4096) bytes, values up to
-//! `max_value_len` and one buddy block; values occupy power-of-two blocks of
-//! at least 64 bytes. Access statistics (`access_count`, `last_access`, the
-//! CLOCK bit) are updated with relaxed atomics after a validated read and may
-//! be attributed to a new occupant if the entry is replaced in that instant.
-//! `len()` counts expired entries until they are reclaimed.
+//! Crash semantics: a writer killed at any point leaves each entry either as
+//! it was or fully updated; a killed `put` is all-or-nothing (entries it
+//! evicted to make room stay evicted). Recovery runs in whichever process next
+//! needs the lock (a writer, or a reader stuck on the half-written entry).
+//!
+//! Limits (honestly):
+//! * keys up to `max_key_len` (≤ 4096) bytes, stored inline in the entry
+//!   table; values up to `max_value_len`, in power-of-two blocks of at least
+//!   64 bytes (up to 2× space for unlucky sizes, reported as `internal_waste`);
+//! * writers are serialised by one lock: put throughput does not scale with
+//!   processes; a writer that stops while holding the lock (SIGSTOP, a
+//!   debugger) makes other writers time out after 5 s and readers of the one
+//!   entry it was writing after 2 s ([`Error::Timeout`]);
+//! * access statistics (`access_count`, `last_access`, the CLOCK bit) are
+//!   updated after a validated read and may be attributed to a new occupant
+//!   if the entry is replaced in that instant; timestamps have the coarse
+//!   monotonic clock's 1–4 ms resolution;
+//! * expired entries are invisible at once but reclaimed lazily (when space is
+//!   needed, on a put of the same key, or by [`KvCache::purge_expired`]), and
+//!   `len()` counts them until then; `clear` is not atomic as a whole;
+//! * `entries()`, `top_by_*`, `clear` and reclaiming expired entries scan the
+//!   entry table (O(max_entries)); lookups and deletes never do, and a put
+//!   only when it needs space and the earliest recorded expiry has passed;
+//! * a handle must not be used across `fork()`; open a new one in the child.
 
 mod alloc;
 mod clock;
