@@ -136,6 +136,12 @@ pub enum Error {
         /// The maximum.
         max: usize,
     },
+    /// The daemon dropped request `id` without answering it.
+    #[error("the daemon dropped request {id} without answering")]
+    NoReply {
+        /// The request id.
+        id: u64,
+    },
     /// Another live process is the queue's consumer.
     #[error("the queue already has a live consumer (pid {pid})")]
     ConsumerBusy {

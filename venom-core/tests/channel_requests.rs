@@ -120,6 +120,14 @@ fn recv_command_and_out_of_order_respond() {
     assert_eq!(shell.recv_response(&mut buf).unwrap(), (a, 1));
     assert_eq!(buf[0], b'A');
     assert!(matches!(shell.recv_response(&mut buf), Err(Error::Timeout(_))));
+    // A command dropped unanswered is reported to its client, so the
+    // client's window does not leak.
+    let c = shell.send_command(b"ignored").unwrap();
+    drop(daemon.recv_command(SEC).unwrap());
+    assert!(daemon.try_recv_command().unwrap().is_none());
+    assert!(matches!(shell.recv_response(&mut buf), Err(Error::NoReply { id }) if id == c));
+    assert_eq!(shell.outstanding(), 0);
+    assert_eq!(daemon.stats().unanswered, 1);
     // Stop is sticky and wakes a waiting recv_command.
     let stop = daemon.stop_handle();
     let t = Instant::now();

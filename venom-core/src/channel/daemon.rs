@@ -1,14 +1,16 @@
 //! The daemon side of a channel.
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
+use super::command::Command;
+use super::stop::StopHandle;
 use super::{
     CHANNEL_LAYOUT_VERSION, CHANNEL_MAGIC, ChannelConfig, ClientId, Layout, QUEUE_OFFSET, check_layout, header,
     reply_rings,
 };
-use crate::cmd_queue::ring::{OutMsg, Ring, STATUS_TOO_LARGE};
+use crate::cmd_queue::ring::{OutMsg, Ring, STATUS_TOO_LARGE, STATUS_UNANSWERED};
 use crate::cmd_queue::{CmdQueue, Consumer, Message, WaitStrategy, wait_for};
 use crate::error::{Error, Result};
 use crate::header::SegmentKind;
@@ -19,65 +21,6 @@ use crate::seq_region::{RegionWrite, SeqRegion, SeqWriter};
 /// How long one internal wait of [`DaemonChannel::run`] lasts before it
 /// re-checks the stop flag (the flag also wakes it immediately).
 const RUN_SLICE: Duration = Duration::from_secs(1);
-
-/// A command received by [`DaemonChannel::recv_command`]. Answer it with
-/// [`DaemonChannel::respond`]; a command dropped unanswered leaves its client
-/// waiting until its timeout.
-#[derive(Debug)]
-pub struct Command {
-    client: ClientId,
-    request_id: u64,
-    data: Vec<u8>,
-}
-
-impl Command {
-    /// The sending client.
-    pub fn client(&self) -> ClientId {
-        self.client
-    }
-
-    /// The client's request id (unique per client slot generation).
-    pub fn request_id(&self) -> u64 {
-        self.request_id
-    }
-
-    /// The command bytes.
-    pub fn data(&self) -> &[u8] {
-        &self.data
-    }
-}
-
-/// Stops [`DaemonChannel::run`] / [`DaemonChannel::recv_command`] from
-/// another thread or a signal handler. Cloneable and `Send + Sync`.
-/// [`StopHandle::stop`] is async-signal-safe (an atomic store, an atomic
-/// increment and a `futex` wake). Stopping is sticky.
-#[derive(Clone)]
-pub struct StopHandle {
-    flag: Arc<AtomicBool>,
-    /// Keeps the doorbell's mapping alive.
-    queue: CmdQueue,
-}
-
-impl std::fmt::Debug for StopHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StopHandle").field("stopped", &self.is_stopped()).finish()
-    }
-}
-
-impl StopHandle {
-    /// Asks the serve loop to return; wakes it if it sleeps.
-    pub fn stop(&self) {
-        // SeqCst: ordered before the doorbell increment, which the sleeping
-        // daemon's re-check follows (EventCount protocol).
-        self.flag.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.queue.inner.block.doorbell().notify_all();
-    }
-
-    /// Whether [`StopHandle::stop`] was called.
-    pub fn is_stopped(&self) -> bool {
-        self.flag.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
 
 /// Counters kept by the daemon.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -93,6 +36,8 @@ pub struct DaemonStats {
     /// Replies rejected for exceeding `max_msg_size` (the client got a
     /// `ReplyTooLarge` error).
     pub oversized_replies: u64,
+    /// Commands dropped without an answer (the client got `NoReply`).
+    pub unanswered: u64,
 }
 
 /// The owner of a channel: publishes data and serves commands.
@@ -138,6 +83,9 @@ pub struct DaemonChannel {
     cmd_buf: Vec<u8>,
     reply_buf: Vec<u8>,
     spare: Vec<Vec<u8>>,
+    /// Commands dropped unanswered (sent by `Command::drop`).
+    unanswered_tx: mpsc::Sender<Message>,
+    unanswered_rx: mpsc::Receiver<Message>,
     stats: DaemonStats,
 }
 
@@ -192,7 +140,10 @@ impl DaemonChannel {
         let consumer = queue.consumer()?;
         let data = SeqWriter::claim(SeqRegion::attach(seg.clone(), data_offset)?)?;
         let stop = StopHandle { flag: Arc::new(AtomicBool::new(false)), queue: queue.clone() };
+        let (unanswered_tx, unanswered_rx) = mpsc::channel();
         Ok(DaemonChannel {
+            unanswered_tx,
+            unanswered_rx,
             reply_pos: vec![(0, 0); geo.lanes],
             cmd_buf: Vec::with_capacity(geo.max_msg),
             reply_buf: Vec::with_capacity(geo.max_msg),
@@ -284,6 +235,7 @@ impl DaemonChannel {
     /// Waits up to `timeout` for the next command ([`Error::Timeout`], or
     /// [`Error::Stopped`] after a stop).
     pub fn recv_command(&mut self, timeout: Duration) -> Result<Command> {
+        self.report_unanswered();
         let mut buf = self.spare.pop().unwrap_or_default();
         match self.next_command(&mut buf, timeout) {
             Ok(m) => Ok(self.command(m, buf)),
@@ -306,24 +258,36 @@ impl DaemonChannel {
     /// Answers `cmd`. A reply over `max_msg_size` fails with
     /// [`Error::ReplyTooLarge`] and the client receives that error too.
     /// Answering a client that has gone away succeeds (the reply is dropped).
-    pub fn respond(&mut self, cmd: Command, reply: &[u8]) -> Result<()> {
-        let m = Message {
-            lane: cmd.client.slot(),
-            generation: cmd.client.generation,
-            tag: cmd.request_id,
-            len: cmd.data.len(),
-        };
-        let r = self.send_reply(m, reply);
-        let mut data = cmd.data;
+    pub fn respond(&mut self, mut cmd: Command, reply: &[u8]) -> Result<()> {
+        cmd.unanswered = None;
+        let r = self.send_reply(cmd.message(), reply);
+        let mut data = std::mem::take(&mut cmd.data);
         data.clear();
         if self.spare.len() < 64 {
             self.spare.push(data);
         }
+        self.report_unanswered();
         r
     }
 
+    /// Tells the clients of dropped, unanswered commands.
+    fn report_unanswered(&mut self) {
+        while let Ok(m) = self.unanswered_rx.try_recv() {
+            self.stats.unanswered += 1;
+            self.push_reply(
+                m,
+                OutMsg { tag: m.tag, generation: m.generation, status: STATUS_UNANSWERED, len_field: 0, payload: &[] },
+            );
+        }
+    }
+
     fn command(&mut self, m: Message, data: Vec<u8>) -> Command {
-        Command { client: ClientId { slot: m.lane as u32, generation: m.generation }, request_id: m.tag, data }
+        Command {
+            client: ClientId { slot: m.lane as u32, generation: m.generation },
+            request_id: m.tag,
+            data,
+            unanswered: Some(self.unanswered_tx.clone()),
+        }
     }
 
     /// Pops the next command of a current client into `buf`.
@@ -358,9 +322,6 @@ impl DaemonChannel {
     /// Writes the reply for `m` into its client's reply ring.
     fn send_reply(&mut self, m: Message, reply: &[u8]) -> Result<()> {
         let max = self.queue.max_msg_size();
-        let Some(ring) = self.replies.get(m.lane).copied() else {
-            return Ok(());
-        };
         let (msg, result) = if reply.len() > max {
             self.stats.oversized_replies += 1;
             let len_field = u32::try_from(reply.len()).unwrap_or(u32::MAX);
@@ -370,13 +331,23 @@ impl DaemonChannel {
         } else {
             (OutMsg::data(m.tag, m.generation, reply), Ok(()))
         };
+        self.push_reply(m, msg);
+        result
+    }
+
+    /// Pushes `msg` into the reply ring of `m`'s client, unless the slot now
+    /// belongs to another client.
+    fn push_reply(&mut self, m: Message, msg: OutMsg<'_>) {
+        let Some(ring) = self.replies.get(m.lane).copied() else {
+            return;
+        };
         // A reclaimed slot: the client this reply was for is gone. (If the
         // slot is reclaimed right after this check, one stale reply can land;
         // the new client discards it by generation, and its ring has one slot
         // of headroom for it.)
         if self.consumer.lane_generation(m.lane) != m.generation {
             self.stats.dropped_replies += 1;
-            return result;
+            return;
         }
         let (tail, cached) = &mut self.reply_pos[m.lane];
         if ring.try_push(tail, cached, msg, || {}) {
@@ -384,7 +355,6 @@ impl DaemonChannel {
         } else {
             self.stats.dropped_replies += 1;
         }
-        result
     }
 }
 

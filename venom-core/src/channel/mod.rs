@@ -51,13 +51,17 @@
 //! # Ok::<(), venom_core::Error>(())
 //! ```
 
+mod command;
 mod daemon;
 mod shell;
+mod stop;
 
 use std::fmt;
 
-pub use daemon::{Command, DaemonChannel, DaemonStats, StopHandle};
+pub use command::Command;
+pub use daemon::{DaemonChannel, DaemonStats};
 pub use shell::{DEFAULT_REQUEST_TIMEOUT, ShellChannel};
+pub use stop::StopHandle;
 
 pub use crate::cmd_queue::WaitStrategy;
 use crate::cmd_queue::{DEFAULT_MAX_MSG_SIZE, Geometry};

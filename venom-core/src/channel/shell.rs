@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{ClientId, QUEUE_OFFSET, check_layout, header, reply_rings};
-use crate::cmd_queue::ring::{Ring, STATUS_TOO_LARGE};
+use crate::cmd_queue::ring::{Ring, STATUS_TOO_LARGE, STATUS_UNANSWERED};
 use crate::cmd_queue::{CmdQueue, Producer, WaitStrategy, wait_for};
 use crate::error::{Error, Result};
 use crate::header::SegmentKind;
@@ -326,6 +326,8 @@ impl ShellChannel {
             }
             let result = if p.status == STATUS_TOO_LARGE {
                 Err(Error::ReplyTooLarge { id: p.tag, len: p.len, max })
+            } else if p.status == STATUS_UNANSWERED {
+                Err(Error::NoReply { id: p.tag })
             } else if p.len > max {
                 Err(Error::corrupt(&self.name, format!("reply of {} bytes over the maximum", p.len)))
             } else if p.len > buf.len() {

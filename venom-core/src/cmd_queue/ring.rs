@@ -34,6 +34,8 @@ pub(crate) const STATUS_OK: u32 = 0;
 /// Reply status: the handler's reply was larger than the channel's maximum;
 /// `len` holds the attempted length and there is no payload.
 pub(crate) const STATUS_TOO_LARGE: u32 = 1;
+/// Reply status: the daemon dropped the command without answering it.
+pub(crate) const STATUS_UNANSWERED: u32 = 2;
 
 /// Cache-line padding. 128 bytes rather than 64 because x86_64's adjacent
 /// line prefetcher pulls lines in pairs (the same choice and reasoning as
