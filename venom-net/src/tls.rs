@@ -42,6 +42,7 @@ fn cfg_err(e: impl std::fmt::Display) -> Error {
 }
 
 /// A certificate chain (leaf first) and its private key.
+/// Invariant: `chain` is not empty.
 #[derive(Debug)]
 pub struct Identity {
     chain: Vec<CertificateDer<'static>>,
@@ -64,9 +65,13 @@ impl Identity {
         })
     }
 
-    /// From DER parts (e.g. loaded from files).
-    pub fn from_der(chain: Vec<CertificateDer<'static>>, pkcs8_key: Vec<u8>) -> Identity {
-        Identity { chain, key: PrivatePkcs8KeyDer::from(pkcs8_key) }
+    /// From DER parts (e.g. loaded from files): the chain, leaf first, and a
+    /// PKCS#8 private key. Fails on an empty chain.
+    pub fn from_der(chain: Vec<CertificateDer<'static>>, pkcs8_key: Vec<u8>) -> Result<Identity> {
+        if chain.is_empty() {
+            return Err(Error::TlsConfig("empty certificate chain".into()));
+        }
+        Ok(Identity { chain, key: PrivatePkcs8KeyDer::from(pkcs8_key) })
     }
 
     /// The leaf certificate (what a mirror pins).
