@@ -10,6 +10,30 @@
 //! * [`tls`]: TLS 1.3 (ring) configs: self-signed + pinning, or mutual TLS with a CA.
 //! * [`net`]: the tokio/quinn I/O shell ([`net::Publisher`], [`net::Mirror`]).
 //!
+//! ## Guarantees
+//! * Every update is read from the region in ONE consistent seqlock window
+//!   and tagged `(epoch, seq)`, where `seq` is the region version the bytes
+//!   are consistent at; a mirror at `(e, s)` holds exactly the publisher's
+//!   subscribed bytes at version `s` of incarnation `e`.
+//! * Each update is applied to the mirror's region in one `write_with`
+//!   window: local readers never see half an update.
+//! * Nothing is silently dropped: a mirror either applies a delta on top of
+//!   the seq it was computed against, or asks for (and gets) a snapshot.
+//!
+//! ## Limits (honest list)
+//! * Memory per mirror session on the publisher: a shadow copy of the
+//!   subscribed bytes plus a snapshot buffer of up to the region size;
+//!   `PublisherConfig::max_mirrors` (64) caps the sessions.
+//! * A reconnect always costs a full snapshot of the subscription (no
+//!   partial resume from a backlog).
+//! * Deltas are computed per dirty chunk: a 1-byte write re-reads and
+//!   re-diffs its whole chunk (64 KiB by default) on the publisher.
+//! * `MirrorStats::lag_time` compares two hosts' wall clocks; the
+//!   publisher-side `PublisherStats::lag_time` uses one monotonic clock.
+//! * One region per connection (`region_id` 0); named regions, a catalog and
+//!   mesh ownership are reserved in the frame format but not implemented.
+//! * TLS 1.3 with the ring provider only; there is no plaintext mode.
+//!
 //! The state machines can be driven without any I/O, e.g. in a test:
 //!
 //! ```
