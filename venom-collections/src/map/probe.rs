@@ -1,77 +1,31 @@
-//! [`HashMap<K, V>`]: a fixed-capacity open-addressing map in shared memory.
-//!
-//! Linear probing from `fixed_hash(key)` (the same in every process). Each
-//! slot is `[ctl, key words, value words]`; `ctl` (see `ctl`) is a seqlock
-//! version plus a state:
-//!
-//! ```text
-//! EMPTY ──claim CAS──▶ CLAIMING ──key written──▶ KEYED ──validated──▶ OCCUPIED ◀──▶ UPDATING
-//!   TOMBSTONE ──claim CAS──▲         (conflict: ──▶ TOMBSTONE)          │ remove CAS
-//!       ▲────────────────────────────────────────────────────────────────┘
-//! ```
-//!
-//! * **Readers** (`get`, iteration) read key and value between two loads of
-//!   `ctl` (seqlock: Acquire load, relaxed word loads, Acquire fence, reload)
-//!   and retry if it moved, so they never return a torn key or value. They
-//!   stop at the first `EMPTY` slot or after `reach[home]` slots: one byte
-//!   per home slot recording the largest displacement any key with that home
-//!   was ever placed at (raised with a SeqCst CAS before the key becomes
-//!   visible; 255 defers to a global maximum). Tombstones never turn back
-//!   into `EMPTY`, so after heavy churn chains end by reach, not by `EMPTY`.
-//! * **Updates** of an existing key CAS `OCCUPIED → UPDATING` (owner pid in
-//!   the word), write the value, and store `OCCUPIED` with the next version.
-//! * **New keys** take the first `EMPTY`/`TOMBSTONE` slot on the probe path
-//!   (tombstones are reused, so insert/remove churn does not fill the map),
-//!   publish the key as `KEYED`, then *validate*: re-scan the probe path for
-//!   the same key. Two concurrent inserters of one key both publish `KEYED`
-//!   with SeqCst before scanning, so at least one sees the other; the one
-//!   nearer the home slot wins, the other turns its slot into a tombstone and
-//!   retries as an update. A published (`OCCUPIED`) copy always wins. So the
-//!   same key never occupies two slots.
-//! * **Removal** is one CAS `OCCUPIED → TOMBSTONE`.
-//!
-//! # Crash tolerance
-//! Busy states carry the owner's pid. A waiter that finds a slot busy for
-//! longer than its spin budget checks that pid; if the process is gone it
-//! turns the slot into a tombstone. What a crash loses: a killed insert of a
-//! new key (never visible); a killed update **removes that key** (its value
-//! may have been half written, so it is dropped rather than shown torn).
-//! `len` may then be off by one. Waits on a live but stalled peer end with
-//! [`Error::Timeout`]. Pids are checked without start time (see `ctl`).
-//!
-//! # Limits
-//! No resizing; `insert` of a new key into a map whose every slot is
-//! occupied returns [`Error::Full`]. Keep the load factor below ~70% for
-//! short probe sequences. The hash is not DoS-resistant.
+//! The map algorithm over a slice of words (see the module docs of `map`).
 
-use std::marker::PhantomData;
 use std::time::Duration;
 
 use bytemuck::Pod;
 use venom_core::loom::sync::{AtomicU64, Ordering, fence};
 
-use crate::ctl::{Ctl, my_pid, pid_alive};
+use crate::ctl::{Ctl, pid_alive};
 use crate::error::{Error, Result};
 use crate::hash::fixed_hash;
-use crate::object_segment::Region;
-use crate::patience::{DEFAULT_STALL_TIMEOUT, Patience};
-use crate::words::{LINE_WORDS, load_elem, store_elem, words_for};
+use crate::patience::Patience;
+use crate::words::{LINE_WORDS, load_elem, store_elem};
 
-const LEN: usize = 0;
-const MAX_PROBE: usize = LINE_WORDS;
+pub(crate) const LEN: usize = 0;
+pub(crate) const MAX_PROBE: usize = LINE_WORDS;
 pub(crate) const HEADER_WORDS: usize = 2 * LINE_WORDS;
 /// A reach byte of this value means "farther than a byte can say: use the
 /// global `MAX_PROBE`".
-const FAR: u64 = 255;
+pub(crate) const FAR: u64 = 255;
 
 // Stable states.
-const EMPTY: u64 = 0;
-const OCCUPIED: u64 = 1;
-const TOMBSTONE: u64 = 2;
+pub(crate) const EMPTY: u64 = 0;
+pub(crate) const OCCUPIED: u64 = 1;
+pub(crate) const TOMBSTONE: u64 = 2;
 // Busy kinds.
-const CLAIMING: u64 = 0;
-const KEYED: u64 = 1;
-const UPDATING: u64 = 2;
+pub(crate) const CLAIMING: u64 = 0;
+pub(crate) const KEYED: u64 = 1;
+pub(crate) const UPDATING: u64 = 2;
 
 /// What validation of a freshly keyed slot found.
 enum Validation {
@@ -98,14 +52,14 @@ impl<'a> MapCore<'a> {
 
     /// Words of reach bytes (one byte per home slot).
     #[inline]
-    fn reach_words(capacity: u64) -> usize {
+    pub(crate) fn reach_words(capacity: u64) -> usize {
         (capacity as usize).div_ceil(8)
     }
 
     /// How far from `home` any key with that home slot was ever placed (an
     /// upper bound on the probe length for such keys).
     #[inline]
-    fn reach(&self, home: u64, ordering: Ordering) -> u64 {
+    pub(crate) fn reach(&self, home: u64, ordering: Ordering) -> u64 {
         let home = home & self.mask;
         let word = self.words[HEADER_WORDS + (home / 8) as usize].load(ordering);
         let r = (word >> ((home % 8) * 8)) & 0xFF;
@@ -113,7 +67,7 @@ impl<'a> MapCore<'a> {
     }
 
     /// Raises the reach of `home` to at least `d` (SeqCst: see `validate`).
-    fn raise_reach(&self, home: u64, d: u64) {
+    pub(crate) fn raise_reach(&self, home: u64, d: u64) {
         if d >= FAR {
             self.words[MAX_PROBE].fetch_max(d, Ordering::SeqCst);
         }
@@ -133,21 +87,21 @@ impl<'a> MapCore<'a> {
     }
 
     #[inline]
-    fn slot(&self, i: u64) -> &'a [AtomicU64] {
+    pub(crate) fn slot(&self, i: u64) -> &'a [AtomicU64] {
         let stride = 1 + self.kw + self.vw;
         let at = HEADER_WORDS + Self::reach_words(self.mask + 1) + (i & self.mask) as usize * stride;
         &self.words[at..at + stride]
     }
 
     #[inline]
-    fn home<K: Pod>(k: &K) -> u64 {
+    pub(crate) fn home<K: Pod>(k: &K) -> u64 {
         fixed_hash(bytemuck::bytes_of(k))
     }
 
     /// Seqlock read of the key of a slot whose control word was `c`
     /// (Acquire-loaded by the caller). `None` if the slot changed.
     #[inline]
-    fn read_key<K: Pod>(&self, slot: &[AtomicU64], c: Ctl) -> Option<K> {
+    pub(crate) fn read_key<K: Pod>(&self, slot: &[AtomicU64], c: Ctl) -> Option<K> {
         let k = load_elem::<K>(&slot[1..1 + self.kw]);
         // Acquire fence: if any word we read was written after `c`, the
         // reload below sees a newer control word (seqlock read side).
@@ -157,7 +111,7 @@ impl<'a> MapCore<'a> {
 
     /// Seqlock read of key and value.
     #[inline]
-    fn read_pair<K: Pod, V: Pod>(&self, slot: &[AtomicU64], c: Ctl) -> Option<(K, V)> {
+    pub(crate) fn read_pair<K: Pod, V: Pod>(&self, slot: &[AtomicU64], c: Ctl) -> Option<(K, V)> {
         let k = load_elem::<K>(&slot[1..1 + self.kw]);
         let v = load_elem::<V>(&slot[1 + self.kw..]);
         // Acquire fence: as in `read_key`.
@@ -441,258 +395,8 @@ impl<'a> MapCore<'a> {
         None
     }
 
-    fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         // Relaxed: approximate count.
         (self.words[LEN].load(Ordering::Relaxed) as i64).max(0) as u64
-    }
-}
-
-/// Marks a handle as owning copies of `T` without affecting auto traits.
-type Invariant<T> = fn(T) -> T;
-
-/// A fixed-capacity hash map from `K` to `V` in an
-/// [`ObjectSegment`](crate::ObjectSegment).
-///
-/// Capacity is rounded up to a power of two.
-///
-/// ```
-/// use venom_collections::ObjectSegment;
-/// let name = format!("doc-map-{}", std::process::id());
-/// let seg = ObjectSegment::create(&name, 1 << 20)?;
-/// let scores = seg.hash_map::<u64, f64>("scores", 1024)?;
-/// assert_eq!(scores.insert(123, 95.5)?, None);
-/// assert_eq!(scores.insert(123, 96.0)?, Some(95.5));
-/// assert_eq!(scores.get(&123)?, Some(96.0));
-/// assert!(scores.contains_key(&123)?);
-/// assert_eq!(scores.iter().collect::<Vec<_>>(), vec![(123, 96.0)]);
-/// assert_eq!(scores.remove(&123)?, Some(96.0));
-/// assert!(scores.is_empty());
-/// seg.unlink()?;
-/// # Ok::<(), venom_collections::Error>(())
-/// ```
-pub struct HashMap<K: Pod + Eq, V: Pod> {
-    region: Region,
-    mask: u64,
-    pid: u32,
-    stall: Duration,
-    _t: PhantomData<Invariant<(K, V)>>,
-}
-
-// SAFETY: a mapping handle plus a pointer into it; all shared accesses are
-// atomic and keys/values are copied.
-unsafe impl<K: Pod + Eq, V: Pod> Send for HashMap<K, V> {}
-// SAFETY: as above.
-unsafe impl<K: Pod + Eq, V: Pod> Sync for HashMap<K, V> {}
-
-impl<K: Pod + Eq, V: Pod> HashMap<K, V> {
-    pub(crate) fn from_region(region: Region) -> Self {
-        let mask = region.capacity - 1;
-        HashMap { region, mask, pid: my_pid(), stall: DEFAULT_STALL_TIMEOUT, _t: PhantomData }
-    }
-
-    pub(crate) fn bytes(capacity: u64) -> Result<u64> {
-        MapCore::words_needed(capacity, words_for::<K>(), words_for::<V>())
-            .and_then(|w| (w as u64).checked_mul(8))
-            .ok_or_else(|| Error::InvalidConfig(format!("map capacity {capacity} is too large")))
-    }
-
-    #[inline]
-    fn core(&self) -> MapCore<'_> {
-        MapCore {
-            words: self.region.words(),
-            mask: self.mask,
-            kw: words_for::<K>(),
-            vw: words_for::<V>(),
-            pid: self.pid,
-            stall: self.stall,
-        }
-    }
-
-    /// How long operations wait on a peer stuck mid-write before returning
-    /// [`Error::Timeout`] (default 2 s).
-    pub fn set_stall_timeout(&mut self, t: Duration) {
-        self.stall = t;
-    }
-
-    /// The value for `key`.
-    pub fn get(&self, key: &K) -> Result<Option<V>> {
-        self.core().get(key)
-    }
-
-    /// Whether `key` is present.
-    pub fn contains_key(&self, key: &K) -> Result<bool> {
-        Ok(self.core().get::<K, V>(key)?.is_some())
-    }
-
-    /// Inserts or updates; returns the previous value.
-    pub fn insert(&self, key: K, value: V) -> Result<Option<V>> {
-        self.core().insert(&key, &value)
-    }
-
-    /// Removes `key`; returns its value.
-    pub fn remove(&self, key: &K) -> Result<Option<V>> {
-        self.core().remove(key)
-    }
-
-    /// Number of entries (approximate under concurrent writes).
-    pub fn len(&self) -> usize {
-        self.core().len() as usize
-    }
-
-    /// Whether the map looks empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Slots (a power of two).
-    pub fn capacity(&self) -> usize {
-        (self.mask + 1) as usize
-    }
-
-    /// Iterates over a weakly consistent snapshot: every pair returned was
-    /// present at some moment during the iteration; concurrent changes may or
-    /// may not be seen.
-    pub fn iter(&self) -> Iter<'_, K, V> {
-        Iter { map: self, next: 0 }
-    }
-}
-
-/// Iterator over a [`HashMap`]'s pairs.
-pub struct Iter<'a, K: Pod + Eq, V: Pod> {
-    map: &'a HashMap<K, V>,
-    next: u64,
-}
-
-impl<K: Pod + Eq, V: Pod> Iterator for Iter<'_, K, V> {
-    type Item = (K, V);
-
-    fn next(&mut self) -> Option<(K, V)> {
-        let core = self.map.core();
-        while self.next <= self.map.mask {
-            let i = self.next;
-            self.next += 1;
-            if let Some(p) = core.entry(i) {
-                return Some(p);
-            }
-        }
-        None
-    }
-}
-
-#[cfg(all(test, loom))]
-mod loom_tests {
-    use super::*;
-    use loom::sync::Arc;
-
-    fn core(w: &[AtomicU64]) -> MapCore<'_> {
-        MapCore { words: w, mask: 3, kw: 1, vw: 1, pid: 1, stall: Duration::from_secs(1) }
-    }
-
-    fn heap() -> Arc<Vec<AtomicU64>> {
-        Arc::new(crate::words::heap_words(MapCore::words_needed(4, 1, 1).unwrap()))
-    }
-
-    #[test]
-    fn loom_map_same_key_never_duplicates() {
-        loom::model(|| {
-            let words = heap();
-            let w2 = words.clone();
-            let t = loom::thread::spawn(move || core(&w2).insert(&7u64, &1u64).unwrap());
-            let mine = core(&words).insert(&7u64, &2u64).unwrap();
-            let theirs = t.join().unwrap();
-            let m = core(&words);
-            // Exactly one insert created the key; the other updated it.
-            assert!(mine.is_none() != theirs.is_none(), "{mine:?} {theirs:?}");
-            let copies = (0..4).filter(|&i| m.entry::<u64, u64>(i).is_some()).count();
-            assert_eq!(copies, 1);
-            assert_eq!(m.len(), 1);
-        });
-    }
-
-    #[test]
-    fn loom_map_insert_remove() {
-        loom::model(|| {
-            let words = heap();
-            core(&words).insert(&1u64, &10u64).unwrap();
-            let w2 = words.clone();
-            let t = loom::thread::spawn(move || core(&w2).remove::<u64, u64>(&1).unwrap());
-            core(&words).insert(&2u64, &20u64).unwrap();
-            let got = core(&words).get::<u64, u64>(&2).unwrap();
-            assert_eq!(t.join().unwrap(), Some(10));
-            assert_eq!(got, Some(20));
-            assert_eq!(core(&words).get::<u64, u64>(&1).unwrap(), None);
-            assert_eq!(core(&words).len(), 1);
-        });
-    }
-}
-
-#[cfg(all(test, not(loom)))]
-mod tests {
-    use super::*;
-    use crate::ObjectSegment;
-
-    fn dead_pid() -> u32 {
-        let mut c = std::process::Command::new("true").spawn().unwrap();
-        let pid = c.id();
-        c.wait().unwrap();
-        pid
-    }
-
-    #[test]
-    fn reach_bytes_saturate_to_the_global_maximum() {
-        let name = format!("coll-mreach-{}", std::process::id());
-        let seg = ObjectSegment::create(&name, 1 << 16).unwrap();
-        let m = seg.hash_map::<u64, u64>("m", 1024).unwrap();
-        let core = m.core();
-        core.raise_reach(9, 3);
-        core.raise_reach(9, 2);
-        assert_eq!((core.reach(9, Ordering::SeqCst), core.reach(10, Ordering::SeqCst)), (3, 0));
-        core.raise_reach(9, 300);
-        assert_eq!(core.reach(9, Ordering::SeqCst), 300);
-        core.raise_reach(17, 400);
-        assert_eq!(core.reach(9, Ordering::SeqCst), 400, "saturated homes share the global bound");
-        assert_eq!(core.reach(8, Ordering::SeqCst), 0, "neighbours in the same word are untouched");
-        seg.unlink().unwrap();
-    }
-
-    #[test]
-    fn slots_left_busy_by_a_dead_writer_are_repaired() {
-        let name = format!("coll-mrec-{}", std::process::id());
-        let seg = ObjectSegment::create(&name, 1 << 16).unwrap();
-        let m = seg.hash_map::<u64, u64>("m", 8).unwrap();
-        m.insert(1, 10).unwrap();
-        m.insert(2, 20).unwrap();
-        let core = m.core();
-        let dead = dead_pid();
-        let slot_of = |k: u64| {
-            (0..8).map(|i| core.slot(i)).find(|s| s[1].load(Ordering::SeqCst) == k && s[0].load(Ordering::SeqCst) != 0)
-        };
-        // Key 1: its updater died mid-write. Readers repair it (key dropped).
-        let s1 = slot_of(1).unwrap();
-        let c = Ctl(s1[0].load(Ordering::SeqCst));
-        s1[0].store(Ctl::busy(UPDATING, dead, c.version()).0, Ordering::SeqCst);
-        assert_eq!(m.get(&1).unwrap(), None);
-        assert_eq!(m.len(), 1);
-        // Key 2 stays; an inserter of key 3 that died while KEYED does not
-        // block another insert of key 3.
-        let free = (0..8).map(|i| core.slot(i)).find(|s| s[0].load(Ordering::SeqCst) == 0).unwrap();
-        free[1].store(3, Ordering::SeqCst);
-        free[0].store(Ctl::busy(KEYED, dead, 0).0, Ordering::SeqCst);
-        for home in 0..8 {
-            core.raise_reach(home, 7);
-        }
-        assert_eq!(m.insert(3, 30).unwrap(), None);
-        assert_eq!(m.get(&3).unwrap(), Some(30));
-        assert_eq!(m.get(&2).unwrap(), Some(20));
-        assert_eq!(m.iter().filter(|&(k, _)| k == 3).count(), 1);
-        // A live owner that never finishes: typed timeout, no hang.
-        let mut m2 = seg.open_hash_map::<u64, u64>("m").unwrap();
-        m2.set_stall_timeout(Duration::from_millis(50));
-        let s2 = slot_of(2).unwrap();
-        let c = Ctl(s2[0].load(Ordering::SeqCst));
-        s2[0].store(Ctl::busy(UPDATING, std::process::id(), c.version()).0, Ordering::SeqCst);
-        assert!(matches!(m2.get(&2), Err(Error::Timeout(_))));
-        assert!(matches!(m2.insert(2, 0), Err(Error::Timeout(_))));
-        seg.unlink().unwrap();
     }
 }
