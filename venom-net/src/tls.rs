@@ -74,6 +74,11 @@ impl Identity {
         Ok(Identity { chain, key: PrivatePkcs8KeyDer::from(pkcs8_key) })
     }
 
+    /// The PKCS#8 DER of the private key (to store it; keep it secret).
+    pub fn pkcs8_key_der(&self) -> &[u8] {
+        self.key.secret_pkcs8_der()
+    }
+
     /// The leaf certificate (what a mirror pins).
     pub fn cert(&self) -> &CertificateDer<'static> {
         &self.chain[0]
