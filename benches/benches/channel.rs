@@ -191,6 +191,7 @@ fn latencies(rounds: usize, mut f: impl FnMut()) -> (u64, u64) {
 
 struct Channel {
     shell: ShellChannel,
+    name: String,
     _peer: Peer,
 }
 
@@ -202,7 +203,7 @@ fn channel(wait: &str) -> Channel {
         match ShellChannel::connect(&name) {
             Ok(mut shell) => {
                 shell.set_wait(wait_strategy(wait));
-                return Channel { shell, _peer: peer };
+                return Channel { shell, name, _peer: peer };
             }
             Err(e) if Instant::now() > deadline => panic!("connect: {e}"),
             Err(_) => std::thread::sleep(Duration::from_millis(2)),
@@ -214,6 +215,9 @@ impl Drop for Channel {
     fn drop(&mut self) {
         let mut buf = [0u8; 16];
         let _ = self.shell.request_timeout(QUIT, &mut buf, Duration::from_secs(1));
+        // The peer is killed next, maybe before its DaemonChannel drop
+        // unlinks the name: unlink it here.
+        let _ = Segment::unlink_name(&self.name);
     }
 }
 
