@@ -217,8 +217,8 @@ impl CmdQueue {
     }
 
     /// Becomes the queue's single consumer (if there is none, or the
-    /// registered one is dead). Fails with [`Error::AlreadyExists`]-like
-    /// [`Error::WriterBusy`] when a live consumer exists.
+    /// registered one is dead). Fails with [`Error::ConsumerBusy`] when a
+    /// live consumer exists.
     pub fn consumer(&self) -> Result<Consumer> {
         Consumer::claim(self.inner.clone())
     }
