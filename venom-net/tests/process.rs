@@ -77,7 +77,7 @@ fn publisher_process_killed_and_restarted() {
         .unwrap();
         write_some(&mut w);
         converge_with(&w, &local, Duration::from_secs(20)).await;
-        let epoch1 = m.applied().unwrap().epoch;
+        let epoch1 = m.wait_until(Duration::from_secs(10), |_, _| true).unwrap().epoch;
         // Kill the publisher mid-stream: writes continue while it is down.
         write_some(&mut w);
         child.kill9();

@@ -105,3 +105,12 @@ pub fn random_writes(region: &MemRegion, seed: u64, dur: Duration) -> u64 {
 pub fn soak_duration(short: Duration) -> Duration {
     if std::env::var_os("VENOM_SOAK").is_some() { Duration::from_secs(60) } else { short }
 }
+
+/// Waits (async) until `cond` holds; panics after `timeout`.
+pub async fn eventually(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
