@@ -272,7 +272,8 @@ mod tests {
     #[test]
     fn miri_each_corruption_is_a_typed_error() {
         let len = 4096;
-        let cases: Vec<(&str, Box<dyn Fn(&mut HeaderFields)>)> = vec![
+        type Damage = Box<dyn Fn(&mut HeaderFields)>;
+        let cases: Vec<(&str, Damage)> = vec![
             ("magic", Box::new(|f| f.magic ^= 1)),
             ("version", Box::new(|f| f.layout_version = 99)),
             ("state", Box::new(|f| f.init_state = INITIALISING)),

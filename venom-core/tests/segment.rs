@@ -140,7 +140,8 @@ fn corrupted(name_prefix: &str, damage: impl FnOnce(&str)) -> Result<Segment, Er
 
 #[test]
 fn corrupt_headers_are_typed_errors() {
-    let cases: Vec<(&str, Box<dyn FnOnce(&str)>)> = vec![
+    type Damage = Box<dyn FnOnce(&str)>;
+    let cases: Vec<(&str, Damage)> = vec![
         ("magic", Box::new(|n| poke(n, 0, &(MAGIC ^ 1).to_le_bytes()))),
         ("version", Box::new(|n| poke(n, 8, &99u32.to_le_bytes()))),
         ("absurd-len", Box::new(|n| poke(n, 16, &u64::MAX.to_le_bytes()))),
