@@ -6,6 +6,10 @@
 //! binary, re-run with `--child <section> <role> ...`) and cleans up after
 //! itself.
 
+#[path = "demo_sections/channel.rs"]
+mod channel;
+#[path = "demo_sections/collections.rs"]
+mod collections;
 #[path = "demo_sections/kv.rs"]
 mod kv;
 #[path = "demo_sections/net.rs"]
@@ -19,6 +23,8 @@ type ChildFn = fn(&str, &[String]) -> Result<(), Box<dyn std::error::Error>>;
 /// (name, title, run, child)
 const SECTIONS: &[(&str, &str, SectionFn, ChildFn)] = &[
     ("region", "SeqRegion: one writer, lock-free readers in other processes", region::run, region::child),
+    ("channel", "Channels: request/response between a daemon and shells", channel::run, channel::child),
+    ("collections", "Collections: named structures in one shared segment", collections::run, collections::child),
     ("kv", "KvCache: a shared-memory key-value cache", kv::run, kv::child),
     ("net", "venom-net: replicating a region over QUIC", net::run, net::child),
 ];
