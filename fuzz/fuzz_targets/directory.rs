@@ -1,6 +1,8 @@
-//! An object segment with arbitrary body bytes: opening it, listing its
-//! directory and using every listed object must return values or typed
-//! errors — no panic, no out-of-bounds access, no hang (waits are bounded).
+//! An object segment with a valid header and arbitrary directory and data
+//! (or, if the first byte is odd, arbitrary bytes throughout): opening it,
+//! listing its directory and using every listed object must return values or
+//! typed errors — no panic, no out-of-bounds access, no hang (waits are
+//! bounded).
 #![no_main]
 use std::time::Duration;
 
@@ -11,11 +13,24 @@ use venom_core::{Segment, SegmentKind};
 fuzz_target!(|data: &[u8]| {
     let name = format!("fuzz-dir-{}", std::process::id());
     let _ = Segment::unlink_name(&name);
-    let body_len = data.len().max(256).min(1 << 20);
-    let Ok(seg) = Segment::builder(&name, SegmentKind::COLLECTIONS).body_len(body_len).create_with(|s| {
+    const ENTRIES: u64 = 4;
+    let body_len = 8192usize;
+    let data_off = 256 + ENTRIES * 128;
+    let mut body = vec![0u8; body_len];
+    if data.first().is_some_and(|b| b & 1 == 1) {
         let n = data.len().min(body_len);
-        // SAFETY: the body is body_len >= n bytes and not yet shared.
-        unsafe { venom_core::atomic_copy::store(s.body_ptr(), &data[..n]) };
+        body[..n].copy_from_slice(&data[..n]);
+    } else {
+        let header = [u64::from_le_bytes(*b"VNMCOLL1"), 1, ENTRIES, data_off, body_len as u64 - data_off];
+        for (i, w) in header.iter().enumerate() {
+            body[i * 8..i * 8 + 8].copy_from_slice(&w.to_ne_bytes());
+        }
+        let n = data.len().min(body_len - 256);
+        body[256..256 + n].copy_from_slice(&data[..n]);
+    }
+    let Ok(seg) = Segment::builder(&name, SegmentKind::COLLECTIONS).body_len(body_len).create_with(|s| {
+        // SAFETY: the body is body_len bytes and not yet shared.
+        unsafe { venom_core::atomic_copy::store(s.body_ptr(), &body) };
         Ok(())
     }) else {
         return;

@@ -32,7 +32,9 @@ use crate::object_segment::Region;
 /// # Ok::<(), venom_collections::Error>(())
 /// ```
 pub struct Bitset {
+    /// At least `ceil(bits / 64)` words (checked on attach).
     region: Region,
+    /// Number of bits; indices `>= bits` are rejected.
     bits: u64,
 }
 

@@ -47,9 +47,13 @@ const MAX_DIRECTORY_ENTRIES: usize = 1 << 16;
 /// ```
 #[derive(Clone)]
 pub struct ObjectSegment {
+    /// The mapping, shared with every object handle made from it.
     seg: Arc<Segment>,
+    /// Directory entries (1..=65536, validated at open).
     entries: usize,
+    /// `256 + entries * 128`: start of the data area in the body.
     data_offset: u64,
+    /// `body_len - data_offset`: every object lies inside the data area.
     data_len: u64,
 }
 

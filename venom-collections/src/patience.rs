@@ -64,6 +64,7 @@ impl Patience {
     }
 
     /// Whether the deadline has passed (false before the first wait).
+    #[inline]
     pub(crate) fn expired(&self) -> bool {
         matches!(self.deadline, Some(Some(d)) if Instant::now() >= d)
     }

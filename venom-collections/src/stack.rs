@@ -44,7 +44,10 @@ pub const MAX_STACK_CAPACITY: u64 = u32::MAX as u64 - 1;
 
 /// The algorithm over a slice of words.
 pub(crate) struct StackCore<'a> {
+    /// Header plus `capacity` nodes of `stride` words; node indices read
+    /// from shared memory are bounds-checked against it.
     pub words: &'a [AtomicU64],
+    /// Words per node: 1 (next link) + value words.
     pub stride: usize,
 }
 
@@ -162,7 +165,9 @@ impl<'a> StackCore<'a> {
 /// # Ok::<(), venom_collections::Error>(())
 /// ```
 pub struct Stack<T: Pod> {
+    /// The stack's words (see the layout above).
     region: Region,
+    /// `1 + words_for::<T>()`.
     stride: usize,
     _t: PhantomData<fn(T) -> T>,
 }

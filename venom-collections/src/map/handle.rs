@@ -36,9 +36,13 @@ type Invariant<T> = fn(T) -> T;
 /// # Ok::<(), venom_collections::Error>(())
 /// ```
 pub struct HashMap<K: Pod + Eq, V: Pod> {
+    /// Header, reach bytes, then `mask + 1` slots.
     region: Region,
+    /// `capacity - 1`; capacity is a power of two (checked on attach).
     mask: u64,
+    /// This process's pid, recorded in busy control words.
     pid: u32,
+    /// How long to wait on a live peer stuck mid-write.
     stall: Duration,
     _t: PhantomData<Invariant<(K, V)>>,
 }

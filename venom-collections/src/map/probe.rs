@@ -37,11 +37,16 @@ enum Validation {
 
 /// The algorithm over a slice of words.
 pub(crate) struct MapCore<'a> {
+    /// `words_needed(mask + 1, kw, vw)` words (checked by the caller).
     pub words: &'a [AtomicU64],
+    /// `capacity - 1`, capacity a power of two; every slot index is masked.
     pub mask: u64,
+    /// Words per key / per value.
     pub kw: usize,
     pub vw: usize,
+    /// Pid recorded in busy control words.
     pub pid: u32,
+    /// Bound on every wait for a peer.
     pub stall: Duration,
 }
 

@@ -32,9 +32,13 @@ use crate::words::words_for;
 /// # Ok::<(), venom_collections::Error>(())
 /// ```
 pub struct Queue<T: Pod> {
+    /// The queue's words: header, then `mask + 1` slots of `stride` words.
     region: Region,
+    /// `capacity - 1`; capacity is a power of two >= 2 (checked on attach).
     mask: u64,
+    /// Words per slot: `(2 + words_for::<T>()).next_power_of_two()`.
     stride: usize,
+    /// This process's pid, written into owner tags (sampled at attach).
     me: u32,
     _t: PhantomData<fn(T) -> T>,
 }

@@ -36,9 +36,13 @@ pub(crate) enum Attempt<T> {
 
 /// The algorithm over a slice of words (shared memory or, under loom, heap).
 pub(crate) struct QueueCore<'a> {
+    /// `HEADER_WORDS + (mask + 1) * stride` words (checked by the caller).
     pub words: &'a [AtomicU64],
+    /// `capacity - 1`, capacity a power of two >= 2.
     pub mask: u64,
+    /// Words per slot (>= 3: stamp, owner tag, value words).
     pub stride: usize,
+    /// Pid recorded in owner tags.
     pub me: u32,
 }
 
