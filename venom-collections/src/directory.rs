@@ -1,5 +1,5 @@
-//! The directory of named objects at the start of an [`ObjectSegment`]
-//! (crate::ObjectSegment) body.
+//! The directory of named objects at the start of an
+//! [`ObjectSegment`](crate::ObjectSegment) body.
 //!
 //! A fixed array of 128-byte entries, probed from `fixed_hash(name)`. Each
 //! entry is claimed by CAS on its `owner` word (0 → the claimer's packed

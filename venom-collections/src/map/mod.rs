@@ -37,11 +37,11 @@
 //! new key (never visible); a killed update **removes that key** (its value
 //! may have been half written, so it is dropped rather than shown torn).
 //! `len` may then be off by one. Waits on a live but stalled peer end with
-//! [`Error::Timeout`]. Pids are checked without start time (see `ctl`).
+//! [`Error::Timeout`](crate::Error::Timeout). Pids are checked without start time (see `ctl`).
 //!
 //! # Limits
 //! No resizing; `insert` of a new key into a map whose every slot is
-//! occupied returns [`Error::Full`]. Keep the load factor below ~70% for
+//! occupied returns [`Error::Full`](crate::Error::Full). Keep the load factor below ~70% for
 //! short probe sequences. The hash is not DoS-resistant.
 
 mod handle;

@@ -29,7 +29,7 @@
 //! * Known hole: a process killed in the two instructions between its claim
 //!   CAS and the store of its tag leaves a stale tag, which cannot be told
 //!   from a live holder about to write it. That position is never skipped:
-//!   blocking calls reaching it return [`Error::Timeout`] (nothing spins or
+//!   blocking calls reaching it return [`Error::Timeout`](crate::Error::Timeout) (nothing spins or
 //!   sleeps forever), but the queue stays stalled there. Closing this would
 //!   need a second CAS per operation (claiming the slot itself).
 //! * Liveness is checked by pid only; if a dead holder's pid is reused
