@@ -321,3 +321,57 @@ impl<'a> Directory<'a> {
             .collect()
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn entries(n: usize) -> Vec<AtomicU64> {
+        (0..n * ENTRY_WORDS).map(|_| AtomicU64::new(0)).collect()
+    }
+
+    fn spec() -> Spec {
+        Spec { kind: ObjectKind::Bitset, elem_size: 8, elem_align: 8, aux: 0, fingerprint: 1, capacity: Some(64) }
+    }
+
+    fn dead_claimer() -> u64 {
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let pid = c.id();
+        c.wait().unwrap();
+        venom_core::ProcessId { pid, start_time: 1 }.pack()
+    }
+
+    #[test]
+    fn entries_of_dead_claimers_are_retired_and_skipped() {
+        let words = entries(4);
+        let dir = Directory { entries: &words };
+        let dead = dead_claimer();
+        // Three entries claimed by a process that died before READY (one
+        // even got as far as writing the name we want).
+        for (i, phase) in [(0, FREE), (1, NAMED), (2, NAMED)] {
+            words[i * ENTRY_WORDS + OWNER].store(dead, Ordering::SeqCst);
+            words[i * ENTRY_WORDS + PHASE].store(phase, Ordering::SeqCst);
+            crate::words::store_elem(
+                &words[i * ENTRY_WORDS + NAME..i * ENTRY_WORDS + NAME + 6],
+                &check_name("x").unwrap(),
+            );
+        }
+        let t = Duration::from_secs(5);
+        let p = dir.lookup("x", &spec(), true, t, |_| Ok((0, 8))).unwrap();
+        assert_eq!((p.capacity, p.offset, p.len), (64, 0, 8));
+        let phases: Vec<u64> = (0..4).map(|i| words[i * ENTRY_WORDS + PHASE].load(Ordering::SeqCst)).collect();
+        assert_eq!(phases.iter().filter(|&&p| p == READY).count(), 1);
+        // Attach finds the same entry; a second name finds no room.
+        assert!(dir.lookup("x", &spec(), false, t, |_| unreachable!()).is_ok());
+        assert!(matches!(dir.lookup("y", &spec(), true, t, |_| Ok((8, 8))), Err(Error::DirectoryFull(4))));
+    }
+
+    #[test]
+    fn live_claimer_that_never_finishes_times_out() {
+        let words = entries(1);
+        let dir = Directory { entries: &words };
+        words[OWNER].store(venom_core::ProcessId::current().pack(), Ordering::SeqCst);
+        let t = Duration::from_millis(50);
+        assert!(matches!(dir.lookup("x", &spec(), true, t, |_| Ok((0, 8))), Err(Error::Timeout(_))));
+    }
+}

@@ -164,3 +164,33 @@ fn segment_mode_is_0600() {
     assert_eq!(raw.mode(), Some(0o600));
     s.unlink().unwrap();
 }
+
+#[test]
+fn child_object_creator_loop() {
+    let Some(name) = testkit::child_arg("creator-loop") else { return };
+    let s = ObjectSegment::open(&name).unwrap();
+    for i in 0.. {
+        s.bitset(&format!("b{}", i % 40), 64).unwrap();
+        s.queue::<u64>(&format!("q{}", i % 40), 4).unwrap().try_push(i).ok();
+    }
+}
+
+#[test]
+fn sigkill_during_object_creation_never_blocks_others() {
+    let name = testkit::unique_name("coll-dkill");
+    let s = ObjectSegment::create_with(&name, 4 << 20, 256, 0o600).unwrap();
+    let mut child = testkit::spawn_child("child_object_creator_loop", "creator-loop", &name).unwrap();
+    assert!(testkit::wait_for(Duration::from_secs(10), || s.objects().len() >= 10));
+    child.kill9();
+    // Every name resolves (attach or create) promptly, and each exists once.
+    for i in 0..40 {
+        s.bitset(&format!("b{i}"), 64).unwrap();
+        s.queue::<u64>(&format!("q{i}"), 4).unwrap();
+    }
+    let mut names: Vec<String> = s.objects().into_iter().map(|o| o.name).collect();
+    names.sort();
+    let n = names.len();
+    names.dedup();
+    assert_eq!((n, names.len()), (80, 80));
+    s.unlink().unwrap();
+}
