@@ -195,3 +195,36 @@ fn large_elements_are_never_torn_even_across_sigkill() {
     assert!(changes > 0, "the writer never ran");
     s.unlink().unwrap();
 }
+
+#[test]
+fn child_bit_claimer() {
+    let Some(name) = testkit::child_arg("bit-claimer") else { return };
+    let s = ObjectSegment::open(&name).unwrap();
+    let bits = s.open_bitset("claims").unwrap();
+    let count = s.open_array::<u64>("count").unwrap();
+    for i in 0..bits.len() {
+        if !bits.set(i).unwrap() {
+            count.fetch_add(0, 1).unwrap();
+        }
+    }
+    std::thread::sleep(Duration::from_secs(30));
+}
+
+#[test]
+fn sigkill_bitset_and_array_writers_lose_at_most_the_step_in_flight() {
+    let name = testkit::unique_name("coll-bkill");
+    let s = ObjectSegment::create(&name, 1 << 20).unwrap();
+    let bits = s.bitset("claims", 1 << 22).unwrap();
+    let count = s.array::<u64>("count", 1).unwrap();
+    let mut child = testkit::spawn_child("child_bit_claimer", "bit-claimer", &name).unwrap();
+    assert!(testkit::wait_for(Duration::from_secs(10), || count.load(0).unwrap() > 1000));
+    child.kill9();
+    // Each bit and each counter update is one atomic instruction: the only
+    // inconsistency a kill can leave is the claim whose count was not yet
+    // added.
+    let (set, counted) = (bits.count_ones(), count.load(0).unwrap());
+    assert!(set == counted || set == counted + 1, "{set} bits set, {counted} counted");
+    assert_eq!(bits.iter_ones().count() as u64, set);
+    assert!(bits.iter_ones().enumerate().all(|(i, b)| i as u64 == b), "claims are a prefix");
+    s.unlink().unwrap();
+}
