@@ -87,6 +87,58 @@ pub enum Error {
     /// The publisher or mirror was shut down.
     #[error("closed")]
     Closed,
+    /// A region catalog is structurally invalid (bad magic, count, name, dtype or shape).
+    #[error("malformed catalog: {0}")]
+    CatalogMalformed(&'static str),
+    /// A catalog entry points outside its region (or into the catalog itself).
+    #[error("catalog array {name:?}: bytes {offset}+{len} are outside {min}..{limit}")]
+    CatalogOutOfBounds {
+        /// Array name.
+        name: String,
+        /// Byte offset of the array.
+        offset: u64,
+        /// Byte length of the array.
+        len: u64,
+        /// First byte an array may use (the end of the catalog prefix).
+        min: u64,
+        /// Region size.
+        limit: u64,
+    },
+    /// Two catalog entries have the same name.
+    #[error("catalog names {0:?} twice")]
+    CatalogDuplicate(String),
+    /// Two catalog entries overlap.
+    #[error("catalog arrays {0:?} and {1:?} overlap")]
+    CatalogOverlap(String, String),
+    /// No array of that name in the catalog.
+    #[error("no array named {0:?}")]
+    NoSuchArray(String),
+    /// A typed view was asked for with the wrong element type.
+    #[error("array {name:?} holds {found:?}, not {wanted:?}")]
+    DtypeMismatch {
+        /// Array name.
+        name: String,
+        /// Element type of the array.
+        found: crate::Dtype,
+        /// Element type requested.
+        wanted: crate::Dtype,
+    },
+    /// An index or index range lies outside an array's shape.
+    #[error("index {index:?} is outside shape {shape:?}")]
+    BadIndex {
+        /// The index (or range bounds) given.
+        index: Vec<u64>,
+        /// The array's shape.
+        shape: Vec<u64>,
+    },
+    /// A mesh peer tried to write (or serve) a part it does not own.
+    #[error("peer {peer:?} does not own part {part:?}")]
+    NotOwner {
+        /// The peer.
+        peer: String,
+        /// The part.
+        part: String,
+    },
 }
 
 /// Shorthand for results in this crate.

@@ -71,10 +71,13 @@
 
 #![warn(missing_docs)]
 
+pub mod catalog;
 mod diff;
 mod error;
 pub mod frame;
+pub mod mesh;
 pub mod mirror;
+pub mod named;
 pub mod net;
 pub mod publisher;
 pub mod region;
@@ -82,6 +85,7 @@ mod seq_region;
 pub mod stats;
 pub mod subscription;
 pub mod tls;
+pub mod typed;
 mod wire;
 
 pub use error::{Error, Result};

@@ -1,0 +1,111 @@
+//! Mirrors that subscribe to named arrays.
+//!
+//! [`NamedMirror::connect`] first mirrors the publisher's catalog prefix
+//! (see [`catalog`](crate::catalog)) into memory, decodes and validates it,
+//! then mirrors the picked arrays (or index slices of them) into a new local
+//! `SeqRegion` that starts with its own catalog, so local readers open
+//! arrays by name with [`Catalog::read_from`] and [`Array`](crate::typed::Array).
+
+use crate::catalog::{CATALOG_BYTES, Catalog, Pick};
+use crate::net::Mirror;
+use crate::tls::ClientTls;
+use crate::typed::{Array, ArrayView, Element};
+use crate::{Applied, Error, MemRegion, MirrorConfig, Result, Subscription};
+use std::net::SocketAddr;
+use std::time::Duration;
+use venom_core::{RegionConfig, SeqReader, SeqWriter};
+
+/// Fetches the catalog of the region published at `addr` (one short-lived mirror of its prefix).
+pub async fn fetch_catalog(addr: SocketAddr, server_name: &str, tls: ClientTls, timeout: Duration) -> Result<Catalog> {
+    let mem = MemRegion::new(CATALOG_BYTES, CATALOG_BYTES);
+    let sub = Subscription::range(0, CATALOG_BYTES as u64, 0);
+    let m = Mirror::connect(addr, server_name, sub, tls, Box::new(mem.clone()), MirrorConfig::default())?;
+    let mut updates = m.updates();
+    let got = tokio::time::timeout(timeout, updates.next()).await;
+    let err = m.last_error();
+    m.close().await;
+    match got {
+        Ok(Some(_)) => Catalog::decode(&mem.to_vec()),
+        _ => Err(err.map(Error::Protocol).unwrap_or(Error::Timeout(timeout))),
+    }
+}
+
+/// A mirror of named arrays in a local region with its own catalog.
+///
+/// ```no_run
+/// # async fn f(cert: rustls::pki_types::CertificateDer<'static>) -> venom_net::Result<()> {
+/// use std::time::Duration;
+/// use venom_net::{catalog::Pick, named::NamedMirror, tls::ClientTls, MirrorConfig};
+/// let tls = ClientTls::pinned(cert)?;
+/// let picks = [Pick::all("prices"), Pick::slice("grid", &[10..20, 0..64])];
+/// let m = NamedMirror::connect("10.0.0.1:4433".parse().unwrap(), "localhost", tls, &picks,
+///     "grid-mirror", MirrorConfig::default(), Duration::from_secs(5)).await?;
+/// let grid = m.array::<f64>("grid")?; // shape [10, 64]
+/// let v = grid.get(&[0, 3])?;
+/// # Ok(()) }
+/// ```
+pub struct NamedMirror {
+    mirror: Mirror,
+    local: SeqReader,
+    catalog: Catalog,
+}
+
+impl NamedMirror {
+    /// Fetches the remote catalog, creates the local region `local_name`
+    /// (mode 0600) with the local catalog, and starts mirroring `picks`.
+    /// Returns once the first update is applied, or fails after `timeout`.
+    pub async fn connect(
+        addr: SocketAddr,
+        server_name: &str,
+        tls: ClientTls,
+        picks: &[Pick],
+        local_name: &str,
+        cfg: MirrorConfig,
+        timeout: Duration,
+    ) -> Result<NamedMirror> {
+        let remote = fetch_catalog(addr, server_name, tls.clone(), timeout).await?;
+        let (sub, catalog) = remote.subscribe(picks)?;
+        let mut w = SeqWriter::create(local_name, RegionConfig::new(catalog.region_size() as usize))?;
+        catalog.write_to(&mut w)?;
+        let local = SeqReader::open(local_name)?;
+        let mirror = Mirror::connect(addr, server_name, sub, tls, Box::new(w), cfg)?;
+        let mut updates = mirror.updates();
+        if mirror.applied().is_none() && !matches!(tokio::time::timeout(timeout, updates.next()).await, Ok(Some(_))) {
+            let err = mirror.last_error();
+            let _ = local.segment().unlink();
+            return Err(err.map(Error::Protocol).unwrap_or(Error::Timeout(timeout)));
+        }
+        Ok(NamedMirror { mirror, local, catalog })
+    }
+
+    /// The local catalog (local offsets; sliced arrays have the sliced shape).
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The local region (readable by other local processes by its name).
+    pub fn region(&self) -> &SeqReader {
+        &self.local
+    }
+
+    /// A typed view of local array `name`.
+    pub fn array<T: Element>(&self, name: &str) -> Result<ArrayView<'_, T>> {
+        Ok(Array::<T>::from_catalog(&self.catalog, name)?.view(&self.local))
+    }
+
+    /// The underlying mirror (stats, waits, update stream).
+    pub fn mirror(&self) -> &Mirror {
+        &self.mirror
+    }
+
+    /// The last applied update.
+    pub fn applied(&self) -> Option<Applied> {
+        self.mirror.applied()
+    }
+
+    /// Stops mirroring and unlinks the local region.
+    pub async fn close(self) {
+        self.mirror.close().await;
+        let _ = self.local.segment().unlink();
+    }
+}
