@@ -42,19 +42,21 @@ pub fn wake(word: &AtomicU32, n: u32) {
 
 /// An event count in shared memory: waiters sleep until the count moves.
 ///
-/// Protocol (Dekker-style, with SeqCst fences on both sides):
-/// * waiter: `waiters += 1` → `fence(SeqCst)` → load `seq` → re-check its
-///   condition → futex wait on `seq` (returns at once if `seq` moved) →
-///   `waiters -= 1`;
-/// * notifier: make the condition true → `fence(SeqCst)` → load `waiters` →
-///   if non-zero, `seq += 1` and wake.
+/// Protocol (Dekker-style):
+/// * waiter: `waiters += 1` (SeqCst RMW) → `fence(SeqCst)` → load `seq` →
+///   re-check its condition → futex wait on `seq` (returns at once if `seq`
+///   moved) → `waiters -= 1`;
+/// * notifier: make the condition true → `waiters + 0` (SeqCst RMW, reads
+///   the latest value) → if non-zero, `seq += 1` and wake.
 ///
-/// The two fences are ordered in the single SeqCst order: if the notifier's
-/// comes first, the waiter's re-check sees the condition; if the waiter's
-/// comes first, the notifier sees it registered and bumps `seq`, so the
-/// futex wait cannot sleep on a stale value. A wake-up is never lost, and a
-/// notifier with nobody waiting pays one fence and one load, no RMW on the
-/// shared line and no syscall. `repr(C)`, 8 bytes, valid when zeroed.
+/// Both RMWs act on `waiters`, so they are ordered in its modification
+/// order. If the notifier's comes later, it reads the waiter's increment and
+/// wakes it (bumping `seq` first, so the futex wait cannot sleep on a stale
+/// value). If the notifier's comes first, the waiter's RMW reads from it:
+/// release/acquire synchronisation makes the notifier's condition store
+/// visible to the waiter's re-check. A wake-up is never lost, and a notifier
+/// with nobody waiting makes no syscall. `repr(C)`, 8 bytes, valid when
+/// zeroed.
 #[repr(C)]
 #[derive(Default)]
 pub struct EventCount {
@@ -79,11 +81,10 @@ impl EventCount {
     }
 
     fn notify(&self, n: u32) {
-        // SeqCst fence: orders the caller's condition store before the
-        // `waiters` load (see the type docs).
-        fence(Ordering::SeqCst);
-        // Relaxed: ordered by the fence.
-        if self.waiters.load(Ordering::Relaxed) != 0 {
+        // An RMW (not a load) of `waiters`, SeqCst: see the type docs. It
+        // writes nothing, so x86-64 lowers it to a `lock or` on the stack
+        // plus a plain load: no RMW on the shared line and no `mfence`.
+        if self.waiters.fetch_add(0, Ordering::SeqCst) != 0 {
             // Moves the futex word so a waiter that loaded the old value does
             // not sleep; SeqCst keeps it simple to reason about (slow path).
             self.seq.fetch_add(1, Ordering::SeqCst);
@@ -106,7 +107,8 @@ impl EventCount {
         let deadline = Instant::now() + timeout;
         loop {
             self.waiters.fetch_add(1, Ordering::SeqCst);
-            // Pairs with the notifier's fence (see the type docs).
+            // Belt and braces: the Acquire half of the SeqCst RMW above
+            // already keeps the re-check after the registration.
             fence(Ordering::SeqCst);
             let seen = self.seq.load(Ordering::SeqCst);
             let result = ready();
@@ -158,5 +160,39 @@ mod tests {
         flag.store(true, Ordering::SeqCst);
         ec.notify_all();
         assert_eq!(h.join().unwrap(), Some(()));
+    }
+}
+
+/// Loom model of the protocol above. `EventCount` itself lives in shared
+/// memory and calls the kernel, so the model replays its four steps on loom
+/// atomics: it must never happen that the waiter decides to sleep on a value
+/// of `seq` that the notifier will not move.
+#[cfg(all(test, loom))]
+mod loom_models {
+    use crate::loom::sync::{AtomicU32, Ordering, fence};
+    use loom::sync::Arc;
+
+    #[test]
+    fn loom_eventcount_never_loses_a_wakeup() {
+        loom::model(|| {
+            // (condition, seq, waiters)
+            let s = Arc::new((AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0)));
+            let n = s.clone();
+            let notifier = loom::thread::spawn(move || {
+                n.0.store(1, Ordering::Release); // make the condition true
+                if n.2.fetch_add(0, Ordering::SeqCst) != 0 {
+                    n.1.fetch_add(1, Ordering::SeqCst); // then FUTEX_WAKE
+                }
+            });
+            s.2.fetch_add(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            let seen = s.1.load(Ordering::SeqCst);
+            let ready = s.0.load(Ordering::Acquire) == 1;
+            notifier.join().unwrap();
+            // Sleeping on `seen` is only safe if `seq` has moved by the time
+            // the notifier is done (the futex wait then returns at once or
+            // is woken).
+            assert!(ready || s.1.load(Ordering::SeqCst) != seen, "lost wake-up");
+        });
     }
 }
