@@ -1,0 +1,116 @@
+//! Command-line flags and TLS material shared by the venom-net examples
+//! (tickers, life, peer_split, peer_stress, heatmap, weights).
+#![allow(dead_code)] // each example uses a subset
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::str::FromStr;
+use venom_net::mesh::MeshTls;
+use venom_net::tls::{CertificateAuthority, ClientTls, Identity, ServerTls};
+
+/// `--key value` flags and `--switch` booleans.
+pub struct Flags(HashMap<String, String>);
+
+impl Flags {
+    /// Parses `std::env::args`; prints `help` and exits on `-h`/`--help`;
+    /// exits with status 2 on an unknown or malformed flag.
+    pub fn parse(help: &str, values: &[&str], switches: &[&str]) -> Flags {
+        let mut map = HashMap::new();
+        let mut it = std::env::args().skip(1);
+        while let Some(a) = it.next() {
+            if a == "-h" || a == "--help" {
+                println!("{help}");
+                std::process::exit(0);
+            }
+            let key = a.trim_start_matches("--").to_owned();
+            if switches.contains(&key.as_str()) {
+                map.insert(key, "true".into());
+            } else if values.contains(&key.as_str()) && a.starts_with("--") {
+                let Some(v) = it.next() else { fail(&format!("{a} needs a value"), help) };
+                map.insert(key, v);
+            } else {
+                fail(&format!("unknown argument {a}"), help);
+            }
+        }
+        Flags(map)
+    }
+
+    /// The value of `--key`, or `default`.
+    pub fn get<T: FromStr>(&self, key: &str, default: T) -> T {
+        match self.0.get(key) {
+            None => default,
+            Some(v) => v.parse().unwrap_or_else(|_| fail(&format!("bad value {v:?} for --{key}"), "")),
+        }
+    }
+
+    /// The raw value of `--key`.
+    pub fn opt(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    /// Whether `--key` was given.
+    pub fn has(&self, key: &str) -> bool {
+        self.0.contains_key(key)
+    }
+}
+
+fn fail(msg: &str, help: &str) -> ! {
+    eprintln!("error: {msg}\n\n{help}");
+    std::process::exit(2)
+}
+
+/// Parses `b=127.0.0.1:7002,c=127.0.0.1:7003`.
+pub fn parse_peers(s: &str) -> Result<Vec<(String, SocketAddr)>, String> {
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (id, addr) = p.split_once('=').ok_or(format!("expected ID=ADDR, got {p:?}"))?;
+            Ok((id.to_owned(), addr.parse().map_err(|e| format!("{addr}: {e}"))?))
+        })
+        .collect()
+}
+
+type BoxError = Box<dyn std::error::Error>;
+
+/// Mesh TLS for `me` from `dir`: on first use the directory is filled with a
+/// fresh CA and one identity per id in `ids` (run one peer first, or use
+/// `--init`), later peers load them.
+pub fn mesh_tls_from_dir(dir: &Path, me: &str, ids: &[&str]) -> Result<MeshTls, BoxError> {
+    if !dir.join("ca.der").exists() {
+        std::fs::create_dir_all(dir)?;
+        let ca = CertificateAuthority::new("venom-mesh-example-ca")?;
+        for id in ids {
+            let t = MeshTls::issue(&ca, id)?;
+            std::fs::write(dir.join(format!("{id}.der")), t.identity.cert().as_ref())?;
+            std::fs::write(dir.join(format!("{id}.key")), t.identity.pkcs8_key_der())?;
+        }
+        std::fs::write(dir.join("ca.der"), ca.cert().as_ref())?;
+    }
+    let read = |n: String| std::fs::read(dir.join(n));
+    let ca = rustls_cert(read("ca.der".into())?);
+    let identity =
+        Identity::from_der(vec![rustls_cert(read(format!("{me}.der"))?), ca.clone()], read(format!("{me}.key"))?)?;
+    Ok(MeshTls { ca_roots: vec![ca], identity })
+}
+
+fn rustls_cert(der: Vec<u8>) -> rustls::pki_types::CertificateDer<'static> {
+    rustls::pki_types::CertificateDer::from(der)
+}
+
+/// Server TLS that also saves the self-signed certificate to `dir/server.der`
+/// (for clients started in another terminal).
+pub fn server_tls(dir: Option<&str>) -> Result<(ServerTls, ClientTls), BoxError> {
+    let id = Identity::self_signed(&["localhost"])?;
+    if let Some(d) = dir {
+        std::fs::create_dir_all(d)?;
+        std::fs::write(Path::new(d).join("server.der"), id.cert().as_ref())?;
+    }
+    Ok((ServerTls::new(&id)?, ClientTls::pinned(id.cert().clone())?))
+}
+
+/// Client TLS pinning the certificate a server saved with [`server_tls`].
+pub fn client_tls(dir: &str) -> Result<ClientTls, BoxError> {
+    let der = std::fs::read(Path::new(dir).join("server.der"))?;
+    Ok(ClientTls::pinned(rustls_cert(der))?)
+}
