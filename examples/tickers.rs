@@ -1,0 +1,231 @@
+//! A price server streams random ticker updates; clients mirror them over
+//! QUIC and compute rolling mean, standard deviation and VWAP.
+//!
+//! Run `cargo run -p venom-examples --example tickers -- --help`.
+
+#[path = "net_cli.rs"]
+mod net_cli;
+
+use net_cli::{Flags, client_tls, server_tls};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use venom_core::{RegionConfig, SeqReader, SeqWriter};
+use venom_net::catalog::{Catalog, Pick};
+use venom_net::named::NamedMirror;
+use venom_net::net::Publisher;
+use venom_net::tls::ClientTls;
+use venom_net::typed::{Array, write_step};
+use venom_net::{Dtype, MirrorConfig, PublisherConfig};
+
+const HELP: &str = "tickers: a price server and clients computing rolling statistics on their mirrors
+
+The server keeps arrays \"price\" (f64), \"volume\" (f64) and \"tick\" (u64) in a
+venom SeqRegion with a catalog, and writes each tick (a random walk of a few
+tickers) as ONE atomic step. Each client mirrors the arrays by name over QUIC
+(TLS 1.3) and keeps, per ticker, the rolling mean and standard deviation of
+the price and the VWAP over its last --window observed updates. A mirror
+conflates: a slow client sees the latest prices, not every tick.
+
+USAGE: tickers [--steps N] [--interval-ms MS] [--window N]
+         server + two clients in this process (default; client 2 subscribes to tickers 0..4 only)
+       tickers --role server --listen ADDR --certs DIR [--steps N] [--interval-ms MS]
+       tickers --role client --connect ADDR --certs DIR [--steps N] [--window N] [--first K]
+         one role per terminal (the server saves its certificate in DIR; the client pins it)
+
+  --steps N         ticks to stream (default 300)
+  --interval-ms MS  pause between ticks (default 5)
+  --window N        rolling window in observed updates (default 50)
+  --first K         client: subscribe to the first K tickers only (default all)
+  -h, --help        this text";
+
+const NAMES: [&str; 8] = ["AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "META", "TSLA", "AMD"];
+const T: u64 = NAMES.len() as u64;
+
+fn catalog() -> Catalog {
+    Catalog::builder()
+        .array("tick", Dtype::U64, &[1])
+        .array("price", Dtype::F64, &[T])
+        .array("volume", Dtype::F64, &[T])
+        .build()
+        .expect("valid catalog")
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+type Served = (Publisher, ClientTls, std::thread::JoinHandle<()>);
+
+async fn serve(
+    listen: SocketAddr,
+    dir: Option<&str>,
+    steps: u64,
+    interval: Duration,
+) -> Result<Served, Box<dyn std::error::Error>> {
+    let cat = catalog();
+    let name = format!("tickers-{}", std::process::id());
+    let mut w = SeqWriter::create(&name, RegionConfig::new(cat.region_size() as usize))?;
+    cat.write_to(&mut w)?;
+    let tick = Array::<u64>::from_catalog(&cat, "tick")?;
+    let price = Array::<f64>::from_catalog(&cat, "price")?;
+    let volume = Array::<f64>::from_catalog(&cat, "volume")?;
+    let mut p: Vec<f64> = (0..T).map(|i| 50.0 + 40.0 * i as f64).collect();
+    let mut v = vec![100.0; T as usize];
+    write_step(&mut w, |s| {
+        s.write_all(&price, &p)?;
+        s.write_all(&volume, &v)
+    })?;
+    let (stls, ctls) = server_tls(dir)?;
+    let publisher =
+        Publisher::bind(listen, Arc::new(SeqReader::open(&name)?), stls, PublisherConfig::default()).await?;
+    let server = std::thread::spawn(move || {
+        let mut rng = Rng(0x1234_5678_9ABC_DEF1);
+        for t in 1..=steps {
+            std::thread::sleep(interval);
+            for i in 0..T as usize {
+                if rng.next() < 0.5 {
+                    p[i] *= 1.0 + (rng.next() - 0.5) * 0.004; // +-0.2%
+                    v[i] = (rng.next() * 900.0 + 100.0).round();
+                }
+            }
+            let r = write_step(&mut w, |s| {
+                s.write_all(&price, &p)?;
+                s.write_all(&volume, &v)?;
+                s.set(&tick, &[0], t)
+            });
+            if let Err(e) = r {
+                eprintln!("server: {e}");
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = w.unlink();
+    });
+    Ok((publisher, ctls, server))
+}
+
+/// Rolling statistics of one ticker over the last `window` observations.
+#[derive(Default)]
+struct Rolling {
+    samples: VecDeque<(f64, f64)>,
+}
+
+impl Rolling {
+    fn push(&mut self, price: f64, volume: f64, window: usize) {
+        if self.samples.len() == window {
+            self.samples.pop_front();
+        }
+        self.samples.push_back((price, volume));
+    }
+    fn stats(&self) -> (f64, f64, f64) {
+        let n = self.samples.len().max(1) as f64;
+        let mean = self.samples.iter().map(|s| s.0).sum::<f64>() / n;
+        let var = self.samples.iter().map(|s| (s.0 - mean).powi(2)).sum::<f64>() / n;
+        let (pv, vol) = self.samples.iter().fold((0.0, 0.0), |(a, b), s| (a + s.0 * s.1, b + s.1));
+        (mean, var.sqrt(), if vol > 0.0 { pv / vol } else { 0.0 })
+    }
+}
+
+async fn client(
+    label: &str,
+    addr: SocketAddr,
+    tls: ClientTls,
+    first: u64,
+    steps: u64,
+    window: usize,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let local = format!("tickers-mirror-{label}-{}", std::process::id());
+    let picks = [Pick::all("tick"), Pick::slice("price", &[0..first]), Pick::slice("volume", &[0..first])];
+    let m =
+        NamedMirror::connect(addr, "localhost", tls, &picks, &local, MirrorConfig::default(), Duration::from_secs(10))
+            .await?;
+    let cat = m.catalog().clone();
+    let (tick, price, volume) =
+        (cat.get("tick")?.offset as usize, cat.get("price")?.offset as usize, cat.get("volume")?.offset as usize);
+    let mut buf = vec![0u8; cat.region_size() as usize];
+    let mut stats: Vec<Rolling> = (0..first).map(|_| Rolling::default()).collect();
+    let (mut t, mut observed) = (0u64, 0u64);
+    let mut updates = m.mirror().updates();
+    while t < steps {
+        if tokio::time::timeout(Duration::from_secs(10), updates.next()).await.is_err() && m.applied().is_none() {
+            return Err("no update for 10 s".into());
+        }
+        m.region().read_at(0, &mut buf)?; // one consistent read: all arrays of one tick
+        let now = u64::from_le_bytes(buf[tick..tick + 8].try_into()?);
+        if now == t {
+            continue;
+        }
+        t = now;
+        observed += 1;
+        let p: &[f64] = bytemuck::cast_slice(&buf[price..price + 8 * first as usize]);
+        let v: &[f64] = bytemuck::cast_slice(&buf[volume..volume + 8 * first as usize]);
+        for (i, s) in stats.iter_mut().enumerate() {
+            s.push(p[i], v[i], window);
+        }
+    }
+    let st = m.mirror().stats();
+    let mut out = format!(
+        "client {label}: {observed} updates observed of {steps} ticks, {} bytes received, tickers 0..{first}\n  {:<6} {:>10} {:>10} {:>9} {:>10}\n",
+        st.bytes_received, "ticker", "last", "mean", "stddev", "VWAP"
+    );
+    let p: &[f64] = bytemuck::cast_slice(&buf[price..price + 8 * first as usize]);
+    for (i, s) in stats.iter().enumerate() {
+        let (mean, sd, vwap) = s.stats();
+        out += &format!("  {:<6} {:>10.3} {:>10.3} {:>9.4} {:>10.3}\n", NAMES[i], p[i], mean, sd, vwap);
+    }
+    m.close().await;
+    Ok(out)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let f = Flags::parse(HELP, &["steps", "interval-ms", "window", "first", "role", "listen", "connect", "certs"], &[]);
+    let steps: u64 = f.get("steps", 300);
+    let interval = Duration::from_millis(f.get("interval-ms", 5));
+    let window: usize = f.get("window", 50usize).max(1);
+    let first: u64 = f.get("first", T).clamp(1, T);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(async {
+        match f.opt("role") {
+            None => {
+                let (p, tls, server) = serve("127.0.0.1:0".parse()?, None, steps, interval).await?;
+                let addr = p.local_addr()?;
+                println!("streaming {steps} ticks of {T} tickers every {interval:?}");
+                let tls2 = tls.clone();
+                let a =
+                    tokio::spawn(
+                        async move { client("1", addr, tls, T, steps, window).await.map_err(|e| e.to_string()) },
+                    );
+                let b = client("2", addr, tls2, 4, steps, window).await?;
+                println!("{}", a.await??);
+                println!("{b}");
+                let _ = tokio::task::spawn_blocking(move || server.join()).await;
+                p.close().await;
+                Ok(())
+            }
+            Some("server") => {
+                let listen = f.opt("listen").unwrap_or("127.0.0.1:7200").parse()?;
+                let (p, _, server) =
+                    serve(listen, Some(f.opt("certs").unwrap_or("/tmp/venom-tickers")), steps, interval).await?;
+                println!("streaming {steps} ticks on {}", p.local_addr()?);
+                let _ = tokio::task::spawn_blocking(move || server.join()).await;
+                p.close().await;
+                Ok(())
+            }
+            Some("client") => {
+                let addr = f.opt("connect").unwrap_or("127.0.0.1:7200").parse()?;
+                let tls = client_tls(f.opt("certs").unwrap_or("/tmp/venom-tickers"))?;
+                println!("{}", client("1", addr, tls, first, steps, window).await?);
+                Ok(())
+            }
+            Some(r) => Err(format!("unknown role {r}").into()),
+        }
+    })
+}
