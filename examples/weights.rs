@@ -1,0 +1,215 @@
+//! Broadcasts a large f32 weight tensor that changes in part at every step
+//! (as in training) and prints the bytes sent against the full size.
+//!
+//! Run `cargo run -p venom-examples --example weights -- --help`.
+
+#[path = "net_cli.rs"]
+mod net_cli;
+
+use net_cli::{Flags, client_tls, server_tls};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use venom_core::{RegionConfig, SeqReader, SeqWriter};
+use venom_net::catalog::{Catalog, Pick};
+use venom_net::named::NamedMirror;
+use venom_net::net::Publisher;
+use venom_net::typed::{Array, write_step};
+use venom_net::{Dtype, MirrorConfig, PublisherConfig};
+
+const HELP: &str = "weights: broadcast a partly-changing f32 weight tensor over QUIC (TLS 1.3)
+
+The trainer keeps a ROWSx4096 f32 tensor \"weights\" (and a \"step\" counter) in a
+venom SeqRegion with a catalog. Each step updates --dirty-pct percent of the
+rows (a gradient step) as ONE atomic write; venom-net sends only the changed
+byte runs. A mirror (the inference server) subscribes by name; the example
+prints, per step, the bytes received against the full tensor size, and at the
+end checks the mirror's tensor is blake3-equal to the trainer's.
+
+USAGE: weights [--rows N] [--steps N] [--dirty-pct P]
+         trainer and mirror in this process (default)
+       weights --role server --listen ADDR --certs DIR [--rows N] [--steps N] [--dirty-pct P] [--interval-ms MS]
+       weights --role client --connect ADDR --certs DIR [--steps N]
+         one role per terminal (the server saves its certificate in DIR; the client pins it)
+
+  --rows N          tensor rows of 4096 f32 (default 1024, i.e. 16 MiB)
+  --steps N         training steps (default 10)
+  --dirty-pct P     percent of rows changed per step (default 1)
+  --interval-ms MS  server role: pause between steps (default 500)
+  -h, --help        this text";
+
+const COLS: u64 = 4096;
+
+struct Trainer {
+    w: SeqWriter,
+    weights: Array<f32>,
+    step: Array<u64>,
+    tensor: Vec<f32>,
+    rng: u64,
+    dirty_rows: u64,
+}
+
+impl Trainer {
+    fn new(rows: u64, dirty_pct: f64) -> Result<Trainer, Box<dyn std::error::Error>> {
+        let cat =
+            Catalog::builder().array("step", Dtype::U64, &[1]).array("weights", Dtype::F32, &[rows, COLS]).build()?;
+        let mut w = SeqWriter::create(
+            &format!("weights-{}", std::process::id()),
+            RegionConfig::new(cat.region_size() as usize),
+        )?;
+        cat.write_to(&mut w)?;
+        let weights = Array::<f32>::from_catalog(&cat, "weights")?;
+        let tensor: Vec<f32> = (0..rows * COLS).map(|i| ((i % 977) as f32 - 488.0) * 1e-3).collect();
+        write_step(&mut w, |s| s.write_all(&weights, &tensor))?;
+        let dirty_rows = ((rows as f64 * dirty_pct / 100.0).round() as u64).clamp(1, rows);
+        Ok(Trainer {
+            w,
+            weights,
+            step: Array::from_catalog(&cat, "step")?,
+            tensor,
+            rng: 0x9E37_79B9_7F4A_7C15,
+            dirty_rows,
+        })
+    }
+
+    fn rand(&mut self, n: u64) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng % n
+    }
+
+    /// One gradient step on random rows; returns the new region version.
+    fn step(&mut self, s: u64) -> venom_net::Result<u64> {
+        let rows = self.tensor.len() as u64 / COLS;
+        let picked: Vec<u64> = (0..self.dirty_rows).map(|_| self.rand(rows)).collect();
+        for &r in &picked {
+            for x in &mut self.tensor[(r * COLS) as usize..((r + 1) * COLS) as usize] {
+                *x -= 1e-3 * (*x + 0.01);
+            }
+        }
+        let (tensor, weights, step) = (&self.tensor, &self.weights, &self.step);
+        let ((), v) = write_step(&mut self.w, |w| {
+            for &r in &picked {
+                w.write_row(weights, r, &tensor[(r * COLS) as usize..((r + 1) * COLS) as usize])?;
+            }
+            w.set(step, &[0], s)
+        })?;
+        Ok(v)
+    }
+}
+
+impl Drop for Trainer {
+    fn drop(&mut self) {
+        let _ = self.w.unlink();
+    }
+}
+
+async fn all_in_one(f: &Flags) -> Result<(), Box<dyn std::error::Error>> {
+    let (rows, steps) = (f.get("rows", 1024u64).max(1), f.get("steps", 10u64));
+    let mut t = Trainer::new(rows, f.get("dirty-pct", 1.0))?;
+    let full = rows * COLS * 4;
+    let (stls, ctls) = server_tls(None)?;
+    let src = Arc::new(SeqReader::open(&format!("weights-{}", std::process::id()))?);
+    let p = Publisher::bind("127.0.0.1:0".parse()?, src, stls, PublisherConfig::default()).await?;
+    let local = format!("weights-mirror-{}", std::process::id());
+    let start = Instant::now();
+    let m = NamedMirror::connect(
+        p.local_addr()?,
+        "localhost",
+        ctls,
+        &[Pick::all("weights")],
+        &local,
+        MirrorConfig::default(),
+        Duration::from_secs(30),
+    )
+    .await?;
+    let mut last = m.mirror().stats().bytes_received;
+    println!("initial snapshot: {last} bytes on the wire for a {full}-byte tensor ({:.0?})", start.elapsed());
+    println!("{:>5} {:>12} {:>12} {:>9}", "step", "bytes sent", "full size", "ratio");
+    let mut total = 0;
+    for s in 1..=steps {
+        let v = t.step(s)?;
+        tokio::task::block_in_place(|| m.mirror().wait_until(Duration::from_secs(10), |_, a| a.seq >= v))?;
+        let now = m.mirror().stats().bytes_received;
+        println!("{s:>5} {:>12} {full:>12} {:>8.2}%", now - last, 100.0 * (now - last) as f64 / full as f64);
+        total += now - last;
+        last = now;
+    }
+    let mut mirrored = Vec::new();
+    m.array::<f32>("weights")?.read_all(&mut mirrored)?;
+    let same = blake3::hash(bytemuck::cast_slice(&mirrored)) == blake3::hash(bytemuck::cast_slice(&t.tensor));
+    println!(
+        "{steps} steps: {total} bytes sent vs {} for full copies ({:.1}x less); mirror blake3-equal: {same}",
+        full * steps,
+        (full * steps) as f64 / total.max(1) as f64
+    );
+    m.close().await;
+    p.close().await;
+    if !same {
+        return Err("mirror differs from the trainer".into());
+    }
+    Ok(())
+}
+
+async fn server(f: &Flags) -> Result<(), Box<dyn std::error::Error>> {
+    let (rows, steps) = (f.get("rows", 1024u64).max(1), f.get("steps", 10u64));
+    let mut t = Trainer::new(rows, f.get("dirty-pct", 1.0))?;
+    let (stls, _) = server_tls(Some(f.opt("certs").unwrap_or("/tmp/venom-weights")))?;
+    let src = Arc::new(SeqReader::open(&format!("weights-{}", std::process::id()))?);
+    let listen: SocketAddr = f.opt("listen").unwrap_or("127.0.0.1:7300").parse()?;
+    let p = Publisher::bind(listen, src, stls, PublisherConfig::default()).await?;
+    println!("training {steps} steps on {}", p.local_addr()?);
+    for s in 1..=steps {
+        tokio::time::sleep(Duration::from_millis(f.get("interval-ms", 500))).await;
+        t.step(s)?;
+        let sent: u64 = p.stats().iter().map(|st| st.bytes_sent).sum();
+        println!("step {s}: {sent} bytes sent so far to {} mirror(s)", p.stats().len());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    p.close().await;
+    Ok(())
+}
+
+async fn client(f: &Flags) -> Result<(), Box<dyn std::error::Error>> {
+    let addr: SocketAddr = f.opt("connect").unwrap_or("127.0.0.1:7300").parse()?;
+    let tls = client_tls(f.opt("certs").unwrap_or("/tmp/venom-weights"))?;
+    let local = format!("weights-mirror-{}", std::process::id());
+    let m = NamedMirror::connect(
+        addr,
+        "localhost",
+        tls,
+        &[Pick::all("weights"), Pick::all("step")],
+        &local,
+        MirrorConfig::default(),
+        Duration::from_secs(30),
+    )
+    .await?;
+    let step = m.array::<u64>("step")?;
+    let full = m.catalog().get("weights")?.byte_len().unwrap_or(0);
+    let mut last = m.mirror().stats().bytes_received;
+    println!("initial snapshot: {last} bytes for a {full}-byte tensor");
+    let steps = f.get("steps", 10u64);
+    while step.get(&[0])? < steps {
+        tokio::task::block_in_place(|| m.mirror().wait_for_update(Duration::from_secs(30)))?;
+        let now = m.mirror().stats().bytes_received;
+        println!("step {}: {} bytes received (full size {full})", step.get(&[0])?, now - last);
+        last = now;
+    }
+    m.close().await;
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let f =
+        Flags::parse(HELP, &["rows", "steps", "dirty-pct", "interval-ms", "role", "listen", "connect", "certs"], &[]);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(async {
+        match f.opt("role") {
+            None => all_in_one(&f).await,
+            Some("server") => server(&f).await,
+            Some("client") => client(&f).await,
+            Some(r) => Err(format!("unknown role {r}").into()),
+        }
+    })
+}
