@@ -1,53 +1,15 @@
 //! Demo section `collections`: named structures in one shared segment used
 //! by several processes, a worker killed mid-stream, and a shared map.
 
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use venom_collections::ObjectSegment;
+use venom_examples::Children;
 
 const TASKS: u64 = 200_000;
 const STOP: u64 = u64::MAX;
 const WAIT: Duration = Duration::from_secs(5);
 const MAP_KEYS: u64 = 50_000;
-
-/// Kills the children on drop (error paths included).
-struct Kids(Vec<Child>);
-
-impl Drop for Kids {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Kids {
-    fn spawn(&mut self, exe: &std::path::Path, args: &[&str]) -> Result<(), Box<dyn std::error::Error>> {
-        self.0.push(Command::new(exe).args(["--child", "collections"]).args(args).spawn()?);
-        Ok(())
-    }
-
-    fn join(&mut self, timeout: Duration) -> Result<(), Box<dyn std::error::Error>> {
-        let deadline = Instant::now() + timeout;
-        for c in &mut self.0 {
-            loop {
-                if let Some(status) = c.try_wait()? {
-                    if !status.success() {
-                        return Err(format!("collections child failed: {status}").into());
-                    }
-                    break;
-                }
-                if Instant::now() >= deadline {
-                    return Err("collections child did not finish in time".into());
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
-        Ok(())
-    }
-}
 
 /// Runs the section from the parent demo process.
 pub fn run(exe: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
@@ -68,7 +30,7 @@ fn story(exe: &std::path::Path, shm: &ObjectSegment) -> Result<(), Box<dyn std::
     );
 
     // 1. One producer (us), two worker processes.
-    let mut kids = Kids(Vec::new());
+    let mut kids = Children::new("collections");
     for w in ["0", "1"] {
         kids.spawn(exe, &["worker", &name, w])?;
     }
@@ -93,7 +55,7 @@ fn story(exe: &std::path::Path, shm: &ObjectSegment) -> Result<(), Box<dyn std::
     // 2. SIGKILL a worker mid-stream; the other finishes the work.
     done.clear_all();
     per_worker.copy_from_slice(0, &[0, 0])?;
-    let mut kids = Kids(Vec::new());
+    let mut kids = Children::new("collections");
     for w in ["0", "1"] {
         kids.spawn(exe, &["worker", &name, w])?;
     }
@@ -101,17 +63,15 @@ fn story(exe: &std::path::Path, shm: &ObjectSegment) -> Result<(), Box<dyn std::
     for i in 0..TASKS {
         tasks.push(i, WAIT)?;
         if !killed && per_worker.load(0)? >= 20_000 {
-            kids.0[0].kill()?;
-            kids.0[0].wait()?;
+            kids.kill9(0)?;
             killed = true;
         }
     }
     if !killed {
-        kids.0[0].kill()?;
-        kids.0[0].wait()?;
+        kids.kill9(0)?;
     }
     tasks.push(STOP, WAIT)?;
-    let survivor = &mut kids.0[1];
+    let survivor = &mut kids.procs[1];
     let deadline = Instant::now() + Duration::from_secs(10);
     while survivor.try_wait()?.is_none() {
         if Instant::now() > deadline {
@@ -131,7 +91,7 @@ fn story(exe: &std::path::Path, shm: &ObjectSegment) -> Result<(), Box<dyn std::
 
     // 3. A map filled by another process, read here.
     let squares = shm.hash_map::<u64, u64>("squares", (MAP_KEYS * 2) as usize)?;
-    let mut kids = Kids(Vec::new());
+    let mut kids = Children::new("collections");
     kids.spawn(exe, &["mapper", &name])?;
     kids.join(Duration::from_secs(10))?;
     let t = Instant::now();

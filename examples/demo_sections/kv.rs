@@ -1,54 +1,14 @@
 //! Demo section `kv`: a shared-memory key-value cache used by several
 //! processes, a writer killed mid-put, and the cache's own analytics.
 
-use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use venom_collections::{Eviction, KvCache, KvConfig};
 use venom_core::{Segment, SegmentKind};
+use venom_examples::Children;
 
 const HOT: usize = 64;
-
-/// Kills the children on drop (error paths included).
-struct Kids(Vec<Child>);
-
-impl Drop for Kids {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Kids {
-    fn spawn(&mut self, exe: &std::path::Path, args: &[&str]) -> Result<(), Box<dyn std::error::Error>> {
-        self.0.push(Command::new(exe).args(["--child", "kv"]).args(args).spawn()?);
-        Ok(())
-    }
-
-    /// Waits (bounded) for every child to exit successfully.
-    fn join(&mut self, timeout: Duration) -> Result<(), Box<dyn std::error::Error>> {
-        let deadline = Instant::now() + timeout;
-        for c in &mut self.0 {
-            loop {
-                if let Some(status) = c.try_wait()? {
-                    if !status.success() {
-                        return Err(format!("kv child failed: {status}").into());
-                    }
-                    break;
-                }
-                if Instant::now() > deadline {
-                    return Err("kv child timed out".into());
-                }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
-        self.0.clear();
-        Ok(())
-    }
-}
 
 fn hot_key(i: usize) -> Vec<u8> {
     format!("hot-{i:012}").into_bytes()
@@ -73,7 +33,7 @@ pub fn run(exe: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     cache.set_unlink_on_drop(true);
     println!("[kv] KvCache {name:?}: 4096 entries, 8 MiB of values, CLOCK eviction, mode 0600");
 
-    let mut kids = Kids(Vec::new());
+    let mut kids = Children::new("kv");
     let t = Instant::now();
     kids.spawn(exe, &["load", &name])?;
     kids.join(Duration::from_secs(10))?;
@@ -123,9 +83,8 @@ pub fn run(exe: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    kids.0[0].kill()?;
-    kids.0[0].wait()?;
-    kids.0.clear();
+    kids.kill9(0)?;
+    kids.procs.clear();
     let t = Instant::now();
     let after = cache.get(&hot_key(0))?.ok_or("hot-0 lost")?;
     println!(

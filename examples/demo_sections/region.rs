@@ -6,10 +6,10 @@
 //! `wait_for_change`, checks that every read is whole (all words equal), and
 //! reports versions and read bandwidth.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use venom_core::{RegionConfig, SeqReader, SeqWriter};
+use venom_examples::Children;
 
 const SIZE: usize = 1 << 20;
 const WRITES: u64 = 2000;
@@ -30,7 +30,8 @@ pub fn run(exe: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
         SIZE >> 10,
         writer.chunk_count()
     );
-    let mut reader = Command::new(exe).args(["--child", "region", "reader", &name]).spawn()?;
+    let mut reader = Children::new("region");
+    reader.spawn(exe, &["reader", &name])?;
     // Give the reader a moment to attach, bounded.
     let deadline = Instant::now() + Duration::from_secs(5);
     while writer.version() == 2 && Instant::now() < deadline && !reader_ready(&name) {
@@ -53,31 +54,13 @@ pub fn run(exe: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
         (WRITES as f64 * SIZE as f64) / in_write.as_secs_f64() / 1e9,
         writer.version()
     );
-    let status = wait(&mut reader, Duration::from_secs(20))?;
+    let joined = reader.join(Duration::from_secs(20));
     writer.unlink()?;
-    if !status {
-        return Err("region reader failed".into());
-    }
-    Ok(())
+    joined
 }
 
 fn reader_ready(name: &str) -> bool {
     std::path::Path::new(&format!("/tmp/{name}.ready")).exists()
-}
-
-fn wait(child: &mut std::process::Child, timeout: Duration) -> Result<bool, Box<dyn std::error::Error>> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(s) = child.try_wait()? {
-            return Ok(s.success());
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err("region reader timed out".into());
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// Child: the reader.
