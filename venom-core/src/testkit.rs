@@ -101,6 +101,15 @@ impl Drop for ChildProc {
     }
 }
 
+/// The pid of a process that has exited and been reaped: a stand-in for a
+/// crashed owner in recovery tests.
+pub fn dead_pid() -> u32 {
+    let mut child = Command::new("true").spawn().expect("spawn `true`");
+    let pid = child.id();
+    let _ = child.wait();
+    pid
+}
+
 /// Polls `cond` every millisecond until it holds or `timeout` passes.
 pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

@@ -56,12 +56,7 @@ mod recovery {
     use std::time::Duration;
     use venom_core::loom::sync::Ordering;
 
-    fn dead_pid() -> u32 {
-        let mut c = std::process::Command::new("true").spawn().unwrap();
-        let pid = c.id();
-        c.wait().unwrap();
-        pid
-    }
+    use venom_core::testkit::dead_pid;
 
     #[test]
     fn reach_bytes_saturate_to_the_global_maximum() {

@@ -74,12 +74,7 @@ mod recovery {
     use venom_core::loom::sync::Ordering;
 
     /// The pid of a process that has exited.
-    fn dead_pid() -> u32 {
-        let mut c = std::process::Command::new("true").spawn().unwrap();
-        let pid = c.id();
-        c.wait().unwrap();
-        pid
-    }
+    use venom_core::testkit::dead_pid;
 
     #[test]
     fn dead_producer_and_dead_consumer_slots_are_recovered() {
