@@ -139,6 +139,7 @@ fn child_waiter() {
     let Some(name) = testkit::child_arg("waiter") else { return };
     let r = SeqReader::open(&name).unwrap();
     let v0 = r.version();
+    std::fs::write(format!("/tmp/{name}.waiting"), b"").unwrap();
     let v = r.wait_for_change(v0, Duration::from_secs(10)).unwrap();
     assert!(v > v0);
     let mut b = [0u8; 5];
@@ -154,10 +155,13 @@ fn wait_for_change_wakes_another_process_and_times_out() {
     assert!(matches!(w.wait_for_change(w.version(), Duration::from_millis(50)), Err(Error::Timeout(_))));
     assert!(t.elapsed() >= Duration::from_millis(50));
     let mut child = spawn_child("child_waiter", "waiter", &name).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let marker = format!("/tmp/{name}.waiting");
+    // The child has read its starting version; any write from now on must wake it.
+    assert!(testkit::wait_for(Duration::from_secs(20), || std::path::Path::new(&marker).exists()));
     w.write(b"ready").unwrap();
     assert!(child.wait_timeout(Duration::from_secs(15)).unwrap().success());
     w.unlink().unwrap();
+    let _ = std::fs::remove_file(marker);
 }
 
 #[test]
