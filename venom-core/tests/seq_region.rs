@@ -110,7 +110,9 @@ fn writer_killed_mid_write_readers_error_and_new_writer_recovers() {
     let t = Instant::now();
     let r = reader.read(&mut buf);
     assert!(matches!(r, Err(Error::WriterDead { .. })), "{r:?}");
-    assert!(t.elapsed() < Duration::from_secs(1), "reader took {:?} to notice", t.elapsed());
+    // Liveness bound, not a performance claim: the error comes after the spin budget, long
+    // before any timeout (generous margin for a loaded machine).
+    assert!(t.elapsed() < Duration::from_secs(5), "reader took {:?} to notice", t.elapsed());
     assert!(matches!(
         reader.wait_for_change(reader.version(), Duration::from_millis(10)),
         Err(Error::WriterDead { .. })
