@@ -56,7 +56,7 @@ fn seed() -> Vec<u8> {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            (x % 4 == 0) as u8
+            x.is_multiple_of(4) as u8
         })
         .collect()
 }

@@ -43,7 +43,7 @@ fn write_counter(p: &MeshPeer, n: u32) -> venom_net::Result<()> {
     let mine = p.own_array::<u32>()?;
     let k = IDS.iter().position(|i| *i == p.id()).unwrap_or(0) as u32;
     // Peer k counts in steps of k + 1, so the quadrants differ visibly.
-    p.write(p.id(), |w| w.write_all(&mine, &vec![(k + 1) << 24 | n * (k + 1); mine.len()]))?;
+    p.write(p.id(), |w| w.write_all(&mine, &vec![((k + 1) << 24) | (n * (k + 1)); mine.len()]))?;
     Ok(())
 }
 

@@ -143,7 +143,8 @@ async fn client(
     window: usize,
 ) -> Result<String, Box<dyn std::error::Error>> {
     let local = format!("tickers-mirror-{label}-{}", std::process::id());
-    let picks = [Pick::all("tick"), Pick::slice("price", &[0..first]), Pick::slice("volume", &[0..first])];
+    let tickers = std::iter::once(0..first).collect::<Vec<_>>(); // one dimension: tickers 0..first
+    let picks = [Pick::all("tick"), Pick::slice("price", &tickers), Pick::slice("volume", &tickers)];
     let m =
         NamedMirror::connect(addr, "localhost", tls, &picks, &local, MirrorConfig::default(), Duration::from_secs(10))
             .await?;
