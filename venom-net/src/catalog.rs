@@ -71,9 +71,11 @@ impl ArrayInfo {
         if index.len() != self.shape.len() || index.iter().zip(&self.shape).any(|(i, d)| i >= d) {
             return Err(Error::BadIndex { index: index.to_vec(), shape: self.shape.clone() });
         }
-        // In bounds of a validated array, so no overflow.
-        let flat = index.iter().zip(&self.shape).fold(0u64, |acc, (&i, &d)| acc * d + i);
-        Ok(self.offset + flat * self.dtype.size())
+        // Checked: `self` may not come from a validated catalog.
+        let flat = index.iter().zip(&self.shape).try_fold(0u64, |acc, (&i, &d)| acc.checked_mul(d)?.checked_add(i));
+        flat.and_then(|f| f.checked_mul(self.dtype.size()))
+            .and_then(|b| b.checked_add(self.offset))
+            .ok_or(Error::CatalogMalformed("array size overflows"))
     }
 
     /// The subscription part selecting `ranges` of this array, packed at local `dst`.

@@ -68,10 +68,19 @@ impl NamedMirror {
         let mut w = SeqWriter::create(local_name, RegionConfig::new(catalog.region_size() as usize))?;
         catalog.write_to(&mut w)?;
         let local = SeqReader::open(local_name)?;
-        let mirror = Mirror::connect(addr, server_name, sub, tls, Box::new(w), cfg)?;
+        let mirror = match Mirror::connect(addr, server_name, sub, tls, Box::new(w), cfg) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = local.segment().unlink();
+                return Err(e);
+            }
+        };
         let mut updates = mirror.updates();
         if mirror.applied().is_none() && !matches!(tokio::time::timeout(timeout, updates.next()).await, Ok(Some(_))) {
+            // E.g. a catalog that points past the real region: the publisher's welcome
+            // announces the real size and the mirror refuses the subscription.
             let err = mirror.last_error();
+            mirror.close().await;
             let _ = local.segment().unlink();
             return Err(err.map(Error::Protocol).unwrap_or(Error::Timeout(timeout)));
         }

@@ -216,3 +216,43 @@ fn named_mirror_subscribes_by_name_and_slice() {
         w.unlink().unwrap();
     });
 }
+
+#[test]
+fn a_catalog_pointing_past_the_real_region_is_refused() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        // The catalog claims a 1 MiB array in a region of 8 KiB.
+        let lie = Catalog::new(vec![info("big", C, Dtype::U8, &[1 << 20])], C + (1 << 20)).unwrap();
+        let name = testkit::unique_name("named-lie");
+        let mut w = SeqWriter::create(&name, RegionConfig::new(2 * CATALOG_BYTES)).unwrap();
+        w.write_at(0, &lie.encode().unwrap()).unwrap();
+        assert!(matches!(Catalog::read_from(&w), Err(Error::CatalogMalformed(_)))); // local check
+        let id = Identity::self_signed(&["localhost"]).unwrap();
+        let src = Arc::new(SeqReader::open(&name).unwrap());
+        let p = Publisher::bind("127.0.0.1:0".parse().unwrap(), src, ServerTls::new(&id).unwrap(), Default::default())
+            .await
+            .unwrap();
+        let tls = ClientTls::pinned(id.cert().clone()).unwrap();
+        let local = testkit::unique_name("named-lie-mirror");
+        let r = NamedMirror::connect(
+            p.local_addr().unwrap(),
+            "localhost",
+            tls,
+            &[Pick::all("big")],
+            &local,
+            MirrorConfig::default(),
+            Duration::from_secs(2),
+        )
+        .await;
+        match r {
+            // The publisher checks the subscription against its real size and closes the
+            // connection (a protocol error), so the mirror sees the connection end.
+            Err(Error::Protocol(msg)) => eprintln!("refused: {msg}"),
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("a lying catalog was accepted"),
+        }
+        assert!(SeqReader::open(&local).is_err(), "the local region was not cleaned up");
+        p.close().await;
+        w.unlink().unwrap();
+    });
+}
