@@ -336,7 +336,7 @@ impl Catalog {
     /// gets its own catalog prefix, then each picked array (or slice, with
     /// the sliced shape) packed and 64-byte aligned. The remote catalog
     /// itself is not subscribed: write the returned local catalog into the
-    /// local region before mirroring into it (see `net::NamedMirror`).
+    /// local region before mirroring into it (as [`NamedMirror`](crate::named::NamedMirror) does).
     pub fn subscribe(&self, picks: &[Pick]) -> Result<(Subscription, Catalog)> {
         let mut parts = Vec::with_capacity(picks.len());
         let mut local = Vec::with_capacity(picks.len());
@@ -353,8 +353,11 @@ impl Catalog {
             let shape: Vec<u64> = ranges.iter().map(|r| r.end - r.start).collect();
             let info = ArrayInfo { name: a.name.clone(), offset: dst, dtype: a.dtype, shape };
             parts.push(a.slice(&ranges, dst));
-            // Sub-shape of a validated array: no overflow.
-            dst = (dst + info.byte_len().unwrap_or(0)).next_multiple_of(ARRAY_ALIGN);
+            dst = info
+                .byte_len()
+                .and_then(|l| dst.checked_add(l))
+                .and_then(|e| e.checked_next_multiple_of(ARRAY_ALIGN))
+                .ok_or(Error::CatalogMalformed("local layout overflows"))?;
             local.push(info);
         }
         if parts.is_empty() {

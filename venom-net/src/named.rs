@@ -4,7 +4,7 @@
 //! (see [`catalog`](crate::catalog)) into memory, decodes and validates it,
 //! then mirrors the picked arrays (or index slices of them) into a new local
 //! `SeqRegion` that starts with its own catalog, so local readers open
-//! arrays by name with [`Catalog::read_from`] and [`Array`](crate::typed::Array).
+//! arrays by name with [`Catalog::read_from`] and [`Array`].
 
 use crate::catalog::{CATALOG_BYTES, Catalog, Pick};
 use crate::net::Mirror;
