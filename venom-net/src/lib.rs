@@ -9,6 +9,10 @@
 //!   the in-memory [`MemRegion`] used by the deterministic tests.
 //! * [`tls`]: TLS 1.3 (ring) configs: self-signed + pinning, or mutual TLS with a CA.
 //! * [`net`]: the tokio/quinn I/O shell ([`net::Publisher`], [`net::Mirror`]).
+//! * [`catalog`] / [`typed`] / [`named`]: named arrays (a catalog in the
+//!   region's first 4 KiB), typed bytemuck views, mirrors that subscribe by name.
+//! * [`mesh`]: peers that each own a part of a shared array and mirror every
+//!   other part directly from its owner (no relaying).
 //!
 //! ## Guarantees
 //! * Every update is read from the region in ONE consistent seqlock window
@@ -30,8 +34,9 @@
 //!   re-diffs its whole chunk (64 KiB by default) on the publisher.
 //! * `MirrorStats::lag_time` compares two hosts' wall clocks; the
 //!   publisher-side `PublisherStats::lag_time` uses one monotonic clock.
-//! * One region per connection (`region_id` 0); named regions, a catalog and
-//!   mesh ownership are reserved in the frame format but not implemented.
+//! * One region per connection (`region_id` 0). Named arrays and the mesh
+//!   are built on top (a catalog inside the region; one connection per
+//!   part owner), not in the frame format.
 //! * TLS 1.3 with the ring provider only; there is no plaintext mode.
 //!
 //! The state machines can be driven without any I/O, e.g. in a test:
