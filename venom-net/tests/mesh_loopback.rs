@@ -166,3 +166,57 @@ fn an_owner_serving_more_than_its_part_is_disconnected() {
         a.close().await;
     });
 }
+
+/// No relaying: a peer's publisher serves exactly its own part, so nobody
+/// can get (stale or fresh) copies of other parts from it.
+#[test]
+fn a_peer_serves_only_its_own_part() {
+    let rt = runtime();
+    rt.block_on(async {
+        let ca = CertificateAuthority::new("mesh-ca").unwrap();
+        let layout = MeshLayout::quadrants(Dtype::U32, 16, 16, IDS).unwrap();
+        let peers = start(&ca, &testkit::unique_name("meshsrv"), &layout).await;
+        let (a, b) = (&peers[0], &peers[1]);
+        b.link("a", a.local_addr().unwrap()).unwrap();
+        write_counter(a, 3);
+        testkit::wait_for(Duration::from_secs(10), || b.applied("a").unwrap().is_some());
+        let x = MeshTls::issue(&ca, "x").unwrap();
+        let tls = venom_net::tls::ClientTls::mutual(&x.ca_roots, &x.identity).unwrap();
+        let part = layout.part_len(0) as u64;
+        // Asking for one byte more than a's part is refused by a's publisher.
+        let local = MemRegion::new(2 * part as usize, 64);
+        let sub = venom_net::Subscription::range(0, part + 1, 0);
+        let cfg = venom_net::MirrorConfig::default();
+        let m = venom_net::net::Mirror::connect(
+            a.local_addr().unwrap(),
+            "a",
+            sub,
+            tls.clone(),
+            Box::new(local.clone()),
+            cfg.clone(),
+        )
+        .unwrap();
+        assert!(testkit::wait_for(Duration::from_secs(10), || m.last_error().is_some()));
+        assert!(m.applied().is_none());
+        m.close().await;
+        // The whole published region is exactly a's part, equal to b's copy of it.
+        let m = venom_net::net::Mirror::connect(
+            a.local_addr().unwrap(),
+            "a",
+            venom_net::Subscription::whole(),
+            tls,
+            Box::new(local.clone()),
+            cfg,
+        )
+        .unwrap();
+        assert!(testkit::wait_for(Duration::from_secs(10), || m.applied().is_some()));
+        let mut theirs = vec![0u8; part as usize];
+        b.part_region("a").unwrap().read_at(0, &mut theirs).unwrap();
+        assert_eq!(&local.to_vec()[..part as usize], &theirs[..]);
+        assert!(local.to_vec()[part as usize..].iter().all(|&x| x == 0));
+        m.close().await;
+        for p in peers {
+            p.close().await;
+        }
+    });
+}
