@@ -168,10 +168,15 @@ async fn client(addr: SocketAddr, tls: ClientTls, f: &Flags) -> Result<(), Box<d
     let mut buf = vec![0u8; cat.region_size() as usize];
     let mut shown = u64::MAX;
     let mut generation = 0;
+    let mut seen = None;
     while generation < steps {
-        let r = tokio::task::block_in_place(|| m.mirror().wait_for_update(Duration::from_secs(10)));
-        if r.is_err() {
-            return Err(format!("no update for 10 s (at generation {generation})").into());
+        // Wait for an update newer than the one the last read included (none is missed).
+        let r = tokio::task::block_in_place(|| {
+            m.mirror().wait_until(Duration::from_secs(10), |_, a| Some((a.epoch, a.seq)) != seen)
+        });
+        match r {
+            Ok(a) => seen = Some((a.epoch, a.seq)),
+            Err(_) => return Err(format!("no update for 10 s (at generation {generation})").into()),
         }
         m.region().read_at(0, &mut buf)?; // one consistent read: generation and grid together
         generation = u64::from_le_bytes(buf[g_off..g_off + 8].try_into()?);

@@ -190,8 +190,13 @@ async fn client(f: &Flags) -> Result<(), Box<dyn std::error::Error>> {
     let mut last = m.mirror().stats().bytes_received;
     println!("initial snapshot: {last} bytes for a {full}-byte tensor");
     let steps = f.get("steps", 10u64);
+    let mut seen = m.applied().map(|a| (a.epoch, a.seq));
     while step.get(&[0])? < steps {
-        tokio::task::block_in_place(|| m.mirror().wait_for_update(Duration::from_secs(30)))?;
+        // An update newer than the last one seen (none is missed between the check and the wait).
+        let a = tokio::task::block_in_place(|| {
+            m.mirror().wait_until(Duration::from_secs(30), |_, a| Some((a.epoch, a.seq)) != seen)
+        })?;
+        seen = Some((a.epoch, a.seq));
         let now = m.mirror().stats().bytes_received;
         println!("step {}: {} bytes received (full size {full})", step.get(&[0])?, now - last);
         last = now;

@@ -20,13 +20,17 @@ pub async fn fetch_catalog(addr: SocketAddr, server_name: &str, tls: ClientTls, 
     let mem = MemRegion::new(CATALOG_BYTES, CATALOG_BYTES);
     let sub = Subscription::range(0, CATALOG_BYTES as u64, 0);
     let m = Mirror::connect(addr, server_name, sub, tls, Box::new(mem.clone()), MirrorConfig::default())?;
-    let mut updates = m.updates();
-    let got = tokio::time::timeout(timeout, updates.next()).await;
-    let err = m.last_error();
+    // Poll rather than subscribe to `updates()`: the first update may land before a subscription.
+    // Errors may be transient here (the publisher starting up), so only the deadline ends the wait.
+    let deadline = tokio::time::Instant::now() + timeout;
+    while m.applied().is_none() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (applied, err) = (m.applied(), m.last_error());
     m.close().await;
-    match got {
-        Ok(Some(_)) => Catalog::decode(&mem.to_vec()),
-        _ => Err(err.map(Error::Protocol).unwrap_or(Error::Timeout(timeout))),
+    match applied {
+        Some(_) => Catalog::decode(&mem.to_vec()),
+        None => Err(err.map(Error::Protocol).unwrap_or(Error::Timeout(timeout))),
     }
 }
 
@@ -53,7 +57,8 @@ pub struct NamedMirror {
 impl NamedMirror {
     /// Fetches the remote catalog, creates the local region `local_name`
     /// (mode 0600) with the local catalog, and starts mirroring `picks`.
-    /// Returns once the first update is applied, or fails after `timeout`.
+    /// Returns once the first update is applied; fails on the first
+    /// connection error or after `timeout` (for each of the two steps).
     pub async fn connect(
         addr: SocketAddr,
         server_name: &str,
@@ -75,10 +80,13 @@ impl NamedMirror {
                 return Err(e);
             }
         };
-        let mut updates = mirror.updates();
-        if mirror.applied().is_none() && !matches!(tokio::time::timeout(timeout, updates.next()).await, Ok(Some(_))) {
-            // E.g. a catalog that points past the real region: the publisher's welcome
-            // announces the real size and the mirror refuses the subscription.
+        // The publisher answered `fetch_catalog`, so the first connection error is final
+        // (e.g. a catalog pointing past the real region: the publisher refuses the subscription).
+        let deadline = tokio::time::Instant::now() + timeout;
+        while mirror.applied().is_none() && mirror.last_error().is_none() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if mirror.applied().is_none() {
             let err = mirror.last_error();
             mirror.close().await;
             let _ = local.segment().unlink();

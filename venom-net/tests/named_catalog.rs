@@ -241,7 +241,7 @@ fn a_catalog_pointing_past_the_real_region_is_refused() {
             &[Pick::all("big")],
             &local,
             MirrorConfig::default(),
-            Duration::from_secs(2),
+            Duration::from_secs(20),
         )
         .await;
         match r {
