@@ -48,9 +48,8 @@ fn write_counter(p: &MeshPeer, n: u32) -> venom_net::Result<()> {
 }
 
 fn render(p: &MeshPeer) -> venom_net::Result<String> {
-    let whole = p.read_whole()?;
-    let cells: &[u32] = bytemuck::cast_slice(&whole);
-    let mut s = format!("peer {} sees (blake3 {}):\n", p.id(), &blake3::hash(&whole).to_hex()[..16]);
+    let cells = p.read_whole_as::<u32>()?;
+    let mut s = format!("peer {} sees (blake3 {}):\n", p.id(), &blake3::Hash::from(p.whole_hash()?).to_hex()[..16]);
     for row in cells.chunks(COLS as usize) {
         for &c in row {
             let owner = match c >> 24 {

@@ -154,22 +154,27 @@ async fn client(
     let mut buf = vec![0u8; cat.region_size() as usize];
     let mut stats: Vec<Rolling> = (0..first).map(|_| Rolling::default()).collect();
     let (mut t, mut observed) = (0u64, 0u64);
-    let mut updates = m.mirror().updates();
-    while t < steps {
-        if tokio::time::timeout(Duration::from_secs(10), updates.next()).await.is_err() && m.applied().is_none() {
-            return Err("no update for 10 s".into());
-        }
+    let f64s = |b: &[u8]| -> Vec<f64> {
+        b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or_default())).collect()
+    };
+    let mut updates = m.mirror().updates(); // subscribed before the first read: no update is missed
+    loop {
         m.region().read_at(0, &mut buf)?; // one consistent read: all arrays of one tick
         let now = u64::from_le_bytes(buf[tick..tick + 8].try_into()?);
-        if now == t {
-            continue;
+        if now != t || observed == 0 {
+            t = now;
+            observed += 1;
+            let p = f64s(&buf[price..price + 8 * first as usize]);
+            let v = f64s(&buf[volume..volume + 8 * first as usize]);
+            for (i, s) in stats.iter_mut().enumerate() {
+                s.push(p[i], v[i], window);
+            }
         }
-        t = now;
-        observed += 1;
-        let p: &[f64] = bytemuck::cast_slice(&buf[price..price + 8 * first as usize]);
-        let v: &[f64] = bytemuck::cast_slice(&buf[volume..volume + 8 * first as usize]);
-        for (i, s) in stats.iter_mut().enumerate() {
-            s.push(p[i], v[i], window);
+        if t >= steps {
+            break;
+        }
+        if tokio::time::timeout(Duration::from_secs(10), updates.next()).await.is_err() {
+            return Err(format!("no update for 10 s (at tick {t})").into());
         }
     }
     let st = m.mirror().stats();
@@ -177,7 +182,7 @@ async fn client(
         "client {label}: {observed} updates observed of {steps} ticks, {} bytes received, tickers 0..{first}\n  {:<6} {:>10} {:>10} {:>9} {:>10}\n",
         st.bytes_received, "ticker", "last", "mean", "stddev", "VWAP"
     );
-    let p: &[f64] = bytemuck::cast_slice(&buf[price..price + 8 * first as usize]);
+    let p = f64s(&buf[price..price + 8 * first as usize]);
     for (i, s) in stats.iter().enumerate() {
         let (mean, sd, vwap) = s.stats();
         out += &format!("  {:<6} {:>10.3} {:>10.3} {:>9.4} {:>10.3}\n", NAMES[i], p[i], mean, sd, vwap);

@@ -92,7 +92,7 @@ fn story(exe: &Path, mesh: &str, dir: &Path) -> Result<(), Box<dyn std::error::E
         hashes = wholes.iter().map(|w| w.as_ref().map(|w| *blake3::hash(w).as_bytes())).collect::<Vec<_>>();
         // Done when every cell of every copy holds its owner's final step.
         let done = wholes.iter().all(|w| {
-            w.as_ref().is_some_and(|w| bytemuck::cast_slice::<u8, u32>(w).iter().all(|c| c & 0xFF_FFFF == STEPS))
+            w.as_ref().is_some_and(|w| w.chunks_exact(4).all(|c| bytemuck::pod_read_unaligned::<u32>(c) & 0xFF_FFFF == STEPS))
         });
         if done && hashes.iter().all(|h| *h == hashes[0]) {
             break;

@@ -75,7 +75,8 @@ fn four_peers_converge_under_concurrent_writes() {
         // Every peer holds every owner's last write, placed at the owner's quadrant.
         let whole = peers[0].read_whole().unwrap();
         assert_eq!(*blake3::hash(&whole).as_bytes(), h);
-        let words: &[u32] = bytemuck::cast_slice(&whole);
+        let words = peers[0].read_whole_as::<u32>().unwrap();
+        assert!(peers[0].read_whole_as::<f32>().is_err());
         assert_eq!(words[0], 20 * 7 * 1_000_003); // a's part, element 0, round 20
         assert_eq!(words[63 * 64 + 63], (20u32 * 7 + 3).wrapping_mul(1_000_003).wrapping_add(32 * 32 - 1));
         // Part updates are applied in the owner's order: applied seq == owner's region version.

@@ -74,7 +74,7 @@ fn whole_of_d(mesh: &str) -> Option<Vec<u8>> {
 fn d_part_on(p: &MeshPeer) -> Vec<u32> {
     let mut buf = vec![0u8; layout().part_len(3)];
     p.part_region("d").unwrap().read_at(0, &mut buf).unwrap();
-    bytemuck::cast_slice(&buf).to_vec()
+    buf.chunks_exact(4).map(bytemuck::pod_read_unaligned).collect()
 }
 
 async fn converge(peers: &[MeshPeer], mesh: &str, d_last: Option<u32>, timeout: Duration) {

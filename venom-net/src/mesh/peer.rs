@@ -209,6 +209,16 @@ impl MeshPeer {
         Ok(whole)
     }
 
+    /// [`read_whole`](Self::read_whole) as elements of the layout's dtype.
+    pub fn read_whole_as<T: Element>(&self) -> Result<Vec<T>> {
+        if self.cfg.layout.dtype() != T::DTYPE {
+            let (name, found) = (self.cfg.mesh.clone(), self.cfg.layout.dtype());
+            return Err(Error::DtypeMismatch { name, found, wanted: T::DTYPE });
+        }
+        let bytes = self.read_whole()?;
+        Ok(bytes.chunks_exact(std::mem::size_of::<T>()).map(bytemuck::pod_read_unaligned).collect())
+    }
+
     /// blake3 of [`read_whole`](Self::read_whole).
     pub fn whole_hash(&self) -> Result<[u8; 32]> {
         Ok(*blake3::hash(&self.read_whole()?).as_bytes())
