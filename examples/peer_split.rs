@@ -82,10 +82,12 @@ async fn all_in_one(steps: u32, interval: Duration) -> Result<(), Box<dyn std::e
     }
     println!("4 peers on loopback, each writing {steps} counter steps into its quadrant");
     for n in 1..=steps {
+        if n > 1 {
+            tokio::time::sleep(interval).await;
+        }
         for p in &peers {
             write_counter(p, n)?;
         }
-        tokio::time::sleep(interval).await;
     }
     let start = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(10);
