@@ -3,9 +3,9 @@
 //! relaying), and converge to blake3-equal copies.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use venom_core::SeqReader;
+use venom_examples::Children;
 use venom_net::Dtype;
 use venom_net::mesh::{MeshConfig, MeshLayout, MeshPeer, MeshTls};
 use venom_net::tls::{CertificateAuthority, Identity};
@@ -15,20 +15,6 @@ const STEPS: u32 = 50;
 
 fn layout() -> MeshLayout {
     MeshLayout::quadrants(Dtype::U32, 64, 64, IDS).expect("valid layout")
-}
-
-/// Kills the children still running when dropped (every error path included).
-struct Children(Vec<Child>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            if let Ok(None) = c.try_wait() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-    }
 }
 
 /// The whole array as peer `me` holds it, read from its regions in shared memory.
@@ -72,15 +58,11 @@ fn story(exe: &Path, mesh: &str, dir: &Path) -> Result<(), Box<dyn std::error::E
     }
     let ports_arg = ports.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
     let start = Instant::now();
-    let mut children = Children(Vec::new());
+    let mut children = Children::new("mesh");
     // Started in reverse order: peers may start in any order and still converge.
+    let dir_arg = dir.display().to_string();
     for id in IDS.iter().rev() {
-        children.0.push(
-            Command::new(exe)
-                .args(["--child", "mesh", id, mesh, &dir.display().to_string(), &ports_arg])
-                .stdin(Stdio::null())
-                .spawn()?,
-        );
+        children.spawn(exe, &[id, mesh, &dir_arg, &ports_arg])?;
     }
     println!(
         "  4 peer processes a..d, each owning one quadrant of a 64x64 u32 grid, each writing {STEPS} counter steps"
@@ -92,7 +74,8 @@ fn story(exe: &Path, mesh: &str, dir: &Path) -> Result<(), Box<dyn std::error::E
         hashes = wholes.iter().map(|w| w.as_ref().map(|w| *blake3::hash(w).as_bytes())).collect::<Vec<_>>();
         // Done when every cell of every copy holds its owner's final step.
         let done = wholes.iter().all(|w| {
-            w.as_ref().is_some_and(|w| w.chunks_exact(4).all(|c| bytemuck::pod_read_unaligned::<u32>(c) & 0xFF_FFFF == STEPS))
+            w.as_ref()
+                .is_some_and(|w| w.chunks_exact(4).all(|c| bytemuck::pod_read_unaligned::<u32>(c) & 0xFF_FFFF == STEPS))
         });
         if done && hashes.iter().all(|h| *h == hashes[0]) {
             break;
@@ -104,15 +87,10 @@ fn story(exe: &Path, mesh: &str, dir: &Path) -> Result<(), Box<dyn std::error::E
     }
     let took = start.elapsed();
     std::fs::write(dir.join("stop"), b"")?;
-    for c in &mut children.0 {
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while c.try_wait()?.is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
+    children.join(Duration::from_secs(5))?; // each child exits after the stop file appears
     let h = blake3::Hash::from(hashes[0].unwrap_or_default());
     println!(
-        "  all 4 copies blake3-equal ({}) {:.0} ms after the processes were launched",
+        "  all 4 copies blake3-equal ({}) {:.0} ms after launch (start-up and connect back-off included)",
         &h.to_hex()[..16],
         took.as_secs_f64() * 1e3
     );
