@@ -12,6 +12,8 @@ mod channel;
 mod collections;
 #[path = "demo_sections/kv.rs"]
 mod kv;
+#[path = "demo_sections/mesh.rs"]
+mod mesh;
 #[path = "demo_sections/net.rs"]
 mod net;
 #[path = "demo_sections/region.rs"]
@@ -27,6 +29,7 @@ const SECTIONS: &[(&str, &str, SectionFn, ChildFn)] = &[
     ("collections", "Collections: named structures in one shared segment", collections::run, collections::child),
     ("kv", "KvCache: a shared-memory key-value cache", kv::run, kv::child),
     ("net", "venom-net: replicating a region over QUIC", net::run, net::child),
+    ("mesh", "venom-net mesh: four peers, each owning a quadrant", mesh::run, mesh::child),
 ];
 
 fn main() {
