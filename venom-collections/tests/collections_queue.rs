@@ -183,3 +183,104 @@ fn sigkill_consumer_mid_stream_does_not_stall_producers() {
     }
     s.unlink().unwrap();
 }
+
+/// Items of the chaos test: `round << CHAOS_SHIFT | seq`.
+const CHAOS_SHIFT: u32 = 20;
+const CHAOS_ROUNDS: u64 = 20;
+
+/// Marks `item` delivered; counts a second delivery in `stats[0]`.
+fn chaos_deliver(s: &ObjectSegment, item: u64) {
+    let seen = s.open_bitset("seen").unwrap();
+    if seen.set(item).unwrap() {
+        s.open_array::<u64>("stats").unwrap().fetch_add(0, 1).unwrap();
+    }
+}
+
+#[test]
+fn child_chaos_producer() {
+    let Some(arg) = testkit::child_arg("chaos-producer") else { return };
+    let mut parts = arg.split(':');
+    let (name, round, id) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+    let s = ObjectSegment::open(name).unwrap();
+    let q = s.open_queue::<u64>("q").unwrap();
+    let stats = s.open_array::<u64>("stats").unwrap();
+    let base = round.parse::<u64>().unwrap() << CHAOS_SHIFT | id.parse::<u64>().unwrap() << (CHAOS_SHIFT - 1);
+    for seq in 0..1 << (CHAOS_SHIFT - 1) {
+        q.push(base | seq, T).unwrap();
+        stats.fetch_add(1, 1).unwrap();
+    }
+}
+
+#[test]
+fn child_chaos_consumer() {
+    let Some(name) = testkit::child_arg("chaos-consumer") else { return };
+    let s = ObjectSegment::open(&name).unwrap();
+    let q = s.open_queue::<u64>("q").unwrap();
+    let seen = s.open_bitset("seen").unwrap();
+    let stats = s.open_array::<u64>("stats").unwrap();
+    loop {
+        if let Ok(item) = q.pop(T) {
+            if seen.set(item).unwrap() {
+                stats.fetch_add(0, 1).unwrap();
+            }
+            stats.fetch_add(2, 1).unwrap();
+        }
+    }
+}
+
+/// SIGKILLs two producer and two consumer processes at random moments,
+/// round after round: the queue keeps flowing (blocking calls recover whatever
+/// position a victim held, including one killed right after its claim) and
+/// nothing is delivered twice.
+#[test]
+fn sigkill_producers_and_consumers_at_random_moments() {
+    let name = testkit::unique_name("coll-qchaos");
+    let s = ObjectSegment::create(&name, 8 << 20).unwrap();
+    let q = s.queue::<u64>("q", 8).unwrap();
+    s.bitset("seen", CHAOS_ROUNDS << CHAOS_SHIFT).unwrap();
+    // [items delivered twice, items pushed, items popped by children]
+    let stats = s.array::<u64>("stats", 3).unwrap();
+    let mut rng = u64::from(std::process::id()) | 1;
+    let mut random_ms = |max: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        Duration::from_micros(rng % (max * 1000))
+    };
+    let quick = Duration::from_secs(5);
+    for round in 0..CHAOS_ROUNDS {
+        // Two producers and two consumers on (typically) two cores: victims
+        // are often preempted mid-operation, then killed right there.
+        let mut kids = Vec::new();
+        for id in 0..2 {
+            let arg = format!("{name}:{round}:{id}");
+            kids.push(testkit::spawn_child("child_chaos_producer", "chaos-producer", &arg).unwrap());
+            kids.push(testkit::spawn_child("child_chaos_consumer", "chaos-consumer", &name).unwrap());
+        }
+        let popped = stats.load(2).unwrap();
+        assert!(testkit::wait_for(T, || stats.load(2).unwrap() > popped + 100), "round {round}: no flow");
+        // Kill all four at random moments, in a random order.
+        while !kids.is_empty() {
+            std::thread::sleep(random_ms(if kids.len() == 4 { 20 } else { 3 }));
+            let i = random_ms(1).as_micros() as usize % kids.len();
+            kids.swap_remove(i).kill9();
+        }
+        // Drain: a position held by a dead producer is skipped.
+        loop {
+            match q.pop(Duration::from_millis(200)) {
+                Ok(item) => chaos_deliver(&s, item),
+                Err(Error::Timeout(_)) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(q.is_empty(), "round {round}: stalled with {} items", q.len());
+        // Every slot goes around once: slots held by dead consumers are freed.
+        for i in 0..2 * q.capacity() as u64 {
+            q.push(u64::MAX - i, quick).unwrap_or_else(|e| panic!("round {round}: push: {e}"));
+            assert_eq!(q.pop(quick).unwrap_or_else(|e| panic!("round {round}: pop: {e}")), u64::MAX - i);
+        }
+        assert_eq!(stats.load(0).unwrap(), 0, "round {round}: an item was delivered twice");
+    }
+    assert!(stats.load(1).unwrap() > 0 && stats.load(2).unwrap() > 0);
+    s.unlink().unwrap();
+}

@@ -1,12 +1,14 @@
 //! The [`Queue`] handle: blocking, recovery and accessors.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytemuck::Pod;
 use venom_core::loom::sync::{AtomicU64, Ordering};
 
 use super::ring::*;
+use super::roster::Roster;
 use crate::doorbell::Doorbell;
 use crate::error::{Error, Result};
 use crate::object_segment::Region;
@@ -32,39 +34,42 @@ use crate::words::words_for;
 /// # Ok::<(), venom_collections::Error>(())
 /// ```
 pub struct Queue<T: Pod> {
-    /// The queue's words: header, then `mask + 1` slots of `stride` words.
-    region: Region,
-    /// `capacity - 1`; capacity is a power of two >= 2 (checked on attach).
+    /// The queue's words (header, records, then `capacity` slots of
+    /// `(1 + words_for::<T>()).next_power_of_two()` words), its capacity
+    /// (a power of two >= 2, checked on attach), and the participant records
+    /// held by the threads using this handle.
+    roster: Arc<Roster>,
+    /// `roster.region.words()`, `roster.mask` and `roster.id()`, copied here
+    /// so that the fast path has no extra indirection.
+    words: (*const AtomicU64, usize),
     mask: u64,
-    /// Words per slot: `(2 + words_for::<T>()).next_power_of_two()`.
-    stride: usize,
-    /// This process's pid, written into owner tags (sampled at attach).
-    me: u32,
+    id: u64,
     _t: PhantomData<fn(T) -> T>,
 }
 
-// SAFETY: the handle only holds a reference-counted mapping and a pointer into
-// it; every access to the shared words is atomic, and `T: Pod` values are
-// copied, never referenced across threads.
+// SAFETY: `words` points into the mapping owned by `roster` (Send + Sync, see
+// there) and is only accessed through atomics; `T: Pod` values are copied,
+// never referenced across threads.
 unsafe impl<T: Pod> Send for Queue<T> {}
 // SAFETY: as above; all methods take `&self` and use atomics only.
 unsafe impl<T: Pod> Sync for Queue<T> {}
 
 impl<T: Pod> Queue<T> {
-    /// Words per slot: stamp, owner, value, padded to a power of two so
-    /// that small slots never straddle a cache line.
+    /// Words per slot: stamp, value, padded to a power of two so that small
+    /// slots never straddle a cache line.
     fn stride() -> usize {
-        (2 + words_for::<T>()).next_power_of_two()
+        (1 + words_for::<T>()).next_power_of_two()
     }
 
     pub(crate) fn from_region(region: Region) -> Queue<T> {
-        let stride = Self::stride();
-        let mask = region.capacity - 1;
-        Queue { region, mask, stride, me: std::process::id(), _t: PhantomData }
+        let roster = Arc::new(Roster::new(region, Self::stride()));
+        let words = roster.region.words();
+        let (words, mask, id) = ((words.as_ptr(), words.len()), roster.mask, roster.id());
+        Queue { roster, words, mask, id, _t: PhantomData }
     }
 
     pub(crate) fn bytes(capacity: u64) -> Result<u64> {
-        QueueCore::words_needed(capacity, Self::stride() - 2)
+        QueueCore::words_needed(capacity, Self::stride() - 1)
             .and_then(|w| (w as u64).checked_mul(8))
             .ok_or_else(|| Error::InvalidConfig(format!("queue capacity {capacity} is too large")))
     }
@@ -73,14 +78,25 @@ impl<T: Pod> Queue<T> {
         QueueCore::init(words, capacity, Self::stride());
     }
 
+    /// The algorithm, with the calling thread's participant record (claimed
+    /// on its first call through this handle).
     #[inline]
     pub(crate) fn core(&self) -> QueueCore<'_> {
-        QueueCore { words: self.region.words(), mask: self.mask, stride: self.stride, me: self.me }
+        // The stride is a constant of `T`: the slot arithmetic folds.
+        QueueCore { words: self.words(), mask: self.mask, stride: Self::stride(), intent: self.roster.intent(self.id) }
+    }
+
+    /// The queue's words.
+    #[inline]
+    fn words(&self) -> &[AtomicU64] {
+        // SAFETY: a copy of `roster.region.words()`: the region (and its
+        // mapping) lives in `roster`, which lives as long as `self`.
+        unsafe { core::slice::from_raw_parts(self.words.0, self.words.1) }
     }
 
     #[inline]
     fn bell(&self, word: usize) -> &Doorbell {
-        let w = &self.region.words()[word];
+        let w = &self.words()[word];
         // SAFETY: Doorbell is repr(C), two AtomicU32 (8 bytes, align 4),
         // valid when zeroed; the word is 8-aligned, lives as long as the
         // region, and is only ever accessed as a Doorbell.
@@ -201,7 +217,7 @@ impl<T: Pod> Queue<T> {
     /// Positions skipped or freed because their holder died.
     pub fn recovered(&self) -> u64 {
         // Relaxed: a statistic.
-        self.region.words()[RECOVERED].load(Ordering::Relaxed)
+        self.words()[RECOVERED].load(Ordering::Relaxed)
     }
 
     /// Items in the queue (a snapshot; includes in-flight pushes).
