@@ -16,6 +16,9 @@ static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 thread_local! {
     /// The `(roster id, intent word)` this thread used last: the fast path.
     static LAST: Cell<(u64, usize)> = const { Cell::new((0, 0)) };
+    /// The one used before `LAST`, so that a thread moving items from one
+    /// queue to another stays off the slow path.
+    static PREV: Cell<(u64, usize)> = const { Cell::new((0, 0)) };
     /// Every record this thread holds, released when it exits.
     static SEATS: RefCell<Vec<Seat>> = const { RefCell::new(Vec::new()) };
 }
@@ -32,8 +35,10 @@ impl Drop for Seat {
     fn drop(&mut self) {
         // A queue used from a later thread-local destructor must not reuse
         // the record released here (`LAST` itself is never destroyed).
-        if LAST.get().0 == self.id {
-            LAST.set((0, 0));
+        for cache in [&LAST, &PREV] {
+            if cache.get().0 == self.id {
+                cache.set((0, 0));
+            }
         }
         if let Some(r) = self.roster.upgrade() {
             r.give_back(Some(self.word));
@@ -90,7 +95,18 @@ impl Roster {
     #[inline]
     pub(crate) fn intent(self: &Arc<Self>, id: u64) -> usize {
         let (last, word) = LAST.get();
-        if last == id { word } else { self.seat() }
+        if last == id { word } else { self.swap_in(id) }
+    }
+
+    /// `intent` when this handle is not the last one used: `PREV`, else the
+    /// thread's seat; either way it becomes `LAST`.
+    #[cold]
+    fn swap_in(self: &Arc<Self>, id: u64) -> usize {
+        let (prev, word) = PREV.get();
+        let word = if prev == id { word } else { self.seat() };
+        PREV.set(LAST.get());
+        LAST.set((id, word));
+        word
     }
 
     /// The slow path of `intent`: finds or claims this thread's record.
@@ -98,19 +114,18 @@ impl Roster {
     fn seat(self: &Arc<Self>) -> usize {
         let found = SEATS.try_with(|seats| {
             let mut seats = seats.borrow_mut();
-            seats.retain(|s| s.roster.strong_count() > 0);
             if let Some(s) = seats.iter().find(|s| s.id == self.id) {
                 return s.word;
             }
+            // Forget seats of dropped handles (their records went with them).
+            seats.retain(|s| s.roster.strong_count() > 0);
             let word = self.register();
             seats.push(Seat { id: self.id, word, roster: Arc::downgrade(self) });
             word
         });
         // Thread-local storage already destroyed (a queue used from a TLS
         // destructor): the record is released with the handle instead.
-        let word = found.unwrap_or_else(|_| self.register());
-        LAST.set((self.id, word));
-        word
+        found.unwrap_or_else(|_| self.register())
     }
 
     /// Claims a record (or registers anonymously) and notes it in `held`.

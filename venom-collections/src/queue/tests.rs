@@ -341,6 +341,9 @@ mod recovery {
         assert_eq!(owners(), 2);
         drop(q2);
         assert_eq!(owners(), 1);
+        // Back to the first handle (its record, cached as the previous one).
+        assert_eq!(q.try_pop(), Some(3));
+        assert_eq!(owners(), 1);
         seg.unlink().unwrap();
     }
 }
