@@ -203,6 +203,29 @@ pub fn validate_header_bytes(bytes: &[u8], expected: Option<SegmentKind>) -> Res
     Ok(fields)
 }
 
+/// Checks the magic and layout version of a block inside a segment body
+/// (a channel header, a command queue...). `what` names the block in the
+/// error message. Both words are static after init, so callers load them
+/// with Relaxed after the segment's READY Acquire.
+pub(crate) fn check_block(
+    name: &str,
+    what: &str,
+    (magic, expected_magic): (u64, u64),
+    (version, expected_version): (u64, u64),
+) -> Result<()> {
+    if magic != expected_magic {
+        return Err(Error::corrupt(name, format!("bad {what} magic")));
+    }
+    if version != expected_version {
+        return Err(Error::VersionMismatch {
+            name: name.to_owned(),
+            expected: expected_version as u32,
+            found: u32::try_from(version).unwrap_or(u32::MAX),
+        });
+    }
+    Ok(())
+}
+
 impl SegmentHeader {
     /// Snapshot of the fields. `init_state` is loaded with Acquire first so
     /// that, when it reads READY, the other (Relaxed) loads see the values the

@@ -195,17 +195,12 @@ fn check_layout(seg: &Segment) -> Result<(usize, usize, WaitStrategy)> {
     }
     let h = header(seg);
     // Relaxed: static after init, published by the segment's READY Acquire.
-    if h.magic.load(Ordering::Relaxed) != CHANNEL_MAGIC {
-        return Err(Error::corrupt(name, "bad channel magic"));
-    }
-    let version = h.version.load(Ordering::Relaxed);
-    if version != CHANNEL_LAYOUT_VERSION {
-        return Err(Error::VersionMismatch {
-            name: name.to_owned(),
-            expected: CHANNEL_LAYOUT_VERSION as u32,
-            found: version as u32,
-        });
-    }
+    crate::header::check_block(
+        name,
+        "channel",
+        (h.magic.load(Ordering::Relaxed), CHANNEL_MAGIC),
+        (h.version.load(Ordering::Relaxed), CHANNEL_LAYOUT_VERSION),
+    )?;
     let get = |a: &AtomicU64| usize::try_from(a.load(Ordering::Relaxed)).unwrap_or(usize::MAX);
     let (queue_len, replies, data) = (get(&h.queue_len), get(&h.replies_offset), get(&h.data_offset));
     let ok = QUEUE_OFFSET.checked_add(queue_len) == Some(replies)

@@ -165,17 +165,12 @@ impl Block {
         let h = unsafe { &*(base as *const QueueHeader) };
         // Relaxed: the block was published before we could map it (segment
         // READY Acquire, or the caller's protocol).
-        if h.magic.load(Ordering::Relaxed) != QUEUE_MAGIC {
-            return Err(Error::corrupt(name, "bad command queue magic"));
-        }
-        let version = h.version.load(Ordering::Relaxed);
-        if version != QUEUE_LAYOUT_VERSION {
-            return Err(Error::VersionMismatch {
-                name: name.to_owned(),
-                expected: QUEUE_LAYOUT_VERSION as u32,
-                found: version as u32,
-            });
-        }
+        crate::header::check_block(
+            name,
+            "command queue",
+            (h.magic.load(Ordering::Relaxed), QUEUE_MAGIC),
+            (h.version.load(Ordering::Relaxed), QUEUE_LAYOUT_VERSION),
+        )?;
         let field = |a: &AtomicU64| usize::try_from(a.load(Ordering::Relaxed)).unwrap_or(usize::MAX);
         let geo = Geometry::new(field(&h.lanes), field(&h.depth), field(&h.max_msg))
             .map_err(|e| Error::corrupt(name, format!("queue header: {e}")))?;
