@@ -6,7 +6,7 @@
 #[path = "net_cli.rs"]
 mod net_cli;
 
-use net_cli::{Flags, client_tls, server_tls};
+use net_cli::{Flags, Role, finish, server_tls};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -263,28 +263,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let interval = Duration::from_millis(f.get("interval-ms", 20));
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async {
-        match f.opt("role") {
-            None => {
+        match f.role(7400, "/tmp/venom-heatmap")? {
+            Role::Loopback => {
                 let (p, tls, server) = serve("127.0.0.1:0".parse()?, None, steps, interval).await?;
                 client(p.local_addr()?, tls, &f).await?;
-                let _ = tokio::task::spawn_blocking(move || server.join()).await;
-                p.close().await;
+                finish(p, server).await;
                 Ok(())
             }
-            Some("server") => {
-                let listen = f.opt("listen").unwrap_or("127.0.0.1:7400").parse()?;
-                let (p, _, server) =
-                    serve(listen, Some(f.opt("certs").unwrap_or("/tmp/venom-heatmap")), steps, interval).await?;
+            Role::Server { listen, certs } => {
+                let (p, _, server) = serve(listen, Some(&certs), steps, interval).await?;
                 println!("simulating {steps} steps on {}", p.local_addr()?);
-                let _ = tokio::task::spawn_blocking(move || server.join()).await;
-                p.close().await;
+                finish(p, server).await;
                 Ok(())
             }
-            Some("client") => {
-                let addr = f.opt("connect").unwrap_or("127.0.0.1:7400").parse()?;
-                client(addr, client_tls(f.opt("certs").unwrap_or("/tmp/venom-heatmap"))?, &f).await
-            }
-            Some(r) => Err(format!("unknown role {r}").into()),
+            Role::Client { connect, tls } => client(connect, tls, &f).await,
         }
     })
 }

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::str::FromStr;
 use venom_net::mesh::MeshTls;
+use venom_net::net::Publisher;
 use venom_net::tls::{CertificateAuthority, ClientTls, Identity, ServerTls};
 
 /// `--key value` flags and `--switch` booleans.
@@ -113,4 +114,49 @@ pub fn server_tls(dir: Option<&str>) -> Result<(ServerTls, ClientTls), BoxError>
 pub fn client_tls(dir: &str) -> Result<ClientTls, BoxError> {
     let der = std::fs::read(Path::new(dir).join("server.der"))?;
     Ok(ClientTls::pinned(rustls_cert(der))?)
+}
+
+/// What `--role` asks for, with `--listen`/`--connect`/`--certs` resolved.
+pub enum Role {
+    /// No `--role`: server and client(s) in this process, on loopback.
+    Loopback,
+    /// `--role server`: publish on `listen`, writing certificates to `certs`.
+    Server {
+        /// Address to listen on.
+        listen: SocketAddr,
+        /// Directory for the CA and certificates the clients read.
+        certs: String,
+    },
+    /// `--role client`: connect to `connect` with the certificates in `--certs`.
+    Client {
+        /// Publisher address.
+        connect: SocketAddr,
+        /// TLS config pinned to the server's certificate.
+        tls: ClientTls,
+    },
+}
+
+impl Flags {
+    /// Resolves `--role`; `port` and `certs` are the example's defaults.
+    pub fn role(&self, port: u16, certs: &str) -> Result<Role, BoxError> {
+        let certs = self.opt("certs").unwrap_or(certs);
+        let default = format!("127.0.0.1:{port}");
+        match self.opt("role") {
+            None => Ok(Role::Loopback),
+            Some("server") => {
+                Ok(Role::Server { listen: self.opt("listen").unwrap_or(&default).parse()?, certs: certs.to_owned() })
+            }
+            Some("client") => {
+                Ok(Role::Client { connect: self.opt("connect").unwrap_or(&default).parse()?, tls: client_tls(certs)? })
+            }
+            Some(r) => Err(format!("unknown role {r}").into()),
+        }
+    }
+}
+
+/// Waits for the server's simulation thread to finish, then closes the
+/// publisher (flushing what is in flight).
+pub async fn finish(publisher: Publisher, server: std::thread::JoinHandle<()>) {
+    let _ = tokio::task::spawn_blocking(move || server.join()).await;
+    publisher.close().await;
 }

@@ -6,7 +6,7 @@
 #[path = "net_cli.rs"]
 mod net_cli;
 
-use net_cli::{Flags, client_tls, server_tls};
+use net_cli::{Flags, Role, finish, server_tls};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -199,8 +199,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let first: u64 = f.get("first", T).clamp(1, T);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     rt.block_on(async {
-        match f.opt("role") {
-            None => {
+        match f.role(7200, "/tmp/venom-tickers")? {
+            Role::Loopback => {
                 let (p, tls, server) = serve("127.0.0.1:0".parse()?, None, steps, interval).await?;
                 let addr = p.local_addr()?;
                 println!("streaming {steps} ticks of {T} tickers every {interval:?}");
@@ -212,26 +212,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let b = client("2", addr, tls2, 4, steps, window).await?;
                 println!("{}", a.await??);
                 println!("{b}");
-                let _ = tokio::task::spawn_blocking(move || server.join()).await;
-                p.close().await;
+                finish(p, server).await;
                 Ok(())
             }
-            Some("server") => {
-                let listen = f.opt("listen").unwrap_or("127.0.0.1:7200").parse()?;
-                let (p, _, server) =
-                    serve(listen, Some(f.opt("certs").unwrap_or("/tmp/venom-tickers")), steps, interval).await?;
+            Role::Server { listen, certs } => {
+                let (p, _, server) = serve(listen, Some(&certs), steps, interval).await?;
                 println!("streaming {steps} ticks on {}", p.local_addr()?);
-                let _ = tokio::task::spawn_blocking(move || server.join()).await;
-                p.close().await;
+                finish(p, server).await;
                 Ok(())
             }
-            Some("client") => {
-                let addr = f.opt("connect").unwrap_or("127.0.0.1:7200").parse()?;
-                let tls = client_tls(f.opt("certs").unwrap_or("/tmp/venom-tickers"))?;
-                println!("{}", client("1", addr, tls, first, steps, window).await?);
+            Role::Client { connect, tls } => {
+                println!("{}", client("1", connect, tls, first, steps, window).await?);
                 Ok(())
             }
-            Some(r) => Err(format!("unknown role {r}").into()),
         }
     })
 }
