@@ -74,6 +74,9 @@ pub struct RmArgs {
     /// Remove every venom segment whose owner is dead (stray and corrupt files are left alone).
     #[arg(long, conflicts_with = "names")]
     pub stale: bool,
+    /// With --stale: only names starting with this prefix.
+    #[arg(long, requires = "stale", default_value = "")]
+    pub prefix: String,
 }
 
 /// `venom dump`.

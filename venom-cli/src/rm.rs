@@ -42,7 +42,7 @@ fn record(r: &Removed) -> RemovedRecord {
 pub fn run(args: &RmArgs, json: bool) -> Result<(), Failure> {
     let mut report = Report { removed: Vec::new(), failed: Vec::new() };
     if args.stale {
-        let removed = inspect::sweep_stale().map_err(|e| Failure::new(format!("sweep failed: {e}")))?;
+        let removed = inspect::sweep_stale(&args.prefix).map_err(|e| Failure::new(format!("sweep failed: {e}")))?;
         report.removed.extend(removed.iter().map(record));
     } else {
         for name in &args.names {

@@ -462,12 +462,13 @@ fn lock(file: &File) -> Result<()> {
     Err(Error::Os { op: "flock segment", source: std::io::Error::from_raw_os_error(libc::EWOULDBLOCK) })
 }
 
-/// Removes every provably dead venom segment ([`SegmentInfo::is_stale`]).
-/// Stray and corrupt files are left alone: remove them by name. Returns
-/// what was removed; objects that changed or vanished meanwhile are skipped.
-pub fn sweep_stale() -> Result<Vec<Removed>> {
+/// Removes every provably dead venom segment ([`SegmentInfo::is_stale`])
+/// whose name starts with `prefix` (`""` for all). Stray and corrupt files
+/// are left alone: remove them by name. Returns what was removed; objects
+/// that changed or vanished meanwhile are skipped.
+pub fn sweep_stale(prefix: &str) -> Result<Vec<Removed>> {
     let mut removed = Vec::new();
-    for info in list()?.into_iter().filter(SegmentInfo::is_stale) {
+    for info in list()?.into_iter().filter(|i| i.name.starts_with(prefix) && i.is_stale()) {
         match remove(&info.name, false) {
             // `remove` re-inspected under the lock; only count what is
             // still stale there.
