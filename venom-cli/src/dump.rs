@@ -12,10 +12,8 @@ use crate::failure::{self, Failure};
 
 /// Prints the requested range.
 pub fn run(args: &DumpArgs, json: bool) -> Result<(), Failure> {
-    let offset =
-        if args.body { args.offset.checked_add(HEADER_LEN as u64) } else { Some(args.offset) }.ok_or_else(|| {
-            Failure::new(format!("offset {} is out of range", args.offset))
-        })?;
+    let offset = if args.body { args.offset.checked_add(HEADER_LEN as u64) } else { Some(args.offset) }
+        .ok_or_else(|| Failure::new(format!("offset {} is out of range", args.offset)))?;
     let bytes = inspect::read_bytes(&args.name, offset, args.len).map_err(|e| failure::core(&args.name, &e))?;
     let width = width(args.format);
     let whole = bytes.len() / width * width;
@@ -64,13 +62,20 @@ fn value(f: Format, c: &[u8]) -> Value {
         Format::U64 => json!(u64::from_le_bytes(b8())),
         Format::I64 => json!(i64::from_le_bytes(b8())),
         // Non-finite floats become strings ("NaN", "inf") so the JSON stays valid.
-        Format::F32 => float(f64::from(f32::from_le_bytes(b4()))),
-        Format::F64 => float(f64::from_le_bytes(b8())),
+        Format::F32 => {
+            let v = f32::from_le_bytes(b4());
+            // Through its shortest decimal form, so 0.1f32 prints as 0.1.
+            if v.is_finite() {
+                json!(v.to_string().parse::<f64>().unwrap_or(0.0))
+            } else {
+                Value::String(v.to_string())
+            }
+        }
+        Format::F64 => {
+            let v = f64::from_le_bytes(b8());
+            if v.is_finite() { json!(v) } else { Value::String(v.to_string()) }
+        }
     }
-}
-
-fn float(v: f64) -> Value {
-    if v.is_finite() { json!(v) } else { Value::String(v.to_string()) }
 }
 
 /// `00000000  56 45 4e 4f 4d 53 45 47 01 00 00 00 ff ff 00 00  |VENOMSEG........|`
@@ -85,7 +90,8 @@ fn hex_line(offset: u64, bytes: &[u8]) -> String {
             hex.push(' ');
         }
     }
-    let ascii: String = bytes.iter().map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '.' }).collect();
+    let ascii: String =
+        bytes.iter().map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '.' }).collect();
     format!("{offset:08x}  {hex} |{ascii}|")
 }
 

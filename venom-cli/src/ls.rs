@@ -29,7 +29,8 @@ pub fn run(args: &LsArgs, json: bool) -> Result<(), Failure> {
         let records: Vec<SegmentRecord> = infos.iter().map(SegmentRecord::of).collect();
         failure::print_json(&records)?;
     } else if !infos.is_empty() {
-        let mut rows = vec![["NAME", "KIND", "SIZE", "PID", "STATE", "GEN", "MODE", "AGE", "NOTE"].map(String::from).to_vec()];
+        let mut rows =
+            vec![["NAME", "KIND", "SIZE", "PID", "STATE", "GEN", "MODE", "AGE", "NOTE"].map(String::from).to_vec()];
         for i in &infos {
             let r = SegmentRecord::of(i);
             rows.push(vec![

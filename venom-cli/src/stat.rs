@@ -107,7 +107,7 @@ pub fn collections(name: &str) -> Result<Value, Failure> {
         .iter()
         .map(|o| {
             json!({
-                "name": o.name, "kind": o.kind.as_str(), "capacity": o.capacity,
+                "name": o.name, "kind": o.kind.as_str(), "items": o.items, "capacity": o.capacity,
                 "elem_size": o.elem_size, "bytes": o.bytes,
             })
         })
@@ -164,17 +164,18 @@ pub fn print_value(v: &Value, indent: usize) {
                 }
                 println!("{pad}{k}:");
                 let cols: Vec<&String> = items[0].as_object().map(|o| o.keys().collect()).unwrap_or_default();
-                let mut rows = vec![cols.iter().map(|c| format!("{pad}  {}", c.to_uppercase())).collect::<Vec<_>>()];
+                let mut rows = vec![cols.iter().map(|c| c.to_uppercase()).collect::<Vec<_>>()];
                 for item in items {
                     rows.push(cols.iter().map(|c| scalar(&item[c.as_str()])).collect());
                 }
-                for row in rows.iter_mut().skip(1) {
+                for row in &mut rows {
                     if let Some(first) = row.first_mut() {
                         *first = format!("{pad}  {first}");
                     }
                 }
                 render::print_table(&rows);
             }
+            Value::Null => {}
             other => println!("{pad}{k}: {}", scalar(other)),
         }
     }

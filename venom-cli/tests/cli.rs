@@ -120,7 +120,8 @@ fn corrupt_segment(name: &str) {
 
 #[test]
 fn ls_reports_live_dead_stray_and_corrupt() {
-    let [live, dead, stray, corrupt] = ["live", "dead", "stray", "corrupt"].map(|p| unique_name(&format!("cli-ls-{p}")));
+    let [live, dead, stray, corrupt] =
+        ["live", "dead", "stray", "corrupt"].map(|p| unique_name(&format!("cli-ls-{p}")));
     let _clean = Cleanup(vec![live.clone(), dead.clone(), stray.clone(), corrupt.clone()]);
     let live_child = owner("region", &live);
     let mut dead_child = owner("region", &dead);
@@ -203,6 +204,9 @@ fn stat_shows_each_kind() {
         .collect();
     assert!(names_kinds.contains(&("tasks".into(), "queue".into())), "{names_kinds:?}");
     assert!(names_kinds.contains(&("prices".into(), "hashmap".into())), "{names_kinds:?}");
+    let tasks = objects.iter().find(|x| x["name"] == "tasks").unwrap();
+    assert_eq!(tasks["items"], 1);
+    assert_eq!(tasks["capacity"], 128, "{tasks}");
 
     let k = json(&venom(&["stat", "--json", "--top", "1", &names[3]]));
     assert_eq!(k["kv"]["len"], 2);
@@ -225,7 +229,8 @@ fn stat_shows_each_kind() {
 
 #[test]
 fn rm_refuses_live_and_removes_dead_stray_and_corrupt() {
-    let [live, dead, stray, corrupt] = ["live", "dead", "stray", "corrupt"].map(|p| unique_name(&format!("cli-rm-{p}")));
+    let [live, dead, stray, corrupt] =
+        ["live", "dead", "stray", "corrupt"].map(|p| unique_name(&format!("cli-rm-{p}")));
     let _clean = Cleanup(vec![live.clone(), dead.clone(), stray.clone(), corrupt.clone()]);
     let live_child = owner("kv", &live);
     let mut dead_child = owner("region", &dead);
@@ -266,7 +271,8 @@ fn rm_stale_sweeps_only_dead_segments() {
     dead_child.kill9();
     std::fs::write(shm_path(&stray), [0xCD; 200]).unwrap();
     let report = json(&venom(&["rm", "--stale", "--prefix", &prefix, "--json"]));
-    let removed: Vec<&str> = report["removed"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    let removed: Vec<&str> =
+        report["removed"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(removed, [dead.as_str()]);
     assert!(std::path::Path::new(&shm_path(&stray)).exists(), "stray files are only removed by name");
 }
@@ -333,7 +339,8 @@ fn watch_samples_and_terminates() {
 #[test]
 fn exit_codes_for_missing_names_and_bad_usage() {
     let missing = unique_name("cli-missing");
-    for args in [vec!["stat", &missing], vec!["dump", &missing], vec!["watch", "-c", "1", &missing], vec!["rm", &missing]]
+    for args in
+        [vec!["stat", &missing], vec!["dump", &missing], vec!["watch", "-c", "1", &missing], vec!["rm", &missing]]
     {
         let out = venom(&args);
         assert_eq!(out.status.code(), Some(1), "{args:?}");

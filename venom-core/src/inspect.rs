@@ -101,8 +101,8 @@ pub struct SegmentInfo {
     pub mode: u32,
     /// Owning user id.
     pub uid: u32,
-    /// Status change time of the file, set when the creator sized and
-    /// chmod-ed it: the segment's creation time in practice.
+    /// Creation (birth) time of the file from `statx`, or its status
+    /// change time on filesystems that do not record one.
     pub created: Option<SystemTime>,
     /// The decoded header, when the file is at least a header long.
     pub header: Option<HeaderFields>,
@@ -267,7 +267,7 @@ fn inspect_path(name: &str, path: &Path) -> Result<SegmentInfo> {
                 file_len: meta.len(),
                 mode: meta.mode() & 0o7777,
                 uid: meta.uid(),
-                created: ctime(&meta),
+                created: created(&meta),
                 header: None,
                 owner: None,
                 creator_liveness: None,
@@ -297,7 +297,7 @@ fn inspect_file(name: &str, path: &Path, file: &File) -> Result<SegmentInfo> {
         file_len: meta.len(),
         mode: meta.mode() & 0o7777,
         uid: meta.uid(),
-        created: ctime(&meta),
+        created: created(&meta),
         header: None,
         owner: None,
         creator_liveness: None,
@@ -345,7 +345,12 @@ fn inspect_file(name: &str, path: &Path, file: &File) -> Result<SegmentInfo> {
     Ok(info)
 }
 
-fn ctime(meta: &std::fs::Metadata) -> Option<SystemTime> {
+/// Birth time if the filesystem records it (tmpfs does, through statx);
+/// otherwise ctime, which writes through a mapping can move forward.
+fn created(meta: &std::fs::Metadata) -> Option<SystemTime> {
+    if let Ok(t) = meta.created() {
+        return Some(t);
+    }
     let secs = u64::try_from(meta.ctime()).ok()?;
     let nanos = u32::try_from(meta.ctime_nsec()).unwrap_or(0);
     SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos.min(999_999_999)))

@@ -7,13 +7,13 @@
 use std::sync::Arc;
 
 use super::{QUEUE_OFFSET, check_layout, header, reply_rings};
+use crate::SegmentKind;
 use crate::cmd_queue::CmdQueue;
 use crate::error::Result;
 use crate::loom::sync::Ordering;
 use crate::process::ProcessId;
 use crate::segment::Segment;
 use crate::seq_region::SeqRegion;
-use crate::SegmentKind;
 
 /// One claimed client slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
