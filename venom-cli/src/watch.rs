@@ -121,6 +121,6 @@ fn line(s: &Value) -> String {
             st["used_bytes"],
             st["data_bytes"],
         ),
-        _ => format!("{state}"),
+        _ => state.to_string(),
     }
 }

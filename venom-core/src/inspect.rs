@@ -311,22 +311,13 @@ fn inspect_file(name: &str, path: &Path, file: &File) -> Result<SegmentInfo> {
     }
     let mut buf = [0u8; HEADER_LEN];
     let got = read_full_at(file, &mut buf, 0).map_err(|source| Error::Os { op: "read header", source })?;
-    if got == 0 {
+    info.status = classify(&buf[..got], meta.len());
+    if info.status == Status::Uninitialised {
         return Ok(info);
     }
-    if got < HEADER_LEN {
-        info.status = Status::Stray(format!("{got} bytes is shorter than a venom header"));
-        return Ok(info);
-    }
-    if buf.iter().all(|&b| b == 0) {
-        return Ok(info);
-    }
-    let Some(fields) = HeaderFields::from_bytes(&buf) else { return Ok(info) };
-    info.header = Some(fields);
-    if let Some(reason) = foreign_reason(&fields) {
-        info.status = Status::Stray(reason);
-        return Ok(info);
-    }
+    // `None` when the file is shorter than a header.
+    info.header = HeaderFields::from_bytes(&buf[..got]);
+    let Some(fields) = info.header.filter(|_| !matches!(info.status, Status::Stray(_))) else { return Ok(info) };
     let creator = ProcessId { pid: fields.creator_pid, start_time: fields.creator_start };
     info.creator_liveness = (fields.creator_pid != 0).then(|| creator.liveness());
     let owner = u64::from_le_bytes(buf[OWNER_OFFSET..OWNER_OFFSET + 8].try_into().unwrap_or([0; 8]));
@@ -334,15 +325,47 @@ fn inspect_file(name: &str, path: &Path, file: &File) -> Result<SegmentInfo> {
         info.owner = Some(ProcessId::unpack(owner));
         info.owner_liveness = Some(ProcessId::packed_liveness(owner));
     }
-    info.status = match fields.init_state {
+    Ok(info)
+}
+
+/// What the first bytes of a file say it is, for a file of `file_len`
+/// bytes: the pure part of inspection (no liveness checks), used by
+/// [`inspect`] and by the `inspect_classify` fuzz target. `header` is the
+/// start of the file (at most [`HEADER_LEN`] bytes are looked at; fewer
+/// means the file ended). Never panics.
+///
+/// ```
+/// use venom_core::inspect::{Status, classify};
+/// assert_eq!(classify(&[], 0), Status::Uninitialised);
+/// assert!(matches!(classify(b"#!/bin/sh", 9), Status::Stray(_)));
+/// assert_eq!(classify(&[0; 128], 4096), Status::Uninitialised);
+/// ```
+pub fn classify(header: &[u8], file_len: u64) -> Status {
+    let header = &header[..header.len().min(HEADER_LEN)];
+    if header.is_empty() {
+        return Status::Uninitialised;
+    }
+    if header.len() < HEADER_LEN {
+        return Status::Stray(format!("{} bytes is shorter than a venom header", header.len()));
+    }
+    if header.iter().all(|&b| b == 0) {
+        return Status::Uninitialised;
+    }
+    let Some(fields) = HeaderFields::from_bytes(header) else { return Status::Uninitialised };
+    if let Some(reason) = foreign_reason(&fields) {
+        return Status::Stray(reason);
+    }
+    match fields.init_state {
         header::UNINIT | header::INITIALISING => Status::Initialising,
-        _ => match fields.validate(name, usize::try_from(meta.len()).unwrap_or(usize::MAX), None) {
+        _ => match fields.validate("<file>", usize::try_from(file_len).unwrap_or(usize::MAX), None) {
             Ok(()) => Status::Ready,
             Err(Error::Corrupt { reason, .. }) => Status::Corrupt(reason),
+            Err(Error::VersionMismatch { expected, found, .. }) => {
+                Status::Corrupt(format!("layout version {found}, this build reads {expected}"))
+            }
             Err(e) => Status::Corrupt(e.to_string()),
         },
-    };
-    Ok(info)
+    }
 }
 
 /// Birth time if the filesystem records it (tmpfs does, through statx);
@@ -510,5 +533,12 @@ mod tests {
         assert!(matches!(inspect("no-such-venom-object-xyz"), Err(Error::NotFound(_))));
         assert!(matches!(remove("no-such-venom-object-xyz", false), Err(Error::NotFound(_))));
         assert!(matches!(read_bytes("x", 0, MAX_READ + 1), Err(Error::InvalidConfig(_))));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn classify_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300), len: u64) {
+            let _ = classify(&bytes, len);
+        }
     }
 }
