@@ -17,7 +17,7 @@ pub struct SegmentRecord {
     pub kind: Option<String>,
     /// File size in bytes.
     pub size: u64,
-    /// `ready`, `initialising`, `uninitialised`, `corrupt`, `stray`.
+    /// `ready`, `initialising`, `uninitialised`, `corrupt`, `stray`, `unreadable`.
     pub status: &'static str,
     /// Why it is stray or corrupt.
     pub reason: Option<String>,
@@ -74,6 +74,7 @@ impl SegmentRecord {
 pub fn state_word(info: &SegmentInfo) -> &'static str {
     match info.status {
         Status::Stray(_) => "stray",
+        Status::Unreadable(_) => "denied",
         Status::Corrupt(_) => "corrupt",
         Status::Uninitialised => "uninit",
         Status::Initialising if info.is_live() => "init",

@@ -12,7 +12,9 @@
 //! Every file named `venom.*` is reported. Files that are not venom segments
 //! (wrong magic, shorter than a header) are [`Status::Stray`] and segments
 //! whose header fails validation are [`Status::Corrupt`], each with the
-//! reason; neither is ever removed automatically. [`remove`] deletes one
+//! reason; neither is ever removed automatically. Symlinks are not followed
+//! and FIFOs are not opened blocking ([`Status::Unreadable`] /
+//! [`Status::Stray`]). [`remove`] deletes one
 //! object by name, refusing one with a live owner unless forced, and
 //! [`sweep_stale`] deletes every venom segment whose owner is provably dead.
 //!
@@ -65,6 +67,9 @@ pub enum Status {
     Corrupt(String),
     /// Not a venom segment at all (a foreign file under our prefix).
     Stray(String),
+    /// Cannot be opened for reading (another user's segment, or a symlink,
+    /// which inspection does not follow); the reason is the OS error.
+    Unreadable(String),
 }
 
 impl Status {
@@ -76,13 +81,14 @@ impl Status {
             Status::Uninitialised => "uninitialised",
             Status::Corrupt(_) => "corrupt",
             Status::Stray(_) => "stray",
+            Status::Unreadable(_) => "unreadable",
         }
     }
 
     /// Why the file is stray or corrupt.
     pub fn reason(&self) -> Option<&str> {
         match self {
-            Status::Corrupt(r) | Status::Stray(r) => Some(r),
+            Status::Corrupt(r) | Status::Stray(r) | Status::Unreadable(r) => Some(r),
             _ => None,
         }
     }
@@ -158,7 +164,7 @@ impl SegmentInfo {
         match self.status {
             Status::Ready | Status::Initialising => !self.is_live(),
             Status::Uninitialised => self.age().is_some_and(|a| a >= UNINIT_GRACE),
-            Status::Corrupt(_) | Status::Stray(_) => false,
+            Status::Corrupt(_) | Status::Stray(_) | Status::Unreadable(_) => false,
         }
     }
 
@@ -255,7 +261,7 @@ fn path_of(name: &str) -> Result<PathBuf> {
 }
 
 fn inspect_path(name: &str, path: &Path) -> Result<SegmentInfo> {
-    let file = match File::open(path) {
+    let file = match open_read_only(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotFound(name.to_owned())),
         Err(e) => {
@@ -272,7 +278,7 @@ fn inspect_path(name: &str, path: &Path) -> Result<SegmentInfo> {
                 owner: None,
                 creator_liveness: None,
                 owner_liveness: None,
-                status: Status::Stray(format!("cannot be read: {e}")),
+                status: Status::Unreadable(e.to_string()),
                 identity: (meta.dev(), meta.ino()),
             });
         }
@@ -286,6 +292,13 @@ fn inspect_path(name: &str, path: &Path) -> Result<SegmentInfo> {
         info = inspect_file(name, path, &file)?;
     }
     Ok(info)
+}
+
+/// Opens for reading without following a symlink and without blocking on
+/// a FIFO (both are reported, never read through).
+fn open_read_only(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    File::options().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path)
 }
 
 /// Inspects an open file (the fd decides the identity, not the path).
@@ -403,7 +416,7 @@ pub fn read_bytes(name: &str, offset: u64, len: usize) -> Result<Vec<u8>> {
         return Err(Error::InvalidConfig(format!("read of {len} bytes exceeds the maximum of {MAX_READ}")));
     }
     let path = path_of(name)?;
-    let file = File::open(&path).map_err(|e| match e.kind() {
+    let file = open_read_only(&path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::NotFound(name.to_owned()),
         _ => Error::Os { op: "open segment for reading", source: e },
     })?;
@@ -445,7 +458,7 @@ pub struct Removed {
 /// created after it looked.
 pub fn remove(name: &str, force: bool) -> Result<Removed> {
     let path = path_of(name)?;
-    let file = match File::open(&path) {
+    let file = match open_read_only(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotFound(name.to_owned())),
         // Unreadable (another user's file): only unlinking can tell.

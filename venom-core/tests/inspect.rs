@@ -99,3 +99,24 @@ fn dead_uninitialised_stray_and_corrupt_states() {
         assert!(!Segment::exists(n));
     }
 }
+
+#[test]
+fn symlinks_and_fifos_are_reported_not_followed() {
+    let link = unique_name("insp-link");
+    std::os::unix::fs::symlink("/proc/self/status", shm_path(&link)).unwrap();
+    let info = inspect::inspect(&link).unwrap();
+    assert!(matches!(info.status, Status::Unreadable(_)), "{:?}", info.status);
+    assert!(!info.is_live() && !info.is_stale());
+    inspect::remove(&link, false).unwrap();
+    assert!(std::fs::symlink_metadata(shm_path(&link)).is_err(), "the link is gone");
+    assert!(std::path::Path::new("/proc/self/status").exists(), "its target is untouched");
+
+    let fifo = unique_name("insp-fifo");
+    let path = std::ffi::CString::new(shm_path(&fifo)).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    // Would block forever if inspection opened it blocking.
+    let info = inspect::inspect(&fifo).unwrap();
+    assert!(matches!(&info.status, Status::Stray(r) if r.contains("regular")), "{:?}", info.status);
+    inspect::remove(&fifo, false).unwrap();
+}
