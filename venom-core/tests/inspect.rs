@@ -92,7 +92,7 @@ fn dead_uninitialised_stray_and_corrupt_states() {
         .map(|r| r.info.name)
         .filter(|n| [&dead, &zero, &stray, &corrupt].contains(&n))
         .collect();
-    assert_eq!(swept, [dead.clone()]);
+    assert_eq!(swept, [dead]);
     for n in [&zero, &stray, &corrupt] {
         assert!(Segment::exists(n), "{n} was swept");
         inspect::remove(n, false).unwrap();
