@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use venom_collections::{KvCache, ObjectSegment};
 use venom_core::channel::ChannelInfo;
 use venom_core::inspect::{self, SegmentInfo, Status};
-use venom_core::{SegmentKind, SeqReader};
+use venom_core::{CmdQueue, SegmentKind, SeqReader};
 
 use crate::cli::StatArgs;
 use crate::failure::{self, Failure};
@@ -49,6 +49,12 @@ pub fn details(info: &SegmentInfo, top: usize) -> Result<Option<(&'static str, V
         Some(SegmentKind::CHANNEL) => ("channel", channel(name)?),
         Some(SegmentKind::COLLECTIONS) => ("collections", collections(name)?),
         Some(SegmentKind::KV_CACHE) => ("kv", kv(name, top)?),
+        // A raw segment may hold a standalone command queue; anything else
+        // raw has no structure to show.
+        Some(SegmentKind::RAW) => match cmd_queue(name) {
+            Some(v) => ("queue", v),
+            None => return Ok(None),
+        },
         _ => return Ok(None),
     }))
 }
@@ -96,6 +102,34 @@ pub fn channel(name: &str) -> Result<Value, Failure> {
         "data_size": c.data_size,
         "data_len": c.data_len,
         "clients": clients,
+    }))
+}
+
+/// A standalone command queue through [`CmdQueue::lane_stats`] (claims no
+/// lane, does not register as consumer); `None` if the raw segment is not
+/// a queue.
+pub fn cmd_queue(name: &str) -> Option<Value> {
+    let q = CmdQueue::open(name).ok()?;
+    let lanes: Vec<Value> = q
+        .lane_stats()
+        .iter()
+        .filter(|l| l.owner.is_some() || l.queued > 0)
+        .map(|l| {
+            json!({
+                "lane": l.lane, "pid": l.owner.map(|o| o.pid), "alive": l.owner_alive,
+                "generation": l.generation, "queued": l.queued,
+            })
+        })
+        .collect();
+    let consumer = q.consumer_process();
+    Some(json!({
+        "lanes": q.lanes(),
+        "depth": q.depth(),
+        "max_msg_size": q.max_msg_size(),
+        "live_producers": q.live_producers(),
+        "consumer_pid": consumer.map(|c| c.0.pid),
+        "consumer_alive": consumer.is_some_and(|c| c.1),
+        "producers": lanes,
     }))
 }
 

@@ -84,6 +84,16 @@ fn child_owner() {
             seg.hash_map::<u64, f64>("prices", 64).unwrap();
             keep.push(Box::new(seg));
         }
+        "queue" => {
+            let q = venom_core::CmdQueue::create(name, venom_core::QueueConfig { lanes: 2, ..Default::default() })
+                .unwrap();
+            let consumer = q.consumer().unwrap();
+            let mut producer = q.producer().unwrap();
+            producer.try_push(b"job").unwrap();
+            keep.push(Box::new(consumer));
+            keep.push(Box::new(producer));
+            keep.push(Box::new(q));
+        }
         "kv" => {
             let kv = KvCache::create(name, KvConfig { max_entries: 64, data_bytes: 64 << 10, ..Default::default() })
                 .unwrap();
@@ -214,6 +224,16 @@ fn stat_shows_each_kind() {
     assert_eq!(k["kv"]["misses"], 1);
     assert_eq!(k["kv"]["top_keys"].as_array().unwrap().len(), 1);
     assert_eq!(k["kv"]["top_keys"][0]["key"], "hot");
+
+    let q = unique_name("cli-stat-queue");
+    let _clean_q = Cleanup(vec![q.clone()]);
+    let _qchild = owner("queue", &q);
+    let j = json(&venom(&["stat", "--json", &q]));
+    assert_eq!(j["segment"]["kind"], "raw");
+    assert_eq!(j["queue"]["lanes"], 2);
+    assert_eq!(j["queue"]["consumer_alive"], true);
+    assert_eq!(j["queue"]["producers"][0]["queued"], 1);
+    assert_eq!(j["queue"]["producers"][0]["alive"], true);
 
     // Inspection is invisible: the channel still has exactly one client
     // and the KV counters did not move.
