@@ -4,7 +4,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Inspect and manage venom shared-memory segments in /dev/shm.
 #[derive(Debug, Parser)]
-#[command(name = "venom", version, about, propagate_version = true)]
+#[command(
+    name = "venom",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "Exit status: 0 success, 1 failure (segment not found, removal refused, corrupt data), 2 bad usage.\n\
+                  Examples:\n  venom ls\n  venom stat prices --json\n  venom watch prices -n 0.5\n  \
+                  venom rm --stale\n  venom dump prices --body --len 64 --format f64"
+)]
 pub struct Cli {
     /// Print machine-readable JSON instead of tables.
     #[arg(long, global = true)]

@@ -42,10 +42,14 @@ pub fn run(args: &WatchArgs, json: bool) -> Result<(), Failure> {
             println!("{sample}");
         } else {
             if tty {
+                // Redraw like `watch(1)`: summary line, then the full view.
                 print!("\x1b[H\x1b[2J");
                 println!("venom watch {}  every {:.2}s  (Ctrl-C to stop)\n", args.name, args.interval);
+                println!("{}\n", line(&sample));
+                stat::print_value(&json!({ kind: sample["stats"].clone() }), 0);
+            } else {
+                println!("{}", line(&sample));
             }
-            println!("{}", line(&sample));
         }
         let _ = std::io::stdout().flush();
         n += 1;

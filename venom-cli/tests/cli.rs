@@ -85,8 +85,8 @@ fn child_owner() {
             keep.push(Box::new(seg));
         }
         "queue" => {
-            let q = venom_core::CmdQueue::create(name, venom_core::QueueConfig { lanes: 2, ..Default::default() })
-                .unwrap();
+            let q =
+                venom_core::CmdQueue::create(name, venom_core::QueueConfig { lanes: 2, ..Default::default() }).unwrap();
             let consumer = q.consumer().unwrap();
             let mut producer = q.producer().unwrap();
             producer.try_push(b"job").unwrap();
