@@ -45,6 +45,12 @@ pub enum Command {
 pub struct LsArgs {
     /// Only these names (all when omitted).
     pub names: Vec<String>,
+    /// Only segments of this kind.
+    #[arg(long, value_parser = ["region", "channel", "collections", "kv", "mirror", "raw"])]
+    pub kind: Option<String>,
+    /// Only objects in this state.
+    #[arg(long, value_parser = ["live", "dead", "init", "uninit", "stray", "corrupt", "denied"])]
+    pub state: Option<String>,
 }
 
 /// `venom stat`.

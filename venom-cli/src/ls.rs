@@ -25,6 +25,14 @@ pub fn run(args: &LsArgs, json: bool) -> Result<(), Failure> {
         }
         v
     };
+    let infos: Vec<_> = infos
+        .into_iter()
+        .filter(|i| {
+            let r = SegmentRecord::of(i);
+            args.kind.as_ref().is_none_or(|k| r.kind.as_ref() == Some(k))
+                && args.state.as_ref().is_none_or(|s| r.state == s.as_str())
+        })
+        .collect();
     if json {
         let records: Vec<SegmentRecord> = infos.iter().map(SegmentRecord::of).collect();
         failure::print_json(&records)?;

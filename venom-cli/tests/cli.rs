@@ -173,6 +173,14 @@ fn ls_reports_live_dead_stray_and_corrupt() {
     assert!(line_of(&stray).contains(" stray "), "{text}");
     assert!(line_of(&corrupt).contains(" corrupt "), "{text}");
 
+    // Filters.
+    let dead_only = json(&venom(&["ls", "--json", "--state", "dead", &live, &dead, &stray]));
+    let names: Vec<&str> = dead_only.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, [dead.as_str()]);
+    let regions = json(&venom(&["ls", "--json", "--kind", "region", &live, &stray]));
+    assert_eq!(regions.as_array().unwrap().len(), 1);
+    assert_eq!(venom(&["ls", "--state", "sleepy"]).status.code(), Some(2));
+
     // A missing name among others: the rest is listed, exit 1.
     let missing = unique_name("cli-ls-missing");
     let out = venom(&["ls", &live, &missing]);
