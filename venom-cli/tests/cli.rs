@@ -105,6 +105,14 @@ fn child_owner() {
             kv.get(b"missing").unwrap();
             keep.push(Box::new(kv));
         }
+        "initialising" => {
+            // Never publishes: the creator sits in its initialiser.
+            let _ = Segment::builder(name, SegmentKind::RAW).body_len(64).create_with(|_| {
+                std::fs::write(marker(name), b"").unwrap();
+                std::thread::sleep(Duration::from_secs(120));
+                Ok(())
+            });
+        }
         other => panic!("unknown kind {other}"),
     }
     std::fs::write(marker(name), b"").unwrap();
@@ -288,6 +296,23 @@ fn rm_refuses_live_and_removes_dead_stray_and_corrupt() {
     let out = venom(&["rm", &live]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stderr(&out).trim(), format!("venom: segment '{live}' not found"));
+}
+
+#[test]
+fn a_segment_being_initialised_is_shown_without_waiting() {
+    let name = unique_name("cli-init");
+    let _clean = Cleanup(vec![name.clone()]);
+    let child = owner("initialising", &name);
+    // The segment never becomes READY, so anything that waited for it
+    // (as Segment::open does) would fail with InitTimeout instead.
+    let l = json(&venom(&["ls", "--json", &name]));
+    assert_eq!(l[0]["state"], "init");
+    assert_eq!(l[0]["status"], "initialising");
+    assert_eq!(l[0]["creator_pid"], child.pid());
+    let s = json(&venom(&["stat", "--json", &name]));
+    assert_eq!(s["segment"]["state"], "init");
+    assert_eq!(s.as_object().unwrap().len(), 1, "no kind section before READY: {s}");
+    assert_eq!(venom(&["rm", &name]).status.code(), Some(1), "a live creator's segment is refused");
 }
 
 #[test]
