@@ -21,7 +21,7 @@ pub struct SegmentRecord {
     pub status: &'static str,
     /// Why it is stray or corrupt.
     pub reason: Option<String>,
-    /// `live`, `dead`, or null when there is no owner to check.
+    /// The STATE column: `live`, `dead`, `init`, `uninit`, `stray`, `corrupt`, `denied`.
     pub state: &'static str,
     /// Whether a live process holds it.
     pub live: bool,

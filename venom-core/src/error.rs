@@ -41,7 +41,7 @@ pub enum Error {
     },
     /// [`inspect::remove`](crate::inspect::remove) refused to remove a
     /// segment whose creator or owner is alive.
-    #[error("segment {name:?} is in use by live process {pid}; not removed (force it to remove it anyway)")]
+    #[error("segment {name:?} is in use by live process {pid}; not removed")]
     InUse {
         /// The segment name.
         name: String,
