@@ -134,6 +134,11 @@ pub struct ObjectInfo {
     pub bytes: u64,
     /// Size of one element (the key for a map) in bytes.
     pub elem_size: u32,
+    /// Items it holds now (queue, stack, map entries, bitset ones, array
+    /// elements); a snapshot, `None` for an unknown kind.
+    pub items: Option<u64>,
+    /// Byte offset of the object in the segment's data area.
+    pub(crate) offset: u64,
 }
 
 /// A ready entry's placement, as read back from the directory.
@@ -316,6 +321,8 @@ impl<'a> Directory<'a> {
                     capacity: e[CAPACITY].load(Ordering::Relaxed),
                     bytes: e[LEN].load(Ordering::Relaxed),
                     elem_size: e[ELEM].load(Ordering::Relaxed) as u32,
+                    items: None,
+                    offset: e[OFFSET].load(Ordering::Relaxed),
                 }
             })
             .collect()

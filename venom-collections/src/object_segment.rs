@@ -19,7 +19,7 @@ use std::sync::Arc;
 use venom_core::loom::sync::{AtomicU64, Ordering};
 use venom_core::{Segment, SegmentKind};
 
-use crate::directory::{Directory, ENTRY_WORDS, ObjectInfo, Spec};
+use crate::directory::{Directory, ENTRY_WORDS, ObjectInfo, ObjectKind, Spec};
 use crate::error::{Error, Result};
 use crate::patience::DEFAULT_STALL_TIMEOUT;
 
@@ -180,9 +180,26 @@ impl ObjectSegment {
         self.data_len
     }
 
-    /// Every ready object, for tooling.
+    /// Every ready object, for tooling, with its current item count. Only
+    /// loads: listing claims nothing and counts as no participant.
     pub fn objects(&self) -> Vec<ObjectInfo> {
-        self.directory().list()
+        let mut list = self.directory().list();
+        for o in &mut list {
+            // A region that fails the bounds check is reported without a count.
+            let Ok(region) = self.region(o.offset, o.bytes, o.capacity) else { continue };
+            let words = region.words();
+            o.items = match o.kind {
+                ObjectKind::Queue => crate::queue::items_in(words, o.capacity),
+                ObjectKind::Stack => crate::stack::items_in(words),
+                ObjectKind::HashMap => crate::map::items_in(words),
+                ObjectKind::Bitset if crate::Bitset::bytes(o.capacity).is_ok_and(|b| b <= o.bytes) => {
+                    Some(crate::Bitset::from_region(region).count_ones())
+                }
+                ObjectKind::Array => Some(o.capacity),
+                _ => None,
+            };
+        }
+        list
     }
 
     fn used(&self) -> &AtomicU64 {

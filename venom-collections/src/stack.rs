@@ -150,6 +150,13 @@ impl<'a> StackCore<'a> {
     }
 }
 
+/// Items of a stack's words, for [`ObjectSegment::objects`](crate::ObjectSegment::objects)
+/// (approximate, like [`Stack::len`]).
+pub(crate) fn items_in(words: &[AtomicU64]) -> Option<u64> {
+    // Relaxed: an approximate count for tools.
+    Some((words.get(LEN)?.load(Ordering::Relaxed) as i64).max(0) as u64)
+}
+
 /// A bounded lock-free LIFO of `T` in an [`ObjectSegment`](crate::ObjectSegment).
 ///
 /// ```

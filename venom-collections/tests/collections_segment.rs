@@ -194,3 +194,26 @@ fn sigkill_during_object_creation_never_blocks_others() {
     assert_eq!((n, names.len()), (80, 80));
     s.unlink().unwrap();
 }
+
+#[test]
+fn objects_report_item_counts() {
+    let name = testkit::unique_name("coll-items");
+    let s = ObjectSegment::create(&name, 1 << 20).unwrap();
+    let q = s.queue::<u64>("q", 8).unwrap();
+    for i in 0..3 {
+        q.push(i, Duration::from_millis(100)).unwrap();
+    }
+    let st = s.stack::<u32>("s", 8).unwrap();
+    st.push(1).unwrap();
+    st.push(2).unwrap();
+    s.hash_map::<u64, u64>("m", 16).unwrap().insert(5, 6).unwrap();
+    let b = s.bitset("b", 1000).unwrap();
+    b.set(3).unwrap();
+    b.set(999).unwrap();
+    s.array::<f64>("a", 10).unwrap();
+    let items = |n: &str| s.objects().into_iter().find(|o| o.name == n).and_then(|o| o.items);
+    assert_eq!(["q", "s", "m", "b", "a"].map(items), [Some(3), Some(2), Some(1), Some(2), Some(10)]);
+    // Listing is read-only: the queue still holds its three items.
+    assert_eq!(q.len(), 3);
+    s.unlink().unwrap();
+}

@@ -26,6 +26,28 @@ pub enum Error {
         /// The pid of the live creator.
         pid: u32,
     },
+    /// A file that is not a venom segment sits at the segment's path, so
+    /// the segment cannot be created. Nothing removes it automatically;
+    /// inspect it and remove it with `venom rm NAME` (or
+    /// [`inspect::remove`](crate::inspect::remove)) if nothing uses it.
+    #[error("{path} is not a venom segment ({reason}); remove it with `venom rm {name}` if nothing else uses it")]
+    StrayFile {
+        /// The segment name.
+        name: String,
+        /// The path of the file in the way.
+        path: String,
+        /// Why it is not a venom segment.
+        reason: String,
+    },
+    /// [`inspect::remove`](crate::inspect::remove) refused to remove a
+    /// segment whose creator or owner is alive.
+    #[error("segment {name:?} is in use by live process {pid}; not removed")]
+    InUse {
+        /// The segment name.
+        name: String,
+        /// The live owner (or creator).
+        pid: u32,
+    },
     /// No segment with this name exists.
     #[error("segment {0:?} not found")]
     NotFound(String),

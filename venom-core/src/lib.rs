@@ -30,6 +30,7 @@ mod dirty;
 mod error;
 pub mod futex;
 pub mod header;
+pub mod inspect;
 pub mod loom;
 mod name;
 pub mod process;

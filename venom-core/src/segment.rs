@@ -309,15 +309,15 @@ impl SegmentBuilder {
                 Err(f) => return Err(failure(name, f)),
             };
             if map.len() < HEADER_LEN {
-                // Created but not yet sized, or a foreign object too small to
-                // be ours: wait for a creator, then treat it as stale.
-                if past {
-                    return Ok(Existing::Stale(0));
-                }
-                backoff.sleep();
-                continue;
+                // A creator sizes its object in one ftruncate to at least a
+                // header (0 bytes is `Empty` above), so this is a foreign
+                // file: never delete it on a guess.
+                return Err(self.stray(name, format!("{} bytes is shorter than a venom header", map.len())));
             }
             let f = Segment::header(&map).load();
+            if let Some(reason) = crate::inspect::foreign_reason(&f) {
+                return Err(self.stray(name, reason));
+            }
             let creator = ProcessId { pid: f.creator_pid, start_time: f.creator_start };
             match f.init_state {
                 header::READY => {
@@ -344,6 +344,14 @@ impl SegmentBuilder {
                 }
                 other => return Err(Error::corrupt(name.as_str(), format!("unknown init state {other}"))),
             }
+        }
+    }
+
+    fn stray(&self, name: &SegmentName, reason: String) -> Error {
+        Error::StrayFile {
+            name: name.as_str().to_owned(),
+            path: format!("{}/{}", crate::inspect::SHM_DIR, name.os_id()),
+            reason,
         }
     }
 

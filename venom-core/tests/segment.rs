@@ -171,7 +171,27 @@ fn foreign_and_half_initialised_objects() {
     let name = unique_name("seg-foreign");
     std::fs::write(shm_path(&name), vec![0xEEu8; 4096]).unwrap();
     assert!(matches!(Segment::open(&name, SegmentKind::RAW), Err(Error::Corrupt { .. })));
+    let r = Segment::builder(&name, SegmentKind::RAW).body_len(64).create();
+    match &r {
+        Err(e @ Error::StrayFile { path, .. }) => {
+            assert_eq!(path, &shm_path(&name));
+            assert!(e.to_string().contains(&format!("venom rm {name}")), "{e}");
+        }
+        other => panic!("expected StrayFile, got {other:?}"),
+    }
+    assert_eq!(std::fs::read(shm_path(&name)).unwrap(), vec![0xEEu8; 4096], "the stray file was touched");
     Segment::unlink_name(&name).unwrap();
+
+    // A foreign file shorter than a header, and one with a zero magic but a
+    // READY state no creator writes before its magic: stray too, kept.
+    for bytes in [vec![1u8; 10], [vec![0u8; 36], 2u32.to_le_bytes().to_vec(), vec![0u8; 88]].concat()] {
+        let name = unique_name("seg-foreign");
+        std::fs::write(shm_path(&name), &bytes).unwrap();
+        let r = Segment::builder(&name, SegmentKind::RAW).body_len(64).create();
+        assert!(matches!(r, Err(Error::StrayFile { .. })), "{r:?}");
+        assert_eq!(std::fs::read(shm_path(&name)).unwrap(), bytes);
+        Segment::unlink_name(&name).unwrap();
+    }
 
     // Zero-filled (creator crashed right after shm_open + ftruncate): open
     // waits for the init timeout; create reclaims it after the same wait.

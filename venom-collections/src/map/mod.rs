@@ -50,3 +50,10 @@ mod probe;
 mod tests; // unit tests (recovery) and loom models
 
 pub use handle::*;
+
+/// Entries of a map's words, for [`ObjectSegment::objects`](crate::ObjectSegment::objects)
+/// (approximate under concurrent writes).
+pub(crate) fn items_in(words: &[venom_core::loom::sync::AtomicU64]) -> Option<u64> {
+    // Relaxed: an approximate count for tools.
+    Some((words.get(probe::LEN)?.load(venom_core::loom::sync::Ordering::Relaxed) as i64).max(0) as u64)
+}

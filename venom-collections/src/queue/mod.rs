@@ -115,3 +115,13 @@ mod roster;
 mod tests; // unit tests (recovery) and loom models
 
 pub use handle::*;
+
+/// Items in a queue's words, for [`ObjectSegment::objects`](crate::ObjectSegment::objects):
+/// `tail - head` clamped to the capacity (a monitoring snapshot).
+pub(crate) fn items_in(words: &[venom_core::loom::sync::AtomicU64], capacity: u64) -> Option<u64> {
+    use venom_core::loom::sync::Ordering;
+    // Relaxed: an approximate count for tools; nothing is read through it.
+    let head = words.get(ring::HEAD)?.load(Ordering::Relaxed);
+    let tail = words.get(ring::TAIL)?.load(Ordering::Relaxed);
+    Some(tail.saturating_sub(head).min(capacity))
+}

@@ -53,6 +53,7 @@
 
 mod command;
 mod daemon;
+mod inspect;
 mod shell;
 mod stop;
 
@@ -60,6 +61,7 @@ use std::fmt;
 
 pub use command::Command;
 pub use daemon::{DaemonChannel, DaemonStats};
+pub use inspect::{ChannelInfo, ClientSlot};
 pub use shell::{DEFAULT_REQUEST_TIMEOUT, ShellChannel};
 pub use stop::StopHandle;
 

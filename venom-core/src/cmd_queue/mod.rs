@@ -76,6 +76,21 @@ use crate::segment::Segment;
 /// Default largest message, in bytes.
 pub const DEFAULT_MAX_MSG_SIZE: usize = 4096;
 
+/// One lane of a queue as seen by [`CmdQueue::lane_stats`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LaneStats {
+    /// Lane (client slot) index.
+    pub lane: usize,
+    /// The producer owning the lane (start time truncated to 32 bits), if any.
+    pub owner: Option<crate::ProcessId>,
+    /// Whether that owner is alive.
+    pub owner_alive: bool,
+    /// Claim generation (bumped on every claim).
+    pub generation: u64,
+    /// Messages published and not yet consumed.
+    pub queued: u64,
+}
+
 /// Shape of a command queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QueueConfig {
@@ -247,6 +262,35 @@ impl CmdQueue {
                 owner != 0 && crate::ProcessId::packed_liveness(owner) == crate::Liveness::Alive
             })
             .count()
+    }
+
+    /// A read-only snapshot of every lane: owner, liveness, claim
+    /// generation and queued messages. Does not claim anything.
+    pub fn lane_stats(&self) -> Vec<LaneStats> {
+        let block = &self.inner.block;
+        (0..self.lanes())
+            .map(|i| {
+                let lane = block.lane(i);
+                // Acquire: pairs with the claiming CAS, so the generation we
+                // read is at least the claim's.
+                let owner = lane.owner.load(crate::loom::sync::Ordering::Acquire);
+                LaneStats {
+                    lane: i,
+                    owner: (owner != 0).then(|| crate::ProcessId::unpack(owner)),
+                    owner_alive: owner != 0 && crate::ProcessId::packed_liveness(owner) == crate::Liveness::Alive,
+                    // Relaxed: a monitoring snapshot.
+                    generation: lane.generation.load(crate::loom::sync::Ordering::Relaxed),
+                    queued: block.ring(i).pending(),
+                }
+            })
+            .collect()
+    }
+
+    /// The registered consumer, if any, and whether it is alive.
+    pub fn consumer_process(&self) -> Option<(crate::ProcessId, bool)> {
+        // Acquire: pairs with the consumer's claiming CAS.
+        let c = self.inner.block.header().consumer.load(crate::loom::sync::Ordering::Acquire);
+        (c != 0).then(|| (crate::ProcessId::unpack(c), crate::ProcessId::packed_liveness(c) == crate::Liveness::Alive))
     }
 
     /// Unlinks the queue's segment name (no-op for caller memory).

@@ -216,6 +216,23 @@ impl Ring {
         t
     }
 
+    /// Messages published and not yet consumed, counted from `head` over
+    /// the publication stamps (exact even when the producer's `tail` hint
+    /// lags). A monitoring snapshot: only loads, bounded by the capacity.
+    pub(crate) fn pending(&self) -> u64 {
+        // Acquire: pairs with the consumer's Release of `head`.
+        let head = self.ctl().head.0.load(Ordering::Acquire);
+        let mut n = 0;
+        while n < self.capacity() {
+            // Acquire: as in `peek`.
+            if self.slot(head + n).0.seq.load(Ordering::Acquire) != head + n + 1 {
+                break;
+            }
+            n += 1;
+        }
+        n
+    }
+
     /// Consumer taking over the ring: discards every published message and
     /// returns the new head.
     pub(crate) fn drain(&self) -> u64 {

@@ -212,6 +212,22 @@ impl SeqRegion {
         w != 0 && ProcessId::packed_liveness(w) == Liveness::Alive
     }
 
+    /// Whether the region is torn: a writer died mid-write and its
+    /// successor has not yet rewritten the whole region (reads fail with
+    /// [`Error::Torn`] meanwhile).
+    pub fn is_torn(&self) -> bool {
+        // Relaxed: a monitoring snapshot; reads that care go through the
+        // seqlock window.
+        self.ctl().torn.load(Ordering::Relaxed) != 0
+    }
+
+    /// Length of the last [`SeqWriter::write`] (a monitoring snapshot, not
+    /// synchronised with the data; use [`SeqRegion::read`] for that).
+    pub fn last_write_len(&self) -> usize {
+        // Relaxed: see above.
+        (self.ctl().len.load(Ordering::Relaxed) as usize).min(self.size)
+    }
+
     /// Reads the bytes of the last [`SeqWriter::write`] into `buf` and
     /// returns their count. Fails with [`Error::BufferTooSmall`] rather than
     /// truncating.
