@@ -1,0 +1,39 @@
+/* A C shell against a Rust daemon: reads the published data, then sends
+ * "ping <i>" requests and checks the daemon's "pong <i>" replies.
+ * Usage: shell_client CHANNEL COUNT */
+#include <string.h>
+#include "check.h"
+
+int main(int argc, char **argv) {
+    if (argc != 3) return 2;
+    const char *name = argv[1];
+    int count = atoi(argv[2]);
+    venom_shell *shell = NULL;
+    MUST(venom_shell_connect(name, &shell));
+
+    char data[256];
+    size_t len = 0;
+    MUST(venom_shell_read_data(shell, (uint8_t *)data, sizeof data, &len));
+    printf("data: %.*s\n", (int)len, data);
+
+    size_t max = 0;
+    MUST(venom_shell_max_msg_size(shell, &max));
+    char *resp = malloc(max);
+    for (int i = 0; i < count; i++) {
+        char cmd[64], want[64];
+        int n = snprintf(cmd, sizeof cmd, "ping %d", i);
+        snprintf(want, sizeof want, "pong %d", i);
+        size_t got = 0;
+        MUST(venom_shell_request(shell, (const uint8_t *)cmd, (size_t)n, (uint8_t *)resp, max, &got, 5000));
+        CHECK(got == strlen(want) && memcmp(resp, want, got) == 0);
+    }
+    /* A reply larger than the buffer: ETOOSMALL with the size needed. */
+    size_t needed = 0;
+    EXPECT(venom_shell_request(shell, (const uint8_t *)"big", 3, (uint8_t *)resp, 4, &needed, 5000),
+           VENOM_ETOOSMALL);
+    CHECK(needed == 1000);
+    printf("requests: %d\n", count);
+    free(resp);
+    MUST(venom_shell_free(shell));
+    return check_failures ? 1 : 0;
+}

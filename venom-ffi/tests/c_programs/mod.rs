@@ -1,0 +1,137 @@
+//! Building the C test programs (tests/c/*.c) against `include/venom.h` and
+//! the static library, and running them as child processes with a bound.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `libvenom.a` of the build that produced this test binary.
+///
+/// Cargo compiles the library target with all of its crate types (rlib,
+/// staticlib, cdylib) into `target/<profile>/deps/` before it links the
+/// integration tests against the rlib, so the staticlib next to this
+/// executable is always from the same sources. (The copy one level up is
+/// only refreshed by `cargo build`, so it may be stale and is not used.)
+pub fn static_lib() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("test binary directory");
+    let lib = deps.join("libvenom.a");
+    assert!(
+        lib.exists(),
+        "{} not found: the venom-ffi library target should have been built with crate-type staticlib",
+        lib.display()
+    );
+    lib
+}
+
+/// Compiles `tests/c/<name>.c` into a private temp directory and returns
+/// the executable. Uses the `cc` crate to find the C compiler (honours `CC`
+/// and `CFLAGS`), statically links libvenom.a.
+pub fn build(name: &str) -> PathBuf {
+    let out_dir = std::env::temp_dir().join(format!("venom-ffi-c-{}", std::process::id()));
+    std::fs::create_dir_all(&out_dir).expect("temp dir");
+    let exe = out_dir.join(name);
+    let target = if cfg!(target_arch = "aarch64") { "aarch64-unknown-linux-gnu" } else { "x86_64-unknown-linux-gnu" };
+    let compiler = cc::Build::new()
+        .target(target)
+        .host(target)
+        .opt_level(1)
+        .debug(false)
+        .cargo_metadata(false)
+        .warnings(true)
+        .try_get_compiler()
+        .expect("a C compiler (install gcc or set CC)");
+    let src = crate_dir().join("tests/c").join(format!("{name}.c"));
+    let out = compiler
+        .to_command()
+        .arg("-std=c11")
+        .arg("-Wall")
+        .arg("-Werror")
+        .arg("-I")
+        .arg(crate_dir().join("include"))
+        .arg("-I")
+        .arg(crate_dir().join("tests/c"))
+        .arg(&src)
+        .arg(static_lib())
+        .args(["-lpthread", "-ldl", "-lm", "-lrt", "-lgcc_s", "-lc"])
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .expect("run the C compiler");
+    assert!(
+        out.status.success(),
+        "compiling {} failed:\n{}{}",
+        src.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    exe
+}
+
+/// Spawns `exe` with piped stdout/stderr.
+pub fn spawn(exe: &Path, args: &[&str]) -> Child {
+    Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the C program")
+}
+
+/// Reads stdout lines until one starts with `prefix` (a readiness marker)
+/// and returns it. The child's own timeouts bound the wait: it prints the
+/// marker or exits (EOF).
+pub fn wait_for_line(child: &mut Child, prefix: &str) -> String {
+    let stdout = child.stdout.as_mut().expect("piped stdout");
+    let mut reader = BufReader::new(stdout);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line).expect("read child stdout");
+        assert!(n > 0, "child exited before printing {prefix:?}");
+        if line.starts_with(prefix) {
+            return line.trim_end().to_owned();
+        }
+    }
+}
+
+/// Waits for `child` up to `limit`, killing it on timeout; returns its
+/// output (the part not yet consumed) and asserts it succeeded.
+pub fn finish(mut child: Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait().expect("try_wait") {
+            Some(_) => break,
+            None if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("wait");
+                panic!("C program timed out after {limit:?}; stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+            }
+            // Polling a child's exit status has no handshake to wait on; the
+            // sleep only paces the poll, it does not synchronise anything.
+            None => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "C program failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A segment name unique to this test process.
+pub fn unique(tag: &str) -> String {
+    format!("ffi-{}-{tag}", std::process::id())
+}
