@@ -5,7 +5,7 @@
 use std::ffi::{CStr, c_char};
 use std::time::Duration;
 
-use crate::status::{FfiResult, Failure};
+use crate::status::{Failure, FfiResult};
 
 /// Wait forever (the value of every `timeout_ms` parameter that means "no
 /// deadline").

@@ -6,7 +6,7 @@ use std::ffi::c_char;
 use venom_core::{Error, RegionConfig, SeqReader, SeqRegion, SeqWriter};
 
 use crate::args::{self, bytes_in, bytes_out, handle, handle_mut, opt_out, out, set_opt};
-use crate::status::{FfiResult, Failure, guard, venom_status};
+use crate::status::{Failure, FfiResult, guard, venom_status};
 
 /// The writer of a seqlock region.
 ///

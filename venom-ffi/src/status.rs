@@ -87,9 +87,7 @@ impl From<venom_core::Error> for Failure {
             E::InvalidName { .. } | E::InvalidConfig(_) => VENOM_EINVAL,
             E::AlreadyExists { .. } => VENOM_EEXIST,
             E::NotFound(_) => VENOM_ENOTFOUND,
-            E::Corrupt { .. } | E::WrongKind { .. } | E::VersionMismatch { .. } | E::InitTimeout(_) => {
-                VENOM_ECORRUPT
-            }
+            E::Corrupt { .. } | E::WrongKind { .. } | E::VersionMismatch { .. } | E::InitTimeout(_) => VENOM_ECORRUPT,
             E::OutOfBounds { .. } => VENOM_ERANGE,
             E::BufferTooSmall { .. } => VENOM_ETOOSMALL,
             E::WriterDead { .. } | E::DaemonGone { .. } => VENOM_EGONE,

@@ -115,3 +115,24 @@ fn c_bad_arguments_get_error_codes() {
     let out = finish(spawn(&exe, &[&unique("bad")]), LIMIT);
     assert!(String::from_utf8_lossy(&out.stdout).contains("all bad-argument checks passed"));
 }
+
+/// The examples/c programs build, talk to each other, and the daemon stops
+/// cleanly on SIGTERM (`venom_daemon_stop` from a signal handler).
+#[test]
+fn example_c_client_and_daemon_interoperate() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/c");
+    let daemon_exe = c_programs::build_c(&dir.join("daemon.c"), "example_daemon", 2);
+    let client_exe = c_programs::build_c(&dir.join("client.c"), "example_client", 2);
+    let name = unique("example");
+    let mut daemon = spawn(&daemon_exe, &[&name]);
+    wait_for_line(&mut daemon, "serving");
+    let out = finish(spawn(&client_exe, &[&name, "100"]), LIMIT);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("data: hello from a C daemon"), "{stdout}");
+    assert!(stdout.contains("last reply: echo: ping"), "{stdout}");
+    assert!(stdout.contains("latency_ns median="), "{stdout}");
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(daemon.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    let out = finish(daemon, LIMIT);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("stopped after 100 commands"));
+}

@@ -7,8 +7,11 @@ use std::path::PathBuf;
 fn header_is_current() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let config = cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("cbindgen.toml");
-    let bindings =
-        cbindgen::Builder::new().with_crate(&dir).with_config(config).generate().expect("cbindgen generates the header");
+    let bindings = cbindgen::Builder::new()
+        .with_crate(&dir)
+        .with_config(config)
+        .generate()
+        .expect("cbindgen generates the header");
     let mut generated = Vec::new();
     bindings.write(&mut generated);
     let checked_in_path = dir.join("include/venom.h");

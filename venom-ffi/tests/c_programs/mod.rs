@@ -32,33 +32,39 @@ pub fn static_lib() -> PathBuf {
 }
 
 /// Compiles `tests/c/<name>.c` into a private temp directory and returns
-/// the executable. Uses the `cc` crate to find the C compiler (honours `CC`
-/// and `CFLAGS`), statically links libvenom.a.
+/// the executable.
 pub fn build(name: &str) -> PathBuf {
+    build_c(&crate_dir().join("tests/c").join(format!("{name}.c")), name, 1)
+}
+
+/// Compiles the C file `src` into a private temp directory as `exe_name`
+/// at `-O<opt>`. Uses the `cc` crate to find the C compiler (honours `CC`
+/// and `CFLAGS`), statically links libvenom.a.
+pub fn build_c(src: &Path, exe_name: &str, opt: u32) -> PathBuf {
     let out_dir = std::env::temp_dir().join(format!("venom-ffi-c-{}", std::process::id()));
     std::fs::create_dir_all(&out_dir).expect("temp dir");
-    let exe = out_dir.join(name);
+    let exe = out_dir.join(exe_name);
     let target = if cfg!(target_arch = "aarch64") { "aarch64-unknown-linux-gnu" } else { "x86_64-unknown-linux-gnu" };
     let compiler = cc::Build::new()
         .target(target)
         .host(target)
-        .opt_level(1)
+        .opt_level(opt)
         .debug(false)
         .cargo_metadata(false)
         .warnings(true)
         .try_get_compiler()
         .expect("a C compiler (install gcc or set CC)");
-    let src = crate_dir().join("tests/c").join(format!("{name}.c"));
     let out = compiler
         .to_command()
         .arg("-std=c11")
+        .arg("-D_POSIX_C_SOURCE=200809L")
         .arg("-Wall")
         .arg("-Werror")
         .arg("-I")
         .arg(crate_dir().join("include"))
         .arg("-I")
         .arg(crate_dir().join("tests/c"))
-        .arg(&src)
+        .arg(src)
         .arg(static_lib())
         .args(["-lpthread", "-ldl", "-lm", "-lrt", "-lgcc_s", "-lc"])
         .arg("-o")
