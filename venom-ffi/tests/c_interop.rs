@@ -136,3 +136,30 @@ fn example_c_client_and_daemon_interoperate() {
     let out = finish(daemon, LIMIT);
     assert!(String::from_utf8_lossy(&out.stdout).contains("stopped after 100 commands"));
 }
+
+/// A C daemon killed with SIGKILL: the Rust shell gets `DaemonGone` within
+/// its timeout, a new C daemon reclaims the name, and the shell reconnects.
+#[test]
+fn rust_shell_survives_a_killed_c_daemon() {
+    let exe = build("daemon");
+    let name = unique("c-daemon-kill");
+    let mut first = spawn(&exe, &[&name]);
+    wait_for_line(&mut first, "READY");
+    let mut shell = ShellChannel::connect(&name).unwrap();
+    let mut buf = [0u8; 600];
+    let n = shell.request_timeout(b"one", &mut buf, Duration::from_secs(10)).unwrap();
+    assert_eq!(&buf[..n], b"C:one");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let err = shell.request_timeout(b"two", &mut buf, Duration::from_secs(10)).unwrap_err();
+    assert!(matches!(err, Error::DaemonGone { .. }), "{err}");
+
+    let mut second = spawn(&exe, &[&name]);
+    wait_for_line(&mut second, "READY");
+    shell.reconnect().unwrap();
+    let n = shell.request_timeout(b"three", &mut buf, Duration::from_secs(10)).unwrap();
+    assert_eq!(&buf[..n], b"C:three");
+    let n = shell.request(b"quit", &mut buf).unwrap();
+    assert_eq!(&buf[..n], b"bye");
+    finish(second, LIMIT);
+}
