@@ -262,6 +262,25 @@ typedef struct venom_channel_config {
 } venom_channel_config;
 
 /**
+ * One piece of a multi-part write (`venom_seq_writer_write_parts`,
+ * `venom_daemon_write_data_parts`): `len` bytes from `data` go to `offset`.
+ */
+typedef struct venom_write_part {
+  /**
+   * Destination offset in the region.
+   */
+  size_t offset;
+  /**
+   * Source bytes (NULL only with `len` 0).
+   */
+  const uint8_t *data;
+  /**
+   * Number of bytes.
+   */
+  size_t len;
+} venom_write_part;
+
+/**
  * Identifies a command received with `venom_daemon_recv`.
  */
 typedef struct venom_command {
@@ -440,6 +459,24 @@ enum venom_status venom_daemon_write_data(struct venom_daemon *daemon,
                                           uint64_t *version);
 
 /**
+ * Publishes several `parts` of the channel's data region as ONE version
+ * (shells see all of them or none); every part is checked first, so a
+ * failed call writes nothing. The recorded length (what
+ * `venom_shell_read_data` returns) is unchanged. Stores the new version in
+ * `*version` unless NULL.
+ *
+ * # Safety
+ * `daemon` is NULL or a live handle owned by the calling thread; `parts` is
+ * NULL (with `count` 0) or valid for `count` parts whose `data` pointers
+ * are NULL (with `len` 0) or valid for `len` bytes; `version` is NULL or
+ * valid.
+ */
+enum venom_status venom_daemon_write_data_parts(struct venom_daemon *daemon,
+                                                const struct venom_write_part *parts,
+                                                size_t count,
+                                                uint64_t *version);
+
+/**
  * Waits up to `timeout_ms` for the next command, copies its bytes into
  * `buf` and describes it in `*cmd`.
  *
@@ -508,7 +545,8 @@ enum venom_status venom_daemon_clients(struct venom_daemon *daemon,
  *
  * Thread-safe and async-signal-safe: callable from any thread or a signal
  * handler while the owning thread is inside `venom_daemon_recv` (but not
- * concurrently with `venom_daemon_free`).
+ * concurrently with `venom_daemon_free`). Only the failure path (a NULL
+ * `daemon`) allocates, to record its message.
  *
  * # Safety
  * `daemon` is NULL or a live handle.
@@ -694,6 +732,23 @@ enum venom_status venom_seq_writer_write_at(struct venom_seq_writer *writer,
                                             const uint8_t *data,
                                             size_t len,
                                             uint64_t *version);
+
+/**
+ * Writes all `count` parts as ONE version: a reader sees all of them or
+ * none. Every part is checked first (`VENOM_ERANGE`, `VENOM_EINVAL`), so a
+ * failed call writes nothing. The recorded length is unchanged. Stores the
+ * new version in `*version` unless NULL.
+ *
+ * # Safety
+ * `writer` is NULL or a live handle owned by the calling thread; `parts` is
+ * NULL (with `count` 0) or valid for `count` parts whose `data` pointers
+ * are NULL (with `len` 0) or valid for `len` bytes; `version` is NULL or
+ * valid.
+ */
+enum venom_status venom_seq_writer_write_parts(struct venom_seq_writer *writer,
+                                               const struct venom_write_part *parts,
+                                               size_t count,
+                                               uint64_t *version);
 
 /**
  * Stores the version of the last completed write in `*version`.
@@ -890,6 +945,70 @@ enum venom_status venom_shell_request(struct venom_shell *shell,
                                       size_t resp_cap,
                                       size_t *resp_len,
                                       uint64_t timeout_ms);
+
+/**
+ * Pipelining: sends the command without waiting for its reply and stores
+ * its request id in `*request_id` unless NULL. Collect replies with
+ * `venom_shell_recv_response`. At most `cmd_slots - 1` requests may be
+ * outstanding; beyond that `VENOM_EFULL` until replies are collected.
+ * While requests are outstanding `venom_shell_request` fails with
+ * `VENOM_EBUSY`. Waits up to 5 s for ring room if the daemon is behind.
+ *
+ * # Safety
+ * `shell` is NULL or a live handle owned by the calling thread; `cmd` is
+ * NULL (with `cmd_len` 0) or valid for `cmd_len` bytes; `request_id` is
+ * NULL or valid for a write.
+ */
+enum venom_status venom_shell_send(struct venom_shell *shell,
+                                   const uint8_t *cmd,
+                                   size_t cmd_len,
+                                   uint64_t *request_id);
+
+/**
+ * Pipelining: waits up to `timeout_ms` for the next reply to a
+ * `venom_shell_send` request (replies arrive in the order the daemon
+ * answers), copies it into `buf`, its length into `*len` and its request
+ * id into `*request_id` (unless NULL; also set for `VENOM_ETOOLARGE` and
+ * `VENOM_ENOREPLY` replies). If `buf` is too small: `VENOM_ETOOSMALL` with
+ * the size needed in `*len`, and the reply stays queued. `VENOM_ETIMEDOUT`
+ * at once when nothing is outstanding.
+ *
+ * # Safety
+ * `shell` is NULL or a live handle owned by the calling thread; `buf` is
+ * NULL (with `cap` 0) or valid for writes of `cap` bytes; `len` and
+ * `request_id` are NULL or valid for a write.
+ */
+enum venom_status venom_shell_recv_response(struct venom_shell *shell,
+                                            uint8_t *buf,
+                                            size_t cap,
+                                            size_t *len,
+                                            uint64_t *request_id,
+                                            uint64_t timeout_ms);
+
+/**
+ * Stores the number of `venom_shell_send` requests whose replies were not
+ * yet received in `*count`.
+ *
+ * # Safety
+ * `shell` is NULL or a live handle; `count` is NULL or valid for a write.
+ */
+enum venom_status venom_shell_outstanding(const struct venom_shell *shell,
+                                          size_t *count);
+
+/**
+ * Reads exactly `len` bytes at `offset` of the daemon's data region into
+ * `buf`, consistent with one daemon write, and stores that write's version
+ * in `*version` unless NULL. `VENOM_ERANGE` if the range leaves the region.
+ *
+ * # Safety
+ * `shell` is NULL or a live handle; `buf` is NULL (with `len` 0) or valid
+ * for writes of `len` bytes; `version` is NULL or valid for a write.
+ */
+enum venom_status venom_shell_read_data_at(const struct venom_shell *shell,
+                                           size_t offset,
+                                           uint8_t *buf,
+                                           size_t len,
+                                           uint64_t *version);
 
 /**
  * Stores the channel's largest command (and reply) size in `*size`.

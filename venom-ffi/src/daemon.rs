@@ -9,6 +9,7 @@ use venom_core::channel::Command;
 use venom_core::{ChannelConfig, DaemonChannel, StopHandle, WaitStrategy};
 
 use crate::args::{self, bytes_in, bytes_out, handle, opt_out, out, set_opt};
+use crate::seq::{checked_parts, venom_write_part, write_parts};
 use crate::status::{Failure, FfiResult, guard, venom_status};
 
 /// Busy-poll: lowest latency, burns a core while idle.
@@ -207,6 +208,38 @@ pub unsafe extern "C" fn venom_daemon_write_data(
     })
 }
 
+/// Publishes several `parts` of the channel's data region as ONE version
+/// (shells see all of them or none); every part is checked first, so a
+/// failed call writes nothing. The recorded length (what
+/// `venom_shell_read_data` returns) is unchanged. Stores the new version in
+/// `*version` unless NULL.
+///
+/// # Safety
+/// `daemon` is NULL or a live handle owned by the calling thread; `parts` is
+/// NULL (with `count` 0) or valid for `count` parts whose `data` pointers
+/// are NULL (with `len` 0) or valid for `len` bytes; `version` is NULL or
+/// valid.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn venom_daemon_write_data_parts(
+    daemon: *mut venom_daemon,
+    parts: *const venom_write_part,
+    count: usize,
+    version: *mut u64,
+) -> venom_status {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let d = unsafe { handle(daemon, "daemon")? };
+        // SAFETY: owning thread (contract).
+        let st = unsafe { d.state() };
+        // SAFETY: forwarded contract.
+        let parts = unsafe { checked_parts(parts, count, st.chan.data().size())? };
+        let ((), v) = st.chan.write_data_with(|w| write_parts(w, parts))?;
+        // SAFETY: NULL or valid per the contract.
+        unsafe { set_opt(&opt_out(version), v) };
+        Ok(())
+    })
+}
+
 /// Waits up to `timeout_ms` for the next command, copies its bytes into
 /// `buf` and describes it in `*cmd`.
 ///
@@ -334,7 +367,8 @@ pub unsafe extern "C" fn venom_daemon_clients(daemon: *mut venom_daemon, clients
 ///
 /// Thread-safe and async-signal-safe: callable from any thread or a signal
 /// handler while the owning thread is inside `venom_daemon_recv` (but not
-/// concurrently with `venom_daemon_free`).
+/// concurrently with `venom_daemon_free`). Only the failure path (a NULL
+/// `daemon`) allocates, to record its message.
 ///
 /// # Safety
 /// `daemon` is NULL or a live handle.

@@ -3,7 +3,7 @@
 
 use std::ffi::c_char;
 
-use venom_core::{Error, RegionConfig, SeqReader, SeqRegion, SeqWriter};
+use venom_core::{Error, RegionConfig, RegionWrite, SeqReader, SeqRegion, SeqWriter};
 
 use crate::args::{self, bytes_in, bytes_out, handle, handle_mut, opt_out, out, set_opt};
 use crate::status::{Failure, FfiResult, guard, venom_status};
@@ -127,6 +127,93 @@ pub unsafe extern "C" fn venom_seq_writer_write_at(
         // SAFETY: forwarded contract.
         let (w, data) = unsafe { (handle_mut(writer, "writer")?, bytes_in(data, len, "data")?) };
         let v = w.inner.write_at(offset, data)?;
+        // SAFETY: NULL or valid per the contract.
+        unsafe { set_opt(&opt_out(version), v) };
+        Ok(())
+    })
+}
+
+/// One piece of a multi-part write (`venom_seq_writer_write_parts`,
+/// `venom_daemon_write_data_parts`): `len` bytes from `data` go to `offset`.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct venom_write_part {
+    /// Destination offset in the region.
+    pub offset: usize,
+    /// Source bytes (NULL only with `len` 0).
+    pub data: *const u8,
+    /// Number of bytes.
+    pub len: usize,
+}
+
+/// Checks every part of `parts[..count]` against a region of `size` bytes
+/// before anything is written, so a bad part never leaves a partial write.
+///
+/// # Safety
+/// `parts` is NULL (with `count` 0) or valid for `count` parts, each of
+/// whose `data` is NULL (with `len` 0) or valid for `len` bytes.
+pub(crate) unsafe fn checked_parts<'a>(
+    parts: *const venom_write_part,
+    count: usize,
+    size: usize,
+) -> FfiResult<&'a [venom_write_part]> {
+    if count > isize::MAX as usize / std::mem::size_of::<venom_write_part>() {
+        return Err(Failure::inval(format!("part count {count} is larger than any array")));
+    }
+    let parts: &[venom_write_part] = if parts.is_null() {
+        if count != 0 {
+            return Err(Failure::inval(format!("parts is NULL with count {count}")));
+        }
+        &[]
+    } else {
+        // SAFETY: non-null, count fits isize, valid per the contract.
+        unsafe { std::slice::from_raw_parts(parts, count) }
+    };
+    for (i, p) in parts.iter().enumerate() {
+        // SAFETY: forwarded contract.
+        unsafe { bytes_in(p.data, p.len, "part data")? };
+        if p.offset.checked_add(p.len).is_none_or(|end| end > size) {
+            let msg = format!("part {i}: range {}+{} is outside the region of {size} bytes", p.offset, p.len);
+            return Err(Failure::new(venom_status::VENOM_ERANGE, msg));
+        }
+    }
+    Ok(parts)
+}
+
+/// Writes parts already checked by [`checked_parts`] inside one window.
+pub(crate) fn write_parts(w: &mut RegionWrite<'_>, parts: &[venom_write_part]) -> venom_core::Result<()> {
+    for p in parts {
+        // SAFETY: validated by `checked_parts` under the caller's contract.
+        let data = unsafe { bytes_in(p.data, p.len, "part data") }.unwrap_or_default();
+        w.write_at(p.offset, data)?;
+    }
+    Ok(())
+}
+
+/// Writes all `count` parts as ONE version: a reader sees all of them or
+/// none. Every part is checked first (`VENOM_ERANGE`, `VENOM_EINVAL`), so a
+/// failed call writes nothing. The recorded length is unchanged. Stores the
+/// new version in `*version` unless NULL.
+///
+/// # Safety
+/// `writer` is NULL or a live handle owned by the calling thread; `parts` is
+/// NULL (with `count` 0) or valid for `count` parts whose `data` pointers
+/// are NULL (with `len` 0) or valid for `len` bytes; `version` is NULL or
+/// valid.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn venom_seq_writer_write_parts(
+    writer: *mut venom_seq_writer,
+    parts: *const venom_write_part,
+    count: usize,
+    version: *mut u64,
+) -> venom_status {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let w = unsafe { handle_mut(writer, "writer")? };
+        // SAFETY: forwarded contract.
+        let parts = unsafe { checked_parts(parts, count, w.inner.size())? };
+        let ((), v) = w.inner.write_with(|rw| write_parts(rw, parts))?;
         // SAFETY: NULL or valid per the contract.
         unsafe { set_opt(&opt_out(version), v) };
         Ok(())

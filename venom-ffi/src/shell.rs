@@ -4,7 +4,7 @@ use std::ffi::c_char;
 
 use venom_core::{Error, ShellChannel};
 
-use crate::args::{self, bytes_in, bytes_out, handle, handle_mut, out};
+use crate::args::{self, bytes_in, bytes_out, handle, handle_mut, opt_out, out, set_opt};
 use crate::status::{Failure, guard, venom_status};
 
 /// A channel client handle: reads the daemon's data and sends it requests.
@@ -152,6 +152,122 @@ pub unsafe extern "C" fn venom_shell_request(
         let n = s.chan.request_timeout(cmd, resp, args::timeout(timeout_ms)).map_err(|e| report_needed(e, &len))?;
         // SAFETY: checked non-null; valid per the contract.
         unsafe { len.set(n) };
+        Ok(())
+    })
+}
+
+/// Pipelining: sends the command without waiting for its reply and stores
+/// its request id in `*request_id` unless NULL. Collect replies with
+/// `venom_shell_recv_response`. At most `cmd_slots - 1` requests may be
+/// outstanding; beyond that `VENOM_EFULL` until replies are collected.
+/// While requests are outstanding `venom_shell_request` fails with
+/// `VENOM_EBUSY`. Waits up to 5 s for ring room if the daemon is behind.
+///
+/// # Safety
+/// `shell` is NULL or a live handle owned by the calling thread; `cmd` is
+/// NULL (with `cmd_len` 0) or valid for `cmd_len` bytes; `request_id` is
+/// NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn venom_shell_send(
+    shell: *mut venom_shell,
+    cmd: *const u8,
+    cmd_len: usize,
+    request_id: *mut u64,
+) -> venom_status {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let (s, cmd) = unsafe { (handle_mut(shell, "shell")?, bytes_in(cmd, cmd_len, "command")?) };
+        let id = s.chan.send_command(cmd)?;
+        // SAFETY: NULL or valid per the contract.
+        unsafe { set_opt(&opt_out(request_id), id) };
+        Ok(())
+    })
+}
+
+/// Pipelining: waits up to `timeout_ms` for the next reply to a
+/// `venom_shell_send` request (replies arrive in the order the daemon
+/// answers), copies it into `buf`, its length into `*len` and its request
+/// id into `*request_id` (unless NULL; also set for `VENOM_ETOOLARGE` and
+/// `VENOM_ENOREPLY` replies). If `buf` is too small: `VENOM_ETOOSMALL` with
+/// the size needed in `*len`, and the reply stays queued. `VENOM_ETIMEDOUT`
+/// at once when nothing is outstanding.
+///
+/// # Safety
+/// `shell` is NULL or a live handle owned by the calling thread; `buf` is
+/// NULL (with `cap` 0) or valid for writes of `cap` bytes; `len` and
+/// `request_id` are NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn venom_shell_recv_response(
+    shell: *mut venom_shell,
+    buf: *mut u8,
+    cap: usize,
+    len: *mut usize,
+    request_id: *mut u64,
+    timeout_ms: u64,
+) -> venom_status {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let (s, buf) = unsafe { (handle_mut(shell, "shell")?, bytes_out(buf, cap, "buffer")?) };
+        let len = out(len, "len")?;
+        let id_out = opt_out(request_id);
+        match s.chan.recv_response_timeout(buf, args::timeout(timeout_ms)) {
+            Ok((id, n)) => {
+                // SAFETY: checked non-null / NULL-or-valid per the contract.
+                unsafe {
+                    len.set(n);
+                    set_opt(&id_out, id);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if let Error::ReplyTooLarge { id, .. } | Error::NoReply { id } = e {
+                    // SAFETY: NULL or valid per the contract.
+                    unsafe { set_opt(&id_out, id) };
+                }
+                Err(report_needed(e, &len))
+            }
+        }
+    })
+}
+
+/// Stores the number of `venom_shell_send` requests whose replies were not
+/// yet received in `*count`.
+///
+/// # Safety
+/// `shell` is NULL or a live handle; `count` is NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn venom_shell_outstanding(shell: *const venom_shell, count: *mut usize) -> venom_status {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let s = unsafe { handle(shell, "shell")? };
+        let count = out(count, "count")?;
+        // SAFETY: checked non-null; valid per the contract.
+        unsafe { count.set(s.chan.outstanding()) };
+        Ok(())
+    })
+}
+
+/// Reads exactly `len` bytes at `offset` of the daemon's data region into
+/// `buf`, consistent with one daemon write, and stores that write's version
+/// in `*version` unless NULL. `VENOM_ERANGE` if the range leaves the region.
+///
+/// # Safety
+/// `shell` is NULL or a live handle; `buf` is NULL (with `len` 0) or valid
+/// for writes of `len` bytes; `version` is NULL or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn venom_shell_read_data_at(
+    shell: *const venom_shell,
+    offset: usize,
+    buf: *mut u8,
+    len: usize,
+    version: *mut u64,
+) -> venom_status {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let (s, buf) = unsafe { (handle(shell, "shell")?, bytes_out(buf, len, "buffer")?) };
+        let v = s.chan.data().read_at(offset, buf)?;
+        // SAFETY: NULL or valid per the contract.
+        unsafe { set_opt(&opt_out(version), v) };
         Ok(())
     })
 }

@@ -36,7 +36,8 @@ fn c_shell_talks_to_rust_daemon() {
     });
     let out = finish(spawn(&exe, &[&name, "200"]), LIMIT);
     stop.stop();
-    assert_eq!(server.join().unwrap(), 200);
+    // 200 synchronous requests + 5 pipelined ones.
+    assert_eq!(server.join().unwrap(), 205);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("data: hello from Rust"), "{stdout}");
     assert!(stdout.contains("requests: 200"), "{stdout}");
@@ -54,6 +55,13 @@ fn rust_shell_talks_to_c_daemon() {
     let mut buf = [0u8; 600];
     let n = shell.read_data(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"hello from C");
+    // The two parts were published as one version, after the greeting.
+    let mut a = [0u8; 6];
+    let mut b = [0u8; 6];
+    let va = shell.data().read_at(100, &mut a).unwrap();
+    let vb = shell.data().read_at(200, &mut b).unwrap();
+    assert_eq!((&a, &b, va), (b"part-a", b"part-b", vb));
+    assert_eq!(va, shell.data().version());
     for i in 0..100 {
         let cmd = format!("cmd {i}");
         let n = shell.request_timeout(cmd.as_bytes(), &mut buf, Duration::from_secs(10)).unwrap();

@@ -149,6 +149,25 @@ int main(int argc, char **argv) {
     EXPECT(venom_seq_writer_write_at(w, SIZE_MAX, buf, 2, NULL), VENOM_ERANGE);
     EXPECT(venom_seq_writer_write_at(w, 250, buf, 7, NULL), VENOM_ERANGE);
     MUST(venom_seq_writer_write(w, (const uint8_t *)"abcdef", 6, &v));
+    venom_write_part parts[2] = {
+        {.offset = 10, .data = (const uint8_t *)"ok", .len = 2},
+        {.offset = 255, .data = (const uint8_t *)"no", .len = 2},
+    };
+    uint64_t before = v;
+    EXPECT(venom_seq_writer_write_parts(w, parts, 2, &v), VENOM_ERANGE);
+    EXPECT(venom_seq_writer_write_parts(w, NULL, 2, &v), VENOM_EINVAL);
+    parts[1].data = NULL;
+    parts[1].offset = 0;
+    EXPECT(venom_seq_writer_write_parts(w, parts, 2, &v), VENOM_EINVAL);
+    parts[1].len = 0;
+    parts[1].offset = SIZE_MAX;
+    EXPECT(venom_seq_writer_write_parts(w, parts, 2, &v), VENOM_ERANGE);
+    EXPECT(venom_seq_writer_write_parts(w, parts, SIZE_MAX, &v), VENOM_EINVAL);
+    EXPECT(venom_seq_writer_version(w, &v), VENOM_OK);
+    CHECK(v == before); /* nothing was written */
+    parts[1].offset = 0;
+    EXPECT(venom_seq_writer_write_parts(w, parts, 2, &v), VENOM_OK);
+    CHECK(v > before);
     uint64_t wv = 0;
     EXPECT(venom_seq_writer_version(w, &wv), VENOM_OK);
     CHECK(wv == v);

@@ -16,6 +16,13 @@ int main(int argc, char **argv) {
     uint64_t version = 0;
     MUST(venom_daemon_write_data(d, (const uint8_t *)hello, strlen(hello), &version));
     CHECK(version > 0);
+    venom_write_part parts[2] = {
+        {.offset = 100, .data = (const uint8_t *)"part-a", .len = 6},
+        {.offset = 200, .data = (const uint8_t *)"part-b", .len = 6},
+    };
+    uint64_t v2 = 0;
+    MUST(venom_daemon_write_data_parts(d, parts, 2, &v2));
+    CHECK(v2 > version);
     printf("READY\n");
     fflush(stdout);
 

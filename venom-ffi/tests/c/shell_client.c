@@ -32,6 +32,37 @@ int main(int argc, char **argv) {
     EXPECT(venom_shell_request(shell, (const uint8_t *)"big", 3, (uint8_t *)resp, 4, &needed, 5000),
            VENOM_ETOOSMALL);
     CHECK(needed == 1000);
+    /* Pipelining: five requests in flight, replies in order with their ids. */
+    uint64_t ids[5];
+    for (int i = 0; i < 5; i++) {
+        char cmd[32];
+        int n = snprintf(cmd, sizeof cmd, "ping %d", 1000 + i);
+        EXPECT(venom_shell_send(shell, (const uint8_t *)cmd, (size_t)n, &ids[i]), VENOM_OK);
+    }
+    size_t outstanding = 0;
+    EXPECT(venom_shell_outstanding(shell, &outstanding), VENOM_OK);
+    CHECK(outstanding == 5);
+    EXPECT(venom_shell_request(shell, (const uint8_t *)"x", 1, (uint8_t *)resp, max, &len, 1000), VENOM_EBUSY);
+    /* A short buffer leaves the reply queued. */
+    EXPECT(venom_shell_recv_response(shell, (uint8_t *)resp, 2, &len, NULL, 5000), VENOM_ETOOSMALL);
+    CHECK(len == 9);
+    for (int i = 0; i < 5; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "pong %d", 1000 + i);
+        uint64_t id = 0;
+        EXPECT(venom_shell_recv_response(shell, (uint8_t *)resp, max, &len, &id, 5000), VENOM_OK);
+        CHECK(id == ids[i]);
+        CHECK(len == strlen(want) && memcmp(resp, want, len) == 0);
+    }
+    EXPECT(venom_shell_recv_response(shell, (uint8_t *)resp, max, &len, NULL, VENOM_TIMEOUT_INFINITE),
+           VENOM_ETIMEDOUT);
+    /* Offset reads of the published data. */
+    char word[5] = {0};
+    uint64_t at = 0, v = 0;
+    EXPECT(venom_shell_read_data_at(shell, 0, (uint8_t *)word, 5, &at), VENOM_OK);
+    EXPECT(venom_shell_data_version(shell, &v), VENOM_OK);
+    CHECK(memcmp(word, "hello", 5) == 0 && at == v && v > 0);
+    EXPECT(venom_shell_read_data_at(shell, SIZE_MAX - 1, (uint8_t *)word, 5, NULL), VENOM_ERANGE);
     printf("requests: %d\n", count);
     free(resp);
     MUST(venom_shell_free(shell));
