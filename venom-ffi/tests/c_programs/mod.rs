@@ -12,7 +12,8 @@ fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `libvenom.a` of the build that produced this test binary.
+/// `libvenom.a` of the build that produced this test binary (`libvenom.so`
+/// is next to it).
 ///
 /// Cargo compiles the library target with all of its crate types (rlib,
 /// staticlib, cdylib) into `target/<profile>/deps/` before it links the
@@ -31,6 +32,15 @@ pub fn static_lib() -> PathBuf {
     lib
 }
 
+/// How a C program links libvenom.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// `libvenom.a` plus the system libraries Rust's std needs.
+    Static,
+    /// `-lvenom` (libvenom.so) with an rpath to its directory.
+    Dynamic,
+}
+
 /// Compiles `tests/c/<name>.c` into a private temp directory and returns
 /// the executable.
 pub fn build(name: &str) -> PathBuf {
@@ -38,9 +48,14 @@ pub fn build(name: &str) -> PathBuf {
 }
 
 /// Compiles the C file `src` into a private temp directory as `exe_name`
-/// at `-O<opt>`. Uses the `cc` crate to find the C compiler (honours `CC`
-/// and `CFLAGS`), statically links libvenom.a.
+/// at `-O<opt>`, statically linked.
 pub fn build_c(src: &Path, exe_name: &str, opt: u32) -> PathBuf {
+    build_c_with(src, exe_name, opt, Link::Static)
+}
+
+/// Compiles the C file `src` as `exe_name` at `-O<opt>`. Uses the `cc`
+/// crate to find the C compiler (honours `CC` and `CFLAGS`).
+pub fn build_c_with(src: &Path, exe_name: &str, opt: u32, link: Link) -> PathBuf {
     let out_dir = std::env::temp_dir().join(format!("venom-ffi-c-{}", std::process::id()));
     std::fs::create_dir_all(&out_dir).expect("temp dir");
     let exe = out_dir.join(exe_name);
@@ -54,9 +69,10 @@ pub fn build_c(src: &Path, exe_name: &str, opt: u32) -> PathBuf {
         .warnings(true)
         .try_get_compiler()
         .expect("a C compiler (install gcc or set CC)");
-    let out = compiler
-        .to_command()
-        .arg("-std=c11")
+    let lib = static_lib();
+    let lib_dir = lib.parent().expect("library directory");
+    let mut cmd = compiler.to_command();
+    cmd.arg("-std=c11")
         .arg("-D_POSIX_C_SOURCE=200809L")
         .arg("-Wall")
         .arg("-Werror")
@@ -64,8 +80,13 @@ pub fn build_c(src: &Path, exe_name: &str, opt: u32) -> PathBuf {
         .arg(crate_dir().join("include"))
         .arg("-I")
         .arg(crate_dir().join("tests/c"))
-        .arg(src)
-        .arg(static_lib())
+        .arg(src);
+    // Libraries after the source: the linker resolves left to right.
+    match link {
+        Link::Static => cmd.arg(&lib),
+        Link::Dynamic => cmd.arg("-L").arg(lib_dir).arg("-lvenom").arg(format!("-Wl,-rpath,{}", lib_dir.display())),
+    };
+    let out = cmd
         .args(["-lpthread", "-ldl", "-lm", "-lrt", "-lgcc_s", "-lc"])
         .arg("-o")
         .arg(&exe)
