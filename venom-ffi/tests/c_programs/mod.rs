@@ -6,6 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 fn crate_dir() -> PathBuf {
@@ -32,6 +33,31 @@ pub fn static_lib() -> PathBuf {
     lib
 }
 
+/// A built C program in a directory of its own, deleted when dropped so
+/// test runs leave nothing in the temp directory.
+pub struct CExe(PathBuf);
+
+impl std::ops::Deref for CExe {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for CExe {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for CExe {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 /// How a C program links libvenom.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Link {
@@ -43,20 +69,24 @@ pub enum Link {
 
 /// Compiles `tests/c/<name>.c` into a private temp directory and returns
 /// the executable.
-pub fn build(name: &str) -> PathBuf {
+pub fn build(name: &str) -> CExe {
     build_c(&crate_dir().join("tests/c").join(format!("{name}.c")), name, 1)
 }
 
 /// Compiles the C file `src` into a private temp directory as `exe_name`
 /// at `-O<opt>`, statically linked.
-pub fn build_c(src: &Path, exe_name: &str, opt: u32) -> PathBuf {
+pub fn build_c(src: &Path, exe_name: &str, opt: u32) -> CExe {
     build_c_with(src, exe_name, opt, Link::Static)
 }
 
 /// Compiles the C file `src` as `exe_name` at `-O<opt>`. Uses the `cc`
 /// crate to find the C compiler (honours `CC` and `CFLAGS`).
-pub fn build_c_with(src: &Path, exe_name: &str, opt: u32, link: Link) -> PathBuf {
-    let out_dir = std::env::temp_dir().join(format!("venom-ffi-c-{}", std::process::id()));
+pub fn build_c_with(src: &Path, exe_name: &str, opt: u32, link: Link) -> CExe {
+    // One directory per build: tests run in parallel and may build the
+    // same program.
+    static BUILDS: AtomicUsize = AtomicUsize::new(0);
+    let n = BUILDS.fetch_add(1, Ordering::Relaxed); // Relaxed: only uniqueness matters.
+    let out_dir = std::env::temp_dir().join(format!("venom-ffi-c-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&out_dir).expect("temp dir");
     let exe = out_dir.join(exe_name);
     let target = if cfg!(target_arch = "aarch64") { "aarch64-unknown-linux-gnu" } else { "x86_64-unknown-linux-gnu" };
@@ -99,7 +129,7 @@ pub fn build_c_with(src: &Path, exe_name: &str, opt: u32, link: Link) -> PathBuf
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    exe
+    CExe(exe)
 }
 
 /// Spawns `exe` with piped stdout/stderr.
