@@ -1,0 +1,147 @@
+//! Turning C arguments into Rust values: names, buffers, handles,
+//! out-parameters and timeouts. Every check fails with `VENOM_EINVAL`
+//! instead of dereferencing a bad pointer.
+
+use std::ffi::{CStr, c_char};
+use std::time::Duration;
+
+use crate::status::{Failure, FfiResult};
+
+/// Wait forever (the value of every `timeout_ms` parameter that means "no
+/// deadline").
+pub const VENOM_TIMEOUT_INFINITE: u64 = u64::MAX;
+
+/// Longest wait in milliseconds (10 years): larger `timeout_ms` values,
+/// including `VENOM_TIMEOUT_INFINITE`, are clamped to it.
+pub const VENOM_TIMEOUT_MAX_MS: u64 = 315_360_000_000;
+
+/// A `timeout_ms` argument as a `Duration`: 0 means "do not wait", anything
+/// above [`VENOM_TIMEOUT_MAX_MS`] is clamped (deadline arithmetic inside
+/// the core never overflows).
+pub(crate) fn timeout(ms: u64) -> Duration {
+    Duration::from_millis(ms.min(VENOM_TIMEOUT_MAX_MS))
+}
+
+/// A NUL-terminated UTF-8 name.
+///
+/// # Safety
+/// `name` is NULL or points to a NUL-terminated string.
+pub(crate) unsafe fn name<'a>(name: *const c_char) -> FfiResult<&'a str> {
+    if name.is_null() {
+        return Err(Failure::inval("name is NULL"));
+    }
+    // SAFETY: non-null and NUL-terminated per the caller's contract.
+    let c = unsafe { CStr::from_ptr(name) };
+    c.to_str().map_err(|_| Failure::inval("name is not valid UTF-8"))
+}
+
+/// An input buffer: NULL is accepted only with length 0.
+///
+/// # Safety
+/// `ptr` is NULL or valid for reads of `len` bytes for `'a`.
+pub(crate) unsafe fn bytes_in<'a>(ptr: *const u8, len: usize, what: &str) -> FfiResult<&'a [u8]> {
+    if ptr.is_null() {
+        return if len == 0 { Ok(&[]) } else { Err(Failure::inval(format!("{what} is NULL with length {len}"))) };
+    }
+    if len > isize::MAX as usize {
+        return Err(Failure::inval(format!("{what} length {len} is larger than any buffer")));
+    }
+    // SAFETY: non-null, len fits isize, valid for len bytes per the contract.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// An output buffer: NULL is accepted only with capacity 0 (a size query).
+///
+/// # Safety
+/// `ptr` is NULL or valid for writes of `cap` bytes for `'a`, unaliased.
+pub(crate) unsafe fn bytes_out<'a>(ptr: *mut u8, cap: usize, what: &str) -> FfiResult<&'a mut [u8]> {
+    if ptr.is_null() {
+        return if cap == 0 { Ok(&mut []) } else { Err(Failure::inval(format!("{what} is NULL with capacity {cap}"))) };
+    }
+    if cap > isize::MAX as usize {
+        return Err(Failure::inval(format!("{what} capacity {cap} is larger than any buffer")));
+    }
+    // SAFETY: non-null, cap fits isize, valid and unaliased per the contract.
+    Ok(unsafe { std::slice::from_raw_parts_mut(ptr, cap) })
+}
+
+/// A handle argument.
+///
+/// # Safety
+/// `ptr` is NULL or a live handle of type `T` returned by this library.
+pub(crate) unsafe fn handle<'a, T>(ptr: *const T, what: &str) -> FfiResult<&'a T> {
+    // SAFETY: per the contract a non-null pointer is a live handle.
+    unsafe { ptr.as_ref() }.ok_or_else(|| Failure::inval(format!("{what} handle is NULL")))
+}
+
+/// A handle argument used mutably (the caller owns it on this thread).
+///
+/// # Safety
+/// `ptr` is NULL or a live handle of type `T` not used by another thread.
+pub(crate) unsafe fn handle_mut<'a, T>(ptr: *mut T, what: &str) -> FfiResult<&'a mut T> {
+    // SAFETY: per the contract a non-null pointer is a live, unshared handle.
+    unsafe { ptr.as_mut() }.ok_or_else(|| Failure::inval(format!("{what} handle is NULL")))
+}
+
+/// A required out-parameter, checked before any work is done.
+pub(crate) fn out<T>(ptr: *mut T, what: &str) -> FfiResult<Out<T>> {
+    if ptr.is_null() { Err(Failure::inval(format!("{what} out-parameter is NULL"))) } else { Ok(Out(ptr)) }
+}
+
+/// An optional out-parameter (NULL = not wanted).
+pub(crate) fn opt_out<T>(ptr: *mut T) -> Option<Out<T>> {
+    (!ptr.is_null()).then_some(Out(ptr))
+}
+
+/// A checked, non-null out-parameter.
+pub(crate) struct Out<T>(*mut T);
+
+impl<T> Out<T> {
+    /// Stores `value` without reading the (possibly uninitialised) target.
+    ///
+    /// # Safety
+    /// The pointer passed to [`out`] is valid for a write of `T`.
+    pub(crate) unsafe fn set(&self, value: T) {
+        // SAFETY: non-null (checked in `out`), valid per the contract;
+        // `write` does not drop the old (uninitialised) value.
+        unsafe { self.0.write(value) }
+    }
+}
+
+/// Stores `value` into an optional out-parameter.
+///
+/// # Safety
+/// As [`Out::set`].
+pub(crate) unsafe fn set_opt<T>(out: &Option<Out<T>>, value: T) {
+    if let Some(o) = out {
+        // SAFETY: forwarded contract.
+        unsafe { o.set(value) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extreme_timeouts_clamp() {
+        assert_eq!(timeout(0), Duration::ZERO);
+        assert_eq!(timeout(u64::MAX), Duration::from_millis(VENOM_TIMEOUT_MAX_MS));
+        // The clamped deadline is representable.
+        assert!(std::time::Instant::now().checked_add(timeout(u64::MAX)).is_some());
+    }
+
+    #[test]
+    fn null_buffers() {
+        // SAFETY: NULL pointers are always accepted by the helpers.
+        unsafe {
+            assert_eq!(bytes_in(std::ptr::null(), 0, "x").unwrap().len(), 0);
+            assert!(bytes_in(std::ptr::null(), 1, "x").is_err());
+            assert_eq!(bytes_out(std::ptr::null_mut(), 0, "x").unwrap().len(), 0);
+            assert!(bytes_out(std::ptr::null_mut(), 5, "x").is_err());
+            assert!(name(std::ptr::null()).is_err());
+            assert!(handle::<u8>(std::ptr::null(), "x").is_err());
+        }
+        assert!(out::<u8>(std::ptr::null_mut(), "x").is_err());
+    }
+}
