@@ -80,7 +80,12 @@ impl<'a> WebFrame<'a> {
             at += RUN_HEADER_BYTES;
             let data = buf.get(at..at + len).ok_or(Error::Truncated { needed: at + len, got: buf.len() })?;
             if (off as usize).checked_add(len).is_none_or(|e| e > view_len) {
-                return Err(Error::OutOfRange { what: "web run", offset: off as u64, len: len as u64, limit: view_len as u64 });
+                return Err(Error::OutOfRange {
+                    what: "web run",
+                    offset: off as u64,
+                    len: len as u64,
+                    limit: view_len as u64,
+                });
             }
             runs.push((off, data));
             at += len;
@@ -97,7 +102,12 @@ impl<'a> WebFrame<'a> {
             let r = off as usize..off as usize + data.len();
             let len = view.len();
             view.get_mut(r)
-                .ok_or(Error::OutOfRange { what: "web run", offset: off as u64, len: data.len() as u64, limit: len as u64 })?
+                .ok_or(Error::OutOfRange {
+                    what: "web run",
+                    offset: off as u64,
+                    len: data.len() as u64,
+                    limit: len as u64,
+                })?
                 .copy_from_slice(data);
         }
         Ok(())

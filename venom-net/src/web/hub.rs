@@ -296,10 +296,7 @@ mod tests {
 
         region.write_at(100, &[1, 2, 3]);
         step(&mut hub, &region, &mut snap);
-        let (Next::Send(fa), Next::Send(fb)) = (hub.next(a), hub.next(b))
-        else {
-            panic!("both caught up")
-        };
+        let (Next::Send(fa), Next::Send(fb)) = (hub.next(a), hub.next(b)) else { panic!("both caught up") };
         assert_eq!(fa.as_ptr(), fb.as_ptr(), "one encoded frame for both");
         assert_eq!(fa.len(), HEADER_BYTES + RUN_HEADER_BYTES + 3);
         apply(&mut view_a, &fa);

@@ -205,8 +205,13 @@ impl WebView {
         if view_len > source.size() {
             return Err(Error::Web(format!("catalog needs {view_len} bytes, region has {}", source.size())));
         }
-        if view_len > u32::MAX as usize || view_len + frame::HEADER_BYTES + frame::RUN_HEADER_BYTES > cfg.max_frame_bytes {
-            return Err(Error::Web(format!("view of {view_len} bytes exceeds max_frame_bytes {}", cfg.max_frame_bytes)));
+        if view_len > u32::MAX as usize
+            || view_len + frame::HEADER_BYTES + frame::RUN_HEADER_BYTES > cfg.max_frame_bytes
+        {
+            return Err(Error::Web(format!(
+                "view of {view_len} bytes exceeds max_frame_bytes {}",
+                cfg.max_frame_bytes
+            )));
         }
         let mut snap = Snapshot::default();
         let hub = Hub::new(source.as_ref(), view_len, &mut snap, wall_ms())?;

@@ -18,12 +18,13 @@ const SCRIPT: &str = include_str!("page.js");
 /// Browsers only send pings and closes; anything larger is a protocol error.
 const MAX_INCOMING: usize = 1024;
 
-pub(super) async fn run(listener: tokio::net::TcpListener, shared: Arc<Shared>, stop: tokio::sync::oneshot::Receiver<()>) {
-    let app = Router::new()
-        .route("/", get(page))
-        .route("/app.js", get(script))
-        .route("/ws", get(ws))
-        .with_state(shared);
+pub(super) async fn run(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    let app =
+        Router::new().route("/", get(page)).route("/app.js", get(script)).route("/ws", get(ws)).with_state(shared);
     let _ = axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = stop.await;
@@ -38,7 +39,12 @@ fn same_token(given: &str, want: &str) -> bool {
 }
 
 /// Token (if configured) and, for WebSockets, same-origin checks.
-fn admit(shared: &Shared, query: &HashMap<String, String>, headers: &HeaderMap, websocket: bool) -> Result<(), Response> {
+fn admit(
+    shared: &Shared,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    websocket: bool,
+) -> Result<(), Response> {
     let refuse = |status: StatusCode, why: &'static str| {
         // Relaxed: a statistics counter.
         shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
@@ -109,10 +115,7 @@ async fn ws(
         shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
         return (StatusCode::SERVICE_UNAVAILABLE, "too many browsers\n").into_response();
     };
-    upgrade
-        .max_message_size(MAX_INCOMING)
-        .max_frame_size(MAX_INCOMING)
-        .on_upgrade(move |socket| session(socket, seat))
+    upgrade.max_message_size(MAX_INCOMING).max_frame_size(MAX_INCOMING).on_upgrade(move |socket| session(socket, seat))
 }
 
 /// One browser: hello, snapshot, then whatever the hub says is next.
