@@ -235,7 +235,8 @@ async fn life_in_headless_chromium_matches_the_region() {
     }
 
     // Every cell against the world at the displayed version.
-    let expected = history.lock().unwrap().get(&version).cloned().unwrap_or_else(|| panic!("no generation at v{version}"));
+    let expected =
+        history.lock().unwrap().get(&version).cloned().unwrap_or_else(|| panic!("no generation at v{version}"));
     let (w, h, rgb) = decode_png(&png);
     assert_eq!((w, h), (N * scale + 2, N * scale + 2));
     let (dx, dy) = (x - x0, y - y0);
@@ -255,7 +256,13 @@ async fn life_in_headless_chromium_matches_the_region() {
     }
     let want_alive = expected.iter().filter(|&&c| c == 1).count();
     assert!(want_alive > 0, "a live world");
-    assert!(wrong.is_empty(), "{} of {} cells differ at v{version}, e.g. {:?}", wrong.len(), N * N, &wrong[..wrong.len().min(5)]);
+    assert!(
+        wrong.is_empty(),
+        "{} of {} cells differ at v{version}, e.g. {:?}",
+        wrong.len(),
+        N * N,
+        &wrong[..wrong.len().min(5)]
+    );
     assert_eq!(alive, want_alive);
 
     // Bytes on the wire follow the changed bytes: every delta frame is exactly
