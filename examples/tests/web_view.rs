@@ -99,6 +99,15 @@ impl Drop for Browser {
     }
 }
 
+/// Unlinks the test's region however the test ends.
+struct Unlink(String);
+
+impl Drop for Unlink {
+    fn drop(&mut self) {
+        let _ = venom_core::Segment::unlink_name(&self.0);
+    }
+}
+
 /// A minimal DevTools protocol client: one flattened page session.
 struct Cdp {
     ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
@@ -172,6 +181,7 @@ async fn life_in_headless_chromium_matches_the_region() {
 
     // The world: every generation kept by the region version that holds it.
     let name = format!("web-view-test-{}", std::process::id());
+    let _unlink = Unlink(name.clone());
     let mut world = LifeWorld::create(&name, N, 0xC0FF_EE12_3456_789B).unwrap();
     let history: Arc<Mutex<HashMap<u64, Vec<u8>>>> = Arc::default();
     history.lock().unwrap().insert(world.version(), world.cells().to_vec());
@@ -189,7 +199,6 @@ async fn life_in_headless_chromium_matches_the_region() {
                 let v = world.advance().unwrap();
                 history.lock().unwrap().insert(v, world.cells().to_vec());
             }
-            world.writer().unlink().unwrap();
         })
     };
 

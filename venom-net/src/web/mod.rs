@@ -19,6 +19,13 @@
 //! (or does not accept a frame within `send_timeout`) frees all of it.
 //! The encoder publishes at most `max_fps` versions per second.
 //!
+//! The page's *lag* is the browser's clock at receipt minus the server's
+//! clock when the encoder read that version: exact when both run on one
+//! host, off by the clock skew otherwise. It does not include the time
+//! between the writer's write and the encoder's read (the region keeps no
+//! write timestamps; that wait is at most one `max_fps` interval plus the
+//! wakeup latency).
+//!
 //! ## Security
 //! Binds `127.0.0.1` by default. To expose it, set `listen` to another
 //! address AND set `token`: every request must then carry `?token=...`

@@ -62,7 +62,10 @@ function setup(hello) {
   state.view = new Uint8Array(hello.view_len);
   const main = $('arrays');
   main.textContent = '';
-  state.arrays = hello.arrays.filter((a) => SIZES[a.dtype]).map((a) => {
+  // Heat maps first, then charts, each in catalog order.
+  const shown = hello.arrays.filter((a) => SIZES[a.dtype]);
+  shown.sort((a, b) => (b.shape.length >= 2) - (a.shape.length >= 2));
+  state.arrays = shown.map((a) => {
     const count = a.shape.reduce((x, y) => x * y, 1);
     const sec = document.createElement('section');
     sec.dataset.name = a.name;
