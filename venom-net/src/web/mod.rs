@@ -12,7 +12,7 @@
 //! ## Cost and back-pressure
 //! One encoder thread per view reads the region's dirty chunks once per
 //! version and diffs them against one shadow copy: N browsers cost one diff
-//! and one encoded frame (see [`hub`](self) docs in the source). A browser that
+//! and one encoded frame (`web/hub.rs` has the details). A browser that
 //! cannot keep up is conflated (latest state wins): it holds at most one
 //! pending frame plus a dirty bitmap of `view_len / 16` bits; the writer
 //! never waits, nothing queues without bound. A browser that disconnects

@@ -177,9 +177,10 @@ function drawLines(a, series, latest) {
     ctx.strokeStyle = COLORS[k % COLORS.length];
     ctx.lineWidth = 1.5;
     ctx.beginPath();
-    const n = Math.max(2, a.kind === 'series' ? SERIES : s.length);
+    // Series fill the width as samples arrive, then scroll (the newest on the right).
+    const n = Math.max(2, s.length);
     s.forEach((x, i) => {
-      const px = pad + (W - 2 * pad) * (a.kind === 'series' ? (n - s.length + i) : i) / (n - 1);
+      const px = pad + (W - 2 * pad) * i / (n - 1);
       const py = H - pad - (H - 2 * pad) * (x - lo) / (hi - lo);
       i ? ctx.lineTo(px, py) : ctx.moveTo(px, py);
     });
