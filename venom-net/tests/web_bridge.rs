@@ -142,8 +142,12 @@ async fn a_slow_browser_is_conflated_to_the_latest_state() {
 }
 
 async fn http_status(addr: std::net::SocketAddr, path: &str) -> u16 {
+    http_status_as(addr, &addr.to_string(), path).await
+}
+
+async fn http_status_as(addr: std::net::SocketAddr, host: &str, path: &str) -> u16 {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
     let mut out = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await.unwrap().unwrap();
     String::from_utf8_lossy(&out)[9..12].parse().unwrap()
@@ -167,6 +171,9 @@ async fn caps_tokens_origins_and_disconnects() {
     assert_eq!(http_status(addr, "/").await, 403);
     assert_eq!(http_status(addr, "/?token=wrong").await, 403);
     assert_eq!(http_status(addr, "/?token=s3cret-T0k").await, 200);
+    assert_eq!(http_status_as(addr, &format!("localhost:{}", addr.port()), "/?token=s3cret-T0k").await, 200);
+    // DNS rebinding: a foreign name pointing at 127.0.0.1 is refused.
+    assert_eq!(http_status_as(addr, "evil.example:80", "/?token=s3cret-T0k").await, 403);
     assert_eq!(refused_status(tokio_tungstenite::connect_async(ws_url(&view, None)).await), 403);
     // Another web site open in the same browser may not read the view.
     let mut req = ws_url(&view, Some("s3cret-T0k")).into_client_request().unwrap();
@@ -183,7 +190,7 @@ async fn caps_tokens_origins_and_disconnects() {
     let (c, _) = tokio_tungstenite::connect_async(ws_url(&view, Some("s3cret-T0k"))).await.unwrap();
     wait_for("the new session", || view.stats().browsers == 2).await;
     let st = view.stats();
-    assert_eq!((st.browsers_total, st.rejected), (3, 5));
+    assert_eq!((st.browsers_total, st.rejected), (3, 6));
     view.close().await;
     drop((b, c));
 

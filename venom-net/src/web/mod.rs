@@ -33,9 +33,13 @@
 //! authentication, and it travels in plain HTTP**: use it on trusted
 //! networks or behind a TLS-terminating proxy. WebSocket upgrades whose
 //! `Origin` is not the page's own host are refused (another web site open in
-//! the same browser cannot read the view). The view is read-only: the server
+//! the same browser cannot read the view), and a loopback listener answers
+//! only `Host: localhost` / loopback addresses (no DNS rebinding). The view is read-only: the server
 //! never acts on what a browser sends (incoming messages are capped at 1 KiB
 //! and ignored).
+//!
+//! The catalog is read once, when the view starts; restart the view after
+//! re-laying-out a region.
 //!
 //! ```no_run
 //! # async fn f() -> venom_net::Result<()> {

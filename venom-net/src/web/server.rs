@@ -38,7 +38,16 @@ fn same_token(given: &str, want: &str) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Token (if configured) and, for WebSockets, same-origin checks.
+/// `localhost`, `127.x.y.z` or `[::1]`, with or without a port.
+fn loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(n, _)| n),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Loopback host names (for a loopback listener), token (if configured) and, for WebSockets, same-origin checks.
 fn admit(
     shared: &Shared,
     query: &HashMap<String, String>,
@@ -50,13 +59,18 @@ fn admit(
         shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
         Err((status, why).into_response())
     };
+    // DNS rebinding: a foreign name resolving to 127.0.0.1 would pass the origin check,
+    // so a loopback-only view answers loopback host names only.
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    if shared.cfg.listen.ip().is_loopback() && !loopback_host(host) {
+        return refuse(StatusCode::FORBIDDEN, "Host must be localhost or a loopback address\n");
+    }
     if let Some(want) = &shared.cfg.token
         && !query.get("token").is_some_and(|t| same_token(t, want))
     {
         return refuse(StatusCode::FORBIDDEN, "missing or wrong ?token=\n");
     }
     if websocket && let Some(origin) = headers.get(header::ORIGIN) {
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
         let origin = origin.to_str().unwrap_or("");
         let origin_host = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
         if host.is_empty() || origin_host != Some(host) {
