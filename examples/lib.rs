@@ -2,6 +2,8 @@
 //!
 //! The programs themselves live next to this file (see `Cargo.toml`).
 
+pub mod life_world;
+
 use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};

@@ -84,6 +84,9 @@ pub enum Error {
     /// A wait ran out of time.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// The browser view (`web` feature) cannot serve this configuration.
+    #[error("web view: {0}")]
+    Web(String),
     /// The publisher or mirror was shut down.
     #[error("closed")]
     Closed,

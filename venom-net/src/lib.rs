@@ -13,6 +13,8 @@
 //!   region's first 4 KiB), typed bytemuck views, mirrors that subscribe by name.
 //! * [`mesh`]: peers that each own a part of a shared array and mirror every
 //!   other part directly from its owner (no relaying).
+//! * [`web`] (feature `web`): a live view of a region's named arrays in the
+//!   browser (one page + a WebSocket of snapshot-then-delta frames).
 //!
 //! ## Guarantees
 //! * Every update is read from the region in ONE consistent seqlock window
@@ -91,6 +93,8 @@ pub mod stats;
 pub mod subscription;
 pub mod tls;
 pub mod typed;
+#[cfg(feature = "web")]
+pub mod web;
 mod wire;
 
 pub use error::{Error, Result};
