@@ -76,6 +76,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admission;
 pub mod catalog;
 mod diff;
 mod error;
@@ -84,6 +85,7 @@ pub mod mesh;
 pub mod mirror;
 pub mod named;
 pub mod net;
+pub mod policy;
 pub mod publisher;
 pub mod region;
 mod seq_region;

@@ -47,7 +47,7 @@ impl FrameReader {
         spare: impl FnOnce() -> Vec<u8>,
     ) -> Result<Option<(FrameHeader, Vec<u8>)>> {
         while self.head_len < HEADER_LEN {
-            match recv.read(&mut self.head[self.head_len..]).await.map_err(|e| Error::Stream(e.to_string()))? {
+            match recv.read(&mut self.head[self.head_len..]).await? {
                 Some(n) => self.head_len += n,
                 None if self.head_len == 0 => return Ok(None),
                 None => return Err(Error::Truncated { needed: HEADER_LEN, got: self.head_len }),
@@ -66,7 +66,7 @@ impl FrameReader {
             }
         };
         while self.body_len < h.body_len {
-            match recv.read(&mut self.body[self.body_len..]).await.map_err(|e| Error::Stream(e.to_string()))? {
+            match recv.read(&mut self.body[self.body_len..]).await? {
                 Some(n) => self.body_len += n,
                 None => return Err(Error::Truncated { needed: h.body_len, got: self.body_len }),
             }
