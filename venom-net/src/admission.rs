@@ -236,10 +236,11 @@ impl Admission {
     }
 
     /// `AwaitingHello` → `Live`, within the live cap. On `Err` the
-    /// connection is still `AwaitingHello` (the shell closes it and calls `end`).
+    /// connection is still `AwaitingHello` (the shell closes it, calls `end`
+    /// and [`count`](Self::count)s the refusal with the session's other end reasons).
     pub fn hello_done(&mut self) -> Result<(), Refusal> {
         if self.stats.live >= self.max_live {
-            return self.refuse(Refusal::Busy);
+            return Err(Refusal::Busy);
         }
         self.stats.awaiting_hello -= 1;
         self.stats.live += 1;

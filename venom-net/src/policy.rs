@@ -34,7 +34,7 @@
 //! use venom_net::policy::{Grant, PeerId, Policy};
 //! use venom_net::Subscription;
 //! let policy = Policy::parse("
-//!     # mirror-1 reads everything, mirror-2 only the first page
+//!     ## mirror-1 reads everything, mirror-2 only the first page
 //!     allow dns:mirror-1 whole
 //!     allow dns:mirror-2 range 0 4096
 //! ")?;

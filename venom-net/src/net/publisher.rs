@@ -1,8 +1,11 @@
-//! The publisher I/O shell: a quinn server with one task per mirror.
+//! The publisher I/O shell: a quinn server with one task per connection,
+//! each walking the [`Admission`] life cycle.
 
 use super::framing::{Incoming, is_protocol_error, spawn_reader};
 use super::{CLOSED, PROTOCOL_ERROR, bind_endpoint};
-use crate::frame::Frame;
+use crate::admission::{Admission, AdmissionStats, Refusal, Stage};
+use crate::frame::{Frame, MAX_CONTROL_BODY};
+use crate::policy::PeerId;
 use crate::publisher::{PublisherConfig, PublisherSession};
 use crate::region::RegionSource;
 use crate::stats::PublisherStats;
@@ -14,9 +17,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
-/// How long a new connection may take to send its hello.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bytes quinn may buffer for one connection attempt before the accept loop decides on it.
+const INCOMING_BUFFER: u64 = 64 << 10;
 
 /// Serves one region to any number of mirrors.
 ///
@@ -49,6 +53,7 @@ struct Shared {
     /// Latest region version seen by the watcher thread.
     version: watch::Sender<u64>,
     sessions: Mutex<Vec<SessionSlot>>,
+    admission: Mutex<Admission>,
     next_id: AtomicU64,
     stop: AtomicBool,
 }
@@ -68,7 +73,15 @@ impl Publisher {
         tls: ServerTls,
         cfg: PublisherConfig,
     ) -> Result<Publisher> {
-        let endpoint = bind_endpoint(addr, Some(&tls))?;
+        let limits = &cfg.admission;
+        let mut server = tls.0.clone();
+        // Attempts quinn holds for the accept loop, and the bytes it buffers for them.
+        let max_incoming = limits.max_handshaking.max(1) * 4;
+        server.max_incoming(max_incoming);
+        server.incoming_buffer_size(INCOMING_BUFFER);
+        server.incoming_buffer_size_total(INCOMING_BUFFER * max_incoming as u64);
+        let endpoint = bind_endpoint(addr, Some(&ServerTls(server)))?;
+        let admission = Mutex::new(Admission::new(limits.clone(), cfg.max_mirrors));
         let epoch = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1) | 1;
         let (version, _) = watch::channel(region.version());
         let shared = Arc::new(Shared {
@@ -77,6 +90,7 @@ impl Publisher {
             cfg,
             version,
             sessions: Mutex::new(Vec::new()),
+            admission,
             next_id: AtomicU64::new(1),
             stop: AtomicBool::new(false),
         });
@@ -85,19 +99,14 @@ impl Publisher {
         let (ep, s) = (endpoint.clone(), shared.clone());
         tokio::spawn(async move {
             while let Some(incoming) = ep.accept().await {
-                if lock(&s.sessions).len() >= s.cfg.max_mirrors {
-                    tracing::warn!(remote = %incoming.remote_address(), "mirror limit reached; refusing");
+                // Before quinn allocates any connection state.
+                if lock(&s.admission).offer().is_err() {
+                    tracing::warn!(remote = %incoming.remote_address(), "connection cap reached; refusing");
                     incoming.refuse();
                     continue;
                 }
-                let s = s.clone();
-                tokio::spawn(async move {
-                    let remote = incoming.remote_address();
-                    match incoming.await {
-                        Ok(conn) => serve(conn, s).await,
-                        Err(e) => tracing::warn!(%remote, error = %e, "handshake failed"),
-                    }
-                });
+                let ticket = Ticket { s: s.clone(), stage: Some(Stage::Handshaking), peer: PeerId::Anonymous };
+                tokio::spawn(connection(incoming, ticket));
             }
         });
         Ok(Publisher { endpoint, shared, watcher: Some(watcher) })
@@ -111,6 +120,11 @@ impl Publisher {
     /// This incarnation's epoch.
     pub fn epoch(&self) -> u64 {
         self.shared.epoch
+    }
+
+    /// Admission counters: connections per stage, refusals by reason.
+    pub fn admission(&self) -> AdmissionStats {
+        lock(&self.shared.admission).stats().clone()
     }
 
     /// Statistics of every connected mirror.
@@ -176,47 +190,147 @@ fn watch_region(s: &Shared) {
     }
 }
 
-async fn serve(conn: quinn::Connection, s: Arc<Shared>) {
-    let id = s.next_id.fetch_add(1, Ordering::Relaxed); // unique ids only; no ordering needed
-    let stats = Arc::new(Mutex::new(PublisherStats::default()));
-    lock(&s.sessions).push(SessionSlot { id, conn: conn.clone(), stats: stats.clone() });
-    let remote = conn.remote_address();
-    match run_session(&conn, &s, &stats).await {
-        Ok(()) => tracing::debug!(%remote, "mirror session ended"),
-        Err(e) if is_protocol_error(&e) => {
-            tracing::warn!(%remote, error = %e, "mirror broke the protocol; disconnecting");
-            conn.close(PROTOCOL_ERROR.into(), b"protocol error");
-        }
-        Err(e) => tracing::debug!(%remote, error = %e, "mirror session ended"),
-    }
-    lock(&s.sessions).retain(|x| x.id != id);
+/// A connection's place in the admission life cycle; leaving it (drop)
+/// releases the stage's slot.
+struct Ticket {
+    s: Arc<Shared>,
+    /// `None` once the admission already released the slot.
+    stage: Option<Stage>,
+    peer: PeerId,
 }
 
-async fn run_session(conn: &quinn::Connection, s: &Shared, stats: &Mutex<PublisherStats>) -> Result<()> {
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some(stage) = self.stage.take() {
+            lock(&self.s.admission).end(stage, &self.peer);
+        }
+    }
+}
+
+/// Handshake (bounded by the handshake deadline), identity and per-identity
+/// limit, then the session. Every way out closes the connection with a code.
+async fn connection(incoming: quinn::Incoming, mut t: Ticket) {
+    let remote = incoming.remote_address();
+    let deadline = t.s.cfg.admission.handshake_timeout;
+    let conn = match tokio::time::timeout(deadline, async { incoming.accept()?.await }).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return tracing::debug!(%remote, error = %e, "handshake failed"),
+        Err(_) => return tracing::debug!(%remote, "handshake timed out"), // dropping the future drops the connection
+    };
+    let peer = match PeerId::of_connection(&conn) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(%remote, error = %e, "unparsable peer certificate");
+            conn.close(PROTOCOL_ERROR.into(), b"bad certificate");
+            return;
+        }
+    };
+    t.stage = None; // handshake_done leaves Handshaking, even when it refuses
+    if let Err(r) = lock(&t.s.admission).handshake_done(&peer) {
+        tracing::warn!(%remote, %peer, reason = %r, "refusing connection");
+        return refuse(&conn, r, r.to_string());
+    }
+    (t.stage, t.peer) = (Some(Stage::AwaitingHello), peer);
+    if !t.s.cfg.policy.admits(&t.peer) {
+        lock(&t.s.admission).count(Refusal::Unauthorized);
+        tracing::warn!(%remote, peer = %t.peer, "identity not listed in the policy; refusing");
+        return refuse(&conn, Refusal::Unauthorized, format!("{} is not listed", t.peer));
+    }
+    serve(conn, t).await
+}
+
+fn refuse(conn: &quinn::Connection, r: Refusal, why: String) {
+    let mut reason = why.into_bytes();
+    reason.truncate(256);
+    conn.close(r.code().into(), &reason);
+}
+
+async fn serve(conn: quinn::Connection, mut t: Ticket) {
+    let s = t.s.clone();
+    let id = s.next_id.fetch_add(1, Ordering::Relaxed); // unique ids only; no ordering needed
+    let stats = Arc::new(Mutex::new(PublisherStats::default()));
+    let remote = conn.remote_address();
+    let r = run_session(&conn, &mut t, id, &stats).await;
+    lock(&s.sessions).retain(|x| x.id != id);
+    let peer = &t.peer;
+    match r {
+        Ok(()) => {
+            tracing::debug!(%remote, %peer, "mirror session ended");
+            conn.close(CLOSED.into(), b"bye");
+        }
+        Err(Error::Refused { reason, detail }) => {
+            lock(&s.admission).count(reason);
+            tracing::warn!(%remote, %peer, %reason, "closing mirror connection");
+            refuse(&conn, reason, detail);
+        }
+        Err(Error::Unauthorized(why)) => {
+            lock(&s.admission).count(Refusal::Unauthorized);
+            tracing::warn!(%remote, %peer, %why, "unauthorized subscription; refusing");
+            refuse(&conn, Refusal::Unauthorized, why);
+        }
+        Err(e) if is_protocol_error(&e) => {
+            lock(&s.admission).count_protocol_error();
+            tracing::warn!(%remote, %peer, error = %e, "mirror broke the protocol; disconnecting");
+            conn.close(PROTOCOL_ERROR.into(), b"protocol error");
+        }
+        Err(e) => {
+            tracing::debug!(%remote, %peer, error = %e, "mirror session ended");
+            conn.close(CLOSED.into(), b"session ended");
+        }
+    }
+    // Closing the connection fails the reader task's pending read: nothing outlives the session.
+}
+
+fn refused(reason: Refusal) -> Error {
+    Error::Refused { reason, detail: reason.to_string() }
+}
+
+async fn run_session(
+    conn: &quinn::Connection,
+    t: &mut Ticket,
+    id: u64,
+    stats: &Arc<Mutex<PublisherStats>>,
+) -> Result<()> {
+    let s = t.s.clone();
+    let limits = &s.cfg.admission;
+    let hello_by = Instant::now() + limits.hello_timeout;
     let (mut send, recv) =
-        tokio::time::timeout(HELLO_TIMEOUT, conn.accept_bi()).await.map_err(|_| Error::Timeout(HELLO_TIMEOUT))??;
-    let mut rx = spawn_reader(recv);
+        tokio::time::timeout_at(hello_by, conn.accept_bi()).await.map_err(|_| refused(Refusal::HelloTimeout))??;
+    // The mirror only sends control frames: anything bigger is refused before it is buffered.
+    let mut rx = spawn_reader(recv, MAX_CONTROL_BODY);
     let mut session = PublisherSession::new(s.epoch, 0, 0, s.cfg.clone());
-    let hello = tokio::time::timeout(HELLO_TIMEOUT, rx.recv()).await.map_err(|_| Error::Timeout(HELLO_TIMEOUT))?;
-    handle(&mut session, hello, s)?;
+    session.set_peer(t.peer.clone());
+    let hello = tokio::time::timeout_at(hello_by, rx.recv()).await.map_err(|_| refused(Refusal::HelloTimeout))?;
+    handle(&mut session, hello, &s)?; // authorizes against the policy before allocating the shadow
+    lock(&s.admission).hello_done().map_err(refused)?;
+    t.stage = Some(Stage::Live);
+    lock(&s.sessions).push(SessionSlot { id, conn: conn.clone(), stats: stats.clone() });
     let mut version = s.version.subscribe();
+    let liveness = limits.liveness_timeout;
     loop {
         while let Ok(m) = rx.try_recv() {
-            handle(&mut session, Some(m), s)?;
+            handle(&mut session, Some(m), &s)?;
         }
         let now = Now::system();
         session.handle_timeout(now.mono);
         let mut out = Vec::new();
         let more = session.poll_transmit(&*s.region, now, &mut out)?;
-        *lock(stats) = session.stats(now.mono, 0);
+        let st = session.stats(now.mono, 0);
+        let silent = st.lag_time > liveness;
+        *lock(stats) = st;
+        if silent {
+            return Err(refused(Refusal::Silent));
+        }
         if more {
-            // Awaits QUIC flow control: only this mirror's task waits.
-            send.write_chunk(Bytes::from(out)).await?;
+            // Awaits QUIC flow control: only this mirror's task waits, and not forever.
+            tokio::time::timeout(liveness, send.write_chunk(Bytes::from(out)))
+                .await
+                .map_err(|_| refused(Refusal::Silent))??;
             continue;
         }
         tokio::select! {
             r = version.changed() => if r.is_err() { return Ok(()) },
-            m = rx.recv() => handle(&mut session, m, s)?,
+            m = rx.recv() => handle(&mut session, m, &s)?,
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
     }
