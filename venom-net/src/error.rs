@@ -173,6 +173,12 @@ impl From<quinn::ConnectionError> for Error {
             let detail = String::from_utf8_lossy(&c.reason).into_owned();
             return Error::Refused { reason, detail };
         }
+        if let quinn::ConnectionError::ConnectionClosed(c) = &e
+            && c.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED
+        {
+            // quinn's `Incoming::refuse`: the publisher's connection caps.
+            return Error::Refused { reason: crate::admission::Refusal::Busy, detail: e.to_string() };
+        }
         Error::Connection(e)
     }
 }
