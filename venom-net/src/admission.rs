@@ -277,7 +277,8 @@ mod tests {
 
     #[test]
     fn every_stage_is_capped_and_released() {
-        let limits = AdmissionLimits { max_handshaking: 2, max_awaiting_hello: 1, per_identity: 2, ..Default::default() };
+        let limits =
+            AdmissionLimits { max_handshaking: 2, max_awaiting_hello: 1, per_identity: 2, ..Default::default() };
         let mut a = Admission::new(limits, 2);
         let (p, q) = (PeerId::named("p"), PeerId::named("q"));
         a.offer().unwrap();

@@ -83,7 +83,8 @@ impl PeerId {
     /// The identity of a (verified) leaf certificate. Fails on a
     /// certificate webpki cannot parse.
     pub fn from_certificate(cert: &CertificateDer<'_>) -> Result<Self> {
-        let ee = webpki::EndEntityCert::try_from(cert).map_err(|e| Error::TlsConfig(format!("peer certificate: {e}")))?;
+        let ee =
+            webpki::EndEntityCert::try_from(cert).map_err(|e| Error::TlsConfig(format!("peer certificate: {e}")))?;
         let name = ee.valid_dns_names().next().map(str::to_owned);
         let spki = *blake3::hash(ee.subject_public_key_info().as_ref()).as_bytes();
         Ok(PeerId::Certificate { name, spki })
@@ -399,7 +400,8 @@ mod tests {
 
     #[test]
     fn parse_errors_are_typed() {
-        for bad in ["deny dns:x whole", "allow dns: whole", "allow spki:12 whole", "allow dns:x range 1", "allow x whole"]
+        for bad in
+            ["deny dns:x whole", "allow dns: whole", "allow spki:12 whole", "allow dns:x range 1", "allow x whole"]
         {
             assert!(matches!(Policy::parse(bad), Err(Error::PolicySyntax { line: 1, .. })), "{bad}");
         }

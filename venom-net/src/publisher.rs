@@ -23,14 +23,14 @@
 //! 4. On a `Resync` (or an ack timeout, for lossy transports) the session
 //!    sends a full snapshot: nothing is silently lost.
 
+use crate::admission::AdmissionLimits;
 use crate::diff::changed_runs;
 use crate::frame::{self, FLAG_LAST, FLAG_SNAPSHOT, Frame, HashFrame, Hello, RUN_HEAD_LEN, UPDATE_HEAD_LEN, Welcome};
+use crate::policy::{PeerId, Policy};
 use crate::region::{RegionSource, Snapshot};
 use crate::stats::PublisherStats;
 use crate::subscription::CompiledSubscription;
 use crate::{Error, Now, Result};
-use crate::admission::AdmissionLimits;
-use crate::policy::{PeerId, Policy};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

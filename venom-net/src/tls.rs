@@ -27,12 +27,12 @@
 //! # Ok::<(), venom_net::Error>(())
 //! ```
 
+use crate::frame::{HEADER_LEN, MAX_CONTROL_BODY, MAX_UPDATE_BODY};
 use crate::{Error, Result};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use crate::frame::{HEADER_LEN, MAX_CONTROL_BODY, MAX_UPDATE_BODY};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};

@@ -239,7 +239,8 @@ fn unauthorized_subscription_is_refused_with_a_typed_reason() {
         let p = publish(&region, m.server.clone(), cfg(|c| c.policy = Arc::new(policy))).await;
         let addr = p.local_addr().unwrap();
         let too_much = mirror(addr, Subscription::whole(), m.client("reader"), &MemRegion::new(64 << 10, 4096), false);
-        let stranger = mirror(addr, Subscription::range(0, 16, 0), m.client("stranger"), &MemRegion::new(16, 16), false);
+        let stranger =
+            mirror(addr, Subscription::range(0, 16, 0), m.client("stranger"), &MemRegion::new(16, 16), false);
         assert!(testkit_wait(Duration::from_secs(5), || too_much.last_refusal().is_some()).await);
         assert!(testkit_wait(Duration::from_secs(5), || stranger.last_refusal().is_some()).await);
         assert_eq!(too_much.last_refusal(), Some(Refusal::Unauthorized));
@@ -273,7 +274,13 @@ fn pinned_client_certificates_authenticate_mirrors() {
         let addr = p.local_addr().unwrap();
         let pin = server_id.cert().clone();
         let local = MemRegion::new(4096, 1024);
-        let ok = mirror(addr, Subscription::whole(), ClientTls::pinned_with_identity(pin.clone(), &good).unwrap(), &local, false);
+        let ok = mirror(
+            addr,
+            Subscription::whole(),
+            ClientTls::pinned_with_identity(pin.clone(), &good).unwrap(),
+            &local,
+            false,
+        );
         converge(&region, &Subscription::whole(), &local, Duration::from_secs(10)).await;
         for tls in [ClientTls::pinned_with_identity(pin.clone(), &bad).unwrap(), ClientTls::pinned(pin).unwrap()] {
             let m = mirror(addr, Subscription::whole(), tls, &MemRegion::new(4096, 1024), false);

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use venom_core::testkit;
 use venom_net::mesh::{MeshConfig, MeshLayout, MeshPeer, MeshTls};
 use venom_net::net::Publisher;
-use venom_net::tls::{CertificateAuthority, ServerTls};
 use venom_net::policy::Policy;
+use venom_net::tls::{CertificateAuthority, ServerTls};
 use venom_net::{Dtype, Error, MemRegion, PublisherConfig};
 
 const IDS: [&str; 4] = ["a", "b", "c", "d"];

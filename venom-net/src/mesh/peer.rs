@@ -105,8 +105,7 @@ impl MeshPeer {
         let own = sinks[me].take().ok_or(Error::Closed)?;
         let tls = ServerTls::mutual(&cfg.tls.identity, &cfg.tls.ca_roots)?;
         let source = Arc::new(SeqReader::open(&region_name(&cfg, &cfg.me))?);
-        let readers: Vec<&str> =
-            cfg.layout.parts().iter().map(|p| p.owner.as_str()).filter(|o| *o != cfg.me).collect();
+        let readers: Vec<&str> = cfg.layout.parts().iter().map(|p| p.owner.as_str()).filter(|o| *o != cfg.me).collect();
         let policy = readers.iter().fold(Policy::deny_all(), |p, r| p.allow_name(r));
         let mut pcfg = PublisherConfig {
             policy: Arc::new(policy),
