@@ -409,4 +409,26 @@ mod tests {
         let p = Policy::parse(&format!("allow spki:{h} whole\nallow anonymous array x")).unwrap();
         assert_eq!(p.rules()[0].subject, Subject::Spki([0xab; 32]));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(text in "(allow|deny|#| |dns:|spki:|range|array|whole|anonymous|[0-9a-f]{1,70}|\n){0,40}") {
+            let _ = Policy::parse(&text);
+        }
+
+        #[test]
+        fn authorize_agrees_with_byte_by_byte_coverage(
+            grants in proptest::collection::vec((0u64..1024, 0u64..256), 0..6),
+            src in 0u64..1024,
+            len in 1u64..256,
+        ) {
+            proptest::prop_assume!(src + len <= 1024);
+            let p = grants.iter().fold(Policy::deny_all(), |p, &(offset, len)| {
+                p.allow(Subject::Name("m".into()), Grant::Range { offset, len })
+            });
+            let covered = (src..src + len).all(|b| grants.iter().any(|&(o, l)| o <= b && b < o + l));
+            let s = Subscription::range(src, len, 0).compile(1024).unwrap();
+            proptest::prop_assert_eq!(p.authorize(&PeerId::named("m"), &s).is_ok(), covered);
+        }
+    }
 }
