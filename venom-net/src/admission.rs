@@ -24,20 +24,21 @@
 //! use venom_net::policy::PeerId;
 //! let limits = AdmissionLimits { max_handshaking: 1, per_identity: 1, ..AdmissionLimits::default() };
 //! let mut a = Admission::new(limits, 64);
+//! let now = std::time::Instant::now();
 //! a.offer()?;
 //! assert_eq!(a.offer(), Err(Refusal::Busy)); // one handshake at a time
 //! let peer = PeerId::named("m1");
-//! a.handshake_done(&peer)?;
-//! a.hello_done()?;
+//! a.handshake_done(1, &peer, now)?; // connection 1
+//! a.hello_done(1)?;
 //! a.offer()?;
-//! assert_eq!(a.handshake_done(&peer), Err(Refusal::IdentityLimit)); // m1 already holds its one slot
-//! a.end(Stage::Live, &peer);
+//! assert_eq!(a.handshake_done(2, &peer, now), Err(Refusal::IdentityLimit)); // m1 already holds its one slot
+//! a.end(1, Stage::Live, &peer);
 //! # Ok::<(), Refusal>(())
 //! ```
 
 use crate::policy::PeerId;
-use std::collections::HashMap;
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 /// Why a connection was refused or ended by the publisher. Each has its
 /// own QUIC application close code, so the mirror gets it typed
@@ -106,8 +107,15 @@ pub struct AdmissionLimits {
     /// A connection that has not sent a complete hello within this (from
     /// the end of the handshake) is closed with [`Refusal::HelloTimeout`].
     pub hello_timeout: Duration,
+    /// When the awaiting-hello cap is full, a new connection closes the
+    /// oldest one waiting for its hello if that one has waited at least
+    /// this long (a mirror sends its hello within one round trip, so a
+    /// flood of stalled hellos cannot keep new mirrors out for a whole
+    /// `hello_timeout`). Counted as [`Refusal::HelloTimeout`].
+    pub hello_grace: Duration,
     /// A live session whose oldest update stays unacknowledged this long,
     /// or whose send makes no progress this long, is closed with [`Refusal::Silent`].
+    /// Must exceed the time to transfer `max_in_flight` bytes on the slowest link served.
     pub liveness_timeout: Duration,
 }
 
@@ -119,6 +127,7 @@ impl Default for AdmissionLimits {
             per_identity: 4,
             handshake_timeout: Duration::from_secs(5),
             hello_timeout: Duration::from_secs(3),
+            hello_grace: Duration::from_millis(250),
             liveness_timeout: Duration::from_secs(10),
         }
     }
@@ -164,21 +173,32 @@ impl AdmissionStats {
 
 /// The admission state machine of one publisher (see the [module docs](self)).
 ///
-/// Invariant: the stage counts equal the connections the shell holds in
-/// each stage (every successful transition is matched by one `end`), and
-/// `per_identity[k]` counts the AwaitingHello + Live connections of `k`.
+/// Connections are named by ids the caller chooses (unique among live ones).
+///
+/// Invariant: `stats.handshaking` and `stats.live` equal the connections the
+/// shell holds in those stages (every successful transition is matched by
+/// one `end`); `pending` holds exactly the AwaitingHello connections (so
+/// `stats.awaiting_hello == pending.len()`), oldest first; `per_identity[k]`
+/// counts the AwaitingHello + Live connections of `k`.
 #[derive(Debug)]
 pub struct Admission {
     limits: AdmissionLimits,
     max_live: usize,
     per_identity: HashMap<String, usize>,
+    pending: VecDeque<(u64, Instant, PeerId)>,
     stats: AdmissionStats,
 }
 
 impl Admission {
     /// A publisher allowing `max_live` live sessions.
     pub fn new(limits: AdmissionLimits, max_live: usize) -> Self {
-        Admission { limits, max_live, per_identity: HashMap::new(), stats: AdmissionStats::default() }
+        Admission {
+            limits,
+            max_live,
+            per_identity: HashMap::new(),
+            pending: VecDeque::new(),
+            stats: AdmissionStats::default(),
+        }
     }
 
     /// The limits.
@@ -201,7 +221,7 @@ impl Admission {
         self.stats.protocol_errors += 1;
     }
 
-    fn refuse(&mut self, r: Refusal) -> Result<(), Refusal> {
+    fn refuse<T>(&mut self, r: Refusal) -> Result<T, Refusal> {
         self.count(r);
         Err(r)
     }
@@ -216,56 +236,93 @@ impl Admission {
         Ok(())
     }
 
-    /// `Handshaking` → `AwaitingHello` for `peer`, within the awaiting-hello
-    /// and per-identity caps. On `Err` the connection left `Handshaking`
-    /// (the shell closes it; no `end` call).
-    pub fn handshake_done(&mut self, peer: &PeerId) -> Result<(), Refusal> {
+    /// `Handshaking` → `AwaitingHello` for connection `id` of `peer`, within
+    /// the per-identity and awaiting-hello caps. When the latter is full,
+    /// the oldest connection awaiting its hello for at least `hello_grace`
+    /// is evicted instead: its slot is released now and its id returned
+    /// (the shell closes it with [`Refusal::HelloTimeout`]). On `Err` the
+    /// connection left `Handshaking` (the shell closes it; no `end` call).
+    pub fn handshake_done(&mut self, id: u64, peer: &PeerId, now: Instant) -> Result<Option<u64>, Refusal> {
         self.stats.handshaking -= 1;
-        if self.stats.awaiting_hello >= self.limits.max_awaiting_hello {
-            return self.refuse(Refusal::Busy);
+        let key = peer.limit_key();
+        if let Some(k) = &key
+            && self.per_identity.get(k).is_some_and(|&n| n >= self.limits.per_identity)
+        {
+            return self.refuse(Refusal::IdentityLimit);
         }
-        if let Some(k) = peer.limit_key() {
-            let n = self.per_identity.entry(k).or_insert(0);
-            if *n >= self.limits.per_identity {
-                return self.refuse(Refusal::IdentityLimit);
+        let mut evicted = None;
+        if self.pending.len() >= self.limits.max_awaiting_hello {
+            match self.pending.front() {
+                Some(&(old, since, _)) if now.saturating_duration_since(since) >= self.limits.hello_grace => {
+                    self.release_pending(old);
+                    self.count(Refusal::HelloTimeout);
+                    evicted = Some(old);
+                }
+                _ => return self.refuse(Refusal::Busy),
             }
-            *n += 1;
         }
-        self.stats.awaiting_hello += 1;
-        Ok(())
+        if let Some(k) = key {
+            *self.per_identity.entry(k).or_insert(0) += 1;
+        }
+        self.pending.push_back((id, now, peer.clone()));
+        self.stats.awaiting_hello = self.pending.len();
+        Ok(evicted)
     }
 
-    /// `AwaitingHello` → `Live`, within the live cap. On `Err` the
-    /// connection is still `AwaitingHello` (the shell closes it, calls `end`
-    /// and [`count`](Self::count)s the refusal with the session's other end reasons).
-    pub fn hello_done(&mut self) -> Result<(), Refusal> {
-        if self.stats.live >= self.max_live {
-            return Err(Refusal::Busy);
-        }
-        self.stats.awaiting_hello -= 1;
-        self.stats.live += 1;
-        self.stats.admitted += 1;
-        Ok(())
+    /// Removes `id` from AwaitingHello (with its identity count); false if it was not there.
+    fn release_pending(&mut self, id: u64) -> bool {
+        let Some(i) = self.pending.iter().position(|p| p.0 == id) else { return false };
+        let (_, _, peer) = self.pending.remove(i).unwrap_or_else(|| unreachable!());
+        self.stats.awaiting_hello = self.pending.len();
+        self.forget_identity(&peer);
+        true
     }
 
-    /// A connection left the life cycle from `stage` (closed for any reason).
-    /// `Handshaking` ends count as handshake failures.
-    pub fn end(&mut self, stage: Stage, peer: &PeerId) {
-        match stage {
-            Stage::Handshaking => {
-                self.stats.handshaking -= 1;
-                self.stats.handshake_failures += 1;
-                return;
-            }
-            Stage::AwaitingHello => self.stats.awaiting_hello -= 1,
-            Stage::Live => self.stats.live -= 1,
-        }
+    fn forget_identity(&mut self, peer: &PeerId) {
         if let Some(k) = peer.limit_key()
             && let Some(n) = self.per_identity.get_mut(&k)
         {
             *n -= 1;
             if *n == 0 {
                 self.per_identity.remove(&k);
+            }
+        }
+    }
+
+    /// `AwaitingHello` → `Live` for `id`, within the live cap. `Err(Busy)`:
+    /// still AwaitingHello (the shell closes it, calls `end` and
+    /// [`count`](Self::count)s the refusal); `Err(HelloTimeout)`: `id` was
+    /// evicted meanwhile (already released and counted).
+    pub fn hello_done(&mut self, id: u64) -> Result<(), Refusal> {
+        if !self.pending.iter().any(|p| p.0 == id) {
+            return Err(Refusal::HelloTimeout);
+        }
+        if self.stats.live >= self.max_live {
+            return Err(Refusal::Busy);
+        }
+        let i = self.pending.iter().position(|p| p.0 == id).unwrap_or_else(|| unreachable!());
+        self.pending.remove(i);
+        self.stats.awaiting_hello = self.pending.len();
+        self.stats.live += 1;
+        self.stats.admitted += 1;
+        Ok(())
+    }
+
+    /// Connection `id` left the life cycle from `stage` (closed for any
+    /// reason). `Handshaking` ends count as handshake failures; ending an
+    /// evicted AwaitingHello connection is a no-op (its slot is already free).
+    pub fn end(&mut self, id: u64, stage: Stage, peer: &PeerId) {
+        match stage {
+            Stage::Handshaking => {
+                self.stats.handshaking -= 1;
+                self.stats.handshake_failures += 1;
+            }
+            Stage::AwaitingHello => {
+                self.release_pending(id);
+            }
+            Stage::Live => {
+                self.stats.live -= 1;
+                self.forget_identity(peer);
             }
         }
     }
@@ -277,29 +334,61 @@ mod tests {
 
     #[test]
     fn every_stage_is_capped_and_released() {
-        let limits =
-            AdmissionLimits { max_handshaking: 2, max_awaiting_hello: 1, per_identity: 2, ..Default::default() };
+        let limits = AdmissionLimits {
+            max_handshaking: 2,
+            max_awaiting_hello: 1,
+            per_identity: 2,
+            hello_grace: Duration::from_secs(1),
+            ..Default::default()
+        };
         let mut a = Admission::new(limits, 2);
         let (p, q) = (PeerId::named("p"), PeerId::named("q"));
+        let t0 = Instant::now();
         a.offer().unwrap();
         a.offer().unwrap();
         assert_eq!(a.offer(), Err(Refusal::Busy));
-        a.handshake_done(&p).unwrap();
-        assert_eq!(a.handshake_done(&q), Err(Refusal::Busy), "awaiting-hello cap");
-        a.hello_done().unwrap();
+        assert_eq!(a.handshake_done(1, &p, t0), Ok(None));
+        assert_eq!(a.handshake_done(2, &q, t0), Err(Refusal::Busy), "awaiting-hello cap, 1 still in its grace");
+        a.hello_done(1).unwrap();
         a.offer().unwrap();
-        a.handshake_done(&p).unwrap();
-        a.hello_done().unwrap();
+        a.handshake_done(3, &p, t0).unwrap();
+        a.hello_done(3).unwrap();
         assert_eq!(a.offer(), Err(Refusal::Busy), "live cap");
-        a.end(Stage::Live, &p);
+        a.end(3, Stage::Live, &p);
         a.offer().unwrap();
-        a.handshake_done(&q).unwrap();
+        a.handshake_done(4, &q, t0).unwrap();
         assert_eq!(a.stats().awaiting_hello, 1);
-        a.end(Stage::AwaitingHello, &q);
-        a.end(Stage::Live, &p);
+        a.end(4, Stage::AwaitingHello, &q);
+        a.end(1, Stage::Live, &p);
         let s = a.stats();
         assert_eq!((s.handshaking, s.awaiting_hello, s.live), (0, 0, 0));
         assert_eq!(s.refused(Refusal::Busy), 3);
+        assert!(a.per_identity.is_empty());
+    }
+
+    #[test]
+    fn a_full_hello_stage_evicts_its_oldest_stalled_connection() {
+        let limits =
+            AdmissionLimits { max_awaiting_hello: 2, hello_grace: Duration::from_millis(100), ..Default::default() };
+        let mut a = Admission::new(limits, 64);
+        let t0 = Instant::now();
+        let (s1, s2, m) = (PeerId::named("s1"), PeerId::named("s2"), PeerId::named("m"));
+        for (id, p) in [(1, &s1), (2, &s2)] {
+            a.offer().unwrap();
+            a.handshake_done(id, p, t0).unwrap();
+        }
+        a.offer().unwrap();
+        assert_eq!(a.handshake_done(3, &m, t0 + Duration::from_millis(50)), Err(Refusal::Busy));
+        a.offer().unwrap();
+        assert_eq!(a.handshake_done(3, &m, t0 + Duration::from_millis(150)), Ok(Some(1)));
+        assert_eq!(a.stats().refused(Refusal::HelloTimeout), 1);
+        a.hello_done(3).unwrap();
+        assert_eq!(a.hello_done(1), Err(Refusal::HelloTimeout), "evicted");
+        a.end(1, Stage::AwaitingHello, &s1); // no-op: already released
+        a.end(2, Stage::AwaitingHello, &s2);
+        a.end(3, Stage::Live, &m);
+        let s = a.stats();
+        assert_eq!((s.handshaking, s.awaiting_hello, s.live), (0, 0, 0));
         assert!(a.per_identity.is_empty());
     }
 
@@ -308,12 +397,13 @@ mod tests {
         let limits = AdmissionLimits { per_identity: 1, ..Default::default() };
         let mut a = Admission::new(limits, 64);
         let (p, q) = (PeerId::named("p"), PeerId::named("q"));
-        for peer in [&p, &PeerId::Anonymous, &PeerId::Anonymous, &q] {
+        let now = Instant::now();
+        for (id, peer) in [(1, &p), (2, &PeerId::Anonymous), (3, &PeerId::Anonymous), (4, &q)] {
             a.offer().unwrap();
-            a.handshake_done(peer).unwrap();
+            a.handshake_done(id, peer, now).unwrap();
         }
         a.offer().unwrap();
-        assert_eq!(a.handshake_done(&p), Err(Refusal::IdentityLimit));
+        assert_eq!(a.handshake_done(5, &p, now), Err(Refusal::IdentityLimit));
         assert_eq!(a.stats().refused(Refusal::IdentityLimit), 1);
         assert_eq!(a.stats().handshaking, 0);
     }

@@ -57,8 +57,12 @@ fn stalled_hello_is_closed_at_the_deadline() {
     runtime().block_on(async {
         let dev = Dev::new();
         let region = MemRegion::new(64 << 10, 4096);
-        let admission =
-            AdmissionLimits { max_awaiting_hello: 4, hello_timeout: Duration::from_millis(300), ..Default::default() };
+        let admission = AdmissionLimits {
+            max_awaiting_hello: 4,
+            hello_timeout: Duration::from_millis(300),
+            hello_grace: Duration::from_secs(60), // no eviction: see the next test
+            ..Default::default()
+        };
         let p = publish(&region, dev.server(), cfg(|c| c.admission = admission)).await;
         let addr = p.local_addr().unwrap();
         let ep = client_endpoint(&dev.client());
@@ -94,6 +98,46 @@ fn stalled_hello_is_closed_at_the_deadline() {
         region.write_at(10, b"after the stall");
         let m = mirror(addr, Subscription::whole(), dev.client(), &local, false);
         converge(&region, &Subscription::whole(), &local, Duration::from_secs(10)).await;
+        m.close().await;
+        p.close().await;
+    });
+}
+
+/// With the awaiting-hello stage full of stalled connections, a new mirror
+/// evicts the oldest one (past its grace) instead of waiting for the hello
+/// deadline.
+#[test]
+fn a_new_mirror_evicts_the_oldest_stalled_hello() {
+    runtime().block_on(async {
+        let dev = Dev::new();
+        let region = MemRegion::new(64 << 10, 4096);
+        region.write_at(0, b"evict");
+        let admission = AdmissionLimits {
+            max_awaiting_hello: 4,
+            hello_timeout: Duration::from_secs(20),
+            hello_grace: Duration::from_millis(100),
+            ..Default::default()
+        };
+        let p = publish(&region, dev.server(), cfg(|c| c.admission = admission)).await;
+        let addr = p.local_addr().unwrap();
+        let ep = client_endpoint(&dev.client());
+        let mut stalled = Vec::new();
+        for _ in 0..4 {
+            let conn = raw(&ep, addr).await.unwrap();
+            let (mut send, _recv) = conn.open_bi().await.unwrap();
+            send.write_all(STALLED_HELLO).await.unwrap();
+            stalled.push((conn, send));
+        }
+        assert!(testkit_wait(Duration::from_secs(3), || p.admission().awaiting_hello == 4).await);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let start = Instant::now();
+        let local = MemRegion::new(64 << 10, 4096);
+        let m = mirror(addr, Subscription::whole(), dev.client(), &local, false);
+        converge(&region, &Subscription::whole(), &local, Duration::from_secs(10)).await;
+        assert!(start.elapsed() < Duration::from_secs(10));
+        assert_eq!(refusal(&stalled[0].0, Duration::from_secs(3)).await, Some(Refusal::HelloTimeout));
+        let a = p.admission();
+        assert_eq!((a.awaiting_hello, a.live, a.refused(Refusal::HelloTimeout)), (3, 1, 1), "{a:?}");
         m.close().await;
         p.close().await;
     });

@@ -12,6 +12,7 @@ use crate::stats::PublisherStats;
 use crate::tls::ServerTls;
 use crate::{Error, Now, Result};
 use bytes::Bytes;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -54,6 +55,8 @@ struct Shared {
     version: watch::Sender<u64>,
     sessions: Mutex<Vec<SessionSlot>>,
     admission: Mutex<Admission>,
+    /// Connections awaiting their hello, by id (to close one the admission evicts).
+    pending: Mutex<HashMap<u64, quinn::Connection>>,
     next_id: AtomicU64,
     stop: AtomicBool,
 }
@@ -91,6 +94,7 @@ impl Publisher {
             version,
             sessions: Mutex::new(Vec::new()),
             admission,
+            pending: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             stop: AtomicBool::new(false),
         });
@@ -105,7 +109,8 @@ impl Publisher {
                     incoming.refuse();
                     continue;
                 }
-                let ticket = Ticket { s: s.clone(), stage: Some(Stage::Handshaking), peer: PeerId::Anonymous };
+                let id = s.next_id.fetch_add(1, Ordering::Relaxed); // unique ids only; no ordering needed
+                let ticket = Ticket { s: s.clone(), id, stage: Some(Stage::Handshaking), peer: PeerId::Anonymous };
                 tokio::spawn(connection(incoming, ticket));
             }
         });
@@ -194,6 +199,7 @@ fn watch_region(s: &Shared) {
 /// releases the stage's slot.
 struct Ticket {
     s: Arc<Shared>,
+    id: u64,
     /// `None` once the admission already released the slot.
     stage: Option<Stage>,
     peer: PeerId,
@@ -201,8 +207,9 @@ struct Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
+        lock(&self.s.pending).remove(&self.id);
         if let Some(stage) = self.stage.take() {
-            lock(&self.s.admission).end(stage, &self.peer);
+            lock(&self.s.admission).end(self.id, stage, &self.peer);
         }
     }
 }
@@ -226,11 +233,20 @@ async fn connection(incoming: quinn::Incoming, mut t: Ticket) {
         }
     };
     t.stage = None; // handshake_done leaves Handshaking, even when it refuses
-    if let Err(r) = lock(&t.s.admission).handshake_done(&peer) {
-        tracing::warn!(%remote, %peer, reason = %r, "refusing connection");
-        return refuse(&conn, r, r.to_string());
-    }
+    let done = lock(&t.s.admission).handshake_done(t.id, &peer, std::time::Instant::now());
+    let evicted = match done {
+        Ok(e) => e,
+        Err(r) => {
+            tracing::warn!(%remote, %peer, reason = %r, "refusing connection");
+            return refuse(&conn, r, r.to_string());
+        }
+    };
     (t.stage, t.peer) = (Some(Stage::AwaitingHello), peer);
+    lock(&t.s.pending).insert(t.id, conn.clone());
+    if let Some(old) = evicted.and_then(|old| lock(&t.s.pending).remove(&old)) {
+        tracing::warn!(remote = %old.remote_address(), "awaiting-hello cap full: closing the oldest stalled connection");
+        refuse(&old, Refusal::HelloTimeout, "evicted: no hello while others waited".into());
+    }
     if !t.s.cfg.policy.admits(&t.peer) {
         lock(&t.s.admission).count(Refusal::Unauthorized);
         tracing::warn!(%remote, peer = %t.peer, "identity not listed in the policy; refusing");
@@ -247,7 +263,7 @@ fn refuse(conn: &quinn::Connection, r: Refusal, why: String) {
 
 async fn serve(conn: quinn::Connection, mut t: Ticket) {
     let s = t.s.clone();
-    let id = s.next_id.fetch_add(1, Ordering::Relaxed); // unique ids only; no ordering needed
+    let id = t.id;
     let stats = Arc::new(Mutex::new(PublisherStats::default()));
     let remote = conn.remote_address();
     let r = run_session(&conn, &mut t, id, &stats).await;
@@ -302,7 +318,16 @@ async fn run_session(
     session.set_peer(t.peer.clone());
     let hello = tokio::time::timeout_at(hello_by, rx.recv()).await.map_err(|_| refused(Refusal::HelloTimeout))?;
     handle(&mut session, hello, &s)?; // authorizes against the policy before allocating the shadow
-    lock(&s.admission).hello_done().map_err(refused)?;
+    match lock(&s.admission).hello_done(t.id) {
+        Ok(()) => {}
+        Err(Refusal::HelloTimeout) => {
+            // Evicted before the shell could close it (already counted).
+            refuse(conn, Refusal::HelloTimeout, "evicted: no hello while others waited".into());
+            return Err(Error::Closed);
+        }
+        Err(r) => return Err(refused(r)),
+    }
+    lock(&s.pending).remove(&t.id);
     t.stage = Some(Stage::Live);
     lock(&s.sessions).push(SessionSlot { id, conn: conn.clone(), stats: stats.clone() });
     let mut version = s.version.subscribe();
