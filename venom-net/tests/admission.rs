@@ -336,3 +336,51 @@ fn pinned_client_certificates_authenticate_mirrors() {
         p.close().await;
     });
 }
+
+/// Named-array grants, end to end: a by-name mirror gets the arrays its
+/// identity is granted (and the catalog), and a typed refusal for any other.
+#[test]
+fn named_array_grants_are_enforced_end_to_end() {
+    use venom_core::{RegionConfig, SeqReader, SeqWriter, testkit};
+    use venom_net::catalog::{Catalog, Pick};
+    use venom_net::named::NamedMirror;
+    use venom_net::typed::{Array, write_step};
+    runtime().block_on(async {
+        let m = Mtls::new();
+        let cat =
+            Catalog::builder().array("prices", Dtype::F64, &[8]).array("secret", Dtype::U8, &[64]).build().unwrap();
+        let name = testkit::unique_name("adm-named");
+        let mut w = SeqWriter::create(&name, RegionConfig::new(cat.region_size() as usize)).unwrap();
+        cat.write_to(&mut w).unwrap();
+        let prices = Array::<f64>::from_catalog(&cat, "prices").unwrap();
+        write_step(&mut w, |s| s.write_all(&prices, &[2.5; 8])).unwrap();
+        let policy = Policy::parse("allow dns:dash array prices").unwrap().with_catalog(cat);
+        let src = Arc::new(SeqReader::open(&name).unwrap());
+        let pcfg = cfg(|c| c.policy = Arc::new(policy));
+        let p = net::Publisher::bind(loopback(), src, m.server.clone(), pcfg).await.unwrap();
+        let addr = p.local_addr().unwrap();
+        let connect = |picks: Vec<Pick>, local: String| {
+            let tls = m.client("dash");
+            async move {
+                NamedMirror::connect(
+                    addr,
+                    "localhost",
+                    tls,
+                    &picks,
+                    &local,
+                    Default::default(),
+                    Duration::from_secs(10),
+                )
+                .await
+            }
+        };
+        let ok = connect(vec![Pick::all("prices")], testkit::unique_name("adm-named-ok")).await.unwrap();
+        assert_eq!(ok.array::<f64>("prices").unwrap().get(&[7]).unwrap(), 2.5);
+        let denied = connect(vec![Pick::all("secret")], testkit::unique_name("adm-named-no")).await;
+        assert!(matches!(denied, Err(Error::Refused { reason: Refusal::Unauthorized, .. })), "{:?}", denied.err());
+        ok.close().await;
+        p.close().await;
+        drop(w);
+        let _ = SeqReader::open(&name).map(|r| r.segment().unlink());
+    });
+}
