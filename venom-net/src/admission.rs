@@ -162,6 +162,8 @@ pub struct AdmissionStats {
     pub refused: [u64; 5],
     /// Sessions closed for a protocol violation.
     pub protocol_errors: u64,
+    /// Connection attempts answered with a QUIC Retry (address validation under load).
+    pub retries: u64,
 }
 
 impl AdmissionStats {
@@ -224,6 +226,17 @@ impl Admission {
     fn refuse<T>(&mut self, r: Refusal) -> Result<T, Refusal> {
         self.count(r);
         Err(r)
+    }
+
+    /// Whether to answer a connection attempt from an address it has not
+    /// proven it owns with a QUIC Retry first: once half the handshake
+    /// slots are taken, so spoofed-source packets (which never answer a
+    /// Retry) cannot hold handshake slots for `handshake_timeout`.
+    pub fn wants_retry(&mut self, address_validated: bool) -> bool {
+        let load = self.stats.handshaking >= self.limits.max_handshaking / 2;
+        let retry = !address_validated && load;
+        self.stats.retries += u64::from(retry);
+        retry
     }
 
     /// A new connection attempt: admitted into `Handshaking` while fewer

@@ -38,6 +38,7 @@
 //! | bound | default | set by | on excess |
 //! |---|---|---|---|
 //! | connections in the TLS handshake | 16 | [`AdmissionLimits::max_handshaking`](admission::AdmissionLimits) | `Incoming::refuse` before quinn allocates the connection (mirror: `Refused(Busy)`) |
+//! | unvalidated source addresses | QUIC Retry once half the handshake slots are taken | [`admission::Admission::wants_retry`] | spoofed sources never answer, so they cannot hold handshake slots |
 //! | attempts queued in quinn for the accept loop | 4 × handshaking cap = 64 | quinn `ServerConfig::max_incoming` | refused by quinn |
 //! | bytes buffered per queued attempt / all | 64 KiB / 4 MiB | quinn `incoming_buffer_size(_total)` | dropped (retransmitted) |
 //! | handshake duration | 5 s | `handshake_timeout` (and the 5 s idle timeout) | dropped |
@@ -67,7 +68,8 @@
 //! above baseline, while a mirror kept converging and a new mirror connected.
 //!
 //! Close codes: 0 orderly close, 1 protocol error, 2..=6 the
-//! [`admission::Refusal`]s above.
+//! [`admission::Refusal`]s above. Refusals are logged at warn level at most
+//! once a second per kind (with the count since), so a flood is not a log flood.
 //!
 //! **Without client authentication** ([`tls::ServerTls::new`]) every peer is
 //! anonymous: anyone who can reach the port may read what the policy grants

@@ -384,3 +384,23 @@ fn named_array_grants_are_enforced_end_to_end() {
         let _ = SeqReader::open(&name).map(|r| r.segment().unlink());
     });
 }
+
+/// Under handshake load the publisher validates addresses with a QUIC Retry
+/// first (spoofed sources never answer it); real mirrors do so transparently.
+#[test]
+fn retry_validates_addresses_under_load() {
+    runtime().block_on(async {
+        let dev = Dev::new();
+        let region = MemRegion::new(4096, 1024);
+        region.write_at(0, b"retry");
+        // One handshake slot: half of it is zero, so every unvalidated attempt gets a Retry.
+        let admission = AdmissionLimits { max_handshaking: 1, ..Default::default() };
+        let p = publish(&region, dev.server(), cfg(|c| c.admission = admission)).await;
+        let local = MemRegion::new(4096, 1024);
+        let m = mirror(p.local_addr().unwrap(), Subscription::whole(), dev.client(), &local, false);
+        converge(&region, &Subscription::whole(), &local, Duration::from_secs(10)).await;
+        assert!(p.admission().retries >= 1, "{:?}", p.admission());
+        m.close().await;
+        p.close().await;
+    });
+}

@@ -55,6 +55,8 @@ struct Shared {
     version: watch::Sender<u64>,
     sessions: Mutex<Vec<SessionSlot>>,
     admission: Mutex<Admission>,
+    /// Per refusal kind: when it was last logged at warn level, and how many since.
+    log_marks: Mutex<[(Option<std::time::Instant>, u64); 5]>,
     /// Connections awaiting their hello, by id (to close one the admission evicts).
     pending: Mutex<HashMap<u64, quinn::Connection>>,
     next_id: AtomicU64,
@@ -95,6 +97,7 @@ impl Publisher {
             sessions: Mutex::new(Vec::new()),
             admission,
             pending: Mutex::new(HashMap::new()),
+            log_marks: Mutex::new([(None, 0); 5]),
             next_id: AtomicU64::new(1),
             stop: AtomicBool::new(false),
         });
@@ -104,8 +107,17 @@ impl Publisher {
         tokio::spawn(async move {
             while let Some(incoming) = ep.accept().await {
                 // Before quinn allocates any connection state.
+                if incoming.may_retry() && lock(&s.admission).wants_retry(incoming.remote_address_validated()) {
+                    let _ = incoming.retry(); // may_retry() held, so this cannot fail
+                    continue;
+                }
                 if lock(&s.admission).offer().is_err() {
-                    tracing::warn!(remote = %incoming.remote_address(), "connection cap reached; refusing");
+                    s.log_refusal(
+                        Refusal::Busy,
+                        incoming.remote_address(),
+                        &PeerId::Anonymous,
+                        "connection cap reached",
+                    );
                     incoming.refuse();
                     continue;
                 }
@@ -195,6 +207,24 @@ fn watch_region(s: &Shared) {
     }
 }
 
+impl Shared {
+    /// Logs a refusal at warn level at most once a second per kind (with the
+    /// number of refusals since), at debug level otherwise: a flood must not
+    /// turn into a log flood. The counters are in `Publisher::admission`.
+    fn log_refusal(&self, reason: Refusal, remote: SocketAddr, peer: &PeerId, what: &str) {
+        let now = std::time::Instant::now();
+        let mut marks = lock(&self.log_marks);
+        let (last, since) = &mut marks[reason.code() as usize - 2];
+        *since += 1;
+        if last.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+            tracing::warn!(%remote, %peer, %reason, refusals = *since, "{what}");
+            (*last, *since) = (Some(now), 0);
+        } else {
+            tracing::debug!(%remote, %peer, %reason, "{what}");
+        }
+    }
+}
+
 /// A connection's place in the admission life cycle; leaving it (drop)
 /// releases the stage's slot.
 struct Ticket {
@@ -237,19 +267,20 @@ async fn connection(incoming: quinn::Incoming, mut t: Ticket) {
     let evicted = match done {
         Ok(e) => e,
         Err(r) => {
-            tracing::warn!(%remote, %peer, reason = %r, "refusing connection");
+            t.s.log_refusal(r, remote, &peer, "refusing connection");
             return refuse(&conn, r, r.to_string());
         }
     };
     (t.stage, t.peer) = (Some(Stage::AwaitingHello), peer);
     lock(&t.s.pending).insert(t.id, conn.clone());
     if let Some(old) = evicted.and_then(|old| lock(&t.s.pending).remove(&old)) {
-        tracing::warn!(remote = %old.remote_address(), "awaiting-hello cap full: closing the oldest stalled connection");
+        let why = "awaiting-hello cap full: closing the oldest stalled connection";
+        t.s.log_refusal(Refusal::HelloTimeout, old.remote_address(), &PeerId::Anonymous, why);
         refuse(&old, Refusal::HelloTimeout, "evicted: no hello while others waited".into());
     }
     if !t.s.cfg.policy.admits(&t.peer) {
         lock(&t.s.admission).count(Refusal::Unauthorized);
-        tracing::warn!(%remote, peer = %t.peer, "identity not listed in the policy; refusing");
+        t.s.log_refusal(Refusal::Unauthorized, remote, &t.peer, "identity not listed in the policy");
         return refuse(&conn, Refusal::Unauthorized, format!("{} is not listed", t.peer));
     }
     serve(conn, t).await
@@ -276,12 +307,12 @@ async fn serve(conn: quinn::Connection, mut t: Ticket) {
         }
         Err(Error::Refused { reason, detail }) => {
             lock(&s.admission).count(reason);
-            tracing::warn!(%remote, %peer, %reason, "closing mirror connection");
+            s.log_refusal(reason, remote, peer, "closing mirror connection");
             refuse(&conn, reason, detail);
         }
         Err(Error::Unauthorized(why)) => {
             lock(&s.admission).count(Refusal::Unauthorized);
-            tracing::warn!(%remote, %peer, %why, "unauthorized subscription; refusing");
+            s.log_refusal(Refusal::Unauthorized, remote, peer, &why);
             refuse(&conn, Refusal::Unauthorized, why);
         }
         Err(e) if is_protocol_error(&e) => {
