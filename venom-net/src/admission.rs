@@ -282,6 +282,14 @@ impl Admission {
         Ok(evicted)
     }
 
+    /// `Handshaking` → closed for `r`, decided by the caller right after the
+    /// handshake (e.g. an identity the policy does not list): counted as
+    /// `r`, not as a handshake failure.
+    pub fn refuse_after_handshake(&mut self, r: Refusal) {
+        self.stats.handshaking -= 1;
+        self.count(r);
+    }
+
     /// Removes `id` from AwaitingHello (with its identity count); false if it was not there.
     fn release_pending(&mut self, id: u64) -> bool {
         let Some(i) = self.pending.iter().position(|p| p.0 == id) else { return false };

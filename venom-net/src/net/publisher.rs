@@ -262,7 +262,13 @@ async fn connection(incoming: quinn::Incoming, mut t: Ticket) {
             return;
         }
     };
-    t.stage = None; // handshake_done leaves Handshaking, even when it refuses
+    t.stage = None; // from here on, every path leaves Handshaking through the admission
+    if !t.s.cfg.policy.admits(&peer) {
+        // Before it takes an identity or awaiting-hello slot.
+        lock(&t.s.admission).refuse_after_handshake(Refusal::Unauthorized);
+        t.s.log_refusal(Refusal::Unauthorized, remote, &peer, "identity not listed in the policy");
+        return refuse(&conn, Refusal::Unauthorized, format!("{peer} is not listed"));
+    }
     let done = lock(&t.s.admission).handshake_done(t.id, &peer, std::time::Instant::now());
     let evicted = match done {
         Ok(e) => e,
@@ -277,11 +283,6 @@ async fn connection(incoming: quinn::Incoming, mut t: Ticket) {
         let why = "awaiting-hello cap full: closing the oldest stalled connection";
         t.s.log_refusal(Refusal::HelloTimeout, old.remote_address(), &PeerId::Anonymous, why);
         refuse(&old, Refusal::HelloTimeout, "evicted: no hello while others waited".into());
-    }
-    if !t.s.cfg.policy.admits(&t.peer) {
-        lock(&t.s.admission).count(Refusal::Unauthorized);
-        t.s.log_refusal(Refusal::Unauthorized, remote, &t.peer, "identity not listed in the policy");
-        return refuse(&conn, Refusal::Unauthorized, format!("{} is not listed", t.peer));
     }
     serve(conn, t).await
 }
