@@ -59,7 +59,7 @@ fn stalled_hello_is_closed_at_the_deadline() {
         let region = MemRegion::new(64 << 10, 4096);
         let admission = AdmissionLimits {
             max_awaiting_hello: 4,
-            hello_timeout: Duration::from_millis(300),
+            hello_timeout: Duration::from_millis(800),
             hello_grace: Duration::from_secs(60), // no eviction: see the next test
             ..Default::default()
         };
@@ -88,11 +88,14 @@ fn stalled_hello_is_closed_at_the_deadline() {
                 other => panic!("connection not closed with a refusal: {other:?}"),
             }
         }
-        assert!(start.elapsed() < Duration::from_secs(2), "closed only after {:?}", start.elapsed());
-        assert_eq!((timed_out, busy), (4, 6));
+        // Every stalled connection is closed within the deadline (plus slack), not left open.
+        assert!(start.elapsed() < Duration::from_secs(4), "closed only after {:?}", start.elapsed());
+        // At least the first 4 held the stage until their deadline; how many more got in
+        // depends on how long setting up 10 connections took on a loaded machine.
+        assert!(timed_out >= 4 && timed_out + busy == 10, "{timed_out} timed out, {busy} busy");
         let a = p.admission();
         assert_eq!((a.handshaking, a.awaiting_hello, a.live), (0, 0, 0), "{a:?}");
-        assert_eq!((a.refused(Refusal::HelloTimeout), a.refused(Refusal::Busy)), (4, 6));
+        assert_eq!((a.refused(Refusal::HelloTimeout), a.refused(Refusal::Busy)), (timed_out, busy));
         // A well-behaved mirror still gets in.
         let local = MemRegion::new(64 << 10, 4096);
         region.write_at(10, b"after the stall");
@@ -178,7 +181,7 @@ fn silent_sessions_are_evicted_and_a_new_mirror_gets_in() {
         let dev = Dev::new();
         let region = MemRegion::new(64 << 10, 4096);
         region.write_at(0, b"payload");
-        let admission = AdmissionLimits { liveness_timeout: Duration::from_millis(400), ..Default::default() };
+        let admission = AdmissionLimits { liveness_timeout: Duration::from_millis(1500), ..Default::default() };
         let p = publish(&region, dev.server(), cfg(|c| (c.max_mirrors, c.admission) = (4, admission))).await;
         let addr = p.local_addr().unwrap();
         let ep = client_endpoint(&dev.client());
