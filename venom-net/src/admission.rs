@@ -24,20 +24,21 @@
 //! use venom_net::policy::PeerId;
 //! let limits = AdmissionLimits { max_handshaking: 1, per_identity: 1, ..AdmissionLimits::default() };
 //! let mut a = Admission::new(limits, 64);
-//! let now = std::time::Instant::now();
+//! let (now, ip) = (std::time::Instant::now(), std::net::Ipv4Addr::LOCALHOST.into());
 //! a.offer()?;
 //! assert_eq!(a.offer(), Err(Refusal::Busy)); // one handshake at a time
 //! let peer = PeerId::named("m1");
-//! a.handshake_done(1, &peer, now)?; // connection 1
+//! a.handshake_done(1, &peer, ip, now)?; // connection 1
 //! a.hello_done(1)?;
 //! a.offer()?;
-//! assert_eq!(a.handshake_done(2, &peer, now), Err(Refusal::IdentityLimit)); // m1 already holds its one slot
-//! a.end(1, Stage::Live, &peer);
+//! assert_eq!(a.handshake_done(2, &peer, ip, now), Err(Refusal::IdentityLimit)); // m1 already holds its one slot
+//! a.end(1, Stage::Live);
 //! # Ok::<(), Refusal>(())
 //! ```
 
 use crate::policy::PeerId;
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Why a connection was refused or ended by the publisher. Each has its
@@ -47,7 +48,8 @@ use std::time::{Duration, Instant};
 pub enum Refusal {
     /// A cap on connections (handshaking, awaiting hello or live) is reached.
     Busy,
-    /// The peer's identity already holds its maximum of connections.
+    /// The peer's identity (or, for anonymous peers, its source address)
+    /// already holds its maximum of connections.
     IdentityLimit,
     /// The policy lists nothing for this identity, or not this subscription.
     Unauthorized,
@@ -100,8 +102,10 @@ pub struct AdmissionLimits {
     /// Connections past the handshake that have not sent a complete hello.
     pub max_awaiting_hello: usize,
     /// Connections (awaiting hello or live) per authenticated identity.
-    /// Anonymous peers (no client certificate) are bounded by the global caps only.
     pub per_identity: usize,
+    /// Connections (awaiting hello or live) per source IP address, for
+    /// anonymous peers (no client certificate), which have no identity.
+    pub per_address: usize,
     /// A handshake not finished within this is dropped.
     pub handshake_timeout: Duration,
     /// A connection that has not sent a complete hello within this (from
@@ -125,6 +129,7 @@ impl Default for AdmissionLimits {
             max_handshaking: 16,
             max_awaiting_hello: 16,
             per_identity: 4,
+            per_address: 16,
             handshake_timeout: Duration::from_secs(5),
             hello_timeout: Duration::from_secs(3),
             hello_grace: Duration::from_millis(250),
@@ -180,14 +185,16 @@ impl AdmissionStats {
 /// Invariant: `stats.handshaking` and `stats.live` equal the connections the
 /// shell holds in those stages (every successful transition is matched by
 /// one `end`); `pending` holds exactly the AwaitingHello connections (so
-/// `stats.awaiting_hello == pending.len()`), oldest first; `per_identity[k]`
-/// counts the AwaitingHello + Live connections of `k`.
+/// `stats.awaiting_hello == pending.len()`), oldest first; `keys` maps
+/// every AwaitingHello and Live connection to its limit key (identity or
+/// address) and `per_key[k]` counts the connections mapped to `k`.
 #[derive(Debug)]
 pub struct Admission {
     limits: AdmissionLimits,
     max_live: usize,
-    per_identity: HashMap<String, usize>,
-    pending: VecDeque<(u64, Instant, PeerId)>,
+    keys: HashMap<u64, String>,
+    per_key: HashMap<String, usize>,
+    pending: VecDeque<(u64, Instant)>,
     stats: AdmissionStats,
 }
 
@@ -197,7 +204,8 @@ impl Admission {
         Admission {
             limits,
             max_live,
-            per_identity: HashMap::new(),
+            keys: HashMap::new(),
+            per_key: HashMap::new(),
             pending: VecDeque::new(),
             stats: AdmissionStats::default(),
         }
@@ -249,24 +257,26 @@ impl Admission {
         Ok(())
     }
 
-    /// `Handshaking` → `AwaitingHello` for connection `id` of `peer`, within
-    /// the per-identity and awaiting-hello caps. When the latter is full,
-    /// the oldest connection awaiting its hello for at least `hello_grace`
-    /// is evicted instead: its slot is released now and its id returned
-    /// (the shell closes it with [`Refusal::HelloTimeout`]). On `Err` the
+    /// `Handshaking` → `AwaitingHello` for connection `id` of `peer` from
+    /// address `ip`, within the per-identity (or, for anonymous peers,
+    /// per-address) and awaiting-hello caps. When the latter is full, the
+    /// oldest connection awaiting its hello for at least `hello_grace` is
+    /// evicted instead: its slot is released now and its id returned (the
+    /// shell closes it with [`Refusal::HelloTimeout`]). On `Err` the
     /// connection left `Handshaking` (the shell closes it; no `end` call).
-    pub fn handshake_done(&mut self, id: u64, peer: &PeerId, now: Instant) -> Result<Option<u64>, Refusal> {
+    pub fn handshake_done(&mut self, id: u64, peer: &PeerId, ip: IpAddr, now: Instant) -> Result<Option<u64>, Refusal> {
         self.stats.handshaking -= 1;
-        let key = peer.limit_key();
-        if let Some(k) = &key
-            && self.per_identity.get(k).is_some_and(|&n| n >= self.limits.per_identity)
-        {
+        let (key, limit) = match peer.limit_key() {
+            Some(k) => (k, self.limits.per_identity),
+            None => (format!("ip:{ip}"), self.limits.per_address),
+        };
+        if self.per_key.get(&key).is_some_and(|&n| n >= limit) {
             return self.refuse(Refusal::IdentityLimit);
         }
         let mut evicted = None;
         if self.pending.len() >= self.limits.max_awaiting_hello {
             match self.pending.front() {
-                Some(&(old, since, _)) if now.saturating_duration_since(since) >= self.limits.hello_grace => {
+                Some(&(old, since)) if now.saturating_duration_since(since) >= self.limits.hello_grace => {
                     self.release_pending(old);
                     self.count(Refusal::HelloTimeout);
                     evicted = Some(old);
@@ -274,10 +284,9 @@ impl Admission {
                 _ => return self.refuse(Refusal::Busy),
             }
         }
-        if let Some(k) = key {
-            *self.per_identity.entry(k).or_insert(0) += 1;
-        }
-        self.pending.push_back((id, now, peer.clone()));
+        *self.per_key.entry(key.clone()).or_insert(0) += 1;
+        self.keys.insert(id, key);
+        self.pending.push_back((id, now));
         self.stats.awaiting_hello = self.pending.len();
         Ok(evicted)
     }
@@ -290,22 +299,22 @@ impl Admission {
         self.count(r);
     }
 
-    /// Removes `id` from AwaitingHello (with its identity count); false if it was not there.
+    /// Removes `id` from AwaitingHello (with its limit count); false if it was not there.
     fn release_pending(&mut self, id: u64) -> bool {
         let Some(i) = self.pending.iter().position(|p| p.0 == id) else { return false };
-        let (_, _, peer) = self.pending.remove(i).unwrap_or_else(|| unreachable!());
+        self.pending.remove(i);
         self.stats.awaiting_hello = self.pending.len();
-        self.forget_identity(&peer);
+        self.forget_key(id);
         true
     }
 
-    fn forget_identity(&mut self, peer: &PeerId) {
-        if let Some(k) = peer.limit_key()
-            && let Some(n) = self.per_identity.get_mut(&k)
+    fn forget_key(&mut self, id: u64) {
+        if let Some(k) = self.keys.remove(&id)
+            && let Some(n) = self.per_key.get_mut(&k)
         {
             *n -= 1;
             if *n == 0 {
-                self.per_identity.remove(&k);
+                self.per_key.remove(&k);
             }
         }
     }
@@ -315,13 +324,10 @@ impl Admission {
     /// [`count`](Self::count)s the refusal); `Err(HelloTimeout)`: `id` was
     /// evicted meanwhile (already released and counted).
     pub fn hello_done(&mut self, id: u64) -> Result<(), Refusal> {
-        if !self.pending.iter().any(|p| p.0 == id) {
-            return Err(Refusal::HelloTimeout);
-        }
+        let Some(i) = self.pending.iter().position(|p| p.0 == id) else { return Err(Refusal::HelloTimeout) };
         if self.stats.live >= self.max_live {
             return Err(Refusal::Busy);
         }
-        let i = self.pending.iter().position(|p| p.0 == id).unwrap_or_else(|| unreachable!());
         self.pending.remove(i);
         self.stats.awaiting_hello = self.pending.len();
         self.stats.live += 1;
@@ -332,7 +338,7 @@ impl Admission {
     /// Connection `id` left the life cycle from `stage` (closed for any
     /// reason). `Handshaking` ends count as handshake failures; ending an
     /// evicted AwaitingHello connection is a no-op (its slot is already free).
-    pub fn end(&mut self, id: u64, stage: Stage, peer: &PeerId) {
+    pub fn end(&mut self, id: u64, stage: Stage) {
         match stage {
             Stage::Handshaking => {
                 self.stats.handshaking -= 1;
@@ -343,7 +349,7 @@ impl Admission {
             }
             Stage::Live => {
                 self.stats.live -= 1;
-                self.forget_identity(peer);
+                self.forget_key(id);
             }
         }
     }
@@ -352,6 +358,8 @@ impl Admission {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
     #[test]
     fn every_stage_is_capped_and_released() {
@@ -368,23 +376,23 @@ mod tests {
         a.offer().unwrap();
         a.offer().unwrap();
         assert_eq!(a.offer(), Err(Refusal::Busy));
-        assert_eq!(a.handshake_done(1, &p, t0), Ok(None));
-        assert_eq!(a.handshake_done(2, &q, t0), Err(Refusal::Busy), "awaiting-hello cap, 1 still in its grace");
+        assert_eq!(a.handshake_done(1, &p, IP, t0), Ok(None));
+        assert_eq!(a.handshake_done(2, &q, IP, t0), Err(Refusal::Busy), "awaiting-hello cap, 1 still in its grace");
         a.hello_done(1).unwrap();
         a.offer().unwrap();
-        a.handshake_done(3, &p, t0).unwrap();
+        a.handshake_done(3, &p, IP, t0).unwrap();
         a.hello_done(3).unwrap();
         assert_eq!(a.offer(), Err(Refusal::Busy), "live cap");
-        a.end(3, Stage::Live, &p);
+        a.end(3, Stage::Live);
         a.offer().unwrap();
-        a.handshake_done(4, &q, t0).unwrap();
+        a.handshake_done(4, &q, IP, t0).unwrap();
         assert_eq!(a.stats().awaiting_hello, 1);
-        a.end(4, Stage::AwaitingHello, &q);
-        a.end(1, Stage::Live, &p);
+        a.end(4, Stage::AwaitingHello);
+        a.end(1, Stage::Live);
         let s = a.stats();
         assert_eq!((s.handshaking, s.awaiting_hello, s.live), (0, 0, 0));
         assert_eq!(s.refused(Refusal::Busy), 3);
-        assert!(a.per_identity.is_empty());
+        assert!(a.per_key.is_empty() && a.keys.is_empty());
     }
 
     #[test]
@@ -396,21 +404,21 @@ mod tests {
         let (s1, s2, m) = (PeerId::named("s1"), PeerId::named("s2"), PeerId::named("m"));
         for (id, p) in [(1, &s1), (2, &s2)] {
             a.offer().unwrap();
-            a.handshake_done(id, p, t0).unwrap();
+            a.handshake_done(id, p, IP, t0).unwrap();
         }
         a.offer().unwrap();
-        assert_eq!(a.handshake_done(3, &m, t0 + Duration::from_millis(50)), Err(Refusal::Busy));
+        assert_eq!(a.handshake_done(3, &m, IP, t0 + Duration::from_millis(50)), Err(Refusal::Busy));
         a.offer().unwrap();
-        assert_eq!(a.handshake_done(3, &m, t0 + Duration::from_millis(150)), Ok(Some(1)));
+        assert_eq!(a.handshake_done(3, &m, IP, t0 + Duration::from_millis(150)), Ok(Some(1)));
         assert_eq!(a.stats().refused(Refusal::HelloTimeout), 1);
         a.hello_done(3).unwrap();
         assert_eq!(a.hello_done(1), Err(Refusal::HelloTimeout), "evicted");
-        a.end(1, Stage::AwaitingHello, &s1); // no-op: already released
-        a.end(2, Stage::AwaitingHello, &s2);
-        a.end(3, Stage::Live, &m);
+        a.end(1, Stage::AwaitingHello); // no-op: already released
+        a.end(2, Stage::AwaitingHello);
+        a.end(3, Stage::Live);
         let s = a.stats();
         assert_eq!((s.handshaking, s.awaiting_hello, s.live), (0, 0, 0));
-        assert!(a.per_identity.is_empty());
+        assert!(a.per_key.is_empty() && a.keys.is_empty());
     }
 
     #[test]
@@ -421,12 +429,34 @@ mod tests {
         let now = Instant::now();
         for (id, peer) in [(1, &p), (2, &PeerId::Anonymous), (3, &PeerId::Anonymous), (4, &q)] {
             a.offer().unwrap();
-            a.handshake_done(id, peer, now).unwrap();
+            a.handshake_done(id, peer, IP, now).unwrap();
         }
         a.offer().unwrap();
-        assert_eq!(a.handshake_done(5, &p, now), Err(Refusal::IdentityLimit));
+        assert_eq!(a.handshake_done(5, &p, IP, now), Err(Refusal::IdentityLimit));
         assert_eq!(a.stats().refused(Refusal::IdentityLimit), 1);
         assert_eq!(a.stats().handshaking, 0);
+    }
+
+    #[test]
+    fn anonymous_peers_are_limited_per_source_address() {
+        let limits = AdmissionLimits { per_address: 2, ..Default::default() };
+        let mut a = Admission::new(limits, 64);
+        let now = Instant::now();
+        let other: IpAddr = std::net::Ipv4Addr::new(10, 0, 0, 2).into();
+        for id in 1..=2 {
+            a.offer().unwrap();
+            a.handshake_done(id, &PeerId::Anonymous, IP, now).unwrap();
+        }
+        a.offer().unwrap();
+        assert_eq!(a.handshake_done(3, &PeerId::Anonymous, IP, now), Err(Refusal::IdentityLimit));
+        a.offer().unwrap();
+        a.handshake_done(4, &PeerId::Anonymous, other, now).unwrap();
+        a.offer().unwrap();
+        a.handshake_done(5, &PeerId::named("p"), IP, now).unwrap(); // certificate identities count by identity
+        for id in [1, 2, 4, 5] {
+            a.end(id, Stage::AwaitingHello);
+        }
+        assert!(a.per_key.is_empty() && a.keys.is_empty());
     }
 
     #[test]

@@ -45,6 +45,7 @@
 //! | connections past the handshake without a complete hello | 16 | `max_awaiting_hello` | the oldest one waiting longer than `hello_grace` (250 ms) is closed to make room (code 5); else the new one is closed, code 2 `Busy` |
 //! | time to a complete hello (from handshake end) | 3 s | `hello_timeout` | closed, code 5 `HelloTimeout` (its reader task ends with it) |
 //! | connections per certificate identity (awaiting hello + live) | 4 | `per_identity` | closed, code 3 `IdentityLimit` |
+//! | connections per source IP of anonymous peers (awaiting hello + live) | 16 | `per_address` | closed, code 3 `IdentityLimit` |
 //! | identities the policy does not list | refused | [`PublisherConfig::policy`] | closed before the hello, code 4 `Unauthorized` |
 //! | subscriptions outside the identity's grants | refused | [`PublisherConfig::policy`] | closed before the shadow is allocated, code 4 |
 //! | live sessions | 64 | [`PublisherConfig::max_mirrors`] | closed, code 2 `Busy` |
@@ -74,12 +75,12 @@
 //!
 //! **Without client authentication** ([`tls::ServerTls::new`]) every peer is
 //! anonymous: anyone who can reach the port may read what the policy grants
-//! anonymous peers (by default the whole region), and per-identity limits
-//! do not apply: an anonymous flood cannot exhaust memory, and stalled
+//! anonymous peers (by default the whole region), and only the per-address
+//! limit tells them apart: an anonymous flood cannot exhaust memory, and stalled
 //! hellos are evicted after `hello_grace` when newcomers need room, but a
 //! flood fast enough to fill every cap can still delay new mirrors. Authenticate mirrors ([`tls::ServerTls::mutual`]
 //! or [`tls::ServerTls::pinned_clients`]) to get per-identity limits and
-//! per-identity grants.
+//! per-identity grants (a distributed anonymous attack can fill the global caps).
 //!
 //! ## Limits (honest list)
 //! * Memory per mirror session on the publisher: see the bounds above.

@@ -407,3 +407,28 @@ fn retry_validates_addresses_under_load() {
         p.close().await;
     });
 }
+
+/// Without client certificates, connections are limited per source address.
+#[test]
+fn anonymous_connections_are_limited_per_address() {
+    runtime().block_on(async {
+        let dev = Dev::new();
+        let region = MemRegion::new(4096, 1024);
+        let admission = AdmissionLimits { per_address: 2, ..Default::default() };
+        let p = publish(&region, dev.server(), cfg(|c| c.admission = admission)).await;
+        let addr = p.local_addr().unwrap();
+        let ep = client_endpoint(&dev.client());
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let conn = raw(&ep, addr).await.unwrap();
+            let (mut send, recv) = conn.open_bi().await.unwrap();
+            send.write_all(&hello_bytes(Subscription::whole())).await.unwrap();
+            held.push((conn, send, recv));
+        }
+        assert!(testkit_wait(Duration::from_secs(3), || p.admission().live == 2).await);
+        let third = raw(&ep, addr).await.unwrap();
+        assert_eq!(refusal(&third, Duration::from_secs(3)).await, Some(Refusal::IdentityLimit));
+        assert_eq!(p.admission().refused(Refusal::IdentityLimit), 1);
+        p.close().await;
+    });
+}

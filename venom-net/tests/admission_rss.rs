@@ -22,7 +22,7 @@ fn vm_rss() -> u64 {
     line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
 }
 
-/// Defaults everywhere (the caps under test are the documented ones), in
+/// Defaults everywhere but the per-address cap (the caps under test are the documented ones), in
 /// pinned mode without client authentication: the attackers are anonymous,
 /// so only the global caps stand between them and the publisher's memory.
 #[test]
@@ -30,7 +30,11 @@ fn publisher_memory_is_bounded_under_attack_while_a_mirror_converges() {
     runtime().block_on(async {
         let dev = Dev::new();
         let region = MemRegion::new(256 << 10, 4096);
-        let p = publish(&region, dev.server(), PublisherConfig::default()).await;
+        // The attackers all come from 127.0.0.1: lift the per-address cap so
+        // they model a distributed attack that only the global caps stop.
+        let mut cfg = PublisherConfig::default();
+        cfg.admission.per_address = usize::MAX;
+        let p = publish(&region, dev.server(), cfg).await;
         let addr = p.local_addr().unwrap();
         let sub = Subscription::whole();
         let local = MemRegion::new(256 << 10, 4096);

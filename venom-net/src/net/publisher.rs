@@ -239,7 +239,7 @@ impl Drop for Ticket {
     fn drop(&mut self) {
         lock(&self.s.pending).remove(&self.id);
         if let Some(stage) = self.stage.take() {
-            lock(&self.s.admission).end(self.id, stage, &self.peer);
+            lock(&self.s.admission).end(self.id, stage);
         }
     }
 }
@@ -269,7 +269,7 @@ async fn connection(incoming: quinn::Incoming, mut t: Ticket) {
         t.s.log_refusal(Refusal::Unauthorized, remote, &peer, "identity not listed in the policy");
         return refuse(&conn, Refusal::Unauthorized, format!("{peer} is not listed"));
     }
-    let done = lock(&t.s.admission).handshake_done(t.id, &peer, std::time::Instant::now());
+    let done = lock(&t.s.admission).handshake_done(t.id, &peer, remote.ip(), std::time::Instant::now());
     let evicted = match done {
         Ok(e) => e,
         Err(r) => {
