@@ -90,6 +90,11 @@ impl PeerId {
         Ok(PeerId::Certificate { name, spki })
     }
 
+    /// [`from_certificate`](Self::from_certificate) for raw DER bytes (e.g. a file).
+    pub fn from_der(der: &[u8]) -> Result<Self> {
+        PeerId::from_certificate(&CertificateDer::from(der))
+    }
+
     /// The identity of a quinn connection (its peer certificate chain, leaf first).
     pub fn of_connection(conn: &quinn::Connection) -> Result<Self> {
         let Some(any) = conn.peer_identity() else { return Ok(PeerId::Anonymous) };
@@ -396,6 +401,14 @@ mod tests {
         assert!(p.authorize(&m, &sub(Subscription::range(0, CATALOG_BYTES as u64, 0))).is_ok());
         let a = cat.get("a").unwrap().offset;
         assert!(p.authorize(&m, &sub(Subscription::range(a, 64, 0))).is_err());
+    }
+
+    #[test]
+    fn identities_come_from_certificates() {
+        let id = crate::tls::Identity::self_signed(&["mirror-7"]).unwrap();
+        let p = PeerId::from_der(id.cert()).unwrap();
+        assert_eq!(p.limit_key().as_deref(), Some("dns:mirror-7"));
+        assert!(matches!(PeerId::from_der(b"not a certificate"), Err(Error::TlsConfig(_))));
     }
 
     #[test]
