@@ -63,11 +63,13 @@
 //! 200 KiB per pending connection (window, read-ahead, QUIC state) and,
 //! per live session, a shadow of its subscription plus a snapshot buffer
 //! of up to the region size plus the send window. Measured
-//! (`tests/admission_rss.rs`, defaults, 256 KiB region, debug build): under
-//! 96 hostile connections (48 silent sessions, 24 stalled hellos, 24 stream
-//! floods) the whole test process (publisher and attackers) grew 32–38 MiB,
-//! about 1 MiB per silent live session, against an asserted bound of 64 MiB
-//! above baseline, while a mirror kept converging and a new mirror connected.
+//! (`tests/admission_rss.rs`: defaults except `per_address`, lifted to model
+//! a distributed attack; 256 KiB region; debug build on a loaded 2-core
+//! machine): under 96 hostile connections (48 silent sessions, 24 stalled
+//! hellos, 24 stream floods) the whole test process (publisher and
+//! attackers) grew 27–38 MiB, about 1 MiB per silent live session, against
+//! an asserted bound of 64 MiB above baseline, while a mirror kept
+//! converging (blake3-equal) and a new mirror connected.
 //!
 //! Close codes: 0 orderly close, 1 protocol error, 2..=6 the
 //! [`admission::Refusal`]s above. Refusals are logged at warn level at most
@@ -76,11 +78,11 @@
 //! **Without client authentication** ([`tls::ServerTls::new`]) every peer is
 //! anonymous: anyone who can reach the port may read what the policy grants
 //! anonymous peers (by default the whole region), and only the per-address
-//! limit tells them apart: an anonymous flood cannot exhaust memory, and stalled
-//! hellos are evicted after `hello_grace` when newcomers need room, but a
-//! flood fast enough to fill every cap can still delay new mirrors. Authenticate mirrors ([`tls::ServerTls::mutual`]
-//! or [`tls::ServerTls::pinned_clients`]) to get per-identity limits and
-//! per-identity grants (a distributed anonymous attack can fill the global caps).
+//! limit tells them apart. An anonymous flood cannot exhaust memory, and
+//! stalled hellos are evicted after `hello_grace` when newcomers need room,
+//! but a distributed flood fast enough to fill every cap can still delay
+//! new mirrors. Authenticate mirrors ([`tls::ServerTls::mutual`] or
+//! [`tls::ServerTls::pinned_clients`]) to get per-identity limits and grants.
 //!
 //! ## Limits (honest list)
 //! * Memory per mirror session on the publisher: see the bounds above.
