@@ -53,9 +53,9 @@
 //! | streams per connection | 1 bidirectional (opened by the mirror), 0 unidirectional, no datagrams | [`tls`] transport config | the peer cannot open more (QUIC stream limits) |
 //! | publisher receive window (stream and connection) | 2 control frames (32 KiB) | [`tls::PUBLISHER_RECEIVE_WINDOW`] | QUIC flow control |
 //! | frame the publisher reads / frames read ahead | control frames only (16 KiB body) / 8 | I/O shell | closed, code 1 `PROTOCOL_ERROR` |
-//! | publisher send window (bytes buffered per connection) | 4 update frames (~4 MiB) | [`tls::PUBLISHER_SEND_WINDOW`] | the session's task waits (then `liveness_timeout`) |
+//! | publisher send window (bytes buffered per connection) | 4 update frames (~4 MiB) | [`tls::ServerTls::with_send_window`] | the session's task waits (then `liveness_timeout`) |
 //! | bytes / updates in flight per session | 8 MiB / 4 | `max_in_flight` / `max_in_flight_updates` | conflation |
-//! | mirror receive window | 4 update frames (~4 MiB) | [`tls::MIRROR_RECEIVE_WINDOW`] | QUIC flow control |
+//! | mirror receive window | 4 update frames (~4 MiB) | [`tls::ClientTls::with_receive_window`] | QUIC flow control |
 //! | idle timeout / keep-alive | 5 s / 0.5 s | [`tls`] transport config | connection closed |
 //!
 //! With the defaults a publisher holds at most 16 + 16 + 64 = 96 connections

@@ -161,12 +161,15 @@ pub const MIRROR_RECEIVE_WINDOW: u32 = 4 * UPDATE_FRAME;
 /// sized from the frame caps; keep-alives so a dead peer is noticed within
 /// the idle timeout (which also bounds a handshake).
 pub(crate) fn transport(publisher: bool) -> Arc<quinn::TransportConfig> {
-    let mut t = quinn::TransportConfig::default();
-    let (recv, send) = if publisher {
-        (PUBLISHER_RECEIVE_WINDOW, PUBLISHER_SEND_WINDOW)
+    if publisher {
+        transport_with(true, PUBLISHER_RECEIVE_WINDOW, PUBLISHER_SEND_WINDOW)
     } else {
-        (MIRROR_RECEIVE_WINDOW, 2 * CONTROL_FRAME)
-    };
+        transport_with(false, MIRROR_RECEIVE_WINDOW, 2 * CONTROL_FRAME)
+    }
+}
+
+fn transport_with(publisher: bool, recv: u32, send: u32) -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
     t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(u32::from(publisher)));
     t.max_concurrent_uni_streams(quinn::VarInt::from_u32(0));
     t.datagram_receive_buffer_size(None);
@@ -217,6 +220,16 @@ impl ServerTls {
             .with_client_cert_verifier(verifier)
             .with_single_cert(id.chain.clone(), id.key())?;
         Self::finish(cfg)
+    }
+
+    /// Raises (or lowers) the per-connection send window from
+    /// [`PUBLISHER_SEND_WINDOW`], e.g. for a long fat link whose
+    /// bandwidth-delay product exceeds it. It is also the bound on what a
+    /// mirror that stops reading makes the publisher buffer, so size it
+    /// with `max_mirrors` in mind.
+    pub fn with_send_window(mut self, bytes: u32) -> Self {
+        self.0.transport_config(transport_with(true, PUBLISHER_RECEIVE_WINDOW, bytes.max(CONTROL_FRAME)));
+        self
     }
 
     /// The quinn server config (for tools and benchmarks using quinn directly).
@@ -279,6 +292,14 @@ impl ClientTls {
             .with_root_certificates(roots(ca_roots)?)
             .with_no_client_auth();
         Self::finish(cfg)
+    }
+
+    /// Sets the mirror's receive window (stream and connection) instead of
+    /// [`MIRROR_RECEIVE_WINDOW`], e.g. for a link whose bandwidth-delay
+    /// product exceeds it; at least one update frame.
+    pub fn with_receive_window(mut self, bytes: u32) -> Self {
+        self.0.transport_config(transport_with(false, bytes.max(UPDATE_FRAME), 2 * CONTROL_FRAME));
+        self
     }
 
     /// The quinn client config (for tools and benchmarks using quinn directly).

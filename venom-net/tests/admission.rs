@@ -398,9 +398,12 @@ fn retry_validates_addresses_under_load() {
         region.write_at(0, b"retry");
         // One handshake slot: half of it is zero, so every unvalidated attempt gets a Retry.
         let admission = AdmissionLimits { max_handshaking: 1, ..Default::default() };
-        let p = publish(&region, dev.server(), cfg(|c| c.admission = admission)).await;
+        // (Also: windows tuned for a long fat link still work.)
+        let server = dev.server().with_send_window(8 << 20);
+        let p = publish(&region, server, cfg(|c| c.admission = admission)).await;
         let local = MemRegion::new(4096, 1024);
-        let m = mirror(p.local_addr().unwrap(), Subscription::whole(), dev.client(), &local, false);
+        let client = dev.client().with_receive_window(16 << 20);
+        let m = mirror(p.local_addr().unwrap(), Subscription::whole(), client, &local, false);
         converge(&region, &Subscription::whole(), &local, Duration::from_secs(10)).await;
         assert!(p.admission().retries >= 1, "{:?}", p.admission());
         m.close().await;
