@@ -74,25 +74,26 @@ pub fn parse_peers(s: &str) -> Result<Vec<(String, SocketAddr)>, String> {
 
 type BoxError = Box<dyn std::error::Error>;
 
-/// Mesh TLS for `me` from `dir`: on first use the directory is filled with a
-/// fresh CA and one identity per id in `ids` (run one peer first, or use
-/// `--init`), later peers load them.
-pub fn mesh_tls_from_dir(dir: &Path, me: &str, ids: &[&str]) -> Result<MeshTls, BoxError> {
-    if !dir.join("ca.der").exists() {
-        std::fs::create_dir_all(dir)?;
-        let ca = CertificateAuthority::new("venom-mesh-example-ca")?;
-        for id in ids {
-            let t = MeshTls::issue(&ca, id)?;
-            std::fs::write(dir.join(format!("{id}.der")), t.identity.cert().as_ref())?;
-            std::fs::write(dir.join(format!("{id}.key")), t.identity.pkcs8_key_der())?;
-        }
-        std::fs::write(dir.join("ca.der"), ca.cert().as_ref())?;
+/// Issues a fresh mesh CA and one private key directory per peer:
+/// `root/<id>/{ca.der,cert.der,key.der}`, each directory 0700 and each key
+/// 0600 ([`MeshTls::save`]). The CA's private key is not kept. In a real
+/// deployment, copy `root/<id>` to peer `id`'s host only.
+pub fn issue_mesh_dirs(root: &Path, ids: &[&str]) -> Result<(), BoxError> {
+    let ca = CertificateAuthority::new("venom-mesh-example-ca")?;
+    for id in ids {
+        MeshTls::issue(&ca, id)?.save(&root.join(id))?;
     }
-    let read = |n: String| std::fs::read(dir.join(n));
-    let ca = rustls_cert(read("ca.der".into())?);
-    let identity =
-        Identity::from_der(vec![rustls_cert(read(format!("{me}.der"))?), ca.clone()], read(format!("{me}.key"))?)?;
-    Ok(MeshTls { ca_roots: vec![ca], identity })
+    Ok(())
+}
+
+/// Mesh TLS for `me`, read from its own directory `root/<me>` only. On first
+/// use (no `root/<me>` yet) every peer's directory is issued with
+/// [`issue_mesh_dirs`] (run one peer first; the others then find theirs).
+pub fn mesh_tls_from_dir(root: &Path, me: &str, ids: &[&str]) -> Result<MeshTls, BoxError> {
+    if !root.join(me).exists() {
+        issue_mesh_dirs(root, ids)?;
+    }
+    Ok(MeshTls::load(&root.join(me))?)
 }
 
 fn rustls_cert(der: Vec<u8>) -> rustls::pki_types::CertificateDer<'static> {

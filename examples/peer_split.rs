@@ -24,7 +24,9 @@ USAGE: peer_split [--steps N] [--interval-ms MS]
        peer_split --peer ID --listen ADDR --peers ID=ADDR,ID=ADDR,ID=ADDR --certs DIR [--steps N] [--linger S]
          one peer per terminal, e.g.
          peer_split --peer a --listen 127.0.0.1:7001 --peers b=127.0.0.1:7002,c=127.0.0.1:7003,d=127.0.0.1:7004 --certs /tmp/mesh-certs
-         (the first peer started creates the CA and all four identities in DIR)
+         (the first peer started creates a CA and one private directory per peer,
+         DIR/a .. DIR/d (0700, key 0600); each peer reads only DIR/<its id>; on
+         separate hosts, copy DIR/<id> to peer id's host only)
 
   --steps N        counter updates per peer (default 20)
   --interval-ms MS pause between updates (default 50)

@@ -24,7 +24,8 @@ it measures how long until all four copies are blake3-equal.
 USAGE: peer_stress [--duration S] [--pause-us US]
          all four peers in this process (default)
        peer_stress --peer ID --listen ADDR --peers ID=ADDR,... --certs DIR [--duration S] [--pause-us US]
-         one peer per terminal (see peer_split --help for the certificate directory)
+         one peer per terminal; each reads only its own key directory DIR/<id>
+         (see peer_split --help for the layout)
 
   --duration S   seconds of writing (default 3)
   --pause-us US  pause between a peer's writes in microseconds (default 100)

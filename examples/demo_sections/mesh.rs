@@ -8,7 +8,7 @@ use venom_core::SeqReader;
 use venom_examples::Children;
 use venom_net::Dtype;
 use venom_net::mesh::{MeshConfig, MeshLayout, MeshPeer, MeshTls};
-use venom_net::tls::{CertificateAuthority, Identity};
+use venom_net::tls::CertificateAuthority;
 
 const IDS: [&str; 4] = ["a", "b", "c", "d"];
 const STEPS: u32 = 50;
@@ -47,13 +47,12 @@ pub fn run(exe: &Path) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn story(exe: &Path, mesh: &str, dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    // One private key directory per peer (0700, key 0600); each child is
+    // handed only its own. The CA's private key never touches the disk.
     let ca = CertificateAuthority::new("venom-demo-mesh-ca")?;
-    std::fs::write(dir.join("ca.der"), ca.cert().as_ref())?;
     let mut ports = Vec::new();
     for id in IDS {
-        let t = MeshTls::issue(&ca, id)?;
-        std::fs::write(dir.join(format!("{id}.der")), t.identity.cert().as_ref())?;
-        std::fs::write(dir.join(format!("{id}.key")), t.identity.pkcs8_key_der())?;
+        MeshTls::issue(&ca, id)?.save(&dir.join("keys").join(id))?;
         ports.push(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port());
     }
     let ports_arg = ports.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
@@ -62,7 +61,8 @@ fn story(exe: &Path, mesh: &str, dir: &Path) -> Result<(), Box<dyn std::error::E
     // Started in reverse order: peers may start in any order and still converge.
     let dir_arg = dir.display().to_string();
     for id in IDS.iter().rev() {
-        children.spawn(exe, &[id, mesh, &dir_arg, &ports_arg])?;
+        let keys = dir.join("keys").join(id).display().to_string();
+        children.spawn(exe, &[id, mesh, &dir_arg, &keys, &ports_arg])?;
     }
     println!(
         "  4 peer processes a..d, each owning one quadrant of a 64x64 u32 grid, each writing {STEPS} counter steps"
@@ -104,16 +104,14 @@ fn story(exe: &Path, mesh: &str, dir: &Path) -> Result<(), Box<dyn std::error::E
     Ok(())
 }
 
-/// Entry point for a child process spawned by `run`: role = peer id; args = mesh, dir, ports.
+/// Entry point for a child process spawned by `run`: role = peer id; args =
+/// mesh, dir (stop/stats files), the peer's own key directory, ports.
 pub fn child(role: &str, args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
-    let [mesh, dir, ports] = args else { return Err("usage: mesh ID MESH DIR PORTS".into()) };
+    let [mesh, dir, keys, ports] = args else { return Err("usage: mesh ID MESH DIR KEYDIR PORTS".into()) };
     let dir = PathBuf::from(dir);
     let ports: Vec<u16> = ports.split(',').map(str::parse).collect::<Result<_, _>>()?;
     let me = IDS.iter().position(|i| *i == role).ok_or("unknown peer")?;
-    let read = |n: &str| std::fs::read(dir.join(n));
-    let ca = rustls::pki_types::CertificateDer::from(read("ca.der")?);
-    let cert = rustls::pki_types::CertificateDer::from(read(&format!("{role}.der"))?);
-    let identity = Identity::from_der(vec![cert, ca.clone()], read(&format!("{role}.key"))?)?;
+    let tls = MeshTls::load(Path::new(keys))?; // this peer's key only
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     rt.block_on(async {
         let cfg = MeshConfig {
@@ -121,7 +119,7 @@ pub fn child(role: &str, args: &[String]) -> Result<(), Box<dyn std::error::Erro
             layout: layout(),
             me: role.into(),
             listen: format!("127.0.0.1:{}", ports[me]).parse()?,
-            tls: MeshTls { ca_roots: vec![ca], identity },
+            tls,
         };
         let peer = MeshPeer::start(cfg).await?;
         for (k, id) in IDS.iter().enumerate().filter(|(k, _)| *k != me) {

@@ -74,7 +74,27 @@ pub enum Error {
     Connect(#[from] quinn::ConnectError),
     /// The QUIC connection failed or was closed.
     #[error("connection: {0}")]
-    Connection(#[from] quinn::ConnectionError),
+    Connection(quinn::ConnectionError),
+    /// The publisher refused or ended the session for a reason it names
+    /// (its QUIC close code): a cap, the identity limit, the policy, a deadline.
+    #[error("refused by the publisher: {reason} ({detail})")]
+    Refused {
+        /// Why.
+        reason: crate::admission::Refusal,
+        /// The publisher's close reason text.
+        detail: String,
+    },
+    /// The publisher's policy does not allow this peer this subscription.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// A policy text is malformed.
+    #[error("policy line {line}: {why}")]
+    PolicySyntax {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        why: String,
+    },
     /// Reading or writing a QUIC stream failed.
     #[error("stream: {0}")]
     Stream(String),
@@ -147,14 +167,48 @@ pub enum Error {
 /// Shorthand for results in this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<quinn::ConnectionError> for Error {
+    /// An application close with a [`Refusal`](crate::admission::Refusal) code becomes [`Error::Refused`].
+    fn from(e: quinn::ConnectionError) -> Self {
+        if let quinn::ConnectionError::ApplicationClosed(c) = &e
+            && let Some(reason) = crate::admission::Refusal::from_code(c.error_code.into_inner())
+        {
+            let detail = String::from_utf8_lossy(&c.reason).into_owned();
+            return Error::Refused { reason, detail };
+        }
+        if let quinn::ConnectionError::ConnectionClosed(c) = &e
+            && c.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED
+        {
+            // quinn's `Incoming::refuse`: the publisher's connection caps.
+            return Error::Refused { reason: crate::admission::Refusal::Busy, detail: e.to_string() };
+        }
+        Error::Connection(e)
+    }
+}
+
 impl From<quinn::WriteError> for Error {
     fn from(e: quinn::WriteError) -> Self {
-        Error::Stream(e.to_string())
+        match e {
+            quinn::WriteError::ConnectionLost(c) => c.into(),
+            e => Error::Stream(e.to_string()),
+        }
+    }
+}
+
+impl From<quinn::ReadError> for Error {
+    fn from(e: quinn::ReadError) -> Self {
+        match e {
+            quinn::ReadError::ConnectionLost(c) => c.into(),
+            e => Error::Stream(e.to_string()),
+        }
     }
 }
 
 impl From<quinn::ReadExactError> for Error {
     fn from(e: quinn::ReadExactError) -> Self {
-        Error::Stream(e.to_string())
+        match e {
+            quinn::ReadExactError::ReadError(r) => r.into(),
+            e => Error::Stream(e.to_string()),
+        }
     }
 }

@@ -7,7 +7,10 @@
 //! * [`publisher`] / [`mirror`]: the sans-IO state machines (quinn-proto style).
 //! * [`region`]: the region traits, implemented for venom-core regions and for
 //!   the in-memory [`MemRegion`] used by the deterministic tests.
-//! * [`tls`]: TLS 1.3 (ring) configs: self-signed + pinning, or mutual TLS with a CA.
+//! * [`tls`]: TLS 1.3 (ring) configs: self-signed + pinning (optionally with
+//!   pinned client certificates), or mutual TLS with a CA.
+//! * [`admission`] / [`policy`]: the bounded connection life cycle and the
+//!   publisher's authorization decision (who may read which bytes).
 //! * [`net`]: the tokio/quinn I/O shell ([`net::Publisher`], [`net::Mirror`]).
 //! * [`catalog`] / [`typed`] / [`named`]: named arrays (a catalog in the
 //!   region's first 4 KiB), typed bytemuck views, mirrors that subscribe by name.
@@ -26,10 +29,65 @@
 //! * Nothing is silently dropped: a mirror either applies a delta on top of
 //!   the seq it was computed against, or asks for (and gets) a snapshot.
 //!
+//! ## Exposing a publisher: bounds
+//! Every resource a remote peer can make the publisher hold has a cap,
+//! checked before the resource is allocated (see [`admission`] for the
+//! life cycle). Each refusal closes the QUIC connection with its own
+//! application code, which the mirror surfaces as
+//! [`Error::Refused`] / [`net::Mirror::last_refusal`]; the publisher counts
+//! them by reason in [`net::Publisher::admission`].
+//!
+//! | bound | default | set by | on excess |
+//! |---|---|---|---|
+//! | connections in the TLS handshake | 16 | [`AdmissionLimits::max_handshaking`](admission::AdmissionLimits) | `Incoming::refuse` before quinn allocates the connection (mirror: `Refused(Busy)`) |
+//! | unvalidated source addresses | QUIC Retry once half the handshake slots are taken | [`admission::Admission::wants_retry`] | spoofed sources never answer, so they cannot hold handshake slots |
+//! | attempts queued in quinn for the accept loop | 4 × handshaking cap = 64 | quinn `ServerConfig::max_incoming` | refused by quinn |
+//! | bytes buffered per queued attempt / all | 64 KiB / 4 MiB | quinn `incoming_buffer_size(_total)` | dropped (retransmitted) |
+//! | handshake duration | 5 s | `handshake_timeout` (and the 5 s idle timeout) | dropped |
+//! | connections past the handshake without a complete hello | 16 | `max_awaiting_hello` | the oldest one waiting longer than `hello_grace` (250 ms) is closed to make room (code 5); else the new one is closed, code 2 `Busy` |
+//! | time to a complete hello (from handshake end) | 3 s | `hello_timeout` | closed, code 5 `HelloTimeout` (its reader task ends with it) |
+//! | connections per certificate identity (awaiting hello + live) | 4 | `per_identity` | closed, code 3 `IdentityLimit` |
+//! | connections per source IP of anonymous peers (awaiting hello + live) | 16 | `per_address` | closed, code 3 `IdentityLimit` |
+//! | identities the policy does not list | refused | [`PublisherConfig::policy`] | closed before the hello, code 4 `Unauthorized` |
+//! | subscriptions outside the identity's grants | refused | [`PublisherConfig::policy`] | closed before the shadow is allocated, code 4 |
+//! | live sessions | 64 | [`PublisherConfig::max_mirrors`] | closed, code 2 `Busy` |
+//! | oldest unacknowledged update / a send making no progress | 10 s | `liveness_timeout` | closed, code 6 `Silent` |
+//! | streams per connection | 1 bidirectional (opened by the mirror), 0 unidirectional, no datagrams | [`tls`] transport config | the peer cannot open more (QUIC stream limits) |
+//! | publisher receive window (stream and connection) | 2 control frames (32 KiB) | [`tls::PUBLISHER_RECEIVE_WINDOW`] | QUIC flow control |
+//! | frame the publisher reads / frames read ahead | control frames only (16 KiB body) / 8 | I/O shell | closed, code 1 `PROTOCOL_ERROR` |
+//! | publisher send window (bytes buffered per connection) | 4 update frames (~4 MiB) | [`tls::ServerTls::with_send_window`] | the session's task waits (then `liveness_timeout`) |
+//! | bytes / updates in flight per session | 8 MiB / 4 | `max_in_flight` / `max_in_flight_updates` | conflation |
+//! | mirror receive window | 4 update frames (~4 MiB) | [`tls::ClientTls::with_receive_window`] | QUIC flow control |
+//! | idle timeout / keep-alive | 5 s / 0.5 s | [`tls`] transport config | connection closed |
+//!
+//! With the defaults a publisher holds at most 16 + 16 + 64 = 96 connections
+//! in all states together. Memory it can be made to hold is at most about
+//! 200 KiB per pending connection (window, read-ahead, QUIC state) and,
+//! per live session, a shadow of its subscription plus a snapshot buffer
+//! of up to the region size plus the send window. Measured
+//! (`tests/admission_rss.rs`: defaults except `per_address`, lifted to model
+//! a distributed attack; 256 KiB region; debug build on a loaded 2-core
+//! machine): under 96 hostile connections (48 silent sessions, 24 stalled
+//! hellos, 24 stream floods) the whole test process (publisher and
+//! attackers) grew 27–38 MiB, about 1 MiB per silent live session, against
+//! an asserted bound of 64 MiB above baseline, while a mirror kept
+//! converging (blake3-equal) and a new mirror connected.
+//!
+//! Close codes: 0 orderly close, 1 protocol error, 2..=6 the
+//! [`admission::Refusal`]s above. Refusals are logged at warn level at most
+//! once a second per kind (with the count since), so a flood is not a log flood.
+//!
+//! **Without client authentication** ([`tls::ServerTls::new`]) every peer is
+//! anonymous: anyone who can reach the port may read what the policy grants
+//! anonymous peers (by default the whole region), and only the per-address
+//! limit tells them apart. An anonymous flood cannot exhaust memory, and
+//! stalled hellos are evicted after `hello_grace` when newcomers need room,
+//! but a distributed flood fast enough to fill every cap can still delay
+//! new mirrors. Authenticate mirrors ([`tls::ServerTls::mutual`] or
+//! [`tls::ServerTls::pinned_clients`]) to get per-identity limits and grants.
+//!
 //! ## Limits (honest list)
-//! * Memory per mirror session on the publisher: a shadow copy of the
-//!   subscribed bytes plus a snapshot buffer of up to the region size;
-//!   `PublisherConfig::max_mirrors` (64) caps the sessions.
+//! * Memory per mirror session on the publisher: see the bounds above.
 //! * A reconnect always costs a full snapshot of the subscription (no
 //!   partial resume from a backlog).
 //! * Deltas are computed per dirty chunk: a 1-byte write re-reads and
@@ -78,6 +136,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admission;
 pub mod catalog;
 mod diff;
 mod error;
@@ -86,6 +145,7 @@ pub mod mesh;
 pub mod mirror;
 pub mod named;
 pub mod net;
+pub mod policy;
 pub mod publisher;
 pub mod region;
 mod seq_region;

@@ -6,6 +6,7 @@
 //! `SeqRegion` that starts with its own catalog, so local readers open
 //! arrays by name with [`Catalog::read_from`] and [`Array`].
 
+use crate::admission::Refusal;
 use crate::catalog::{CATALOG_BYTES, Catalog, Pick};
 use crate::net::Mirror;
 use crate::tls::ClientTls;
@@ -23,15 +24,26 @@ pub async fn fetch_catalog(addr: SocketAddr, server_name: &str, tls: ClientTls, 
     // Poll rather than subscribe to `updates()`: the first update may land before a subscription.
     // Errors may be transient here (the publisher starting up), so only the deadline ends the wait.
     let deadline = tokio::time::Instant::now() + timeout;
-    while m.applied().is_none() && tokio::time::Instant::now() < deadline {
+    // A policy refusal is final, though.
+    let denied = |m: &Mirror| m.last_refusal() == Some(Refusal::Unauthorized);
+    while m.applied().is_none() && !denied(&m) && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let (applied, err) = (m.applied(), m.last_error());
+    let (applied, err) = (m.applied(), failure(&m));
     m.close().await;
     match applied {
         Some(_) => Catalog::decode(&mem.to_vec()),
-        None => Err(err.map(Error::Protocol).unwrap_or(Error::Timeout(timeout))),
+        None => Err(err.unwrap_or(Error::Timeout(timeout))),
     }
+}
+
+/// Why a mirror failed: the publisher's typed refusal if it gave one, else the last error.
+fn failure(m: &Mirror) -> Option<Error> {
+    let detail = m.last_error()?;
+    Some(match m.last_refusal() {
+        Some(reason) => Error::Refused { reason, detail },
+        None => Error::Protocol(detail),
+    })
 }
 
 /// A mirror of named arrays in a local region with its own catalog.
@@ -87,10 +99,10 @@ impl NamedMirror {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         if mirror.applied().is_none() {
-            let err = mirror.last_error();
+            let err = failure(&mirror);
             mirror.close().await;
             let _ = local.segment().unlink();
-            return Err(err.map(Error::Protocol).unwrap_or(Error::Timeout(timeout)));
+            return Err(err.unwrap_or(Error::Timeout(timeout)));
         }
         Ok(NamedMirror { mirror, local, catalog })
     }

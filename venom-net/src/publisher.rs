@@ -23,13 +23,16 @@
 //! 4. On a `Resync` (or an ack timeout, for lossy transports) the session
 //!    sends a full snapshot: nothing is silently lost.
 
+use crate::admission::AdmissionLimits;
 use crate::diff::changed_runs;
 use crate::frame::{self, FLAG_LAST, FLAG_SNAPSHOT, Frame, HashFrame, Hello, RUN_HEAD_LEN, UPDATE_HEAD_LEN, Welcome};
+use crate::policy::{PeerId, Policy};
 use crate::region::{RegionSource, Snapshot};
 use crate::stats::PublisherStats;
 use crate::subscription::CompiledSubscription;
 use crate::{Error, Now, Result};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Publisher tuning.
@@ -53,9 +56,13 @@ pub struct PublisherConfig {
     /// sent, so once the region goes quiet the final state is always checked
     /// (the I/O shell polls at least every 100 ms).
     pub hash_interval: Duration,
-    /// The I/O shell refuses connections beyond this many mirrors (each
-    /// session holds a shadow and a snapshot buffer of up to the region size).
+    /// The I/O shell refuses connections beyond this many live sessions
+    /// (each holds a shadow and a snapshot buffer of up to the region size).
     pub max_mirrors: usize,
+    /// Caps and deadlines of the other connection stages (see [`crate::admission`]).
+    pub admission: AdmissionLimits,
+    /// Who may subscribe to what (see [`crate::policy`]); checked on the hello.
+    pub policy: Arc<Policy>,
 }
 
 impl Default for PublisherConfig {
@@ -68,6 +75,8 @@ impl Default for PublisherConfig {
             merge_gap: 16,
             hash_interval: Duration::from_millis(100),
             max_mirrors: 64,
+            admission: AdmissionLimits::default(),
+            policy: Arc::new(Policy::default()),
         }
     }
 }
@@ -93,6 +102,8 @@ pub struct PublisherSession {
     owner_id: u64,
     region_id: u32,
     cfg: PublisherConfig,
+    /// Who the mirror is (authorization input; anonymous until told).
+    peer: PeerId,
     /// `None` until the hello arrived.
     sub: Option<CompiledSubscription>,
     check_hash: bool,
@@ -123,6 +134,7 @@ impl PublisherSession {
             owner_id,
             region_id,
             cfg,
+            peer: PeerId::Anonymous,
             sub: None,
             check_hash: false,
             hash_due: false,
@@ -141,8 +153,15 @@ impl PublisherSession {
         }
     }
 
-    /// Handles one frame from the mirror. An `Err` is a protocol violation:
-    /// the caller must drop the connection.
+    /// Sets who the mirror is (from its TLS certificate); the hello is
+    /// authorized against `cfg.policy` for this identity.
+    pub fn set_peer(&mut self, peer: PeerId) {
+        self.peer = peer;
+    }
+
+    /// Handles one frame from the mirror. An `Err` is a protocol violation
+    /// (or [`Error::Unauthorized`] for a hello the policy refuses): the
+    /// caller must drop the connection.
     pub fn handle_frame(&mut self, frame: &Frame<'_>, region: &dyn RegionSource, wire_len: usize) -> Result<()> {
         self.stats.bytes_received += wire_len as u64;
         match frame {
@@ -160,6 +179,8 @@ impl PublisherSession {
                     return Err(Error::Protocol(format!("unknown region id {}", h.region_id)));
                 }
                 let sub = h.subscription.compile(region.size() as u64)?;
+                // Before the shadow is allocated: a refused hello costs nothing.
+                self.cfg.policy.authorize(&self.peer, &sub)?;
                 self.shadow = vec![0; sub.total_len() as usize];
                 self.sub = Some(sub);
                 self.check_hash = h.check_hash;

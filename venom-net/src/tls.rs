@@ -1,9 +1,16 @@
 //! TLS 1.3 configuration (rustls with the ring provider; no other version
 //! or provider is ever enabled).
 //!
-//! * **Development:** [`Identity::self_signed`] makes a self-signed
+//! * **Pinned:** [`Identity::self_signed`] makes a self-signed
 //!   certificate; the mirror pins exactly that certificate with
 //!   [`ClientTls::pinned`] (compared byte for byte, no CA involved).
+//!   **Without client authentication ([`ServerTls::new`]) the publisher
+//!   cannot tell mirrors apart: anyone who can reach its port completes the
+//!   handshake and gets what the policy grants anonymous peers (by default
+//!   the whole region), and counts only against the global connection caps.**
+//!   To authenticate mirrors in pinned mode too, the publisher pins their
+//!   certificates with [`ServerTls::pinned_clients`] and each mirror presents
+//!   its own with [`ClientTls::pinned_with_identity`].
 //! * **Production:** a [`CertificateAuthority`] issues leaf identities;
 //!   [`ServerTls::mutual`] requires a client certificate issued by the CA
 //!   (rustls `WebPkiClientVerifier`) and [`ClientTls::mutual`] verifies the
@@ -20,13 +27,15 @@
 //! # Ok::<(), venom_net::Error>(())
 //! ```
 
+use crate::frame::{HEADER_LEN, MAX_CONTROL_BODY, MAX_UPDATE_BODY};
 use crate::{Error, Result};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -130,13 +139,43 @@ fn roots(certs: &[CertificateDer<'static>]) -> Result<Arc<RootCertStore>> {
     Ok(Arc::new(r))
 }
 
-/// Transport settings shared by both ends: windows sized for LAN bulk
-/// transfer, keep-alives so a dead peer is noticed within the idle timeout.
-pub(crate) fn transport() -> Arc<quinn::TransportConfig> {
+/// Largest control frame on the wire (what a mirror ever sends).
+const CONTROL_FRAME: u32 = (HEADER_LEN + MAX_CONTROL_BODY) as u32;
+/// Largest update frame on the wire.
+const UPDATE_FRAME: u32 = (HEADER_LEN + MAX_UPDATE_BODY) as u32;
+
+/// Receive window of the publisher (per stream and per connection): two
+/// control frames. A mirror only ever sends hello/ack/resync frames.
+pub const PUBLISHER_RECEIVE_WINDOW: u32 = 2 * CONTROL_FRAME;
+/// Send window of the publisher per connection (bytes buffered and
+/// unacknowledged at the QUIC level): four update frames (~4 MiB), enough
+/// for LAN bandwidth-delay products, and the bound on what a mirror that
+/// stops reading can make the publisher buffer.
+pub const PUBLISHER_SEND_WINDOW: u32 = 4 * UPDATE_FRAME;
+/// Receive window of a mirror (per stream and per connection): four update frames.
+pub const MIRROR_RECEIVE_WINDOW: u32 = 4 * UPDATE_FRAME;
+
+/// Transport settings, bounded by what the protocol uses: one bidirectional
+/// stream that the mirror opens (the publisher accepts one, the mirror
+/// none), no unidirectional streams, no datagrams, flow-control windows
+/// sized from the frame caps; keep-alives so a dead peer is noticed within
+/// the idle timeout (which also bounds a handshake).
+pub(crate) fn transport(publisher: bool) -> Arc<quinn::TransportConfig> {
+    if publisher {
+        transport_with(true, PUBLISHER_RECEIVE_WINDOW, PUBLISHER_SEND_WINDOW)
+    } else {
+        transport_with(false, MIRROR_RECEIVE_WINDOW, 2 * CONTROL_FRAME)
+    }
+}
+
+fn transport_with(publisher: bool, recv: u32, send: u32) -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
-    t.stream_receive_window(quinn::VarInt::from_u32(16 << 20));
-    t.receive_window(quinn::VarInt::from_u32(32 << 20));
-    t.send_window(32 << 20);
+    t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(u32::from(publisher)));
+    t.max_concurrent_uni_streams(quinn::VarInt::from_u32(0));
+    t.datagram_receive_buffer_size(None);
+    t.stream_receive_window(quinn::VarInt::from_u32(recv));
+    t.receive_window(quinn::VarInt::from_u32(recv));
+    t.send_window(u64::from(send));
     t.keep_alive_interval(Some(Duration::from_millis(500)));
     t.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(5_000))));
     Arc::new(t)
@@ -156,6 +195,22 @@ impl ServerTls {
         Self::finish(cfg)
     }
 
+    /// Pinned client authentication: mirrors must present one of exactly
+    /// these certificates (byte-equal, e.g. self-signed by each mirror) and
+    /// prove they hold its key. The mirror side is [`ClientTls::pinned_with_identity`].
+    pub fn pinned_clients(id: &Identity, clients: &[CertificateDer<'static>]) -> Result<Self> {
+        if clients.is_empty() {
+            return Err(Error::TlsConfig("no client certificates to pin".into()));
+        }
+        let p = provider();
+        let v = Arc::new(PinnedCert { certs: clients.to_vec(), provider: p.clone() });
+        let cfg = rustls::ServerConfig::builder_with_provider(p)
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_client_cert_verifier(v)
+            .with_single_cert(id.chain.clone(), id.key())?;
+        Self::finish(cfg)
+    }
+
     /// Mutual TLS: mirrors must present a certificate issued by one of `ca_roots`.
     pub fn mutual(id: &Identity, ca_roots: &[CertificateDer<'static>]) -> Result<Self> {
         let verifier =
@@ -167,6 +222,16 @@ impl ServerTls {
         Self::finish(cfg)
     }
 
+    /// Raises (or lowers) the per-connection send window from
+    /// [`PUBLISHER_SEND_WINDOW`], e.g. for a long fat link whose
+    /// bandwidth-delay product exceeds it. It is also the bound on what a
+    /// mirror that stops reading makes the publisher buffer, so size it
+    /// with `max_mirrors` in mind.
+    pub fn with_send_window(mut self, bytes: u32) -> Self {
+        self.0.transport_config(transport_with(true, PUBLISHER_RECEIVE_WINDOW, bytes.max(CONTROL_FRAME)));
+        self
+    }
+
     /// The quinn server config (for tools and benchmarks using quinn directly).
     pub fn quinn_config(&self) -> quinn::ServerConfig {
         self.0.clone()
@@ -176,7 +241,7 @@ impl ServerTls {
         cfg.alpn_protocols = vec![ALPN.to_vec()];
         let q = QuicServerConfig::try_from(cfg).map_err(cfg_err)?;
         let mut s = quinn::ServerConfig::with_crypto(Arc::new(q));
-        s.transport_config(transport());
+        s.transport_config(transport(true));
         Ok(ServerTls(s))
     }
 }
@@ -189,12 +254,25 @@ impl ClientTls {
     /// Trust exactly this publisher certificate (development setup).
     pub fn pinned(publisher_cert: CertificateDer<'static>) -> Result<Self> {
         let p = provider();
-        let v = Arc::new(PinnedCert { cert: publisher_cert, provider: p.clone() });
+        let v = Arc::new(PinnedCert { certs: vec![publisher_cert], provider: p.clone() });
         let cfg = rustls::ClientConfig::builder_with_provider(p)
             .with_protocol_versions(&[&rustls::version::TLS13])?
             .dangerous()
             .with_custom_certificate_verifier(v)
             .with_no_client_auth();
+        Self::finish(cfg)
+    }
+
+    /// Pins the publisher's certificate and presents `id` (for a publisher
+    /// using [`ServerTls::pinned_clients`]).
+    pub fn pinned_with_identity(publisher_cert: CertificateDer<'static>, id: &Identity) -> Result<Self> {
+        let p = provider();
+        let v = Arc::new(PinnedCert { certs: vec![publisher_cert], provider: p.clone() });
+        let cfg = rustls::ClientConfig::builder_with_provider(p)
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .dangerous()
+            .with_custom_certificate_verifier(v)
+            .with_client_auth_cert(id.chain.clone(), id.key())?;
         Self::finish(cfg)
     }
 
@@ -216,6 +294,14 @@ impl ClientTls {
         Self::finish(cfg)
     }
 
+    /// Sets the mirror's receive window (stream and connection) instead of
+    /// [`MIRROR_RECEIVE_WINDOW`], e.g. for a link whose bandwidth-delay
+    /// product exceeds it; at least one update frame.
+    pub fn with_receive_window(mut self, bytes: u32) -> Self {
+        self.0.transport_config(transport_with(false, bytes.max(UPDATE_FRAME), 2 * CONTROL_FRAME));
+        self
+    }
+
     /// The quinn client config (for tools and benchmarks using quinn directly).
     pub fn quinn_config(&self) -> quinn::ClientConfig {
         self.0.clone()
@@ -225,17 +311,65 @@ impl ClientTls {
         cfg.alpn_protocols = vec![ALPN.to_vec()];
         let q = QuicClientConfig::try_from(cfg).map_err(cfg_err)?;
         let mut c = quinn::ClientConfig::new(Arc::new(q));
-        c.transport_config(transport());
+        c.transport_config(transport(false));
         Ok(ClientTls(c))
     }
 }
 
-/// Accepts exactly one end-entity certificate (byte-equal), then checks the
-/// handshake signature with it as usual.
+/// Accepts exactly the pinned end-entity certificates (byte-equal), then
+/// checks the handshake signature with it as usual. Used both ways: a
+/// mirror pinning its publisher, a publisher pinning its mirrors.
 #[derive(Debug)]
 struct PinnedCert {
-    cert: CertificateDer<'static>,
+    certs: Vec<CertificateDer<'static>>,
     provider: Arc<CryptoProvider>,
+}
+
+impl PinnedCert {
+    fn check(&self, end_entity: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+        if self.certs.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
+            Ok(())
+        } else {
+            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
+        }
+    }
+}
+
+impl ClientCertVerifier for PinnedCert {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.check(end_entity).map(|()| ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        ServerCertVerifier::verify_tls12_signature(self, message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        ServerCertVerifier::verify_tls13_signature(self, message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        ServerCertVerifier::supported_verify_schemes(self)
+    }
 }
 
 impl ServerCertVerifier for PinnedCert {
@@ -247,11 +381,7 @@ impl ServerCertVerifier for PinnedCert {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.cert.as_ref() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
-        }
+        self.check(end_entity).map(|()| ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(

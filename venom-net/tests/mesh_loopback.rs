@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use venom_core::testkit;
 use venom_net::mesh::{MeshConfig, MeshLayout, MeshPeer, MeshTls};
 use venom_net::net::Publisher;
+use venom_net::policy::Policy;
 use venom_net::tls::{CertificateAuthority, ServerTls};
 use venom_net::{Dtype, Error, MemRegion, PublisherConfig};
 
@@ -151,9 +152,8 @@ fn an_owner_serving_more_than_its_part_is_disconnected() {
         let region = MemRegion::new(layout.part_len(1) * 2, 64);
         region.write_at(0, &[0xAB; 128]);
         let tls = ServerTls::mutual(&b_id.identity, &b_id.ca_roots).unwrap();
-        let rogue = Publisher::bind("127.0.0.1:0".parse().unwrap(), Arc::new(region), tls, PublisherConfig::default())
-            .await
-            .unwrap();
+        let pcfg = PublisherConfig { policy: Arc::new(Policy::allow_all()), ..PublisherConfig::default() };
+        let rogue = Publisher::bind("127.0.0.1:0".parse().unwrap(), Arc::new(region), tls, pcfg).await.unwrap();
         a.link("b", rogue.local_addr().unwrap()).unwrap();
         let ok = testkit::wait_for(Duration::from_secs(10), || a.link_error("b").unwrap().is_some());
         assert!(ok, "the oversized part was not refused");
@@ -181,9 +181,21 @@ fn a_peer_serves_only_its_own_part() {
         b.link("a", a.local_addr().unwrap()).unwrap();
         write_counter(a, 3);
         testkit::wait_for(Duration::from_secs(10), || b.applied("a").unwrap().is_some());
+        let part = layout.part_len(0) as u64;
+        // A CA-signed certificate that is not a mesh peer may not read at all.
         let x = MeshTls::issue(&ca, "x").unwrap();
         let tls = venom_net::tls::ClientTls::mutual(&x.ca_roots, &x.identity).unwrap();
-        let part = layout.part_len(0) as u64;
+        let local = MemRegion::new(part as usize, 64);
+        let cfg = venom_net::MirrorConfig::default();
+        let sub = venom_net::Subscription::whole();
+        let m = venom_net::net::Mirror::connect(a.local_addr().unwrap(), "a", sub, tls, Box::new(local), cfg).unwrap();
+        assert!(testkit::wait_for(Duration::from_secs(10), || m.last_refusal().is_some()));
+        assert_eq!(m.last_refusal(), Some(venom_net::admission::Refusal::Unauthorized));
+        assert!(m.applied().is_none());
+        m.close().await;
+        // Peer c (listed, not yet linked) tests what a's publisher serves.
+        let c = MeshTls::issue(&ca, "c").unwrap();
+        let tls = venom_net::tls::ClientTls::mutual(&c.ca_roots, &c.identity).unwrap();
         // Asking for one byte more than a's part is refused by a's publisher.
         let local = MemRegion::new(2 * part as usize, 64);
         let sub = venom_net::Subscription::range(0, part + 1, 0);

@@ -124,7 +124,8 @@ fn mutual_tls_requires_a_ca_issued_client_certificate() {
         let tls = ServerTls::mutual(&server_id, &[ca.cert().clone()]).unwrap();
         let region = MemRegion::new(4096, 1024);
         region.write_at(0, b"mtls");
-        let p = publish(&region, tls, PublisherConfig::default()).await;
+        let policy = std::sync::Arc::new(venom_net::policy::Policy::default().allow_name("mirror-1"));
+        let p = publish(&region, tls, PublisherConfig { policy, ..Default::default() }).await;
         let addr = p.local_addr().unwrap();
         let roots = [ca.cert().clone()];
 

@@ -31,13 +31,28 @@
 //! closed and logged (`tracing::warn!`). Locally, [`MeshPeer::write`]
 //! refuses any part but the peer's own ([`Error::NotOwner`](crate::Error::NotOwner)).
 //!
+//! ## Reading is bound to identity too
+//! Each peer's publisher runs with a [`Policy`](crate::policy::Policy)
+//! that lists exactly the other owners of the layout (by their certificate
+//! name): any other CA-signed certificate is closed right after the
+//! handshake, before it may send a hello, so it can neither read the part
+//! nor hold a session slot. Each listed peer may hold at most
+//! [`MESH_LINKS_PER_PEER`] connections (one live, one reconnecting), and the
+//! session cap is that times the number of readers, so the listed peers'
+//! slots can never be taken by anyone else.
+//!
+//! ## Key material
+//! Each peer reads its key from its own private directory (see
+//! [`MeshTls::save`] / [`MeshTls::load`]): no peer can read another's key.
+//!
 //! ## Restarts
 //! A restarted owner publishes with a new epoch; its mirrors reconnect with
 //! backoff (at most 2 s) and take a snapshot. A restarted non-owner gets a
 //! snapshot of every part on connect. Peers may start in any order.
 
+mod keys;
 mod layout;
 mod peer;
 
 pub use layout::{MeshLayout, PartSpec};
-pub use peer::{MeshConfig, MeshPeer, MeshTls};
+pub use peer::{MESH_LINKS_PER_PEER, MeshConfig, MeshPeer, MeshTls};

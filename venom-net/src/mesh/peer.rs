@@ -3,6 +3,7 @@
 
 use super::MeshLayout;
 use crate::net::{Mirror, Publisher};
+use crate::policy::Policy;
 use crate::tls::{CertificateAuthority, ClientTls, Identity, ServerTls};
 use crate::typed::{Array, ArrayWriter, Element, write_step};
 use crate::{Applied, Error, MirrorConfig, PublisherConfig, Result, Subscription};
@@ -11,6 +12,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use venom_core::{RegionConfig, SeqReader, SeqWriter};
+
+/// Connections each reader peer may hold to an owner (one live, one reconnecting).
+pub const MESH_LINKS_PER_PEER: usize = 2;
 
 /// Mutual-TLS material of one peer: the mesh CA root(s) and the peer's
 /// identity, whose certificate names the peer id.
@@ -101,7 +105,15 @@ impl MeshPeer {
         let own = sinks[me].take().ok_or(Error::Closed)?;
         let tls = ServerTls::mutual(&cfg.tls.identity, &cfg.tls.ca_roots)?;
         let source = Arc::new(SeqReader::open(&region_name(&cfg, &cfg.me))?);
-        let publisher = Publisher::bind(cfg.listen, source, tls, PublisherConfig::default()).await?;
+        let readers: Vec<&str> = cfg.layout.parts().iter().map(|p| p.owner.as_str()).filter(|o| *o != cfg.me).collect();
+        let policy = readers.iter().fold(Policy::deny_all(), |p, r| p.allow_name(r));
+        let mut pcfg = PublisherConfig {
+            policy: Arc::new(policy),
+            max_mirrors: (MESH_LINKS_PER_PEER * readers.len()).max(1),
+            ..PublisherConfig::default()
+        };
+        pcfg.admission.per_identity = MESH_LINKS_PER_PEER;
+        let publisher = Publisher::bind(cfg.listen, source, tls, pcfg).await?;
         let links: Arc<Mutex<Vec<Option<Mirror>>>> = Arc::new(Mutex::new((0..parts.len()).map(|_| None).collect()));
         let monitor = tokio::spawn(monitor(links.clone(), cfg.clone()));
         Ok(MeshPeer {

@@ -5,8 +5,13 @@ use crate::{Error, Result};
 use tokio::sync::mpsc;
 
 /// Reads one frame into `body`: the header is validated (magic, version,
-/// type, size cap) BEFORE the body buffer is sized. `Ok(None)` at a clean end.
-pub(crate) async fn read_frame(recv: &mut quinn::RecvStream, body: &mut Vec<u8>) -> Result<Option<FrameHeader>> {
+/// type, size cap, and `max_body`) BEFORE the body buffer is sized.
+/// `Ok(None)` at a clean end.
+pub(crate) async fn read_frame(
+    recv: &mut quinn::RecvStream,
+    body: &mut Vec<u8>,
+    max_body: usize,
+) -> Result<Option<FrameHeader>> {
     let mut head = [0u8; HEADER_LEN];
     match recv.read_exact(&mut head).await {
         Ok(()) => {}
@@ -14,6 +19,9 @@ pub(crate) async fn read_frame(recv: &mut quinn::RecvStream, body: &mut Vec<u8>)
         Err(e) => return Err(e.into()),
     }
     let h = FrameHeader::decode(&head)?;
+    if h.body_len > max_body {
+        return Err(Error::FrameTooLarge { len: h.body_len, max: max_body });
+    }
     body.clear();
     body.resize(h.body_len, 0);
     recv.read_exact(body).await?;
@@ -47,7 +55,7 @@ impl FrameReader {
         spare: impl FnOnce() -> Vec<u8>,
     ) -> Result<Option<(FrameHeader, Vec<u8>)>> {
         while self.head_len < HEADER_LEN {
-            match recv.read(&mut self.head[self.head_len..]).await.map_err(|e| Error::Stream(e.to_string()))? {
+            match recv.read(&mut self.head[self.head_len..]).await? {
                 Some(n) => self.head_len += n,
                 None if self.head_len == 0 => return Ok(None),
                 None => return Err(Error::Truncated { needed: HEADER_LEN, got: self.head_len }),
@@ -66,7 +74,7 @@ impl FrameReader {
             }
         };
         while self.body_len < h.body_len {
-            match recv.read(&mut self.body[self.body_len..]).await.map_err(|e| Error::Stream(e.to_string()))? {
+            match recv.read(&mut self.body[self.body_len..]).await? {
                 Some(n) => self.body_len += n,
                 None => return Err(Error::Truncated { needed: h.body_len, got: self.body_len }),
             }
@@ -80,14 +88,20 @@ impl FrameReader {
 /// A frame read by [`spawn_reader`]: header and body, or the error that ended the stream.
 pub(crate) type Incoming = Result<(FrameHeader, Vec<u8>)>;
 
-/// Reads frames on a separate task (reads are not cancel-safe, so they are
-/// never raced in a `select!`) and forwards them; ends the channel at EOF.
-pub(crate) fn spawn_reader(mut recv: quinn::RecvStream) -> mpsc::Receiver<Incoming> {
-    let (tx, rx) = mpsc::channel(64);
+/// Frames [`spawn_reader`] reads ahead of its consumer. With `max_body`,
+/// this bounds the memory one peer can make the reader hold.
+const READ_AHEAD: usize = 8;
+
+/// Reads frames of at most `max_body` body bytes on a separate task (reads
+/// are not cancel-safe, so they are never raced in a `select!`) and forwards
+/// them; ends the channel at EOF, on an error, or once the receiver is
+/// dropped. The task ends when the connection closes (its read fails).
+pub(crate) fn spawn_reader(mut recv: quinn::RecvStream, max_body: usize) -> mpsc::Receiver<Incoming> {
+    let (tx, rx) = mpsc::channel(READ_AHEAD);
     tokio::spawn(async move {
         loop {
             let mut body = Vec::new();
-            match read_frame(&mut recv, &mut body).await {
+            match read_frame(&mut recv, &mut body, max_body).await {
                 Ok(Some(h)) => {
                     if tx.send(Ok((h, body))).await.is_err() {
                         return;

@@ -2,6 +2,7 @@
 
 use super::framing::{FrameReader, is_protocol_error};
 use super::{CLOSED, PROTOCOL_ERROR, bind_endpoint};
+use crate::admission::Refusal;
 use crate::frame::FrameType;
 use crate::mirror::{Applied, MirrorConfig, MirrorSession};
 use crate::region::RegionSink;
@@ -42,6 +43,8 @@ struct Shared {
     applied_tx: watch::Sender<Option<Applied>>,
     stats: Mutex<MirrorStats>,
     last_error: Mutex<Option<String>>,
+    /// Why the publisher last refused or ended the session, when it said why.
+    refusal: Mutex<Option<Refusal>>,
     /// Wakes the session to request a snapshot.
     resync: tokio::sync::Notify,
 }
@@ -90,6 +93,7 @@ impl Mirror {
             applied_tx,
             stats: Mutex::new(MirrorStats::default()),
             last_error: Mutex::new(None),
+            refusal: Mutex::new(None),
             resync: tokio::sync::Notify::new(),
         });
         let (stop, stop_rx) = watch::channel(false);
@@ -165,6 +169,12 @@ impl Mirror {
         lock(&self.shared.last_error).clone()
     }
 
+    /// The publisher's last typed refusal (a cap, the identity limit, its
+    /// policy, a deadline; see [`Refusal`]), if it ever refused this mirror.
+    pub fn last_refusal(&self) -> Option<Refusal> {
+        *lock(&self.shared.refusal)
+    }
+
     /// Disconnects and stops; the local region keeps the last applied update.
     pub async fn close(mut self) {
         let _ = self.stop.send(true);
@@ -199,6 +209,9 @@ async fn run(
             Err(e) => {
                 tracing::debug!(%addr, error = %e, "mirror connection ended");
                 *lock(&shared.last_error) = Some(e.to_string());
+                if let Error::Refused { reason, .. } = &e {
+                    *lock(&shared.refusal) = Some(*reason);
+                }
             }
         }
         if session.stats().updates_applied > before {

@@ -1,22 +1,27 @@
-//! The publisher I/O shell: a quinn server with one task per mirror.
+//! The publisher I/O shell: a quinn server with one task per connection,
+//! each walking the [`Admission`] life cycle.
 
 use super::framing::{Incoming, is_protocol_error, spawn_reader};
 use super::{CLOSED, PROTOCOL_ERROR, bind_endpoint};
-use crate::frame::Frame;
+use crate::admission::{Admission, AdmissionStats, Refusal, Stage};
+use crate::frame::{Frame, MAX_CONTROL_BODY};
+use crate::policy::PeerId;
 use crate::publisher::{PublisherConfig, PublisherSession};
 use crate::region::RegionSource;
 use crate::stats::PublisherStats;
 use crate::tls::ServerTls;
 use crate::{Error, Now, Result};
 use bytes::Bytes;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
-/// How long a new connection may take to send its hello.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bytes quinn may buffer for one connection attempt before the accept loop decides on it.
+const INCOMING_BUFFER: u64 = 64 << 10;
 
 /// Serves one region to any number of mirrors.
 ///
@@ -49,6 +54,11 @@ struct Shared {
     /// Latest region version seen by the watcher thread.
     version: watch::Sender<u64>,
     sessions: Mutex<Vec<SessionSlot>>,
+    admission: Mutex<Admission>,
+    /// Per refusal kind: when it was last logged at warn level, and how many since.
+    log_marks: Mutex<[(Option<std::time::Instant>, u64); 5]>,
+    /// Connections awaiting their hello, by id (to close one the admission evicts).
+    pending: Mutex<HashMap<u64, quinn::Connection>>,
     next_id: AtomicU64,
     stop: AtomicBool,
 }
@@ -68,7 +78,15 @@ impl Publisher {
         tls: ServerTls,
         cfg: PublisherConfig,
     ) -> Result<Publisher> {
-        let endpoint = bind_endpoint(addr, Some(&tls))?;
+        let limits = &cfg.admission;
+        let mut server = tls.0.clone();
+        // Attempts quinn holds for the accept loop, and the bytes it buffers for them.
+        let max_incoming = limits.max_handshaking.max(1) * 4;
+        server.max_incoming(max_incoming);
+        server.incoming_buffer_size(INCOMING_BUFFER);
+        server.incoming_buffer_size_total(INCOMING_BUFFER * max_incoming as u64);
+        let endpoint = bind_endpoint(addr, Some(&ServerTls(server)))?;
+        let admission = Mutex::new(Admission::new(limits.clone(), cfg.max_mirrors));
         let epoch = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1) | 1;
         let (version, _) = watch::channel(region.version());
         let shared = Arc::new(Shared {
@@ -77,6 +95,9 @@ impl Publisher {
             cfg,
             version,
             sessions: Mutex::new(Vec::new()),
+            admission,
+            pending: Mutex::new(HashMap::new()),
+            log_marks: Mutex::new([(None, 0); 5]),
             next_id: AtomicU64::new(1),
             stop: AtomicBool::new(false),
         });
@@ -85,19 +106,24 @@ impl Publisher {
         let (ep, s) = (endpoint.clone(), shared.clone());
         tokio::spawn(async move {
             while let Some(incoming) = ep.accept().await {
-                if lock(&s.sessions).len() >= s.cfg.max_mirrors {
-                    tracing::warn!(remote = %incoming.remote_address(), "mirror limit reached; refusing");
+                // Before quinn allocates any connection state.
+                if incoming.may_retry() && lock(&s.admission).wants_retry(incoming.remote_address_validated()) {
+                    let _ = incoming.retry(); // may_retry() held, so this cannot fail
+                    continue;
+                }
+                if lock(&s.admission).offer().is_err() {
+                    s.log_refusal(
+                        Refusal::Busy,
+                        incoming.remote_address(),
+                        &PeerId::Anonymous,
+                        "connection cap reached",
+                    );
                     incoming.refuse();
                     continue;
                 }
-                let s = s.clone();
-                tokio::spawn(async move {
-                    let remote = incoming.remote_address();
-                    match incoming.await {
-                        Ok(conn) => serve(conn, s).await,
-                        Err(e) => tracing::warn!(%remote, error = %e, "handshake failed"),
-                    }
-                });
+                let id = s.next_id.fetch_add(1, Ordering::Relaxed); // unique ids only; no ordering needed
+                let ticket = Ticket { s: s.clone(), id, stage: Some(Stage::Handshaking), peer: PeerId::Anonymous };
+                tokio::spawn(connection(incoming, ticket));
             }
         });
         Ok(Publisher { endpoint, shared, watcher: Some(watcher) })
@@ -111,6 +137,11 @@ impl Publisher {
     /// This incarnation's epoch.
     pub fn epoch(&self) -> u64 {
         self.shared.epoch
+    }
+
+    /// Admission counters: connections per stage, refusals by reason.
+    pub fn admission(&self) -> AdmissionStats {
+        lock(&self.shared.admission).stats().clone()
     }
 
     /// Statistics of every connected mirror.
@@ -176,47 +207,187 @@ fn watch_region(s: &Shared) {
     }
 }
 
-async fn serve(conn: quinn::Connection, s: Arc<Shared>) {
-    let id = s.next_id.fetch_add(1, Ordering::Relaxed); // unique ids only; no ordering needed
-    let stats = Arc::new(Mutex::new(PublisherStats::default()));
-    lock(&s.sessions).push(SessionSlot { id, conn: conn.clone(), stats: stats.clone() });
-    let remote = conn.remote_address();
-    match run_session(&conn, &s, &stats).await {
-        Ok(()) => tracing::debug!(%remote, "mirror session ended"),
-        Err(e) if is_protocol_error(&e) => {
-            tracing::warn!(%remote, error = %e, "mirror broke the protocol; disconnecting");
-            conn.close(PROTOCOL_ERROR.into(), b"protocol error");
+impl Shared {
+    /// Logs a refusal at warn level at most once a second per kind (with the
+    /// number of refusals since), at debug level otherwise: a flood must not
+    /// turn into a log flood. The counters are in `Publisher::admission`.
+    fn log_refusal(&self, reason: Refusal, remote: SocketAddr, peer: &PeerId, what: &str) {
+        let now = std::time::Instant::now();
+        let mut marks = lock(&self.log_marks);
+        let (last, since) = &mut marks[reason.code() as usize - 2];
+        *since += 1;
+        if last.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+            tracing::warn!(%remote, %peer, %reason, refusals = *since, "{what}");
+            (*last, *since) = (Some(now), 0);
+        } else {
+            tracing::debug!(%remote, %peer, %reason, "{what}");
         }
-        Err(e) => tracing::debug!(%remote, error = %e, "mirror session ended"),
     }
-    lock(&s.sessions).retain(|x| x.id != id);
 }
 
-async fn run_session(conn: &quinn::Connection, s: &Shared, stats: &Mutex<PublisherStats>) -> Result<()> {
+/// A connection's place in the admission life cycle; leaving it (drop)
+/// releases the stage's slot.
+struct Ticket {
+    s: Arc<Shared>,
+    id: u64,
+    /// `None` once the admission already released the slot.
+    stage: Option<Stage>,
+    peer: PeerId,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        lock(&self.s.pending).remove(&self.id);
+        if let Some(stage) = self.stage.take() {
+            lock(&self.s.admission).end(self.id, stage);
+        }
+    }
+}
+
+/// Handshake (bounded by the handshake deadline), identity and per-identity
+/// limit, then the session. Every way out closes the connection with a code.
+async fn connection(incoming: quinn::Incoming, mut t: Ticket) {
+    let remote = incoming.remote_address();
+    let deadline = t.s.cfg.admission.handshake_timeout;
+    let conn = match tokio::time::timeout(deadline, async { incoming.accept()?.await }).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return tracing::debug!(%remote, error = %e, "handshake failed"),
+        Err(_) => return tracing::debug!(%remote, "handshake timed out"), // dropping the future drops the connection
+    };
+    let peer = match PeerId::of_connection(&conn) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(%remote, error = %e, "unparsable peer certificate");
+            conn.close(PROTOCOL_ERROR.into(), b"bad certificate");
+            return;
+        }
+    };
+    t.stage = None; // from here on, every path leaves Handshaking through the admission
+    if !t.s.cfg.policy.admits(&peer) {
+        // Before it takes an identity or awaiting-hello slot.
+        lock(&t.s.admission).refuse_after_handshake(Refusal::Unauthorized);
+        t.s.log_refusal(Refusal::Unauthorized, remote, &peer, "identity not listed in the policy");
+        return refuse(&conn, Refusal::Unauthorized, format!("{peer} is not listed"));
+    }
+    let done = lock(&t.s.admission).handshake_done(t.id, &peer, remote.ip(), std::time::Instant::now());
+    let evicted = match done {
+        Ok(e) => e,
+        Err(r) => {
+            t.s.log_refusal(r, remote, &peer, "refusing connection");
+            return refuse(&conn, r, r.to_string());
+        }
+    };
+    (t.stage, t.peer) = (Some(Stage::AwaitingHello), peer);
+    lock(&t.s.pending).insert(t.id, conn.clone());
+    if let Some(old) = evicted.and_then(|old| lock(&t.s.pending).remove(&old)) {
+        let why = "awaiting-hello cap full: closing the oldest stalled connection";
+        t.s.log_refusal(Refusal::HelloTimeout, old.remote_address(), &PeerId::Anonymous, why);
+        refuse(&old, Refusal::HelloTimeout, "evicted: no hello while others waited".into());
+    }
+    serve(conn, t).await
+}
+
+fn refuse(conn: &quinn::Connection, r: Refusal, why: String) {
+    let mut reason = why.into_bytes();
+    reason.truncate(256);
+    conn.close(r.code().into(), &reason);
+}
+
+async fn serve(conn: quinn::Connection, mut t: Ticket) {
+    let s = t.s.clone();
+    let id = t.id;
+    let stats = Arc::new(Mutex::new(PublisherStats::default()));
+    let remote = conn.remote_address();
+    let r = run_session(&conn, &mut t, id, &stats).await;
+    lock(&s.sessions).retain(|x| x.id != id);
+    let peer = &t.peer;
+    match r {
+        Ok(()) => {
+            tracing::debug!(%remote, %peer, "mirror session ended");
+            conn.close(CLOSED.into(), b"bye");
+        }
+        Err(Error::Refused { reason, detail }) => {
+            lock(&s.admission).count(reason);
+            s.log_refusal(reason, remote, peer, "closing mirror connection");
+            refuse(&conn, reason, detail);
+        }
+        Err(Error::Unauthorized(why)) => {
+            lock(&s.admission).count(Refusal::Unauthorized);
+            s.log_refusal(Refusal::Unauthorized, remote, peer, &why);
+            refuse(&conn, Refusal::Unauthorized, why);
+        }
+        Err(e) if is_protocol_error(&e) => {
+            lock(&s.admission).count_protocol_error();
+            tracing::warn!(%remote, %peer, error = %e, "mirror broke the protocol; disconnecting");
+            conn.close(PROTOCOL_ERROR.into(), b"protocol error");
+        }
+        Err(e) => {
+            tracing::debug!(%remote, %peer, error = %e, "mirror session ended");
+            conn.close(CLOSED.into(), b"session ended");
+        }
+    }
+    // Closing the connection fails the reader task's pending read: nothing outlives the session.
+}
+
+fn refused(reason: Refusal) -> Error {
+    Error::Refused { reason, detail: reason.to_string() }
+}
+
+async fn run_session(
+    conn: &quinn::Connection,
+    t: &mut Ticket,
+    id: u64,
+    stats: &Arc<Mutex<PublisherStats>>,
+) -> Result<()> {
+    let s = t.s.clone();
+    let limits = &s.cfg.admission;
+    let hello_by = Instant::now() + limits.hello_timeout;
     let (mut send, recv) =
-        tokio::time::timeout(HELLO_TIMEOUT, conn.accept_bi()).await.map_err(|_| Error::Timeout(HELLO_TIMEOUT))??;
-    let mut rx = spawn_reader(recv);
+        tokio::time::timeout_at(hello_by, conn.accept_bi()).await.map_err(|_| refused(Refusal::HelloTimeout))??;
+    // The mirror only sends control frames: anything bigger is refused before it is buffered.
+    let mut rx = spawn_reader(recv, MAX_CONTROL_BODY);
     let mut session = PublisherSession::new(s.epoch, 0, 0, s.cfg.clone());
-    let hello = tokio::time::timeout(HELLO_TIMEOUT, rx.recv()).await.map_err(|_| Error::Timeout(HELLO_TIMEOUT))?;
-    handle(&mut session, hello, s)?;
+    session.set_peer(t.peer.clone());
+    let hello = tokio::time::timeout_at(hello_by, rx.recv()).await.map_err(|_| refused(Refusal::HelloTimeout))?;
+    handle(&mut session, hello, &s)?; // authorizes against the policy before allocating the shadow
+    match lock(&s.admission).hello_done(t.id) {
+        Ok(()) => {}
+        Err(Refusal::HelloTimeout) => {
+            // Evicted before the shell could close it (already counted).
+            refuse(conn, Refusal::HelloTimeout, "evicted: no hello while others waited".into());
+            return Err(Error::Closed);
+        }
+        Err(r) => return Err(refused(r)),
+    }
+    lock(&s.pending).remove(&t.id);
+    t.stage = Some(Stage::Live);
+    lock(&s.sessions).push(SessionSlot { id, conn: conn.clone(), stats: stats.clone() });
     let mut version = s.version.subscribe();
+    let liveness = limits.liveness_timeout;
     loop {
         while let Ok(m) = rx.try_recv() {
-            handle(&mut session, Some(m), s)?;
+            handle(&mut session, Some(m), &s)?;
         }
         let now = Now::system();
         session.handle_timeout(now.mono);
         let mut out = Vec::new();
         let more = session.poll_transmit(&*s.region, now, &mut out)?;
-        *lock(stats) = session.stats(now.mono, 0);
+        let st = session.stats(now.mono, 0);
+        let silent = st.lag_time > liveness;
+        *lock(stats) = st;
+        if silent {
+            return Err(refused(Refusal::Silent));
+        }
         if more {
-            // Awaits QUIC flow control: only this mirror's task waits.
-            send.write_chunk(Bytes::from(out)).await?;
+            // Awaits QUIC flow control: only this mirror's task waits, and not forever.
+            tokio::time::timeout(liveness, send.write_chunk(Bytes::from(out)))
+                .await
+                .map_err(|_| refused(Refusal::Silent))??;
             continue;
         }
         tokio::select! {
             r = version.changed() => if r.is_err() { return Ok(()) },
-            m = rx.recv() => handle(&mut session, m, s)?,
+            m = rx.recv() => handle(&mut session, m, &s)?,
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
     }
