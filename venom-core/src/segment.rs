@@ -11,7 +11,9 @@
 //! win) and a fresh one is created with the next generation number. Openers
 //! wait, with a timeout, for a segment that is still initialising.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::deadline::Deadline;
 
 use crate::error::{Error, Result};
 use crate::header::{self, HEADER_LEN, HeaderFields, SegmentHeader, SegmentKind};
@@ -294,10 +296,10 @@ impl SegmentBuilder {
 
     fn inspect_existing(&self, name: &SegmentName) -> Result<Existing> {
         let os = name.os_id();
-        let deadline = Instant::now() + self.init_timeout;
+        let deadline = Deadline::after(self.init_timeout);
         let mut backoff = Backoff::default();
         loop {
-            let past = Instant::now() >= deadline;
+            let past = deadline.is_past();
             let map = match Mapping::open(&os) {
                 Ok(m) => m,
                 Err(ShmFailure::NotFound) => return Ok(Existing::Gone),
@@ -352,10 +354,10 @@ impl SegmentBuilder {
     pub fn open(self) -> Result<Segment> {
         let name = SegmentName::new(&self.name)?;
         let os = name.os_id();
-        let deadline = Instant::now() + self.init_timeout;
+        let deadline = Deadline::after(self.init_timeout);
         let mut backoff = Backoff::default();
         loop {
-            let past = Instant::now() >= deadline;
+            let past = deadline.is_past();
             let map = match Mapping::open(&os) {
                 Ok(m) => m,
                 Err(ShmFailure::Empty) if past => {

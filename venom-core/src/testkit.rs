@@ -22,7 +22,7 @@
 
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const ROLE_VAR: &str = "VENOM_TEST_ROLE";
 const ARG_VAR: &str = "VENOM_TEST_ARG";
@@ -79,12 +79,12 @@ impl ChildProc {
     /// Waits up to `timeout` for the child to exit. On timeout the child is
     /// killed and an error returned.
     pub fn wait_timeout(&mut self, timeout: Duration) -> std::io::Result<ExitStatus> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::Deadline::after(timeout);
         loop {
             if let Some(status) = self.inner.try_wait()? {
                 return Ok(status);
             }
-            if Instant::now() >= deadline {
+            if deadline.is_past() {
                 self.kill9();
                 return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "child did not exit in time"));
             }
@@ -112,8 +112,8 @@ pub fn dead_pid() -> u32 {
 
 /// Polls `cond` every millisecond until it holds or `timeout` passes.
 pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
+    let deadline = crate::Deadline::after(timeout);
+    while !deadline.is_past() {
         if cond() {
             return true;
         }

@@ -127,7 +127,7 @@ impl ShellChannel {
         if self.daemon_alive() {
             return Ok(());
         }
-        let deadline = Instant::now() + self.timeout;
+        let deadline = crate::Deadline::after(self.timeout);
         loop {
             match ShellChannel::connect(&self.name) {
                 Ok(mut fresh) => {
@@ -137,7 +137,7 @@ impl ShellChannel {
                     return Ok(());
                 }
                 Err(e @ (Error::TooManyClients { .. } | Error::InvalidName { .. })) => return Err(e),
-                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(e) if deadline.is_past() => return Err(e),
                 Err(_) => std::thread::sleep(Duration::from_millis(5)),
             }
         }

@@ -36,7 +36,9 @@ mod snapshot;
 mod writer;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::deadline::Deadline;
 
 pub use layout::{DEFAULT_CHUNK_SIZE, MAX_REGION_SIZE, MIN_CHUNK_SIZE, RegionConfig, layout_len};
 pub use reader::SeqReader;
@@ -282,7 +284,7 @@ impl SeqRegion {
     /// until it succeeds, within the retry budget and the read timeout.
     fn consistent<T>(&self, mut attempt: impl FnMut(u64) -> Result<Attempt<T>>) -> Result<T> {
         let mut tries = 0u32;
-        let mut deadline: Option<Instant> = None;
+        let mut deadline: Option<Deadline> = None;
         loop {
             let s = seqlock::read_begin(&self.ctl().seq);
             if s & 1 == 0 {
@@ -302,9 +304,8 @@ impl SeqRegion {
             }
             // Budget spent: is the writer dead mid-write?
             self.check_writer_mid_write()?;
-            let now = Instant::now();
-            let deadline = *deadline.get_or_insert(now + self.read_timeout);
-            if now >= deadline {
+            let deadline = *deadline.get_or_insert_with(|| Deadline::after(self.read_timeout));
+            if deadline.is_past() {
                 return Err(Error::Timeout(self.read_timeout));
             }
             std::thread::yield_now();
