@@ -236,7 +236,9 @@ impl<T: Pod> Array<T> {
     fn check_range(&self, start: usize, n: usize) -> Result<()> {
         match start.checked_add(n) {
             Some(end) if end as u64 <= self.len => Ok(()),
-            _ => Err(Error::IndexOutOfBounds { index: start as u64 + n as u64, len: self.len }),
+            // Report the first index that does not exist: `start` itself
+            // when it is already past the end, else `len`. Never overflows.
+            _ => Err(Error::IndexOutOfBounds { index: (start as u64).max(self.len), len: self.len }),
         }
     }
 }

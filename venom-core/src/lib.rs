@@ -40,6 +40,7 @@ mod seqlock;
 mod shm;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod truncation;
 
 pub use channel::{ChannelConfig, ClientId, DaemonChannel, ShellChannel, StopHandle, WaitStrategy};
 pub use cmd_queue::{CmdQueue, QueueConfig};

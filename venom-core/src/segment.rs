@@ -138,6 +138,34 @@ impl Segment {
         unsafe { self.map.as_ptr().add(HEADER_LEN) }
     }
 
+    /// Fails with [`Error::Truncated`] if the segment's file was shrunk under
+    /// this mapping (see [`truncation`](crate::truncation)). Every operation
+    /// built on a segment calls this before reporting success, since after a
+    /// truncation the mapping reads as zeroes.
+    ///
+    /// ```
+    /// use venom_core::{Segment, SegmentKind};
+    /// let name = format!("doc-check-mapped-{}", std::process::id());
+    /// let seg = Segment::builder(&name, SegmentKind::RAW).body_len(64).create()?;
+    /// seg.check_mapped()?;
+    /// seg.unlink()?;
+    /// # Ok::<(), venom_core::Error>(())
+    /// ```
+    #[inline]
+    pub fn check_mapped(&self) -> Result<()> {
+        if self.map.is_lost() {
+            return Err(Error::Truncated { name: self.name.as_str().to_owned() });
+        }
+        Ok(())
+    }
+
+    /// Whether [`Segment::check_mapped`] can detect a truncation of this
+    /// mapping (false only when the process has more than
+    /// [`REGISTRY_CAPACITY`](crate::truncation::REGISTRY_CAPACITY) mappings).
+    pub fn is_truncation_protected(&self) -> bool {
+        self.map.is_protected()
+    }
+
     /// Length of the body in bytes.
     pub fn body_len(&self) -> usize {
         self.map.len() - HEADER_LEN

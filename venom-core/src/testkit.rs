@@ -121,3 +121,31 @@ pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
+
+/// Shrinks (or grows) the file behind segment `name` to `len` bytes with
+/// `ftruncate`, as a hostile or buggy same-user process could.
+pub fn truncate_segment(name: &str, len: u64) -> std::io::Result<()> {
+    let name = crate::SegmentName::new(name).map_err(std::io::Error::other)?;
+    let f = std::fs::OpenOptions::new().write(true).open(format!("/dev/shm/{}", name.os_id()))?;
+    f.set_len(len)
+}
+
+/// Size in bytes of the file behind segment `name`.
+pub fn segment_file_len(name: &str) -> std::io::Result<u64> {
+    let name = crate::SegmentName::new(name).map_err(std::io::Error::other)?;
+    Ok(std::fs::metadata(format!("/dev/shm/{}", name.os_id()))?.len())
+}
+
+/// Disables core dumps for this process (for children that are meant to die
+/// by a signal in a test).
+pub fn disable_core_dumps() {
+    let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: setrlimit with a valid, initialised struct.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) };
+}
+
+/// A file-based marker for parent/child handshakes: `touch` in one process,
+/// `wait` in the other.
+pub fn marker_path(name: &str, what: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("venom-{name}.{what}"))
+}

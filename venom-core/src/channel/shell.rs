@@ -289,7 +289,10 @@ impl ShellChannel {
         // is not replaced by `take_reply`; a raw pointer avoids cloning the
         // Arc (two locked RMWs) on every request.
         let check = || daemon_check(unsafe { &*seg }, daemon);
-        wait_for(wait, &ring.ctl().ready.0, timeout, || self.take_reply(want, buf), check)
+        let got = wait_for(wait, &ring.ctl().ready.0, timeout, || self.take_reply(want, buf), check);
+        // A reply read from a truncated (zeroed) ring is not the daemon's.
+        self.seg.check_mapped()?;
+        got
     }
 
     /// Consumes replies nobody waits for and returns the first one `want`
@@ -359,6 +362,7 @@ impl ShellChannel {
 
 /// `Err(DaemonGone)` if the daemon closed the channel or died.
 fn daemon_check(seg: &Segment, daemon: ProcessId) -> Result<()> {
+    seg.check_mapped()?;
     // Acquire: pairs with the daemon's Release in Drop.
     if header(seg).closed.load(Ordering::Acquire) != 0 || !daemon.is_alive() {
         return Err(Error::DaemonGone { pid: daemon.pid });

@@ -256,6 +256,7 @@ impl SeqRegion {
             let v = ctl.seq.load(Ordering::Acquire);
             (v & 1 == 0 && v != since).then_some(v)
         });
+        self._segment.check_mapped()?;
         match got {
             Some(v) => Ok(v),
             None => {
@@ -291,7 +292,11 @@ impl SeqRegion {
                 // Loaded inside the window (after `read_begin`, before the
                 // validation fence), like the data: validation covers it.
                 let torn = self.ctl().torn.load(Ordering::Relaxed) != 0;
-                match attempt(s)? {
+                let result = attempt(s);
+                // A truncation zeroes the mapping: whatever the attempt saw
+                // (zeroes that validate, or an error) is not the region's.
+                self._segment.check_mapped()?;
+                match result? {
                     Attempt::Done(_) if torn => return Err(Error::Torn),
                     Attempt::Done(v) => return Ok(v),
                     Attempt::Retry => {}
@@ -302,7 +307,8 @@ impl SeqRegion {
                 crate::loom::spin_hint();
                 continue;
             }
-            // Budget spent: is the writer dead mid-write?
+            // Budget spent: was the mapping lost, is the writer dead mid-write?
+            self._segment.check_mapped()?;
             self.check_writer_mid_write()?;
             let deadline = *deadline.get_or_insert_with(|| Deadline::after(self.read_timeout));
             if deadline.is_past() {
