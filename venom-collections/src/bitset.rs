@@ -78,42 +78,54 @@ impl Bitset {
     /// it then does not publish the caller's earlier writes either.
     #[inline]
     pub fn set(&self, i: u64) -> Result<bool> {
-        let (w, m) = self.locate(i)?;
-        // Acquire: as `test`.
-        if w.load(Ordering::Acquire) & m != 0 {
-            return Ok(true);
-        }
-        // AcqRel: a bit can act as a flag guarding other shared data.
-        Ok(w.fetch_or(m, Ordering::AcqRel) & m != 0)
+        let r = (|| -> Result<bool> {
+            let (w, m) = self.locate(i)?;
+            // Acquire: as `test`.
+            if w.load(Ordering::Acquire) & m != 0 {
+                return Ok(true);
+            }
+            // AcqRel: a bit can act as a flag guarding other shared data.
+            Ok(w.fetch_or(m, Ordering::AcqRel) & m != 0)
+        })();
+        crate::object_segment::guarded(Some(self.region.segment()), r)
     }
 
     /// Clears bit `i`; returns its previous value. Like [`Bitset::set`], a
     /// bit that is already clear is only loaded.
     #[inline]
     pub fn clear(&self, i: u64) -> Result<bool> {
-        let (w, m) = self.locate(i)?;
-        // Acquire: as `test`.
-        if w.load(Ordering::Acquire) & m == 0 {
-            return Ok(false);
-        }
-        // AcqRel: as in `set`.
-        Ok(w.fetch_and(!m, Ordering::AcqRel) & m != 0)
+        let r = (|| -> Result<bool> {
+            let (w, m) = self.locate(i)?;
+            // Acquire: as `test`.
+            if w.load(Ordering::Acquire) & m == 0 {
+                return Ok(false);
+            }
+            // AcqRel: as in `set`.
+            Ok(w.fetch_and(!m, Ordering::AcqRel) & m != 0)
+        })();
+        crate::object_segment::guarded(Some(self.region.segment()), r)
     }
 
     /// Flips bit `i`; returns its previous value.
     #[inline]
     pub fn flip(&self, i: u64) -> Result<bool> {
-        let (w, m) = self.locate(i)?;
-        // AcqRel: as in `set`.
-        Ok(w.fetch_xor(m, Ordering::AcqRel) & m != 0)
+        let r = (|| -> Result<bool> {
+            let (w, m) = self.locate(i)?;
+            // AcqRel: as in `set`.
+            Ok(w.fetch_xor(m, Ordering::AcqRel) & m != 0)
+        })();
+        crate::object_segment::guarded(Some(self.region.segment()), r)
     }
 
     /// Reads bit `i`.
     #[inline]
     pub fn test(&self, i: u64) -> Result<bool> {
-        let (w, m) = self.locate(i)?;
-        // Acquire: pairs with the AcqRel writers.
-        Ok(w.load(Ordering::Acquire) & m != 0)
+        let r = (|| -> Result<bool> {
+            let (w, m) = self.locate(i)?;
+            // Acquire: pairs with the AcqRel writers.
+            Ok(w.load(Ordering::Acquire) & m != 0)
+        })();
+        crate::object_segment::guarded(Some(self.region.segment()), r)
     }
 
     /// Number of set bits (word-by-word snapshot).
@@ -173,5 +185,15 @@ impl Iterator for IterOnes<'_> {
         let b = self.bits.trailing_zeros() as u64;
         self.bits &= self.bits - 1;
         Some((self.word - 1) * 64 + b)
+    }
+}
+
+impl Bitset {
+    /// Fails with `Error::Core(Truncated)` if the segment's file was shrunk
+    /// under this process's mapping. `Result`-returning methods check this
+    /// themselves; the others (`len`, `try_pop`, ...) see a lost mapping as
+    /// zeroes, and this tells the two apart.
+    pub fn check_mapped(&self) -> crate::Result<()> {
+        self.region.check_mapped()
     }
 }

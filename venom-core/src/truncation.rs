@@ -51,8 +51,12 @@ struct Slot {
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
-const EMPTY: Slot =
-    Slot { state: AtomicU8::new(FREE), start: AtomicUsize::new(0), len: AtomicUsize::new(0), lost: AtomicBool::new(false) };
+const EMPTY: Slot = Slot {
+    state: AtomicU8::new(FREE),
+    start: AtomicUsize::new(0),
+    len: AtomicUsize::new(0),
+    lost: AtomicBool::new(false),
+};
 
 /// The mappings the `SIGBUS` handler may repair. Static memory only: the
 /// handler must not allocate or lock.

@@ -8,18 +8,31 @@ use std::path::Path;
 use std::time::Duration;
 
 use venom_core::channel::{ChannelConfig, DaemonChannel, ShellChannel};
-use venom_core::{CmdQueue, Deadline, Error, QueueConfig, RegionConfig, Segment, SegmentKind, SeqReader, SeqWriter, testkit};
+use venom_core::{
+    CmdQueue, Deadline, Error, QueueConfig, RegionConfig, Segment, SegmentKind, SeqReader, SeqWriter, testkit,
+};
 
 const SEC: Duration = Duration::from_secs(1);
 
 /// Runs `op` until it reports `Truncated` (the child then exits 0); any
-/// other error, or no error within 20 s, fails the child.
+/// other error, or no error within 20 s, fails the child. Signals `ready`
+/// after 50 successful operations, so the parent truncates a reader that is
+/// busy reading valid data.
 fn read_until_truncated(ready: &Path, mut op: impl FnMut() -> Result<(), Error>) {
+    for _ in 0..50 {
+        match op() {
+            Ok(()) | Err(Error::Timeout(_)) => {}
+            Err(e) => panic!("before the truncation: {e}"),
+        }
+    }
     std::fs::write(ready, b"").unwrap();
     let deadline = Deadline::after(20 * SEC);
+    let mut ops = 0u64;
     while !deadline.is_past() {
+        ops += 1;
         match op() {
             Err(Error::Truncated { .. }) => {
+                eprintln!("reader: truncation reported after {ops} operations");
                 // Every later operation keeps saying so.
                 assert!(matches!(op(), Err(Error::Truncated { .. })));
                 return;
@@ -118,7 +131,9 @@ fn child_queue_consumer() {
     let q = CmdQueue::open(&name).unwrap();
     let mut c = q.consumer().unwrap();
     let mut buf = Vec::new();
-    read_until_truncated(&testkit::marker_path(&name, "ready"), || c.pop(&mut buf, Duration::from_millis(10)).map(drop));
+    read_until_truncated(&testkit::marker_path(&name, "ready"), || {
+        c.pop(&mut buf, Duration::from_millis(10)).map(drop)
+    });
 }
 
 #[test]

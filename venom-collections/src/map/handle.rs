@@ -85,22 +85,26 @@ impl<K: Pod + Eq, V: Pod> HashMap<K, V> {
 
     /// The value for `key`.
     pub fn get(&self, key: &K) -> Result<Option<V>> {
-        self.core().get(key)
+        let r = (|| -> Result<Option<V>> { self.core().get(key) })();
+        crate::object_segment::guarded(Some(self.region.segment()), r)
     }
 
     /// Whether `key` is present.
     pub fn contains_key(&self, key: &K) -> Result<bool> {
-        Ok(self.core().get::<K, V>(key)?.is_some())
+        let r = (|| -> Result<bool> { Ok(self.core().get::<K, V>(key)?.is_some()) })();
+        crate::object_segment::guarded(Some(self.region.segment()), r)
     }
 
     /// Inserts or updates; returns the previous value.
     pub fn insert(&self, key: K, value: V) -> Result<Option<V>> {
-        self.core().insert(&key, &value)
+        let r = (|| -> Result<Option<V>> { self.core().insert(&key, &value) })();
+        crate::object_segment::guarded(Some(self.region.segment()), r)
     }
 
     /// Removes `key`; returns its value.
     pub fn remove(&self, key: &K) -> Result<Option<V>> {
-        self.core().remove(key)
+        let r = (|| -> Result<Option<V>> { self.core().remove(key) })();
+        crate::object_segment::guarded(Some(self.region.segment()), r)
     }
 
     /// Number of entries (approximate under concurrent writes).
@@ -145,5 +149,15 @@ impl<K: Pod + Eq, V: Pod> Iterator for Iter<'_, K, V> {
             }
         }
         None
+    }
+}
+
+impl<K: Pod + Eq, V: Pod> HashMap<K, V> {
+    /// Fails with `Error::Core(Truncated)` if the segment's file was shrunk
+    /// under this process's mapping. `Result`-returning methods check this
+    /// themselves; the others (`len`, `try_pop`, ...) see a lost mapping as
+    /// zeroes, and this tells the two apart.
+    pub fn check_mapped(&self) -> crate::Result<()> {
+        self.region.check_mapped()
     }
 }

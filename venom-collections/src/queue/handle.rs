@@ -137,69 +137,75 @@ impl<T: Pod> Queue<T> {
     /// Pushes, sleeping on a futex while the queue is full, for at most
     /// `timeout` ([`Error::Timeout`]). Frees slots held by dead consumers.
     pub fn push(&self, v: T, timeout: Duration) -> Result<()> {
-        let mut patience = Patience::new(timeout);
-        loop {
-            match self.core().try_push(&v) {
-                Attempt::Done(()) => {
-                    self.notify(NOT_EMPTY);
-                    return Ok(());
-                }
-                Attempt::No => {
-                    let core = self.core();
-                    // SeqCst loads: the waiter half of the handshake.
-                    let not_full = || {
-                        let (h, t) = (core.head().load(Ordering::SeqCst), core.tail().load(Ordering::SeqCst));
-                        (t < h + core.capacity()).then_some(())
-                    };
-                    if self.bell(NOT_FULL).wait_until(patience.remaining(), not_full).is_none() {
-                        return Err(Error::Timeout(timeout));
+        let r = (|| -> Result<()> {
+            let mut patience = Patience::new(timeout);
+            loop {
+                match self.core().try_push(&v) {
+                    Attempt::Done(()) => {
+                        self.notify(NOT_EMPTY);
+                        return Ok(());
+                    }
+                    Attempt::No => {
+                        let core = self.core();
+                        // SeqCst loads: the waiter half of the handshake.
+                        let not_full = || {
+                            let (h, t) = (core.head().load(Ordering::SeqCst), core.tail().load(Ordering::SeqCst));
+                            (t < h + core.capacity()).then_some(())
+                        };
+                        if self.bell(NOT_FULL).wait_until(patience.remaining(), not_full).is_none() {
+                            return Err(Error::Timeout(timeout));
+                        }
+                    }
+                    Attempt::Held(pos) => {
+                        if !self.core().recover(pos) && !patience.wait() {
+                            return Err(Error::Timeout(timeout));
+                        }
                     }
                 }
-                Attempt::Held(pos) => {
-                    if !self.core().recover(pos) && !patience.wait() {
-                        return Err(Error::Timeout(timeout));
-                    }
+                if patience.expired() {
+                    return Err(Error::Timeout(timeout));
                 }
             }
-            if patience.expired() {
-                return Err(Error::Timeout(timeout));
-            }
-        }
+        })();
+        crate::object_segment::guarded(Some(self.roster.region.segment()), r)
     }
 
     /// Pops, sleeping on a futex while the queue is empty, for at most
     /// `timeout` ([`Error::Timeout`]). Skips positions claimed by producers
     /// that died before publishing.
     pub fn pop(&self, timeout: Duration) -> Result<T> {
-        let mut patience = Patience::new(timeout);
-        loop {
-            match self.core().try_pop() {
-                Attempt::Done(v) => {
-                    self.notify(NOT_FULL);
-                    return Ok(v);
-                }
-                Attempt::No => {
-                    let core = self.core();
-                    let not_empty = || {
-                        let (h, t) = (core.head().load(Ordering::SeqCst), core.tail().load(Ordering::SeqCst));
-                        (t > h).then_some(())
-                    };
-                    if self.bell(NOT_EMPTY).wait_until(patience.remaining(), not_empty).is_none() {
-                        return Err(Error::Timeout(timeout));
-                    }
-                }
-                Attempt::Held(pos) => {
-                    if self.core().recover(pos) {
+        let r = (|| -> Result<T> {
+            let mut patience = Patience::new(timeout);
+            loop {
+                match self.core().try_pop() {
+                    Attempt::Done(v) => {
                         self.notify(NOT_FULL);
-                    } else if !patience.wait() {
-                        return Err(Error::Timeout(timeout));
+                        return Ok(v);
+                    }
+                    Attempt::No => {
+                        let core = self.core();
+                        let not_empty = || {
+                            let (h, t) = (core.head().load(Ordering::SeqCst), core.tail().load(Ordering::SeqCst));
+                            (t > h).then_some(())
+                        };
+                        if self.bell(NOT_EMPTY).wait_until(patience.remaining(), not_empty).is_none() {
+                            return Err(Error::Timeout(timeout));
+                        }
+                    }
+                    Attempt::Held(pos) => {
+                        if self.core().recover(pos) {
+                            self.notify(NOT_FULL);
+                        } else if !patience.wait() {
+                            return Err(Error::Timeout(timeout));
+                        }
                     }
                 }
+                if patience.expired() {
+                    return Err(Error::Timeout(timeout));
+                }
             }
-            if patience.expired() {
-                return Err(Error::Timeout(timeout));
-            }
-        }
+        })();
+        crate::object_segment::guarded(Some(self.roster.region.segment()), r)
     }
 
     /// Checks the head and tail positions for slots held by dead processes
@@ -241,5 +247,15 @@ impl<T: Pod> Queue<T> {
     /// The capacity (a power of two).
     pub fn capacity(&self) -> usize {
         (self.mask + 1) as usize
+    }
+}
+
+impl<T: Pod> Queue<T> {
+    /// Fails with `Error::Core(Truncated)` if the segment's file was shrunk
+    /// under this process's mapping. `Result`-returning methods check this
+    /// themselves; the others (`len`, `try_pop`, ...) see a lost mapping as
+    /// zeroes, and this tells the two apart.
+    pub fn check_mapped(&self) -> crate::Result<()> {
+        self.roster.region.check_mapped()
     }
 }
