@@ -142,64 +142,66 @@ impl<T: Pod> Array<T> {
     /// Reads element `i`.
     #[inline]
     pub fn load(&self, i: usize) -> Result<T> {
-        let r = (|| -> Result<T> {
-            let e = self.elem(i as u64)?;
-            if is_word::<T>() {
-                // Acquire: pairs with Release stores, so an element can publish
-                // other data.
-                return Ok(from_word(e[0].load(Ordering::Acquire)));
+        crate::object_segment::guarded(Some(self.region.segment()), self.load_unguarded(i))
+    }
+
+    fn load_unguarded(&self, i: usize) -> Result<T> {
+        let e = self.elem(i as u64)?;
+        if is_word::<T>() {
+            // Acquire: pairs with Release stores, so an element can publish
+            // other data.
+            return Ok(from_word(e[0].load(Ordering::Acquire)));
+        }
+        let mut patience = None;
+        loop {
+            // Acquire: seqlock read side.
+            let c = Ctl(e[0].load(Ordering::Acquire));
+            if c.is_busy() {
+                self.wait(e, c, patience.get_or_insert_with(|| Patience::new(self.stall)))?;
+                continue;
             }
-            let mut patience = None;
-            loop {
-                // Acquire: seqlock read side.
-                let c = Ctl(e[0].load(Ordering::Acquire));
-                if c.is_busy() {
-                    self.wait(e, c, patience.get_or_insert_with(|| Patience::new(self.stall)))?;
-                    continue;
-                }
-                let v = load_elem::<T>(&e[1..]);
-                // Acquire fence: a newer write is reflected in the reload.
-                fence(Ordering::Acquire);
-                if e[0].load(Ordering::Relaxed) == c.0 {
-                    return Ok(v);
-                }
+            let v = load_elem::<T>(&e[1..]);
+            // Acquire fence: a newer write is reflected in the reload.
+            fence(Ordering::Acquire);
+            if e[0].load(Ordering::Relaxed) == c.0 {
+                return Ok(v);
             }
-        })();
-        crate::object_segment::guarded(Some(self.region.segment()), r)
+        }
     }
 
     /// Writes element `i`.
     #[inline]
     pub fn store(&self, i: usize, v: T) -> Result<()> {
-        let r = (|| -> Result<()> {
-            let e = self.elem(i as u64)?;
-            if is_word::<T>() {
-                // Release: see `load`.
-                e[0].store(to_word(&v), Ordering::Release);
-                return Ok(());
+        crate::object_segment::guarded(Some(self.region.segment()), self.store_unguarded(i, v))
+    }
+
+    fn store_unguarded(&self, i: usize, v: T) -> Result<()> {
+        let e = self.elem(i as u64)?;
+        if is_word::<T>() {
+            // Release: see `load`.
+            e[0].store(to_word(&v), Ordering::Release);
+            return Ok(());
+        }
+        let mut patience = None;
+        loop {
+            // Acquire: CAS expected value.
+            let c = Ctl(e[0].load(Ordering::Acquire));
+            if c.is_busy() {
+                self.wait(e, c, patience.get_or_insert_with(|| Patience::new(self.stall)))?;
+                continue;
             }
-            let mut patience = None;
-            loop {
-                // Acquire: CAS expected value.
-                let c = Ctl(e[0].load(Ordering::Acquire));
-                if c.is_busy() {
-                    self.wait(e, c, patience.get_or_insert_with(|| Patience::new(self.stall)))?;
-                    continue;
-                }
-                let busy = Ctl::busy(0, self.pid, c.version());
-                // Acquire: we follow the previous writer.
-                if e[0].compare_exchange(c.0, busy.0, Ordering::Acquire, Ordering::Relaxed).is_err() {
-                    continue;
-                }
-                // Release fence: the busy word is ordered before the data writes.
-                fence(Ordering::Release);
-                store_elem(&e[1..], &v);
-                // Release: publishes the element.
-                e[0].store(Ctl::stable(0, c.version() + 1).0, Ordering::Release);
-                return Ok(());
+            let busy = Ctl::busy(0, self.pid, c.version());
+            // Acquire: we follow the previous writer.
+            if e[0].compare_exchange(c.0, busy.0, Ordering::Acquire, Ordering::Relaxed).is_err() {
+                continue;
             }
-        })();
-        crate::object_segment::guarded(Some(self.region.segment()), r)
+            // Release fence: the busy word is ordered before the data writes.
+            fence(Ordering::Release);
+            store_elem(&e[1..], &v);
+            // Release: publishes the element.
+            e[0].store(Ctl::stable(0, c.version() + 1).0, Ordering::Release);
+            return Ok(());
+        }
     }
 
     fn wait(&self, e: &[AtomicU64], c: Ctl, patience: &mut Patience) -> Result<()> {
@@ -223,26 +225,28 @@ impl<T: Pod> Array<T> {
     /// Copies elements `start..start + dst.len()` into `dst` (each element
     /// atomically; the slice as a whole is not a snapshot).
     pub fn copy_to_slice(&self, start: usize, dst: &mut [T]) -> Result<()> {
-        let r = (|| -> Result<()> {
-            self.check_range(start, dst.len())?;
-            for (k, out) in dst.iter_mut().enumerate() {
-                *out = self.load(start + k)?;
-            }
-            Ok(())
-        })();
-        crate::object_segment::guarded(Some(self.region.segment()), r)
+        crate::object_segment::guarded(Some(self.region.segment()), self.copy_to_slice_unguarded(start, dst))
+    }
+
+    fn copy_to_slice_unguarded(&self, start: usize, dst: &mut [T]) -> Result<()> {
+        self.check_range(start, dst.len())?;
+        for (k, out) in dst.iter_mut().enumerate() {
+            *out = self.load(start + k)?;
+        }
+        Ok(())
     }
 
     /// Stores `src` into elements `start..start + src.len()`.
     pub fn copy_from_slice(&self, start: usize, src: &[T]) -> Result<()> {
-        let r = (|| -> Result<()> {
-            self.check_range(start, src.len())?;
-            for (k, v) in src.iter().enumerate() {
-                self.store(start + k, *v)?;
-            }
-            Ok(())
-        })();
-        crate::object_segment::guarded(Some(self.region.segment()), r)
+        crate::object_segment::guarded(Some(self.region.segment()), self.copy_from_slice_unguarded(start, src))
+    }
+
+    fn copy_from_slice_unguarded(&self, start: usize, src: &[T]) -> Result<()> {
+        self.check_range(start, src.len())?;
+        for (k, v) in src.iter().enumerate() {
+            self.store(start + k, *v)?;
+        }
+        Ok(())
     }
 
     fn check_range(&self, start: usize, n: usize) -> Result<()> {
@@ -267,34 +271,36 @@ impl<T: Numeric> Array<T> {
     /// the previous value.
     #[inline]
     pub fn fetch_add(&self, i: usize, v: T) -> Result<T> {
-        let r = (|| -> Result<T> {
-            let w = self.word(i)?;
-            // Relaxed: the CAS below decides.
-            let mut cur = w.load(Ordering::Relaxed);
-            loop {
-                let new = to_word(&from_word::<T>(cur).add(v));
-                // AcqRel: a read-modify-write that others may synchronise on.
-                match w.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Relaxed) {
-                    Ok(_) => return Ok(from_word(cur)),
-                    Err(x) => cur = x,
-                }
+        crate::object_segment::guarded(Some(self.region.segment()), self.fetch_add_unguarded(i, v))
+    }
+
+    fn fetch_add_unguarded(&self, i: usize, v: T) -> Result<T> {
+        let w = self.word(i)?;
+        // Relaxed: the CAS below decides.
+        let mut cur = w.load(Ordering::Relaxed);
+        loop {
+            let new = to_word(&from_word::<T>(cur).add(v));
+            // AcqRel: a read-modify-write that others may synchronise on.
+            match w.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return Ok(from_word(cur)),
+                Err(x) => cur = x,
             }
-        })();
-        crate::object_segment::guarded(Some(self.region.segment()), r)
+        }
     }
 
     /// Atomically replaces element `i` with `new` if it equals `current` (bit
     /// for bit). `Ok(previous)` on success, `Err(actual)` otherwise.
     #[inline]
     pub fn compare_exchange(&self, i: usize, current: T, new: T) -> Result<std::result::Result<T, T>> {
-        let r = (|| -> Result<std::result::Result<T, T>> {
-            let w = self.word(i)?;
-            // AcqRel / Acquire: as a std atomic compare_exchange.
-            Ok(w.compare_exchange(to_word(&current), to_word(&new), Ordering::AcqRel, Ordering::Acquire)
-                .map(from_word)
-                .map_err(from_word))
-        })();
-        crate::object_segment::guarded(Some(self.region.segment()), r)
+        crate::object_segment::guarded(Some(self.region.segment()), self.compare_exchange_unguarded(i, current, new))
+    }
+
+    fn compare_exchange_unguarded(&self, i: usize, current: T, new: T) -> Result<std::result::Result<T, T>> {
+        let w = self.word(i)?;
+        // AcqRel / Acquire: as a std atomic compare_exchange.
+        Ok(w.compare_exchange(to_word(&current), to_word(&new), Ordering::AcqRel, Ordering::Acquire)
+            .map(from_word)
+            .map_err(from_word))
     }
 }
 

@@ -78,54 +78,58 @@ impl Bitset {
     /// it then does not publish the caller's earlier writes either.
     #[inline]
     pub fn set(&self, i: u64) -> Result<bool> {
-        let r = (|| -> Result<bool> {
-            let (w, m) = self.locate(i)?;
-            // Acquire: as `test`.
-            if w.load(Ordering::Acquire) & m != 0 {
-                return Ok(true);
-            }
-            // AcqRel: a bit can act as a flag guarding other shared data.
-            Ok(w.fetch_or(m, Ordering::AcqRel) & m != 0)
-        })();
-        crate::object_segment::guarded(Some(self.region.segment()), r)
+        crate::object_segment::guarded(Some(self.region.segment()), self.set_unguarded(i))
+    }
+
+    fn set_unguarded(&self, i: u64) -> Result<bool> {
+        let (w, m) = self.locate(i)?;
+        // Acquire: as `test`.
+        if w.load(Ordering::Acquire) & m != 0 {
+            return Ok(true);
+        }
+        // AcqRel: a bit can act as a flag guarding other shared data.
+        Ok(w.fetch_or(m, Ordering::AcqRel) & m != 0)
     }
 
     /// Clears bit `i`; returns its previous value. Like [`Bitset::set`], a
     /// bit that is already clear is only loaded.
     #[inline]
     pub fn clear(&self, i: u64) -> Result<bool> {
-        let r = (|| -> Result<bool> {
-            let (w, m) = self.locate(i)?;
-            // Acquire: as `test`.
-            if w.load(Ordering::Acquire) & m == 0 {
-                return Ok(false);
-            }
-            // AcqRel: as in `set`.
-            Ok(w.fetch_and(!m, Ordering::AcqRel) & m != 0)
-        })();
-        crate::object_segment::guarded(Some(self.region.segment()), r)
+        crate::object_segment::guarded(Some(self.region.segment()), self.clear_unguarded(i))
+    }
+
+    fn clear_unguarded(&self, i: u64) -> Result<bool> {
+        let (w, m) = self.locate(i)?;
+        // Acquire: as `test`.
+        if w.load(Ordering::Acquire) & m == 0 {
+            return Ok(false);
+        }
+        // AcqRel: as in `set`.
+        Ok(w.fetch_and(!m, Ordering::AcqRel) & m != 0)
     }
 
     /// Flips bit `i`; returns its previous value.
     #[inline]
     pub fn flip(&self, i: u64) -> Result<bool> {
-        let r = (|| -> Result<bool> {
-            let (w, m) = self.locate(i)?;
-            // AcqRel: as in `set`.
-            Ok(w.fetch_xor(m, Ordering::AcqRel) & m != 0)
-        })();
-        crate::object_segment::guarded(Some(self.region.segment()), r)
+        crate::object_segment::guarded(Some(self.region.segment()), self.flip_unguarded(i))
+    }
+
+    fn flip_unguarded(&self, i: u64) -> Result<bool> {
+        let (w, m) = self.locate(i)?;
+        // AcqRel: as in `set`.
+        Ok(w.fetch_xor(m, Ordering::AcqRel) & m != 0)
     }
 
     /// Reads bit `i`.
     #[inline]
     pub fn test(&self, i: u64) -> Result<bool> {
-        let r = (|| -> Result<bool> {
-            let (w, m) = self.locate(i)?;
-            // Acquire: pairs with the AcqRel writers.
-            Ok(w.load(Ordering::Acquire) & m != 0)
-        })();
-        crate::object_segment::guarded(Some(self.region.segment()), r)
+        crate::object_segment::guarded(Some(self.region.segment()), self.test_unguarded(i))
+    }
+
+    fn test_unguarded(&self, i: u64) -> Result<bool> {
+        let (w, m) = self.locate(i)?;
+        // Acquire: pairs with the AcqRel writers.
+        Ok(w.load(Ordering::Acquire) & m != 0)
     }
 
     /// Number of set bits (word-by-word snapshot).

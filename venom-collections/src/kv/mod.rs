@@ -232,17 +232,21 @@ impl KvCache {
 
     /// Inserts or replaces `key` with the config's default TTL.
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
-        let r = (|| -> Result<()> {
-            let ttl = (self.default_ttl_ns != 0).then_some(self.default_ttl_ns);
-            self.put_inner(key, value, ttl)
-        })();
-        crate::object_segment::guarded(self.seg.as_ref(), r)
+        crate::object_segment::guarded(self.seg.as_ref(), self.put_unguarded(key, value))
+    }
+
+    fn put_unguarded(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        let ttl = (self.default_ttl_ns != 0).then_some(self.default_ttl_ns);
+        self.put_inner(key, value, ttl)
     }
 
     /// Inserts or replaces `key`; the entry expires after `ttl`.
     pub fn put_with_ttl(&self, key: &[u8], value: &[u8], ttl: Duration) -> Result<()> {
-        let r = (|| -> Result<()> { self.put_inner(key, value, Some(config::ttl_nanos(ttl)?)) })();
-        crate::object_segment::guarded(self.seg.as_ref(), r)
+        crate::object_segment::guarded(self.seg.as_ref(), self.put_with_ttl_unguarded(key, value, ttl))
+    }
+
+    fn put_with_ttl_unguarded(&self, key: &[u8], value: &[u8], ttl: Duration) -> Result<()> {
+        self.put_inner(key, value, Some(config::ttl_nanos(ttl)?))
     }
 
     // ---- shared-memory accessors ----

@@ -44,50 +44,53 @@ impl KvCache {
     /// Copies the value of `key` into `buf`; returns its length, or `None` if
     /// absent. [`Error::BufferTooSmall`] if `buf` is shorter than the value.
     pub fn get_into(&self, key: &[u8], buf: &mut [u8]) -> Result<Option<usize>> {
-        let r = (|| -> Result<Option<usize>> {
-            let mut short = None;
-            let got = self.read(key, true, &mut |src, len| {
-                short = None;
-                match buf.get_mut(..len) {
-                    // SAFETY: `src` is valid for `len` bytes of the data region
-                    // (bounds checked by `look`); concurrent writers use atomics.
-                    Some(dst) => unsafe { venom_core::atomic_copy::load(src, dst) },
-                    None => short = Some(len),
-                }
-            })?;
-            match (got, short) {
-                (Some(len), Some(_)) => Err(Error::BufferTooSmall { needed: len, got: buf.len() }),
-                (got, _) => Ok(got),
+        crate::object_segment::guarded(self.seg.as_ref(), self.get_into_unguarded(key, buf))
+    }
+
+    fn get_into_unguarded(&self, key: &[u8], buf: &mut [u8]) -> Result<Option<usize>> {
+        let mut short = None;
+        let got = self.read(key, true, &mut |src, len| {
+            short = None;
+            match buf.get_mut(..len) {
+                // SAFETY: `src` is valid for `len` bytes of the data region
+                // (bounds checked by `look`); concurrent writers use atomics.
+                Some(dst) => unsafe { venom_core::atomic_copy::load(src, dst) },
+                None => short = Some(len),
             }
-        })();
-        crate::object_segment::guarded(self.seg.as_ref(), r)
+        })?;
+        match (got, short) {
+            (Some(len), Some(_)) => Err(Error::BufferTooSmall { needed: len, got: buf.len() }),
+            (got, _) => Ok(got),
+        }
     }
 
     /// Returns a copy of the value of `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let r = (|| -> Result<Option<Vec<u8>>> {
-            let mut out = Vec::new();
-            let got = self.read(key, true, &mut |src, len| {
-                out.resize(len, 0);
-                // SAFETY: as in `get_into`.
-                unsafe { venom_core::atomic_copy::load(src, &mut out) }
-            })?;
-            Ok(got.map(|_| out))
-        })();
-        crate::object_segment::guarded(self.seg.as_ref(), r)
+        crate::object_segment::guarded(self.seg.as_ref(), self.get_unguarded(key))
+    }
+
+    fn get_unguarded(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let mut out = Vec::new();
+        let got = self.read(key, true, &mut |src, len| {
+            out.resize(len, 0);
+            // SAFETY: as in `get_into`.
+            unsafe { venom_core::atomic_copy::load(src, &mut out) }
+        })?;
+        Ok(got.map(|_| out))
     }
 
     /// Calls `f` with a validated private copy of the value of `key` (a
     /// per-thread buffer, so no allocation in the steady state).
     pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
-        let r = (|| -> Result<Option<R>> {
-            SCRATCH.with(|cell| match cell.try_borrow_mut() {
-                Ok(mut buf) => self.get_with_buf(key, &mut buf, f),
-                // Re-entrant call from inside `f`: use a fresh buffer.
-                Err(_) => self.get_with_buf(key, &mut Vec::new(), f),
-            })
-        })();
-        crate::object_segment::guarded(self.seg.as_ref(), r)
+        crate::object_segment::guarded(self.seg.as_ref(), self.get_with_unguarded(key, f))
+    }
+
+    fn get_with_unguarded<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buf) => self.get_with_buf(key, &mut buf, f),
+            // Re-entrant call from inside `f`: use a fresh buffer.
+            Err(_) => self.get_with_buf(key, &mut Vec::new(), f),
+        })
     }
 
     fn get_with_buf<R>(&self, key: &[u8], buf: &mut Vec<u8>, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
@@ -101,8 +104,11 @@ impl KvCache {
 
     /// Whether `key` is present and unexpired. Does not count as an access.
     pub fn contains(&self, key: &[u8]) -> Result<bool> {
-        let r = (|| -> Result<bool> { Ok(self.read(key, false, &mut |_, _| {})?.is_some()) })();
-        crate::object_segment::guarded(self.seg.as_ref(), r)
+        crate::object_segment::guarded(self.seg.as_ref(), self.contains_unguarded(key))
+    }
+
+    fn contains_unguarded(&self, key: &[u8]) -> Result<bool> {
+        Ok(self.read(key, false, &mut |_, _| {})?.is_some())
     }
 
     pub(crate) fn check_key(&self, key: &[u8]) -> Result<()> {

@@ -130,50 +130,53 @@ impl KvCache {
 
     /// Removes `key`; returns whether a live (unexpired) entry was removed.
     pub fn delete(&self, key: &[u8]) -> Result<bool> {
-        let r = (|| -> Result<bool> {
-            self.check_key(key)?;
-            let h = hash_key(self.seed, key);
-            let _guard = self.lock()?;
-            let Some((_, e)) = self.find_locked(key, h) else { return Ok(false) };
-            if self.is_expired(e, now_ns()) {
-                self.remove_entry(e, Removal::Expired)?;
-                return Ok(false);
-            }
-            self.remove_entry(e, Removal::Deleted)?;
-            Ok(true)
-        })();
-        crate::object_segment::guarded(self.seg.as_ref(), r)
+        crate::object_segment::guarded(self.seg.as_ref(), self.delete_unguarded(key))
+    }
+
+    fn delete_unguarded(&self, key: &[u8]) -> Result<bool> {
+        self.check_key(key)?;
+        let h = hash_key(self.seed, key);
+        let _guard = self.lock()?;
+        let Some((_, e)) = self.find_locked(key, h) else { return Ok(false) };
+        if self.is_expired(e, now_ns()) {
+            self.remove_entry(e, Removal::Expired)?;
+            return Ok(false);
+        }
+        self.remove_entry(e, Removal::Deleted)?;
+        Ok(true)
     }
 
     /// Removes every entry. Each entry's removal is atomic; a crash part-way
     /// leaves some entries removed.
     pub fn clear(&self) -> Result<()> {
-        let r = (|| -> Result<()> {
-            let _guard = self.lock()?;
-            for e in 0..self.layout.max_entries {
-                let head = self.entry(e);
-                let (_, _, state) = unpack_block(head.block.load(Ordering::Relaxed));
-                if state == STATE_LIVE {
-                    self.journal_begin(e);
-                    let v = seqlock::write_begin(&head.version);
-                    head.block.store(pack_block(NIL, 0, STATE_FREE), Ordering::Relaxed);
-                    seqlock::write_end(&head.version, v);
-                    self.journal_end();
-                    self.stripe().deletes.fetch_add(1, Ordering::Relaxed);
-                }
+        crate::object_segment::guarded(self.seg.as_ref(), self.clear_unguarded())
+    }
+
+    fn clear_unguarded(&self) -> Result<()> {
+        let _guard = self.lock()?;
+        for e in 0..self.layout.max_entries {
+            let head = self.entry(e);
+            let (_, _, state) = unpack_block(head.block.load(Ordering::Relaxed));
+            if state == STATE_LIVE {
+                self.journal_begin(e);
+                let v = seqlock::write_begin(&head.version);
+                head.block.store(pack_block(NIL, 0, STATE_FREE), Ordering::Relaxed);
+                seqlock::write_end(&head.version, v);
+                self.journal_end();
+                self.stripe().deletes.fetch_add(1, Ordering::Relaxed);
             }
-            self.rebuild_derived()
-        })();
-        crate::object_segment::guarded(self.seg.as_ref(), r)
+        }
+        self.rebuild_derived()
     }
 
     /// Reclaims every expired entry now; returns how many.
     pub fn purge_expired(&self) -> Result<usize> {
-        let r = (|| -> Result<usize> {
-            let _guard = self.lock()?;
-            self.purge_expired_locked(now_ns(), true)
-        })();
-        crate::object_segment::guarded(self.seg.as_ref(), r)
+        crate::object_segment::guarded(self.seg.as_ref(), self.purge_expired_unguarded())
+    }
+
+    fn purge_expired_unguarded(&self) -> Result<usize> {
+        let _guard = self.lock()?;
+        self.purge_expired_locked(now_ns(), true)
     }
 
     pub(crate) fn is_expired(&self, e: usize, now: u64) -> bool {

@@ -85,26 +85,38 @@ impl<K: Pod + Eq, V: Pod> HashMap<K, V> {
 
     /// The value for `key`.
     pub fn get(&self, key: &K) -> Result<Option<V>> {
-        let r = (|| -> Result<Option<V>> { self.core().get(key) })();
-        crate::object_segment::guarded(Some(self.region.segment()), r)
+        crate::object_segment::guarded(Some(self.region.segment()), self.get_unguarded(key))
+    }
+
+    fn get_unguarded(&self, key: &K) -> Result<Option<V>> {
+        self.core().get(key)
     }
 
     /// Whether `key` is present.
     pub fn contains_key(&self, key: &K) -> Result<bool> {
-        let r = (|| -> Result<bool> { Ok(self.core().get::<K, V>(key)?.is_some()) })();
-        crate::object_segment::guarded(Some(self.region.segment()), r)
+        crate::object_segment::guarded(Some(self.region.segment()), self.contains_key_unguarded(key))
+    }
+
+    fn contains_key_unguarded(&self, key: &K) -> Result<bool> {
+        Ok(self.core().get::<K, V>(key)?.is_some())
     }
 
     /// Inserts or updates; returns the previous value.
     pub fn insert(&self, key: K, value: V) -> Result<Option<V>> {
-        let r = (|| -> Result<Option<V>> { self.core().insert(&key, &value) })();
-        crate::object_segment::guarded(Some(self.region.segment()), r)
+        crate::object_segment::guarded(Some(self.region.segment()), self.insert_unguarded(key, value))
+    }
+
+    fn insert_unguarded(&self, key: K, value: V) -> Result<Option<V>> {
+        self.core().insert(&key, &value)
     }
 
     /// Removes `key`; returns its value.
     pub fn remove(&self, key: &K) -> Result<Option<V>> {
-        let r = (|| -> Result<Option<V>> { self.core().remove(key) })();
-        crate::object_segment::guarded(Some(self.region.segment()), r)
+        crate::object_segment::guarded(Some(self.region.segment()), self.remove_unguarded(key))
+    }
+
+    fn remove_unguarded(&self, key: &K) -> Result<Option<V>> {
+        self.core().remove(key)
     }
 
     /// Number of entries (approximate under concurrent writes).

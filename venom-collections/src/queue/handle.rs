@@ -137,75 +137,77 @@ impl<T: Pod> Queue<T> {
     /// Pushes, sleeping on a futex while the queue is full, for at most
     /// `timeout` ([`Error::Timeout`]). Frees slots held by dead consumers.
     pub fn push(&self, v: T, timeout: Duration) -> Result<()> {
-        let r = (|| -> Result<()> {
-            let mut patience = Patience::new(timeout);
-            loop {
-                match self.core().try_push(&v) {
-                    Attempt::Done(()) => {
-                        self.notify(NOT_EMPTY);
-                        return Ok(());
-                    }
-                    Attempt::No => {
-                        let core = self.core();
-                        // SeqCst loads: the waiter half of the handshake.
-                        let not_full = || {
-                            let (h, t) = (core.head().load(Ordering::SeqCst), core.tail().load(Ordering::SeqCst));
-                            (t < h + core.capacity()).then_some(())
-                        };
-                        if self.bell(NOT_FULL).wait_until(patience.remaining(), not_full).is_none() {
-                            return Err(Error::Timeout(timeout));
-                        }
-                    }
-                    Attempt::Held(pos) => {
-                        if !self.core().recover(pos) && !patience.wait() {
-                            return Err(Error::Timeout(timeout));
-                        }
+        crate::object_segment::guarded(Some(self.roster.region.segment()), self.push_unguarded(v, timeout))
+    }
+
+    fn push_unguarded(&self, v: T, timeout: Duration) -> Result<()> {
+        let mut patience = Patience::new(timeout);
+        loop {
+            match self.core().try_push(&v) {
+                Attempt::Done(()) => {
+                    self.notify(NOT_EMPTY);
+                    return Ok(());
+                }
+                Attempt::No => {
+                    let core = self.core();
+                    // SeqCst loads: the waiter half of the handshake.
+                    let not_full = || {
+                        let (h, t) = (core.head().load(Ordering::SeqCst), core.tail().load(Ordering::SeqCst));
+                        (t < h + core.capacity()).then_some(())
+                    };
+                    if self.bell(NOT_FULL).wait_until(patience.remaining(), not_full).is_none() {
+                        return Err(Error::Timeout(timeout));
                     }
                 }
-                if patience.expired() {
-                    return Err(Error::Timeout(timeout));
+                Attempt::Held(pos) => {
+                    if !self.core().recover(pos) && !patience.wait() {
+                        return Err(Error::Timeout(timeout));
+                    }
                 }
             }
-        })();
-        crate::object_segment::guarded(Some(self.roster.region.segment()), r)
+            if patience.expired() {
+                return Err(Error::Timeout(timeout));
+            }
+        }
     }
 
     /// Pops, sleeping on a futex while the queue is empty, for at most
     /// `timeout` ([`Error::Timeout`]). Skips positions claimed by producers
     /// that died before publishing.
     pub fn pop(&self, timeout: Duration) -> Result<T> {
-        let r = (|| -> Result<T> {
-            let mut patience = Patience::new(timeout);
-            loop {
-                match self.core().try_pop() {
-                    Attempt::Done(v) => {
-                        self.notify(NOT_FULL);
-                        return Ok(v);
-                    }
-                    Attempt::No => {
-                        let core = self.core();
-                        let not_empty = || {
-                            let (h, t) = (core.head().load(Ordering::SeqCst), core.tail().load(Ordering::SeqCst));
-                            (t > h).then_some(())
-                        };
-                        if self.bell(NOT_EMPTY).wait_until(patience.remaining(), not_empty).is_none() {
-                            return Err(Error::Timeout(timeout));
-                        }
-                    }
-                    Attempt::Held(pos) => {
-                        if self.core().recover(pos) {
-                            self.notify(NOT_FULL);
-                        } else if !patience.wait() {
-                            return Err(Error::Timeout(timeout));
-                        }
+        crate::object_segment::guarded(Some(self.roster.region.segment()), self.pop_unguarded(timeout))
+    }
+
+    fn pop_unguarded(&self, timeout: Duration) -> Result<T> {
+        let mut patience = Patience::new(timeout);
+        loop {
+            match self.core().try_pop() {
+                Attempt::Done(v) => {
+                    self.notify(NOT_FULL);
+                    return Ok(v);
+                }
+                Attempt::No => {
+                    let core = self.core();
+                    let not_empty = || {
+                        let (h, t) = (core.head().load(Ordering::SeqCst), core.tail().load(Ordering::SeqCst));
+                        (t > h).then_some(())
+                    };
+                    if self.bell(NOT_EMPTY).wait_until(patience.remaining(), not_empty).is_none() {
+                        return Err(Error::Timeout(timeout));
                     }
                 }
-                if patience.expired() {
-                    return Err(Error::Timeout(timeout));
+                Attempt::Held(pos) => {
+                    if self.core().recover(pos) {
+                        self.notify(NOT_FULL);
+                    } else if !patience.wait() {
+                        return Err(Error::Timeout(timeout));
+                    }
                 }
             }
-        })();
-        crate::object_segment::guarded(Some(self.roster.region.segment()), r)
+            if patience.expired() {
+                return Err(Error::Timeout(timeout));
+            }
+        }
     }
 
     /// Checks the head and tail positions for slots held by dead processes
