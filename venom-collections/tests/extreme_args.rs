@@ -78,16 +78,38 @@ fn capacity() -> impl Strategy<Value = usize> {
 }
 
 fn index() -> impl Strategy<Value = usize> {
-    prop_oneof![Just(0), Just(usize::MAX), Just(usize::MAX - 1), Just(usize::MAX / 2), Just(u32::MAX as usize), 0usize..400]
+    prop_oneof![
+        Just(0),
+        Just(usize::MAX),
+        Just(usize::MAX - 1),
+        Just(usize::MAX / 2),
+        Just(u32::MAX as usize),
+        0usize..400
+    ]
 }
 
 /// Sizes for `KvConfig` fields: tiny, or over the limits (never a huge cache).
 fn kv_size() -> impl Strategy<Value = usize> {
-    prop_oneof![Just(0), Just(1), Just(63), Just(64), Just(65), Just(4096), Just(1 << 40), Just(usize::MAX), 0usize..5000]
+    prop_oneof![
+        Just(0),
+        Just(1),
+        Just(63),
+        Just(64),
+        Just(65),
+        Just(4096),
+        Just(1 << 40),
+        Just(usize::MAX),
+        0usize..5000
+    ]
 }
 
 fn duration() -> impl Strategy<Value = Duration> {
-    prop_oneof![Just(Duration::ZERO), Just(Duration::from_nanos(1)), Just(Duration::from_secs(u64::MAX)), Just(Duration::MAX)]
+    prop_oneof![
+        Just(Duration::ZERO),
+        Just(Duration::from_nanos(1)),
+        Just(Duration::from_secs(u64::MAX)),
+        Just(Duration::MAX)
+    ]
 }
 
 proptest! {
