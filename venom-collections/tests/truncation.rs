@@ -134,3 +134,26 @@ fn kv_cache_truncated_under_reader() {
         c.unlink().unwrap();
     }
 }
+
+#[test]
+fn child_blocked_pop() {
+    let Some(name) = testkit::child_arg("blocked-pop") else { return };
+    let seg = ObjectSegment::open(&name).unwrap();
+    let q = seg.open_queue::<u64>("q").unwrap();
+    std::fs::write(testkit::marker_path(&name, "ready"), b"").unwrap();
+    // Blocks "forever" on an empty queue: only the truncation can end it.
+    let r = q.pop(Duration::MAX);
+    assert!(r.as_ref().is_err_and(is_truncated), "expected Truncated, got {r:?}");
+}
+
+/// A consumer asleep in `pop(Duration::MAX)` is woken by the truncation
+/// (within the doorbell's sleep slice) and told why.
+#[test]
+fn blocked_pop_learns_of_truncation() {
+    let name = testkit::unique_name("trunc-blocked-pop");
+    let seg = ObjectSegment::create(&name, 1 << 16).unwrap();
+    let _q = seg.queue::<u64>("q", 4).unwrap();
+    let mut kid = testkit::spawn_child("child_blocked_pop", "blocked-pop", &name).unwrap();
+    truncate_under(&name, &mut kid, |_| 0);
+    seg.unlink().unwrap();
+}

@@ -222,3 +222,51 @@ fn in_process_truncation_is_reported() {
     drop((r, w));
     assert!(venom_core::truncation::registered_mappings() <= before.max(1) + 8);
 }
+
+#[test]
+fn child_blocked_waiter() {
+    let Some(name) = testkit::child_arg("blocked-waiter") else { return };
+    let r = SeqReader::open(&name).unwrap();
+    let v = r.version();
+    std::fs::write(testkit::marker_path(&name, "ready"), b"").unwrap();
+    // Blocks "forever": only the truncation can end it.
+    match r.wait_for_change(v, Duration::MAX) {
+        Err(Error::Truncated { .. }) => {}
+        other => panic!("expected Truncated, got {other:?}"),
+    }
+}
+
+/// A reader asleep in `wait_for_change(_, Duration::MAX)` is woken by the
+/// truncation (within the futex slice) and told why.
+#[test]
+fn blocked_waiter_learns_of_truncation() {
+    let name = testkit::unique_name("trunc-blocked");
+    let w = SeqWriter::create(&name, RegionConfig::new(4096)).unwrap();
+    let mut kid = testkit::spawn_child("child_blocked_waiter", "blocked-waiter", &name).unwrap();
+    truncate_under(&name, &mut kid, |_| 0);
+    w.unlink().unwrap();
+}
+
+#[test]
+fn child_blocked_consumer() {
+    let Some(name) = testkit::child_arg("blocked-consumer") else { return };
+    let q = CmdQueue::open(&name).unwrap();
+    let mut c = q.consumer().unwrap();
+    std::fs::write(testkit::marker_path(&name, "ready"), b"").unwrap();
+    let mut buf = Vec::new();
+    match c.pop(&mut buf, Duration::MAX) {
+        Err(Error::Truncated { .. }) => {}
+        other => panic!("expected Truncated, got {other:?}"),
+    }
+}
+
+/// A command-queue consumer parked in `pop(_, Duration::MAX)` notices at its
+/// next liveness check.
+#[test]
+fn blocked_consumer_learns_of_truncation() {
+    let name = testkit::unique_name("trunc-blocked-cq");
+    let q = CmdQueue::create(&name, QueueConfig::default()).unwrap();
+    let mut kid = testkit::spawn_child("child_blocked_consumer", "blocked-consumer", &name).unwrap();
+    truncate_under(&name, &mut kid, |_| 0);
+    q.unlink().unwrap();
+}

@@ -150,10 +150,13 @@ impl<T: Pod> Queue<T> {
                 }
                 Attempt::No => {
                     let core = self.core();
+                    let lost = || self.roster.region.check_mapped().is_err();
                     // SeqCst loads: the waiter half of the handshake.
                     let not_full = || {
                         let (h, t) = (core.head().load(Ordering::SeqCst), core.tail().load(Ordering::SeqCst));
-                        (t < h + core.capacity()).then_some(())
+                        // A lost (truncated) mapping also ends the sleep, so the
+                        // loop below reports it instead of sleeping to the deadline.
+                        ((t < h + core.capacity()) || lost()).then_some(())
                     };
                     if self.bell(NOT_FULL).wait_until(patience.remaining(), not_full).is_none() {
                         return Err(Error::Timeout(timeout));
@@ -165,6 +168,8 @@ impl<T: Pod> Queue<T> {
                     }
                 }
             }
+            // Slow path only: a truncated mapping reads as an empty queue.
+            self.roster.region.check_mapped()?;
             if patience.expired() {
                 return Err(Error::Timeout(timeout));
             }
@@ -188,9 +193,12 @@ impl<T: Pod> Queue<T> {
                 }
                 Attempt::No => {
                     let core = self.core();
+                    let lost = || self.roster.region.check_mapped().is_err();
                     let not_empty = || {
                         let (h, t) = (core.head().load(Ordering::SeqCst), core.tail().load(Ordering::SeqCst));
-                        (t > h).then_some(())
+                        // A lost (truncated) mapping also ends the sleep, so the
+                        // loop below reports it instead of sleeping to the deadline.
+                        ((t > h) || lost()).then_some(())
                     };
                     if self.bell(NOT_EMPTY).wait_until(patience.remaining(), not_empty).is_none() {
                         return Err(Error::Timeout(timeout));
@@ -204,6 +212,8 @@ impl<T: Pod> Queue<T> {
                     }
                 }
             }
+            // Slow path only: a truncated mapping reads as an empty queue.
+            self.roster.region.check_mapped()?;
             if patience.expired() {
                 return Err(Error::Timeout(timeout));
             }

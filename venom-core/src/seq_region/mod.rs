@@ -252,9 +252,12 @@ impl SeqRegion {
     /// Fails with [`Error::WriterDead`] if the writer died mid-write.
     pub fn wait_for_change(&self, since: u64, timeout: Duration) -> Result<u64> {
         let ctl = self.ctl();
+        let segment = &self._segment;
         let got = ctl.change.wait_until(timeout, || {
             let v = ctl.seq.load(Ordering::Acquire);
-            (v & 1 == 0 && v != since).then_some(v)
+            // A truncated mapping reads as zeroes: wake up and report it
+            // (below) rather than sleep to the deadline.
+            (v & 1 == 0 && v != since || segment.check_mapped().is_err()).then_some(v)
         });
         self._segment.check_mapped()?;
         match got {
