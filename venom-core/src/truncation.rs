@@ -33,41 +33,140 @@
 //! disables the protection. Once lost, a mapping stays lost: drop the handle
 //! and open the segment again.
 
+#[cfg(not(loom))]
 use std::sync::Once;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+#[cfg(not(loom))]
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
+
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 
 /// How many live mappings the registry protects at once.
 pub const REGISTRY_CAPACITY: usize = 4096;
 
-const FREE: u8 = 0;
-const CLAIMED: u8 = 1;
-const ACTIVE: u8 = 2;
+/// Low two bits of a slot's `seq`: its state. The upper bits count reuses,
+/// so a reader can tell that a slot changed while it read it (a seqlock).
+const FREE: usize = 0;
+const CLAIMED: usize = 1;
+const ACTIVE: usize = 2;
+const STATE: usize = 3;
 
 struct Slot {
-    state: AtomicU8,
+    seq: AtomicUsize,
     start: AtomicUsize,
     len: AtomicUsize,
     lost: AtomicBool,
 }
 
-#[allow(clippy::declare_interior_mutable_const)]
-const EMPTY: Slot = Slot {
-    state: AtomicU8::new(FREE),
-    start: AtomicUsize::new(0),
-    len: AtomicUsize::new(0),
-    lost: AtomicBool::new(false),
-};
+impl Slot {
+    #[cfg(not(loom))]
+    const fn new() -> Slot {
+        Slot {
+            seq: AtomicUsize::new(FREE),
+            start: AtomicUsize::new(0),
+            len: AtomicUsize::new(0),
+            lost: AtomicBool::new(false),
+        }
+    }
+
+    #[cfg(loom)]
+    fn new() -> Slot {
+        Slot {
+            seq: AtomicUsize::new(FREE),
+            start: AtomicUsize::new(0),
+            len: AtomicUsize::new(0),
+            lost: AtomicBool::new(false),
+        }
+    }
+}
+
+/// A fixed-size, lock-free table of mappings. Writers (register/unregister)
+/// are ordinary threads; the reader is the signal handler, which may
+/// interrupt anything, so it only loads atomics and validates what it read
+/// like a seqlock reader.
+struct Registry<const N: usize> {
+    slots: [Slot; N],
+}
+
+impl<const N: usize> Registry<N> {
+    /// Claims a free slot for `start..start + len`; `None` when full.
+    fn register(&self, start: usize, len: usize) -> Option<usize> {
+        for (i, s) in self.slots.iter().enumerate() {
+            // Relaxed: a hint; the CAS below decides.
+            let cur = s.seq.load(Ordering::Relaxed);
+            if cur & STATE != FREE {
+                continue;
+            }
+            // Acquire on success: the previous owner's accesses to the slot
+            // (its Release unregister) happen-before ours.
+            if s.seq.compare_exchange(cur, cur | CLAIMED, Ordering::Acquire, Ordering::Relaxed).is_err() {
+                continue;
+            }
+            s.start.store(start, Ordering::Relaxed);
+            s.len.store(len, Ordering::Relaxed);
+            s.lost.store(false, Ordering::Relaxed);
+            // Release: a reader that sees ACTIVE (Acquire) sees the fields.
+            s.seq.store((cur & !STATE) | ACTIVE, Ordering::Release);
+            return Some(i);
+        }
+        None
+    }
+
+    /// Frees slot `i` (before its mapping is unmapped), bumping the reuse
+    /// count so a concurrent reader's validation fails.
+    fn unregister(&self, i: usize) {
+        let s = &self.slots[i];
+        // Relaxed: only the owner writes `seq` while the slot is ACTIVE.
+        let cur = s.seq.load(Ordering::Relaxed);
+        // Release: our reads of the slot are done before it can be reused.
+        s.seq.store((cur & !STATE).wrapping_add(STATE + 1) | FREE, Ordering::Release);
+    }
+
+    /// The slot whose range contains `addr`, with that range, read
+    /// consistently (seqlock validation) — or `None`.
+    fn find(&self, addr: usize) -> Option<(usize, usize, usize)> {
+        for (i, s) in self.slots.iter().enumerate() {
+            // Acquire: pairs with the Release in `register`.
+            let before = s.seq.load(Ordering::Acquire);
+            if before & STATE != ACTIVE {
+                continue;
+            }
+            let (start, len) = (s.start.load(Ordering::Relaxed), s.len.load(Ordering::Relaxed));
+            // Acquire fence: the field loads above are ordered before the
+            // re-check, so an unregister/re-register in between is seen.
+            fence(Ordering::Acquire);
+            if s.seq.load(Ordering::Relaxed) != before {
+                continue;
+            }
+            if addr >= start && addr - start < len {
+                return Some((i, start, len));
+            }
+        }
+        None
+    }
+
+    fn mark_lost(&self, i: usize) {
+        // Release: publishes "lost" to other threads of this process.
+        self.slots[i].lost.store(true, Ordering::Release);
+    }
+
+    fn is_lost(&self, i: usize) -> bool {
+        // Acquire: pairs with the Release in `mark_lost`. On the faulting
+        // thread the handler ran before the access completed anyway; other
+        // threads re-check on every operation.
+        self.slots[i].lost.load(Ordering::Acquire)
+    }
+
+    fn active(&self) -> usize {
+        // Relaxed: a diagnostic count.
+        self.slots.iter().filter(|s| s.seq.load(Ordering::Relaxed) & STATE == ACTIVE).count()
+    }
+}
 
 /// The mappings the `SIGBUS` handler may repair. Static memory only: the
 /// handler must not allocate or lock.
-static REGISTRY: [Slot; REGISTRY_CAPACITY] = [EMPTY; REGISTRY_CAPACITY];
-
-/// The disposition that was in place before ours, for chaining. Written once
-/// inside `INSTALL`, before our handler can run.
-static mut PREVIOUS: core::mem::MaybeUninit<libc::sigaction> = core::mem::MaybeUninit::zeroed();
-static INSTALL: Once = Once::new();
-/// Whether installation succeeded (if not, nothing is protected).
-static INSTALLED: AtomicBool = AtomicBool::new(false);
+#[cfg(not(loom))]
+static REGISTRY: Registry<REGISTRY_CAPACITY> = Registry { slots: [const { Slot::new() }; REGISTRY_CAPACITY] };
 
 /// A registered mapping; unregisters on drop. Obtain with [`register`].
 #[derive(Debug)]
@@ -78,23 +177,19 @@ pub(crate) struct Guard {
 /// Records `start..start + len` as a venom mapping the handler may repair.
 /// Returns an unprotected guard when the registry is full or the handler
 /// could not be installed.
+#[cfg(not(loom))]
 pub(crate) fn register(start: *mut u8, len: usize) -> Guard {
     install();
     if !INSTALLED.load(Ordering::Acquire) || len == 0 {
         return Guard { slot: None };
     }
-    for (i, s) in REGISTRY.iter().enumerate() {
-        // Acquire/Relaxed: claiming a free slot only needs exclusivity; the
-        // fields are published by the Release store of ACTIVE below.
-        if s.state.compare_exchange(FREE, CLAIMED, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-            s.start.store(start as usize, Ordering::Relaxed);
-            s.len.store(len, Ordering::Relaxed);
-            s.lost.store(false, Ordering::Relaxed);
-            // Release: the handler's Acquire load of ACTIVE sees the fields.
-            s.state.store(ACTIVE, Ordering::Release);
-            return Guard { slot: Some(i) };
-        }
-    }
+    Guard { slot: REGISTRY.register(start as usize, len) }
+}
+
+/// Under loom nothing is mapped for real; the registry itself is modelled
+/// by `loom_registry`.
+#[cfg(loom)]
+pub(crate) fn register(_start: *mut u8, _len: usize) -> Guard {
     Guard { slot: None }
 }
 
@@ -102,10 +197,10 @@ impl Guard {
     /// Whether the handler replaced this mapping after a truncation.
     #[inline]
     pub(crate) fn is_lost(&self) -> bool {
-        // Acquire: pairs with the Release store in `repair`. On the faulting
-        // thread the handler ran before the access completed anyway; other
-        // threads re-check on every operation.
-        self.slot.is_some_and(|i| REGISTRY[i].lost.load(Ordering::Acquire))
+        #[cfg(not(loom))]
+        return self.slot.is_some_and(|i| REGISTRY.is_lost(i));
+        #[cfg(loom)]
+        return false;
     }
 
     /// Whether the mapping is protected (the registry had room).
@@ -116,38 +211,51 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        // Called before the mapping is unmapped (field order in `Mapping`).
+        #[cfg(not(loom))]
         if let Some(i) = self.slot {
-            // Release: the slot is reusable only after we stop looking at it.
-            // Called before the mapping is unmapped (field order in Mapping).
-            REGISTRY[i].state.store(FREE, Ordering::Release);
+            REGISTRY.unregister(i);
         }
     }
 }
 
+/// The disposition that was in place before ours, for chaining. Written once
+/// inside `INSTALL`, before our handler can run.
+#[cfg(not(loom))]
+static mut PREVIOUS: core::mem::MaybeUninit<libc::sigaction> = core::mem::MaybeUninit::zeroed();
+#[cfg(not(loom))]
+static INSTALL: Once = Once::new();
+/// Whether installation succeeded (if not, nothing is protected).
+#[cfg(not(loom))]
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+#[cfg(not(loom))]
 fn install() {
     INSTALL.call_once(|| {
         // SAFETY: zeroed sigaction is a valid value (empty mask, no flags);
-        // `sigaction` writes the old disposition into PREVIOUS, which no one
-        // reads before our handler is installed by this same call, and which
-        // is never written again.
+        // the first `sigaction` only reads the old disposition into
+        // PREVIOUS, which nothing reads before our handler is installed by
+        // the second call, and which is never written again.
         unsafe {
             let mut new: libc::sigaction = core::mem::zeroed();
             new.sa_sigaction = on_sigbus as *const () as usize;
             new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
             libc::sigemptyset(&mut new.sa_mask);
             let prev = (&raw mut PREVIOUS).cast::<libc::sigaction>();
-            // Read the old disposition first, then install: our handler never
-            // runs before PREVIOUS holds what it must chain to.
             if libc::sigaction(libc::SIGBUS, core::ptr::null(), prev) == 0
                 && libc::sigaction(libc::SIGBUS, &new, core::ptr::null_mut()) == 0
             {
+                // Release: `register` only hands out protected guards after
+                // seeing this (Acquire).
                 INSTALLED.store(true, Ordering::Release);
             }
         }
     });
 }
 
-/// The `SIGBUS` handler. Async-signal-safe: atomics, `mmap`, and chaining.
+/// The `SIGBUS` handler. Async-signal-safe: atomic loads/stores, `mmap`,
+/// and chaining.
+#[cfg(not(loom))]
 extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers;
     // `si_addr` is the faulting address for a hardware SIGBUS.
@@ -165,45 +273,38 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
 }
 
 /// Replaces the registered mapping containing `addr` with zero pages.
+#[cfg(not(loom))]
 fn repair(addr: usize) -> bool {
-    for s in REGISTRY.iter() {
-        // Acquire: pairs with the Release store in `register`.
-        if s.state.load(Ordering::Acquire) != ACTIVE {
-            continue;
-        }
-        let (start, len) = (s.start.load(Ordering::Relaxed), s.len.load(Ordering::Relaxed));
-        if addr < start || addr - start >= len {
-            continue;
-        }
-        // SAFETY: `start..start + len` is a live mapping owned by a venom
-        // `Mapping` (registered while mapped, unregistered before munmap).
-        // MAP_FIXED replaces exactly those pages; the memory is only ever
-        // accessed through atomics, so zero bits are valid values. mmap is
-        // async-signal-safe (a raw syscall).
-        let p = unsafe {
-            libc::mmap(
-                start as *mut libc::c_void,
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_FIXED | libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return false;
-        }
-        // Release: publishes "lost" to other threads of this process.
-        s.lost.store(true, Ordering::Release);
-        return true;
+    let Some((i, start, len)) = REGISTRY.find(addr) else { return false };
+    // SAFETY: `find` validated that `start..start + len` is a registered,
+    // live mapping containing the fault address. The faulting thread is
+    // inside an access to that very mapping, so its owner holds it borrowed
+    // and cannot unregister or unmap it meanwhile (and no other registered
+    // mapping overlaps a live one). MAP_FIXED replaces exactly those pages;
+    // venom only accesses mapped memory through atomics, for which zero bits
+    // are valid values. mmap is a plain syscall, async-signal-safe.
+    let p = unsafe {
+        libc::mmap(
+            start as *mut libc::c_void,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_FIXED | libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return false;
     }
-    false
+    REGISTRY.mark_lost(i);
+    true
 }
 
 /// Hands a fault that is not ours to the previous disposition.
 ///
 /// # Safety
 /// Only from `on_sigbus`, with its arguments.
+#[cfg(not(loom))]
 unsafe fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: written once before our handler was installed, never again.
     let prev = unsafe { &*(&raw const PREVIOUS).cast::<libc::sigaction>() };
@@ -243,6 +344,65 @@ unsafe fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_
 
 /// Number of mappings currently registered (for tests and diagnostics).
 pub fn registered_mappings() -> usize {
-    // Relaxed: a diagnostic count.
-    REGISTRY.iter().filter(|s| s.state.load(Ordering::Relaxed) == ACTIVE).count()
+    #[cfg(not(loom))]
+    return REGISTRY.active();
+    #[cfg(loom)]
+    return 0;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(not(loom))]
+    #[test]
+    fn register_find_unregister() {
+        let r: Registry<2> = Registry { slots: [const { Slot::new() }; 2] };
+        let a = r.register(4096, 8192).unwrap();
+        let b = r.register(65536, 4096).unwrap();
+        assert_ne!(a, b);
+        assert!(r.register(1 << 20, 4096).is_none(), "full");
+        assert_eq!(r.find(4096 + 8191), Some((a, 4096, 8192)));
+        assert_eq!(r.find(4096 + 8192), None);
+        assert_eq!(r.find(65536), Some((b, 65536, 4096)));
+        r.mark_lost(a);
+        assert!(r.is_lost(a) && !r.is_lost(b));
+        r.unregister(a);
+        assert_eq!(r.find(4096), None);
+        assert_eq!(r.active(), 1);
+        let c = r.register(1 << 20, 4096).unwrap();
+        assert_eq!(c, a);
+        assert!(!r.is_lost(c), "a reused slot starts intact");
+    }
+
+    /// Two threads register and unregister while a third (standing in for
+    /// the signal handler) looks addresses up: the lookup never returns a
+    /// torn (start, len) pair, and two live mappings never share a slot.
+    #[cfg(loom)]
+    #[test]
+    fn loom_registry() {
+        loom::model(|| {
+            let r = loom::sync::Arc::new(Registry::<1> { slots: [Slot::new()] });
+            let r1 = r.clone();
+            let t1 = loom::thread::spawn(move || {
+                if let Some(i) = r1.register(100, 10) {
+                    r1.unregister(i);
+                }
+            });
+            let r2 = r.clone();
+            let t2 = loom::thread::spawn(move || r2.register(200, 20));
+            for addr in [105, 205] {
+                if let Some((_, start, len)) = r.find(addr) {
+                    assert!((start, len) == (100, 10) || (start, len) == (200, 20), "torn {start} {len}");
+                    assert!(addr >= start && addr < start + len);
+                }
+            }
+            t1.join().unwrap();
+            let got = t2.join().unwrap();
+            // The single slot can be held by at most one live mapping.
+            if got.is_some() {
+                assert_eq!(r.find(205).map(|f| (f.1, f.2)), Some((200, 20)));
+            }
+        });
+    }
 }
