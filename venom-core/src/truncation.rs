@@ -33,6 +33,9 @@
 //! disables the protection. Once lost, a mapping stays lost: drop the handle
 //! and open the segment again.
 
+// Under loom only the registry is built (for its model), not the handler.
+#![cfg_attr(loom, allow(dead_code))]
+
 #[cfg(not(loom))]
 use std::sync::Once;
 #[cfg(not(loom))]

@@ -57,7 +57,10 @@ fn truncate_under(name: &str, child: &mut testkit::ChildProc, len: impl FnOnce(u
     assert!(status.success(), "reader failed: {status:?}");
 }
 
-fn shrinks() -> [(&'static str, fn(u64) -> u64); 2] {
+/// How far to shrink the file, from its full length.
+type Shrink = fn(u64) -> u64;
+
+fn shrinks() -> [(&'static str, Shrink); 2] {
     [("zero", |_| 0), ("half", |n| n / 2)]
 }
 
