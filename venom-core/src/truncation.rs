@@ -312,10 +312,15 @@ unsafe fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_
     // SAFETY: written once before our handler was installed, never again.
     let prev = unsafe { &*(&raw const PREVIOUS).cast::<libc::sigaction>() };
     let handler = prev.sa_sigaction;
-    if handler == libc::SIG_IGN {
+    // SAFETY: `info` is the kernel's siginfo for this delivery.
+    let from_kernel = unsafe { (*info).si_code } > 0;
+    // An ignored SIGBUS sent by a process (kill, sigqueue) stays ignored. A
+    // fault cannot be ignored: the kernel would kill the process, so do the
+    // same (returning would re-fault forever).
+    if handler == libc::SIG_IGN && !from_kernel {
         return;
     }
-    if handler == libc::SIG_DFL {
+    if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
         // Restore the default action and re-raise: the signal is blocked
         // while we run, so it is delivered (and kills the process, as it
         // would have without us) as soon as we return. A hardware fault

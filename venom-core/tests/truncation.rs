@@ -161,12 +161,14 @@ fn cmd_queue_truncated_under_consumer() {
 fn child_genuine_fault() {
     let Some(what) = testkit::child_arg("genuine-fault") else { return };
     testkit::disable_core_dumps();
+    let (what, prior) = what.split_once(',').unwrap_or((what.as_str(), "none"));
+    install_prior_handler(prior);
     // Install venom's handler by mapping a segment.
     let name = testkit::unique_name("trunc-genuine");
     let seg = Segment::builder(&name, SegmentKind::RAW).body_len(4096).create().unwrap();
     seg.unlink().unwrap();
     assert!(seg.is_truncation_protected());
-    match what.as_str() {
+    match what {
         "sigbus" => {
             // A shared file mapping of our own, not venom's, shrunk under us.
             let path = std::env::temp_dir().join(format!("venom-genuine-{}", std::process::id()));
@@ -187,19 +189,71 @@ fn child_genuine_fault() {
             let v = unsafe { core::ptr::read_volatile(8 as *const u8) };
             eprintln!("survived a genuine SIGSEGV (read {v})");
         }
+        "own-truncation" => {
+            // With an application handler installed first, venom still
+            // handles faults in its own mappings itself.
+            let rname = testkit::unique_name("trunc-own");
+            let w = SeqWriter::create(&rname, RegionConfig::new(1 << 16)).unwrap();
+            testkit::truncate_segment(&rname, 0).unwrap();
+            let mut buf = vec![0u8; 1 << 16];
+            assert!(matches!(w.read_at(0, &mut buf), Err(Error::Truncated { .. })));
+            w.unlink().unwrap();
+        }
         other => panic!("unknown fault {other}"),
     }
     std::process::exit(0);
 }
 
+extern "C" fn prior_siginfo(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(42) };
+}
+
+extern "C" fn prior_plain(_: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe.
+    unsafe { libc::_exit(43) };
+}
+
+/// Installs a SIGBUS disposition before venom's own handler exists.
+fn install_prior_handler(prior: &str) {
+    let (handler, flags) = match prior {
+        "none" => return,
+        "siginfo" => (prior_siginfo as *const () as usize, libc::SA_SIGINFO),
+        "plain" => (prior_plain as *const () as usize, 0),
+        "ignore" => (libc::SIG_IGN, 0),
+        other => panic!("unknown prior handler {other}"),
+    };
+    // SAFETY: a valid sigaction for SIGBUS, set before any venom mapping.
+    unsafe {
+        let mut sa: libc::sigaction = core::mem::zeroed();
+        sa.sa_sigaction = handler;
+        sa.sa_flags = flags;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGBUS, &sa, core::ptr::null_mut()), 0);
+    }
+}
+
 /// venom's SIGBUS handler chains anything outside its mappings: a genuine
-/// fault still kills the process by the same signal as without venom.
+/// fault still kills the process by the same signal as without venom, and a
+/// handler installed before venom's still runs (SA_SIGINFO or plain); an
+/// ignored SIGBUS cannot hide a real fault, as without venom.
 #[test]
-fn unrelated_faults_still_kill() {
-    for (what, sig) in [("sigbus", libc::SIGBUS), ("sigsegv", libc::SIGSEGV)] {
+fn unrelated_faults_behave_as_before() {
+    let cases = [
+        ("sigbus", Err(libc::SIGBUS)),
+        ("sigsegv", Err(libc::SIGSEGV)),
+        ("sigbus,siginfo", Ok(42)),
+        ("sigbus,plain", Ok(43)),
+        ("sigbus,ignore", Err(libc::SIGBUS)),
+        ("own-truncation,siginfo", Ok(0)),
+    ];
+    for (what, expect) in cases {
         let mut kid = testkit::spawn_child("child_genuine_fault", "genuine-fault", what).unwrap();
         let status = kid.wait_timeout(30 * SEC).unwrap();
-        assert_eq!(status.signal(), Some(sig), "{what}: {status:?}");
+        match expect {
+            Err(sig) => assert_eq!(status.signal(), Some(sig), "{what}: {status:?}"),
+            Ok(code) => assert_eq!(status.code(), Some(code), "{what}: {status:?}"),
+        }
     }
 }
 
