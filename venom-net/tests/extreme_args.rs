@@ -3,11 +3,36 @@
 //! offsets near `u64::MAX`, region accesses past the end. Each gets a typed
 //! error or a sane result.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::*;
 use proptest::prelude::*;
 use venom_net::frame::Frame;
 use venom_net::*;
+
+/// `Mirror::wait_until(Duration::MAX, ..)` used to compute `Instant::now()
+/// + timeout` up front and panic; it now waits as long as it takes.
+#[test]
+fn mirror_wait_accepts_duration_max() {
+    runtime().block_on(async {
+        let dev = Dev::new();
+        let region = MemRegion::new(4096, 1024);
+        region.write_at(0, &[1; 16]);
+        let p = publish(&region, dev.server(), PublisherConfig::default()).await;
+        let local = MemRegion::new(4096, 1024);
+        let m =
+            std::sync::Arc::new(mirror(p.local_addr().unwrap(), Subscription::whole(), dev.client(), &local, false));
+        let m2 = m.clone();
+        // Blocking call: off the tokio workers.
+        let first = tokio::task::spawn_blocking(move || m2.wait_until(Duration::MAX, |_, _| true)).await.unwrap();
+        assert!(first.is_ok(), "{first:?}");
+        assert!(m.wait_until(Duration::ZERO, |_, _| false).is_err(), "ZERO tries once");
+        drop(m);
+        p.close().await;
+    });
+}
 
 fn size() -> impl Strategy<Value = usize> {
     prop_oneof![
