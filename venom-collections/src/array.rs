@@ -145,6 +145,7 @@ impl<T: Pod> Array<T> {
         crate::object_segment::guarded(Some(self.region.segment()), self.load_unguarded(i))
     }
 
+    #[inline]
     fn load_unguarded(&self, i: usize) -> Result<T> {
         let e = self.elem(i as u64)?;
         if is_word::<T>() {
@@ -175,6 +176,7 @@ impl<T: Pod> Array<T> {
         crate::object_segment::guarded(Some(self.region.segment()), self.store_unguarded(i, v))
     }
 
+    #[inline]
     fn store_unguarded(&self, i: usize, v: T) -> Result<()> {
         let e = self.elem(i as u64)?;
         if is_word::<T>() {
@@ -228,6 +230,7 @@ impl<T: Pod> Array<T> {
         crate::object_segment::guarded(Some(self.region.segment()), self.copy_to_slice_unguarded(start, dst))
     }
 
+    #[inline]
     fn copy_to_slice_unguarded(&self, start: usize, dst: &mut [T]) -> Result<()> {
         self.check_range(start, dst.len())?;
         for (k, out) in dst.iter_mut().enumerate() {
@@ -241,6 +244,7 @@ impl<T: Pod> Array<T> {
         crate::object_segment::guarded(Some(self.region.segment()), self.copy_from_slice_unguarded(start, src))
     }
 
+    #[inline]
     fn copy_from_slice_unguarded(&self, start: usize, src: &[T]) -> Result<()> {
         self.check_range(start, src.len())?;
         for (k, v) in src.iter().enumerate() {
@@ -274,6 +278,7 @@ impl<T: Numeric> Array<T> {
         crate::object_segment::guarded(Some(self.region.segment()), self.fetch_add_unguarded(i, v))
     }
 
+    #[inline]
     fn fetch_add_unguarded(&self, i: usize, v: T) -> Result<T> {
         let w = self.word(i)?;
         // Relaxed: the CAS below decides.
@@ -295,6 +300,7 @@ impl<T: Numeric> Array<T> {
         crate::object_segment::guarded(Some(self.region.segment()), self.compare_exchange_unguarded(i, current, new))
     }
 
+    #[inline]
     fn compare_exchange_unguarded(&self, i: usize, current: T, new: T) -> Result<std::result::Result<T, T>> {
         let w = self.word(i)?;
         // AcqRel / Acquire: as a std atomic compare_exchange.

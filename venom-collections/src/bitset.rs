@@ -81,6 +81,7 @@ impl Bitset {
         crate::object_segment::guarded(Some(self.region.segment()), self.set_unguarded(i))
     }
 
+    #[inline]
     fn set_unguarded(&self, i: u64) -> Result<bool> {
         let (w, m) = self.locate(i)?;
         // Acquire: as `test`.
@@ -98,6 +99,7 @@ impl Bitset {
         crate::object_segment::guarded(Some(self.region.segment()), self.clear_unguarded(i))
     }
 
+    #[inline]
     fn clear_unguarded(&self, i: u64) -> Result<bool> {
         let (w, m) = self.locate(i)?;
         // Acquire: as `test`.
@@ -114,6 +116,7 @@ impl Bitset {
         crate::object_segment::guarded(Some(self.region.segment()), self.flip_unguarded(i))
     }
 
+    #[inline]
     fn flip_unguarded(&self, i: u64) -> Result<bool> {
         let (w, m) = self.locate(i)?;
         // AcqRel: as in `set`.
@@ -126,6 +129,7 @@ impl Bitset {
         crate::object_segment::guarded(Some(self.region.segment()), self.test_unguarded(i))
     }
 
+    #[inline]
     fn test_unguarded(&self, i: u64) -> Result<bool> {
         let (w, m) = self.locate(i)?;
         // Acquire: pairs with the AcqRel writers.

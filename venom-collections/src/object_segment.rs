@@ -77,10 +77,20 @@ pub(crate) struct Region {
 /// `Error::Core(Truncated)`. Every public operation on a segment ends here.
 #[inline]
 pub(crate) fn guarded<T>(seg: Option<&Segment>, r: Result<T>) -> Result<T> {
-    if let Some(seg) = seg {
-        seg.check_mapped()?;
+    // Fast path: one load of a static in a process that never lost a mapping;
+    // `r` is not touched on the check path (it stays in registers).
+    if venom_core::truncation::any_lost()
+        && let Some(e) = seg.and_then(lost_error)
+    {
+        return Err(e);
     }
     r
+}
+
+#[cold]
+#[inline(never)]
+fn lost_error(seg: &Segment) -> Option<Error> {
+    seg.check_mapped().err().map(Error::from)
 }
 
 impl Region {

@@ -154,9 +154,15 @@ impl Segment {
     #[inline]
     pub fn check_mapped(&self) -> Result<()> {
         if self.map.is_lost() {
-            return Err(Error::Truncated { name: self.name.as_str().to_owned() });
+            return Err(self.truncated());
         }
         Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn truncated(&self) -> Error {
+        Error::Truncated { name: self.name.as_str().to_owned() }
     }
 
     /// Whether [`Segment::check_mapped`] can detect a truncation of this

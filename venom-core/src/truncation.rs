@@ -166,6 +166,12 @@ impl<const N: usize> Registry<N> {
     }
 }
 
+/// Set once any mapping of this process has been lost: the fast path of
+/// every check is this one load of a static, which stays false (and
+/// cached) in a process that never saw a truncation.
+#[cfg(not(loom))]
+static ANY_LOST: AtomicBool = AtomicBool::new(false);
+
 /// The mappings the `SIGBUS` handler may repair. Static memory only: the
 /// handler must not allocate or lock.
 #[cfg(not(loom))]
@@ -200,8 +206,10 @@ impl Guard {
     /// Whether the handler replaced this mapping after a truncation.
     #[inline]
     pub(crate) fn is_lost(&self) -> bool {
+        // `any_lost` is a hint; the per-slot flag is read with Acquire. On
+        // the faulting thread the handler ran before the access returned.
         #[cfg(not(loom))]
-        return self.slot.is_some_and(|i| REGISTRY.is_lost(i));
+        return any_lost() && self.slot.is_some_and(|i| REGISTRY.is_lost(i));
         #[cfg(loom)]
         return false;
     }
@@ -300,6 +308,8 @@ fn repair(addr: usize) -> bool {
         return false;
     }
     REGISTRY.mark_lost(i);
+    // Release: after the slot's flag, so whoever sees this sees that too.
+    ANY_LOST.store(true, Ordering::Release);
     true
 }
 
@@ -348,6 +358,17 @@ unsafe fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_
         let f: extern "C" fn(libc::c_int) = unsafe { core::mem::transmute(handler) };
         f(sig);
     }
+}
+
+/// Whether any venom mapping of this process was ever lost to a
+/// truncation: the cheap first test of every check (one load of a static).
+#[inline]
+pub fn any_lost() -> bool {
+    // Relaxed: a hint; the per-mapping flag is then read with Acquire.
+    #[cfg(not(loom))]
+    return ANY_LOST.load(Ordering::Relaxed);
+    #[cfg(loom)]
+    return false;
 }
 
 /// Number of mappings currently registered (for tests and diagnostics).

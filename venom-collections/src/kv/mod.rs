@@ -235,6 +235,7 @@ impl KvCache {
         crate::object_segment::guarded(self.seg.as_ref(), self.put_unguarded(key, value))
     }
 
+    #[inline]
     fn put_unguarded(&self, key: &[u8], value: &[u8]) -> Result<()> {
         let ttl = (self.default_ttl_ns != 0).then_some(self.default_ttl_ns);
         self.put_inner(key, value, ttl)
@@ -245,6 +246,7 @@ impl KvCache {
         crate::object_segment::guarded(self.seg.as_ref(), self.put_with_ttl_unguarded(key, value, ttl))
     }
 
+    #[inline]
     fn put_with_ttl_unguarded(&self, key: &[u8], value: &[u8], ttl: Duration) -> Result<()> {
         self.put_inner(key, value, Some(config::ttl_nanos(ttl)?))
     }

@@ -47,6 +47,7 @@ impl KvCache {
         crate::object_segment::guarded(self.seg.as_ref(), self.get_into_unguarded(key, buf))
     }
 
+    #[inline]
     fn get_into_unguarded(&self, key: &[u8], buf: &mut [u8]) -> Result<Option<usize>> {
         let mut short = None;
         let got = self.read(key, true, &mut |src, len| {
@@ -69,6 +70,7 @@ impl KvCache {
         crate::object_segment::guarded(self.seg.as_ref(), self.get_unguarded(key))
     }
 
+    #[inline]
     fn get_unguarded(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let mut out = Vec::new();
         let got = self.read(key, true, &mut |src, len| {
@@ -85,6 +87,7 @@ impl KvCache {
         crate::object_segment::guarded(self.seg.as_ref(), self.get_with_unguarded(key, f))
     }
 
+    #[inline]
     fn get_with_unguarded<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
             Ok(mut buf) => self.get_with_buf(key, &mut buf, f),
@@ -107,6 +110,7 @@ impl KvCache {
         crate::object_segment::guarded(self.seg.as_ref(), self.contains_unguarded(key))
     }
 
+    #[inline]
     fn contains_unguarded(&self, key: &[u8]) -> Result<bool> {
         Ok(self.read(key, false, &mut |_, _| {})?.is_some())
     }

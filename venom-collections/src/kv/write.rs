@@ -133,6 +133,7 @@ impl KvCache {
         crate::object_segment::guarded(self.seg.as_ref(), self.delete_unguarded(key))
     }
 
+    #[inline]
     fn delete_unguarded(&self, key: &[u8]) -> Result<bool> {
         self.check_key(key)?;
         let h = hash_key(self.seed, key);
@@ -152,6 +153,7 @@ impl KvCache {
         crate::object_segment::guarded(self.seg.as_ref(), self.clear_unguarded())
     }
 
+    #[inline]
     fn clear_unguarded(&self) -> Result<()> {
         let _guard = self.lock()?;
         for e in 0..self.layout.max_entries {
@@ -174,6 +176,7 @@ impl KvCache {
         crate::object_segment::guarded(self.seg.as_ref(), self.purge_expired_unguarded())
     }
 
+    #[inline]
     fn purge_expired_unguarded(&self) -> Result<usize> {
         let _guard = self.lock()?;
         self.purge_expired_locked(now_ns(), true)

@@ -88,6 +88,7 @@ impl<K: Pod + Eq, V: Pod> HashMap<K, V> {
         crate::object_segment::guarded(Some(self.region.segment()), self.get_unguarded(key))
     }
 
+    #[inline]
     fn get_unguarded(&self, key: &K) -> Result<Option<V>> {
         self.core().get(key)
     }
@@ -97,6 +98,7 @@ impl<K: Pod + Eq, V: Pod> HashMap<K, V> {
         crate::object_segment::guarded(Some(self.region.segment()), self.contains_key_unguarded(key))
     }
 
+    #[inline]
     fn contains_key_unguarded(&self, key: &K) -> Result<bool> {
         Ok(self.core().get::<K, V>(key)?.is_some())
     }
@@ -106,6 +108,7 @@ impl<K: Pod + Eq, V: Pod> HashMap<K, V> {
         crate::object_segment::guarded(Some(self.region.segment()), self.insert_unguarded(key, value))
     }
 
+    #[inline]
     fn insert_unguarded(&self, key: K, value: V) -> Result<Option<V>> {
         self.core().insert(&key, &value)
     }
@@ -115,6 +118,7 @@ impl<K: Pod + Eq, V: Pod> HashMap<K, V> {
         crate::object_segment::guarded(Some(self.region.segment()), self.remove_unguarded(key))
     }
 
+    #[inline]
     fn remove_unguarded(&self, key: &K) -> Result<Option<V>> {
         self.core().remove(key)
     }

@@ -140,6 +140,7 @@ impl<T: Pod> Queue<T> {
         crate::object_segment::guarded(Some(self.roster.region.segment()), self.push_unguarded(v, timeout))
     }
 
+    #[inline]
     fn push_unguarded(&self, v: T, timeout: Duration) -> Result<()> {
         let mut patience = Patience::new(timeout);
         loop {
@@ -183,6 +184,7 @@ impl<T: Pod> Queue<T> {
         crate::object_segment::guarded(Some(self.roster.region.segment()), self.pop_unguarded(timeout))
     }
 
+    #[inline]
     fn pop_unguarded(&self, timeout: Duration) -> Result<T> {
         let mut patience = Patience::new(timeout);
         loop {
