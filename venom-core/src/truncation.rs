@@ -9,7 +9,8 @@
 //! So venom turns the fault into a typed error instead:
 //!
 //! * every mapping venom makes is recorded in a fixed-size, lock-free
-//!   [registry](REGISTRY) (start, length, a *lost* flag);
+//!   registry (start, length, a *lost* flag; slots are seqlocked so the
+//!   handler never reads a torn range);
 //! * a `SIGBUS` handler (installed once, `SA_SIGINFO | SA_ONSTACK`) looks the
 //!   fault address up. If it lies in a registered mapping, the handler
 //!   replaces the **whole** mapping in place with private anonymous zero
@@ -25,7 +26,10 @@
 //! ours exactly as the kernel would have: an `SA_SIGINFO` handler gets the
 //! same three arguments, a plain handler the signal number, `SIG_DFL` resets
 //! the disposition and re-raises (the process dies by `SIGBUS` as before),
-//! `SIG_IGN` ignores it. `SIGSEGV` is not touched.
+//! `SIG_IGN` ignores a `SIGBUS` sent by another process but not a real
+//! fault (the kernel kills the process then, and so do we). Rust's own
+//! stack-overflow handler is chained like any other. `SIGSEGV` is not
+//! touched.
 //!
 //! Limits: the registry has [`REGISTRY_CAPACITY`] slots; mappings made while
 //! it is full are not protected (a truncation then kills the process as
