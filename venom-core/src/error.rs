@@ -161,6 +161,8 @@ pub enum Error {
     /// this process had it mapped. The mapping was replaced with zero pages
     /// so the access did not crash the process; the data is gone for this
     /// handle. Drop it and open the segment again once it is recreated.
+    /// (The kernel raises the same `SIGBUS` when `/dev/shm` is full as a
+    /// page is first touched; that is reported the same way.)
     #[error("segment {name:?} was truncated under this mapping; its contents are lost")]
     Truncated {
         /// The segment name.

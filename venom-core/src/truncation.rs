@@ -31,6 +31,10 @@
 //! stack-overflow handler is chained like any other. `SIGSEGV` is not
 //! touched.
 //!
+//! The kernel raises the same `SIGBUS` when a page of a shared-memory file
+//! cannot be allocated (`/dev/shm` full); venom cannot tell the two apart
+//! from inside the handler and reports both as a lost mapping.
+//!
 //! Limits: the registry has [`REGISTRY_CAPACITY`] slots; mappings made while
 //! it is full are not protected (a truncation then kills the process as
 //! before). A handler installed *after* ours that does not chain to it
