@@ -142,6 +142,11 @@ impl<T: Pod> Array<T> {
     /// Reads element `i`.
     #[inline]
     pub fn load(&self, i: usize) -> Result<T> {
+        crate::object_segment::guarded(Some(self.region.segment()), self.load_unguarded(i))
+    }
+
+    #[inline]
+    fn load_unguarded(&self, i: usize) -> Result<T> {
         let e = self.elem(i as u64)?;
         if is_word::<T>() {
             // Acquire: pairs with Release stores, so an element can publish
@@ -168,6 +173,11 @@ impl<T: Pod> Array<T> {
     /// Writes element `i`.
     #[inline]
     pub fn store(&self, i: usize, v: T) -> Result<()> {
+        crate::object_segment::guarded(Some(self.region.segment()), self.store_unguarded(i, v))
+    }
+
+    #[inline]
+    fn store_unguarded(&self, i: usize, v: T) -> Result<()> {
         let e = self.elem(i as u64)?;
         if is_word::<T>() {
             // Release: see `load`.
@@ -217,6 +227,11 @@ impl<T: Pod> Array<T> {
     /// Copies elements `start..start + dst.len()` into `dst` (each element
     /// atomically; the slice as a whole is not a snapshot).
     pub fn copy_to_slice(&self, start: usize, dst: &mut [T]) -> Result<()> {
+        crate::object_segment::guarded(Some(self.region.segment()), self.copy_to_slice_unguarded(start, dst))
+    }
+
+    #[inline]
+    fn copy_to_slice_unguarded(&self, start: usize, dst: &mut [T]) -> Result<()> {
         self.check_range(start, dst.len())?;
         for (k, out) in dst.iter_mut().enumerate() {
             *out = self.load(start + k)?;
@@ -226,6 +241,11 @@ impl<T: Pod> Array<T> {
 
     /// Stores `src` into elements `start..start + src.len()`.
     pub fn copy_from_slice(&self, start: usize, src: &[T]) -> Result<()> {
+        crate::object_segment::guarded(Some(self.region.segment()), self.copy_from_slice_unguarded(start, src))
+    }
+
+    #[inline]
+    fn copy_from_slice_unguarded(&self, start: usize, src: &[T]) -> Result<()> {
         self.check_range(start, src.len())?;
         for (k, v) in src.iter().enumerate() {
             self.store(start + k, *v)?;
@@ -236,7 +256,9 @@ impl<T: Pod> Array<T> {
     fn check_range(&self, start: usize, n: usize) -> Result<()> {
         match start.checked_add(n) {
             Some(end) if end as u64 <= self.len => Ok(()),
-            _ => Err(Error::IndexOutOfBounds { index: start as u64 + n as u64, len: self.len }),
+            // Report the first index that does not exist: `start` itself
+            // when it is already past the end, else `len`. Never overflows.
+            _ => Err(Error::IndexOutOfBounds { index: (start as u64).max(self.len), len: self.len }),
         }
     }
 }
@@ -253,6 +275,11 @@ impl<T: Numeric> Array<T> {
     /// the previous value.
     #[inline]
     pub fn fetch_add(&self, i: usize, v: T) -> Result<T> {
+        crate::object_segment::guarded(Some(self.region.segment()), self.fetch_add_unguarded(i, v))
+    }
+
+    #[inline]
+    fn fetch_add_unguarded(&self, i: usize, v: T) -> Result<T> {
         let w = self.word(i)?;
         // Relaxed: the CAS below decides.
         let mut cur = w.load(Ordering::Relaxed);
@@ -270,6 +297,11 @@ impl<T: Numeric> Array<T> {
     /// for bit). `Ok(previous)` on success, `Err(actual)` otherwise.
     #[inline]
     pub fn compare_exchange(&self, i: usize, current: T, new: T) -> Result<std::result::Result<T, T>> {
+        crate::object_segment::guarded(Some(self.region.segment()), self.compare_exchange_unguarded(i, current, new))
+    }
+
+    #[inline]
+    fn compare_exchange_unguarded(&self, i: usize, current: T, new: T) -> Result<std::result::Result<T, T>> {
         let w = self.word(i)?;
         // AcqRel / Acquire: as a std atomic compare_exchange.
         Ok(w.compare_exchange(to_word(&current), to_word(&new), Ordering::AcqRel, Ordering::Acquire)
@@ -300,5 +332,15 @@ mod tests {
         a.store(1, [8; 3]).unwrap();
         assert_eq!(a.load(1).unwrap(), [8; 3]);
         seg.unlink().unwrap();
+    }
+}
+
+impl<T: Pod> Array<T> {
+    /// Fails with `Error::Core(Truncated)` if the segment's file was shrunk
+    /// under this process's mapping. `Result`-returning methods check this
+    /// themselves; the others (`len`, `try_pop`, ...) see a lost mapping as
+    /// zeroes, and this tells the two apart.
+    pub fn check_mapped(&self) -> crate::Result<()> {
+        self.region.check_mapped()
     }
 }

@@ -78,6 +78,11 @@ impl Bitset {
     /// it then does not publish the caller's earlier writes either.
     #[inline]
     pub fn set(&self, i: u64) -> Result<bool> {
+        crate::object_segment::guarded(Some(self.region.segment()), self.set_unguarded(i))
+    }
+
+    #[inline]
+    fn set_unguarded(&self, i: u64) -> Result<bool> {
         let (w, m) = self.locate(i)?;
         // Acquire: as `test`.
         if w.load(Ordering::Acquire) & m != 0 {
@@ -91,6 +96,11 @@ impl Bitset {
     /// bit that is already clear is only loaded.
     #[inline]
     pub fn clear(&self, i: u64) -> Result<bool> {
+        crate::object_segment::guarded(Some(self.region.segment()), self.clear_unguarded(i))
+    }
+
+    #[inline]
+    fn clear_unguarded(&self, i: u64) -> Result<bool> {
         let (w, m) = self.locate(i)?;
         // Acquire: as `test`.
         if w.load(Ordering::Acquire) & m == 0 {
@@ -103,6 +113,11 @@ impl Bitset {
     /// Flips bit `i`; returns its previous value.
     #[inline]
     pub fn flip(&self, i: u64) -> Result<bool> {
+        crate::object_segment::guarded(Some(self.region.segment()), self.flip_unguarded(i))
+    }
+
+    #[inline]
+    fn flip_unguarded(&self, i: u64) -> Result<bool> {
         let (w, m) = self.locate(i)?;
         // AcqRel: as in `set`.
         Ok(w.fetch_xor(m, Ordering::AcqRel) & m != 0)
@@ -111,6 +126,11 @@ impl Bitset {
     /// Reads bit `i`.
     #[inline]
     pub fn test(&self, i: u64) -> Result<bool> {
+        crate::object_segment::guarded(Some(self.region.segment()), self.test_unguarded(i))
+    }
+
+    #[inline]
+    fn test_unguarded(&self, i: u64) -> Result<bool> {
         let (w, m) = self.locate(i)?;
         // Acquire: pairs with the AcqRel writers.
         Ok(w.load(Ordering::Acquire) & m != 0)
@@ -173,5 +193,15 @@ impl Iterator for IterOnes<'_> {
         let b = self.bits.trailing_zeros() as u64;
         self.bits &= self.bits - 1;
         Some((self.word - 1) * 64 + b)
+    }
+}
+
+impl Bitset {
+    /// Fails with `Error::Core(Truncated)` if the segment's file was shrunk
+    /// under this process's mapping. `Result`-returning methods check this
+    /// themselves; the others (`len`, `try_pop`, ...) see a lost mapping as
+    /// zeroes, and this tells the two apart.
+    pub fn check_mapped(&self) -> crate::Result<()> {
+        self.region.check_mapped()
     }
 }

@@ -10,7 +10,7 @@
 //! condition, so no wake-up is lost. Every sleep is also capped at 100 ms.
 
 use core::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Two `u32`s in one 8-byte word of shared memory (zero = idle).
 #[repr(C)]
@@ -39,14 +39,14 @@ impl Doorbell {
 
     /// Sleeps until `ready()` returns `Some` or `timeout` passes (`None`).
     pub(crate) fn wait_until<T>(&self, timeout: Duration, mut ready: impl FnMut() -> Option<T>) -> Option<T> {
-        let deadline = Instant::now().checked_add(timeout);
+        let deadline = venom_core::Deadline::after(timeout);
         loop {
             // SeqCst: the registration half of the handshake.
             self.waiters.fetch_add(1, Ordering::SeqCst);
             let seen = self.seq.load(Ordering::SeqCst);
             let result = ready();
             if result.is_none() {
-                let left = deadline.map_or(Duration::from_millis(100), |d| d.saturating_duration_since(Instant::now()));
+                let left = deadline.remaining();
                 if !left.is_zero() {
                     // A waiter killed here leaves `waiters` one too high; that
                     // only costs notifiers a wasted wake-up call.
@@ -57,7 +57,7 @@ impl Doorbell {
             if result.is_some() {
                 return result;
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if deadline.is_past() {
                 return ready();
             }
         }

@@ -72,7 +72,41 @@ pub(crate) struct Region {
     pub capacity: u64,
 }
 
+/// `r`, unless the segment was truncated under this process's mapping (the
+/// contents `r` was computed from were zero pages): then
+/// `Error::Core(Truncated)`. Every public operation on a segment ends here.
+#[inline]
+pub(crate) fn guarded<T>(seg: Option<&Segment>, r: Result<T>) -> Result<T> {
+    // Fast path: one load of a static in a process that never lost a mapping;
+    // `r` is not touched on the check path (it stays in registers).
+    if venom_core::truncation::any_lost()
+        && let Some(e) = seg.and_then(lost_error)
+    {
+        return Err(e);
+    }
+    r
+}
+
+#[cold]
+#[inline(never)]
+fn lost_error(seg: &Segment) -> Option<Error> {
+    seg.check_mapped().err().map(Error::from)
+}
+
 impl Region {
+    /// The segment holding this object.
+    #[inline]
+    pub(crate) fn segment(&self) -> &Segment {
+        &self._mapping
+    }
+
+    /// `Error::Core(Truncated)` if the segment's file was truncated under
+    /// this mapping.
+    #[inline]
+    pub(crate) fn check_mapped(&self) -> Result<()> {
+        Ok(self._mapping.check_mapped()?)
+    }
+
     /// The object's words.
     #[inline]
     pub(crate) fn words(&self) -> &[AtomicU64] {
@@ -215,6 +249,16 @@ impl ObjectSegment {
         Directory { entries }
     }
 
+    /// Fails with `Error::Core(Truncated)` if the segment's file was shrunk
+    /// by another process while this one had it mapped (see
+    /// `venom_core::truncation`). Every `Result`-returning operation on the
+    /// segment and its objects already checks this; call it to tell an empty
+    /// structure from a lost one after an `Option`/`bool`-returning call
+    /// (`try_pop`, `len`, ...), which see a lost mapping as zeroes.
+    pub fn check_mapped(&self) -> Result<()> {
+        Ok(self.seg.check_mapped()?)
+    }
+
     /// Lock-free bump allocation of `len` bytes, 128-byte aligned.
     fn allocate(&self, len: u64) -> Result<u64> {
         let used = self.used();
@@ -251,6 +295,7 @@ impl ObjectSegment {
             init(region.words(), capacity);
             Ok((offset, len))
         })?;
+        self.check_mapped()?;
         let region = self.region(p.offset, p.len, p.capacity)?;
         let expected = bytes(p.capacity)?;
         if expected != p.len {

@@ -5,7 +5,9 @@
 //! expires), which lets the model checker schedule the thread being waited
 //! on.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use venom_core::Deadline;
 
 /// How long structures wait by default for a peer that is mid-operation
 /// before checking its liveness again or giving up.
@@ -17,7 +19,7 @@ pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) struct Patience {
     step: u32,
     timeout: Duration,
-    deadline: Option<Option<Instant>>,
+    deadline: Option<Deadline>,
 }
 
 impl Patience {
@@ -26,8 +28,8 @@ impl Patience {
         Patience { step: 0, timeout, deadline: None }
     }
 
-    fn deadline(&mut self) -> Option<Instant> {
-        *self.deadline.get_or_insert_with(|| Instant::now().checked_add(self.timeout))
+    fn deadline(&mut self) -> Deadline {
+        *self.deadline.get_or_insert_with(|| Deadline::after(self.timeout))
     }
 
     /// Backs off once. Returns `false` when the deadline has passed.
@@ -48,7 +50,7 @@ impl Patience {
                 let us = 10u64 << (self.step - 80).min(6);
                 std::thread::sleep(Duration::from_micros(us));
             }
-            self.deadline().is_none_or(|d| Instant::now() < d)
+            !self.deadline().is_past()
         }
     }
 
@@ -60,13 +62,13 @@ impl Patience {
 
     /// The time left before the deadline.
     pub(crate) fn remaining(&mut self) -> Duration {
-        self.deadline().map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()))
+        self.deadline().remaining()
     }
 
     /// Whether the deadline has passed (false before the first wait).
     #[inline]
     pub(crate) fn expired(&self) -> bool {
-        matches!(self.deadline, Some(Some(d)) if Instant::now() >= d)
+        self.deadline.is_some_and(|d| d.is_past())
     }
 }
 

@@ -261,3 +261,13 @@ mod loom_tests {
         });
     }
 }
+
+impl<T: Pod> Stack<T> {
+    /// Fails with `Error::Core(Truncated)` if the segment's file was shrunk
+    /// under this process's mapping. `Result`-returning methods check this
+    /// themselves; the others (`len`, `try_pop`, ...) see a lost mapping as
+    /// zeroes, and this tells the two apart.
+    pub fn check_mapped(&self) -> crate::Result<()> {
+        self.region.check_mapped()
+    }
+}

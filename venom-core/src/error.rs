@@ -179,6 +179,17 @@ pub enum Error {
     /// The serve loop was stopped through its `StopHandle`.
     #[error("stopped")]
     Stopped,
+    /// The segment's file was truncated (shrunk) by another process while
+    /// this process had it mapped. The mapping was replaced with zero pages
+    /// so the access did not crash the process; the data is gone for this
+    /// handle. Drop it and open the segment again once it is recreated.
+    /// (The kernel raises the same `SIGBUS` when `/dev/shm` is full as a
+    /// page is first touched; that is reported the same way.)
+    #[error("segment {name:?} was truncated under this mapping; its contents are lost")]
+    Truncated {
+        /// The segment name.
+        name: String,
+    },
     /// An operating-system call failed.
     #[error("{op} failed: {source}")]
     Os {

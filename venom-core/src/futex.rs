@@ -5,7 +5,7 @@
 //! that map the same segment at different addresses still meet.
 
 use core::sync::atomic::{AtomicU32, Ordering, fence};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Blocks while `*word == expected`, for at most `timeout`. Returns early on
 /// a wake-up, a spurious wake-up, a signal, or if the value already differs.
@@ -104,7 +104,7 @@ impl EventCount {
         if let Some(v) = ready() {
             return Some(v);
         }
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::Deadline::after(timeout);
         loop {
             self.waiters.fetch_add(1, Ordering::SeqCst);
             // Belt and braces: the Acquire half of the SeqCst RMW above
@@ -113,18 +113,18 @@ impl EventCount {
             let seen = self.seq.load(Ordering::SeqCst);
             let result = ready();
             if result.is_none() {
-                let now = Instant::now();
-                if now < deadline {
+                let left = deadline.remaining();
+                if !left.is_zero() {
                     // A crashed waiter leaves `waiters` one too high; that
                     // only costs notifiers a wasted wake syscall.
-                    wait(&self.seq, seen, (deadline - now).min(Duration::from_millis(100)));
+                    wait(&self.seq, seen, left.min(Duration::from_millis(100)));
                 }
             }
             self.waiters.fetch_sub(1, Ordering::SeqCst);
             if result.is_some() {
                 return result;
             }
-            if Instant::now() >= deadline {
+            if deadline.is_past() {
                 return ready();
             }
             if let Some(v) = ready() {
@@ -139,6 +139,7 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::sync::atomic::AtomicBool;
+    use std::time::Instant;
 
     #[test]
     fn times_out_without_notify() {

@@ -26,6 +26,7 @@ compile_error!("venom supports Linux on x86_64 and aarch64 only (it needs /dev/s
 pub mod atomic_copy;
 pub mod channel;
 pub mod cmd_queue;
+mod deadline;
 mod dirty;
 mod error;
 pub mod futex;
@@ -40,9 +41,11 @@ mod seqlock;
 mod shm;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod truncation;
 
 pub use channel::{ChannelConfig, ClientId, DaemonChannel, ShellChannel, StopHandle, WaitStrategy};
 pub use cmd_queue::{CmdQueue, QueueConfig};
+pub use deadline::Deadline;
 pub use error::{Error, Result};
 pub use header::SegmentKind;
 pub use name::{MAX_NAME_LEN, SegmentName};

@@ -11,7 +11,9 @@
 //! win) and a fresh one is created with the next generation number. Openers
 //! wait, with a timeout, for a segment that is still initialising.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::deadline::Deadline;
 
 use crate::error::{Error, Result};
 use crate::header::{self, HEADER_LEN, HeaderFields, SegmentHeader, SegmentKind};
@@ -134,6 +136,40 @@ impl Segment {
         // SAFETY: the mapping is at least HEADER_LEN bytes long (checked at
         // create and open), so the offset stays inside it.
         unsafe { self.map.as_ptr().add(HEADER_LEN) }
+    }
+
+    /// Fails with [`Error::Truncated`] if the segment's file was shrunk under
+    /// this mapping (see [`truncation`](crate::truncation)). Every operation
+    /// built on a segment calls this before reporting success, since after a
+    /// truncation the mapping reads as zeroes.
+    ///
+    /// ```
+    /// use venom_core::{Segment, SegmentKind};
+    /// let name = format!("doc-check-mapped-{}", std::process::id());
+    /// let seg = Segment::builder(&name, SegmentKind::RAW).body_len(64).create()?;
+    /// seg.check_mapped()?;
+    /// seg.unlink()?;
+    /// # Ok::<(), venom_core::Error>(())
+    /// ```
+    #[inline]
+    pub fn check_mapped(&self) -> Result<()> {
+        if self.map.is_lost() {
+            return Err(self.truncated());
+        }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn truncated(&self) -> Error {
+        Error::Truncated { name: self.name.as_str().to_owned() }
+    }
+
+    /// Whether [`Segment::check_mapped`] can detect a truncation of this
+    /// mapping (false only when the process has more than
+    /// [`REGISTRY_CAPACITY`](crate::truncation::REGISTRY_CAPACITY) mappings).
+    pub fn is_truncation_protected(&self) -> bool {
+        self.map.is_protected()
     }
 
     /// Length of the body in bytes.
@@ -294,10 +330,10 @@ impl SegmentBuilder {
 
     fn inspect_existing(&self, name: &SegmentName) -> Result<Existing> {
         let os = name.os_id();
-        let deadline = Instant::now() + self.init_timeout;
+        let deadline = Deadline::after(self.init_timeout);
         let mut backoff = Backoff::default();
         loop {
-            let past = Instant::now() >= deadline;
+            let past = deadline.is_past();
             let map = match Mapping::open(&os) {
                 Ok(m) => m,
                 Err(ShmFailure::NotFound) => return Ok(Existing::Gone),
@@ -360,10 +396,10 @@ impl SegmentBuilder {
     pub fn open(self) -> Result<Segment> {
         let name = SegmentName::new(&self.name)?;
         let os = name.os_id();
-        let deadline = Instant::now() + self.init_timeout;
+        let deadline = Deadline::after(self.init_timeout);
         let mut backoff = Backoff::default();
         loop {
-            let past = Instant::now() >= deadline;
+            let past = deadline.is_past();
             let map = match Mapping::open(&os) {
                 Ok(m) => m,
                 Err(ShmFailure::Empty) if past => {

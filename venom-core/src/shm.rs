@@ -13,6 +13,8 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use shared_memory::{Shmem, ShmemConf, ShmemError};
 
+use crate::truncation;
+
 /// Where Linux exposes POSIX shared-memory objects as files.
 const SHM_DIR: &str = "/dev/shm";
 
@@ -32,6 +34,8 @@ pub(crate) enum ShmFailure {
 
 /// A `MAP_SHARED` read-write mapping of a POSIX shared-memory object.
 pub(crate) struct Mapping {
+    /// Declared first so it is dropped (unregistered) before `shmem` unmaps.
+    guard: truncation::Guard,
     shmem: Shmem,
     ptr: *mut u8,
     len: usize,
@@ -78,7 +82,20 @@ impl Mapping {
     fn wrap(shmem: Shmem) -> Mapping {
         let ptr = shmem.as_ptr();
         let len = shmem.len();
-        Mapping { shmem, ptr, len }
+        let guard = truncation::register(ptr, len);
+        Mapping { guard, shmem, ptr, len }
+    }
+
+    /// Whether the file was truncated under this mapping and the `SIGBUS`
+    /// handler replaced it with zero pages (see [`truncation`]).
+    #[inline]
+    pub(crate) fn is_lost(&self) -> bool {
+        self.guard.is_lost()
+    }
+
+    /// Whether a truncation would be caught (the registry had room).
+    pub(crate) fn is_protected(&self) -> bool {
+        self.guard.is_protected()
     }
 
     /// Start of the mapping (page aligned).

@@ -22,7 +22,7 @@
 
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const ROLE_VAR: &str = "VENOM_TEST_ROLE";
 const ARG_VAR: &str = "VENOM_TEST_ARG";
@@ -79,12 +79,12 @@ impl ChildProc {
     /// Waits up to `timeout` for the child to exit. On timeout the child is
     /// killed and an error returned.
     pub fn wait_timeout(&mut self, timeout: Duration) -> std::io::Result<ExitStatus> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::Deadline::after(timeout);
         loop {
             if let Some(status) = self.inner.try_wait()? {
                 return Ok(status);
             }
-            if Instant::now() >= deadline {
+            if deadline.is_past() {
                 self.kill9();
                 return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "child did not exit in time"));
             }
@@ -112,12 +112,40 @@ pub fn dead_pid() -> u32 {
 
 /// Polls `cond` every millisecond until it holds or `timeout` passes.
 pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
+    let deadline = crate::Deadline::after(timeout);
+    while !deadline.is_past() {
         if cond() {
             return true;
         }
         std::thread::sleep(Duration::from_millis(1));
     }
     cond()
+}
+
+/// Shrinks (or grows) the file behind segment `name` to `len` bytes with
+/// `ftruncate`, as a hostile or buggy same-user process could.
+pub fn truncate_segment(name: &str, len: u64) -> std::io::Result<()> {
+    let name = crate::SegmentName::new(name).map_err(std::io::Error::other)?;
+    let f = std::fs::OpenOptions::new().write(true).open(format!("/dev/shm/{}", name.os_id()))?;
+    f.set_len(len)
+}
+
+/// Size in bytes of the file behind segment `name`.
+pub fn segment_file_len(name: &str) -> std::io::Result<u64> {
+    let name = crate::SegmentName::new(name).map_err(std::io::Error::other)?;
+    Ok(std::fs::metadata(format!("/dev/shm/{}", name.os_id()))?.len())
+}
+
+/// Disables core dumps for this process (for children that are meant to die
+/// by a signal in a test).
+pub fn disable_core_dumps() {
+    let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: setrlimit with a valid, initialised struct.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) };
+}
+
+/// A file-based marker for parent/child handshakes: `touch` in one process,
+/// `wait` in the other.
+pub fn marker_path(name: &str, what: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("venom-{name}.{what}"))
 }

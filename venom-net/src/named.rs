@@ -23,10 +23,10 @@ pub async fn fetch_catalog(addr: SocketAddr, server_name: &str, tls: ClientTls, 
     let m = Mirror::connect(addr, server_name, sub, tls, Box::new(mem.clone()), MirrorConfig::default())?;
     // Poll rather than subscribe to `updates()`: the first update may land before a subscription.
     // Errors may be transient here (the publisher starting up), so only the deadline ends the wait.
-    let deadline = tokio::time::Instant::now() + timeout;
+    let deadline = venom_core::Deadline::after(timeout);
     // A policy refusal is final, though.
     let denied = |m: &Mirror| m.last_refusal() == Some(Refusal::Unauthorized);
-    while m.applied().is_none() && !denied(&m) && tokio::time::Instant::now() < deadline {
+    while m.applied().is_none() && !denied(&m) && !deadline.is_past() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let (applied, err) = (m.applied(), failure(&m));
@@ -94,8 +94,8 @@ impl NamedMirror {
         };
         // The publisher answered `fetch_catalog`, so the first connection error is final
         // (e.g. a catalog pointing past the real region: the publisher refuses the subscription).
-        let deadline = tokio::time::Instant::now() + timeout;
-        while mirror.applied().is_none() && mirror.last_error().is_none() && tokio::time::Instant::now() < deadline {
+        let deadline = venom_core::Deadline::after(timeout);
+        while mirror.applied().is_none() && mirror.last_error().is_none() && !deadline.is_past() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         if mirror.applied().is_none() {

@@ -331,7 +331,8 @@ impl PublisherSession {
             changed_runs(old, new, gap, |o, l| {
                 let v = virt + o as u64;
                 match runs.last_mut() {
-                    Some(last) if last.0 + last.1 + gap as u64 > v => last.1 = v + l as u64 - last.0,
+                    // Saturating: `merge_gap` may be any usize (usize::MAX = merge all).
+                    Some(last) if (last.0 + last.1).saturating_add(gap as u64) > v => last.1 = v + l as u64 - last.0,
                     _ => runs.push((v, l as u64)),
                 }
             });

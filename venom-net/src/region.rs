@@ -8,7 +8,7 @@
 
 use crate::{Error, Result};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Chunks read in one consistent window (venom-core's type, reused so the
 /// `SeqRegion` implementation copies nothing extra).
@@ -194,10 +194,10 @@ impl RegionSource for MemRegion {
         Ok(())
     }
     fn wait_for_change(&self, since: u64, timeout: Duration) -> Result<u64> {
-        let deadline = Instant::now() + timeout;
+        let deadline = venom_core::Deadline::after(timeout);
         let mut g = self.lock();
         while g.version == since {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.remaining();
             if left.is_zero() {
                 return Err(Error::Timeout(timeout));
             }

@@ -232,12 +232,22 @@ impl KvCache {
 
     /// Inserts or replaces `key` with the config's default TTL.
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        crate::object_segment::guarded(self.seg.as_ref(), self.put_unguarded(key, value))
+    }
+
+    #[inline]
+    fn put_unguarded(&self, key: &[u8], value: &[u8]) -> Result<()> {
         let ttl = (self.default_ttl_ns != 0).then_some(self.default_ttl_ns);
         self.put_inner(key, value, ttl)
     }
 
     /// Inserts or replaces `key`; the entry expires after `ttl`.
     pub fn put_with_ttl(&self, key: &[u8], value: &[u8], ttl: Duration) -> Result<()> {
+        crate::object_segment::guarded(self.seg.as_ref(), self.put_with_ttl_unguarded(key, value, ttl))
+    }
+
+    #[inline]
+    fn put_with_ttl_unguarded(&self, key: &[u8], value: &[u8], ttl: Duration) -> Result<()> {
         self.put_inner(key, value, Some(config::ttl_nanos(ttl)?))
     }
 
@@ -303,4 +313,14 @@ fn me() -> u64 {
 
 fn stripe_for_pid() -> usize {
     (std::process::id() as usize).wrapping_mul(0x9E37_79B9) >> 7 & (layout::STRIPES - 1)
+}
+
+impl KvCache {
+    /// Fails with `Error::Core(Truncated)` if the cache's file was shrunk
+    /// under this process's mapping. `Result`-returning methods check this
+    /// themselves; `len`, `stats` and the top-N queries see a lost mapping
+    /// as zeroes, and this tells the two apart.
+    pub fn check_mapped(&self) -> Result<()> {
+        crate::object_segment::guarded(self.seg.as_ref(), Ok(()))
+    }
 }

@@ -44,6 +44,11 @@ impl KvCache {
     /// Copies the value of `key` into `buf`; returns its length, or `None` if
     /// absent. [`Error::BufferTooSmall`] if `buf` is shorter than the value.
     pub fn get_into(&self, key: &[u8], buf: &mut [u8]) -> Result<Option<usize>> {
+        crate::object_segment::guarded(self.seg.as_ref(), self.get_into_unguarded(key, buf))
+    }
+
+    #[inline]
+    fn get_into_unguarded(&self, key: &[u8], buf: &mut [u8]) -> Result<Option<usize>> {
         let mut short = None;
         let got = self.read(key, true, &mut |src, len| {
             short = None;
@@ -62,6 +67,11 @@ impl KvCache {
 
     /// Returns a copy of the value of `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        crate::object_segment::guarded(self.seg.as_ref(), self.get_unguarded(key))
+    }
+
+    #[inline]
+    fn get_unguarded(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let mut out = Vec::new();
         let got = self.read(key, true, &mut |src, len| {
             out.resize(len, 0);
@@ -74,6 +84,11 @@ impl KvCache {
     /// Calls `f` with a validated private copy of the value of `key` (a
     /// per-thread buffer, so no allocation in the steady state).
     pub fn get_with<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        crate::object_segment::guarded(self.seg.as_ref(), self.get_with_unguarded(key, f))
+    }
+
+    #[inline]
+    fn get_with_unguarded<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
         SCRATCH.with(|cell| match cell.try_borrow_mut() {
             Ok(mut buf) => self.get_with_buf(key, &mut buf, f),
             // Re-entrant call from inside `f`: use a fresh buffer.
@@ -92,6 +107,11 @@ impl KvCache {
 
     /// Whether `key` is present and unexpired. Does not count as an access.
     pub fn contains(&self, key: &[u8]) -> Result<bool> {
+        crate::object_segment::guarded(self.seg.as_ref(), self.contains_unguarded(key))
+    }
+
+    #[inline]
+    fn contains_unguarded(&self, key: &[u8]) -> Result<bool> {
         Ok(self.read(key, false, &mut |_, _| {})?.is_some())
     }
 

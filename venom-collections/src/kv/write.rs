@@ -130,6 +130,11 @@ impl KvCache {
 
     /// Removes `key`; returns whether a live (unexpired) entry was removed.
     pub fn delete(&self, key: &[u8]) -> Result<bool> {
+        crate::object_segment::guarded(self.seg.as_ref(), self.delete_unguarded(key))
+    }
+
+    #[inline]
+    fn delete_unguarded(&self, key: &[u8]) -> Result<bool> {
         self.check_key(key)?;
         let h = hash_key(self.seed, key);
         let _guard = self.lock()?;
@@ -145,6 +150,11 @@ impl KvCache {
     /// Removes every entry. Each entry's removal is atomic; a crash part-way
     /// leaves some entries removed.
     pub fn clear(&self) -> Result<()> {
+        crate::object_segment::guarded(self.seg.as_ref(), self.clear_unguarded())
+    }
+
+    #[inline]
+    fn clear_unguarded(&self) -> Result<()> {
         let _guard = self.lock()?;
         for e in 0..self.layout.max_entries {
             let head = self.entry(e);
@@ -163,6 +173,11 @@ impl KvCache {
 
     /// Reclaims every expired entry now; returns how many.
     pub fn purge_expired(&self) -> Result<usize> {
+        crate::object_segment::guarded(self.seg.as_ref(), self.purge_expired_unguarded())
+    }
+
+    #[inline]
+    fn purge_expired_unguarded(&self) -> Result<usize> {
         let _guard = self.lock()?;
         self.purge_expired_locked(now_ns(), true)
     }

@@ -85,21 +85,41 @@ impl<K: Pod + Eq, V: Pod> HashMap<K, V> {
 
     /// The value for `key`.
     pub fn get(&self, key: &K) -> Result<Option<V>> {
+        crate::object_segment::guarded(Some(self.region.segment()), self.get_unguarded(key))
+    }
+
+    #[inline]
+    fn get_unguarded(&self, key: &K) -> Result<Option<V>> {
         self.core().get(key)
     }
 
     /// Whether `key` is present.
     pub fn contains_key(&self, key: &K) -> Result<bool> {
+        crate::object_segment::guarded(Some(self.region.segment()), self.contains_key_unguarded(key))
+    }
+
+    #[inline]
+    fn contains_key_unguarded(&self, key: &K) -> Result<bool> {
         Ok(self.core().get::<K, V>(key)?.is_some())
     }
 
     /// Inserts or updates; returns the previous value.
     pub fn insert(&self, key: K, value: V) -> Result<Option<V>> {
+        crate::object_segment::guarded(Some(self.region.segment()), self.insert_unguarded(key, value))
+    }
+
+    #[inline]
+    fn insert_unguarded(&self, key: K, value: V) -> Result<Option<V>> {
         self.core().insert(&key, &value)
     }
 
     /// Removes `key`; returns its value.
     pub fn remove(&self, key: &K) -> Result<Option<V>> {
+        crate::object_segment::guarded(Some(self.region.segment()), self.remove_unguarded(key))
+    }
+
+    #[inline]
+    fn remove_unguarded(&self, key: &K) -> Result<Option<V>> {
         self.core().remove(key)
     }
 
@@ -145,5 +165,15 @@ impl<K: Pod + Eq, V: Pod> Iterator for Iter<'_, K, V> {
             }
         }
         None
+    }
+}
+
+impl<K: Pod + Eq, V: Pod> HashMap<K, V> {
+    /// Fails with `Error::Core(Truncated)` if the segment's file was shrunk
+    /// under this process's mapping. `Result`-returning methods check this
+    /// themselves; the others (`len`, `try_pop`, ...) see a lost mapping as
+    /// zeroes, and this tells the two apart.
+    pub fn check_mapped(&self) -> crate::Result<()> {
+        self.region.check_mapped()
     }
 }

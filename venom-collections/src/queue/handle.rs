@@ -137,6 +137,11 @@ impl<T: Pod> Queue<T> {
     /// Pushes, sleeping on a futex while the queue is full, for at most
     /// `timeout` ([`Error::Timeout`]). Frees slots held by dead consumers.
     pub fn push(&self, v: T, timeout: Duration) -> Result<()> {
+        crate::object_segment::guarded(Some(self.roster.region.segment()), self.push_unguarded(v, timeout))
+    }
+
+    #[inline]
+    fn push_unguarded(&self, v: T, timeout: Duration) -> Result<()> {
         let mut patience = Patience::new(timeout);
         loop {
             match self.core().try_push(&v) {
@@ -146,10 +151,13 @@ impl<T: Pod> Queue<T> {
                 }
                 Attempt::No => {
                     let core = self.core();
+                    let lost = || self.roster.region.check_mapped().is_err();
                     // SeqCst loads: the waiter half of the handshake.
                     let not_full = || {
                         let (h, t) = (core.head().load(Ordering::SeqCst), core.tail().load(Ordering::SeqCst));
-                        (t < h + core.capacity()).then_some(())
+                        // A lost (truncated) mapping also ends the sleep, so the
+                        // loop below reports it instead of sleeping to the deadline.
+                        ((t < h + core.capacity()) || lost()).then_some(())
                     };
                     if self.bell(NOT_FULL).wait_until(patience.remaining(), not_full).is_none() {
                         return Err(Error::Timeout(timeout));
@@ -161,6 +169,8 @@ impl<T: Pod> Queue<T> {
                     }
                 }
             }
+            // Slow path only: a truncated mapping reads as an empty queue.
+            self.roster.region.check_mapped()?;
             if patience.expired() {
                 return Err(Error::Timeout(timeout));
             }
@@ -171,6 +181,11 @@ impl<T: Pod> Queue<T> {
     /// `timeout` ([`Error::Timeout`]). Skips positions claimed by producers
     /// that died before publishing.
     pub fn pop(&self, timeout: Duration) -> Result<T> {
+        crate::object_segment::guarded(Some(self.roster.region.segment()), self.pop_unguarded(timeout))
+    }
+
+    #[inline]
+    fn pop_unguarded(&self, timeout: Duration) -> Result<T> {
         let mut patience = Patience::new(timeout);
         loop {
             match self.core().try_pop() {
@@ -180,9 +195,12 @@ impl<T: Pod> Queue<T> {
                 }
                 Attempt::No => {
                     let core = self.core();
+                    let lost = || self.roster.region.check_mapped().is_err();
                     let not_empty = || {
                         let (h, t) = (core.head().load(Ordering::SeqCst), core.tail().load(Ordering::SeqCst));
-                        (t > h).then_some(())
+                        // A lost (truncated) mapping also ends the sleep, so the
+                        // loop below reports it instead of sleeping to the deadline.
+                        ((t > h) || lost()).then_some(())
                     };
                     if self.bell(NOT_EMPTY).wait_until(patience.remaining(), not_empty).is_none() {
                         return Err(Error::Timeout(timeout));
@@ -196,6 +214,8 @@ impl<T: Pod> Queue<T> {
                     }
                 }
             }
+            // Slow path only: a truncated mapping reads as an empty queue.
+            self.roster.region.check_mapped()?;
             if patience.expired() {
                 return Err(Error::Timeout(timeout));
             }
@@ -241,5 +261,15 @@ impl<T: Pod> Queue<T> {
     /// The capacity (a power of two).
     pub fn capacity(&self) -> usize {
         (self.mask + 1) as usize
+    }
+}
+
+impl<T: Pod> Queue<T> {
+    /// Fails with `Error::Core(Truncated)` if the segment's file was shrunk
+    /// under this process's mapping. `Result`-returning methods check this
+    /// themselves; the others (`len`, `try_pop`, ...) see a lost mapping as
+    /// zeroes, and this tells the two apart.
+    pub fn check_mapped(&self) -> crate::Result<()> {
+        self.roster.region.check_mapped()
     }
 }

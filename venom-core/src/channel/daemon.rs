@@ -292,9 +292,10 @@ impl DaemonChannel {
 
     /// Pops the next command of a current client into `buf`.
     fn next_command(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<Message> {
-        let DaemonChannel { consumer, stop, stats, queue, .. } = self;
+        let DaemonChannel { consumer, stop, stats, queue, seg, .. } = self;
         let flag = &stop.flag;
         let stopped = || {
+            seg.check_mapped()?;
             // SeqCst: pairs with StopHandle::stop (see there).
             if flag.load(std::sync::atomic::Ordering::SeqCst) { Err(Error::Stopped) } else { Ok(()) }
         };
@@ -332,6 +333,7 @@ impl DaemonChannel {
             (OutMsg::data(m.tag, m.generation, reply), Ok(()))
         };
         self.push_reply(m, msg);
+        self.seg.check_mapped()?;
         result
     }
 

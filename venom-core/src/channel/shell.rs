@@ -127,7 +127,7 @@ impl ShellChannel {
         if self.daemon_alive() {
             return Ok(());
         }
-        let deadline = Instant::now() + self.timeout;
+        let deadline = crate::Deadline::after(self.timeout);
         loop {
             match ShellChannel::connect(&self.name) {
                 Ok(mut fresh) => {
@@ -137,7 +137,7 @@ impl ShellChannel {
                     return Ok(());
                 }
                 Err(e @ (Error::TooManyClients { .. } | Error::InvalidName { .. })) => return Err(e),
-                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(e) if deadline.is_past() => return Err(e),
                 Err(_) => std::thread::sleep(Duration::from_millis(5)),
             }
         }
@@ -289,7 +289,10 @@ impl ShellChannel {
         // is not replaced by `take_reply`; a raw pointer avoids cloning the
         // Arc (two locked RMWs) on every request.
         let check = || daemon_check(unsafe { &*seg }, daemon);
-        wait_for(wait, &ring.ctl().ready.0, timeout, || self.take_reply(want, buf), check)
+        let got = wait_for(wait, &ring.ctl().ready.0, timeout, || self.take_reply(want, buf), check);
+        // A reply read from a truncated (zeroed) ring is not the daemon's.
+        self.seg.check_mapped()?;
+        got
     }
 
     /// Consumes replies nobody waits for and returns the first one `want`
@@ -359,6 +362,7 @@ impl ShellChannel {
 
 /// `Err(DaemonGone)` if the daemon closed the channel or died.
 fn daemon_check(seg: &Segment, daemon: ProcessId) -> Result<()> {
+    seg.check_mapped()?;
     // Acquire: pairs with the daemon's Release in Drop.
     if header(seg).closed.load(Ordering::Acquire) != 0 || !daemon.is_alive() {
         return Err(Error::DaemonGone { pid: daemon.pid });

@@ -116,18 +116,21 @@ impl Consumer {
                 continue;
             }
             self.cursor = lane + 1;
+            // The payload may be zeroes from a truncated mapping.
+            self.q.check_mapped()?;
             return Ok(Some(Message { lane, generation: p.generation, tag: p.tag, len: p.len }));
         }
+        self.q.check_mapped()?;
         Ok(None)
     }
 
     /// Pops the next message, waiting up to `timeout` ([`Error::Timeout`]).
     pub fn pop(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<Message> {
         let q: *const Inner = &*self.q;
-        // SAFETY: `self.q` keeps the queue alive for the whole call; a raw
-        // pointer avoids cloning the Arc on every pop.
+        // SAFETY (both derefs of `q`): `self.q` keeps the queue alive for the
+        // whole call; a raw pointer avoids cloning the Arc on every pop.
         let doorbell = unsafe { (*q).block.doorbell() };
-        wait_for(self.wait, doorbell, timeout, || self.try_pop(buf), || Ok(()))
+        wait_for(self.wait, doorbell, timeout, || self.try_pop(buf), || unsafe { (*q).check_mapped() })
     }
 }
 

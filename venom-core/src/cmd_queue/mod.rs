@@ -133,6 +133,18 @@ pub(crate) struct Inner {
     backing: Backing,
 }
 
+impl Inner {
+    /// [`Error::Truncated`] if the backing segment was truncated under us
+    /// (see [`crate::truncation`]); caller-provided memory is not tracked.
+    #[inline]
+    pub(crate) fn check_mapped(&self) -> Result<()> {
+        match &self.backing {
+            Backing::Segment(seg) => seg.check_mapped(),
+            Backing::Foreign => Ok(()),
+        }
+    }
+}
+
 // SAFETY: `block.base` points into memory kept alive by `backing` (or by the
 // caller of `attach`); every access through it is atomic.
 unsafe impl Send for Inner {}

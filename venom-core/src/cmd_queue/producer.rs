@@ -98,7 +98,11 @@ impl Producer {
             return Err(Error::MessageTooLarge { len: msg.len(), max: self.ring.max_msg });
         }
         let out = OutMsg::data(tag, self.generation, msg);
-        if !self.ring.try_push(&mut self.tail, &mut self.cached_head, out, super::mid_push_hook) {
+        let pushed = self.ring.try_push(&mut self.tail, &mut self.cached_head, out, super::mid_push_hook);
+        // A truncated (zeroed) ring would accept the message into private
+        // pages nobody reads: report it instead of success or Full.
+        self.q.check_mapped()?;
+        if !pushed {
             return Err(Error::Full);
         }
         self.q.block.doorbell().notify_one();

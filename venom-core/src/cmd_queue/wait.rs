@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::deadline::Deadline;
 use crate::error::{Error, Result};
 use crate::futex::EventCount;
 
@@ -76,12 +77,12 @@ pub(crate) fn wait_for<T>(
         }
     }
     let start = Instant::now();
-    let deadline = start.checked_add(timeout).unwrap_or(start + Duration::from_secs(86_400 * 365));
+    let deadline = Deadline::after_from(start, timeout);
     let mut next_check = start + LIVENESS_INTERVAL;
     let spin_until = match strategy {
         WaitStrategy::Spin => deadline,
-        WaitStrategy::SpinThenPark => start + SPIN_BUDGET.min(timeout),
-        WaitStrategy::Park => start,
+        WaitStrategy::SpinThenPark => Deadline::after_from(start, SPIN_BUDGET.min(timeout)),
+        WaitStrategy::Park => Deadline::after_from(start, Duration::ZERO),
     };
     // Spin phase (skipped by Park): read the clock every 64 polls (a vDSO
     // call, ~20 ns).
@@ -98,7 +99,7 @@ pub(crate) fn wait_for<T>(
                 check()?;
                 next_check = now + LIVENESS_INTERVAL;
             }
-            if now >= spin_until {
+            if spin_until.is_past_at(now) {
                 break;
             }
             if now - start >= PURE_SPIN {
@@ -112,14 +113,14 @@ pub(crate) fn wait_for<T>(
     // Park phase.
     loop {
         let now = Instant::now();
-        if now >= deadline {
+        if deadline.is_past_at(now) {
             check()?;
             return match poll()? {
                 Some(v) => Ok(v),
                 None => Err(Error::Timeout(timeout)),
             };
         }
-        let slice = (deadline - now).min(PARK_SLICE).min(LIVENESS_INTERVAL);
+        let slice = deadline.remaining_at(now).min(PARK_SLICE).min(LIVENESS_INTERVAL);
         // The closure turns errors into `Some(Err)` so they end the sleep too.
         if let Some(r) = ec.wait_until(slice, || poll().transpose()) {
             return r;

@@ -93,8 +93,13 @@ impl RegionConfig {
         if self.size == 0 || self.size > MAX_REGION_SIZE {
             return Err(Error::InvalidConfig(format!("region size {} not in 1..=2^40", self.size)));
         }
-        if !self.chunk_size.is_power_of_two() || self.chunk_size < MIN_CHUNK_SIZE {
-            return Err(Error::InvalidConfig(format!("chunk size {} is not a power of two >= 64", self.chunk_size)));
+        // At most 2^40 (the largest region): readers reject a larger chunk
+        // shift as corrupt, so the writer must not create one.
+        if !self.chunk_size.is_power_of_two() || self.chunk_size < MIN_CHUNK_SIZE || self.chunk_size > MAX_REGION_SIZE {
+            return Err(Error::InvalidConfig(format!(
+                "chunk size {} is not a power of two in 64..=2^40",
+                self.chunk_size
+            )));
         }
         Ok(())
     }

@@ -36,7 +36,9 @@ mod snapshot;
 mod writer;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::deadline::Deadline;
 
 pub use layout::{DEFAULT_CHUNK_SIZE, MAX_REGION_SIZE, MIN_CHUNK_SIZE, RegionConfig, layout_len};
 pub use reader::SeqReader;
@@ -266,10 +268,14 @@ impl SeqRegion {
     /// Fails with [`Error::WriterDead`] if the writer died mid-write.
     pub fn wait_for_change(&self, since: u64, timeout: Duration) -> Result<u64> {
         let ctl = self.ctl();
+        let segment = &self._segment;
         let got = ctl.change.wait_until(timeout, || {
             let v = ctl.seq.load(Ordering::Acquire);
-            (v & 1 == 0 && v != since).then_some(v)
+            // A truncated mapping reads as zeroes: wake up and report it
+            // (below) rather than sleep to the deadline.
+            (v & 1 == 0 && v != since || segment.check_mapped().is_err()).then_some(v)
         });
+        self._segment.check_mapped()?;
         match got {
             Some(v) => Ok(v),
             None => {
@@ -298,14 +304,18 @@ impl SeqRegion {
     /// until it succeeds, within the retry budget and the read timeout.
     fn consistent<T>(&self, mut attempt: impl FnMut(u64) -> Result<Attempt<T>>) -> Result<T> {
         let mut tries = 0u32;
-        let mut deadline: Option<Instant> = None;
+        let mut deadline: Option<Deadline> = None;
         loop {
             let s = seqlock::read_begin(&self.ctl().seq);
             if s & 1 == 0 {
                 // Loaded inside the window (after `read_begin`, before the
                 // validation fence), like the data: validation covers it.
                 let torn = self.ctl().torn.load(Ordering::Relaxed) != 0;
-                match attempt(s)? {
+                let result = attempt(s);
+                // A truncation zeroes the mapping: whatever the attempt saw
+                // (zeroes that validate, or an error) is not the region's.
+                self._segment.check_mapped()?;
+                match result? {
                     Attempt::Done(_) if torn => return Err(Error::Torn),
                     Attempt::Done(v) => return Ok(v),
                     Attempt::Retry => {}
@@ -316,11 +326,11 @@ impl SeqRegion {
                 crate::loom::spin_hint();
                 continue;
             }
-            // Budget spent: is the writer dead mid-write?
+            // Budget spent: was the mapping lost, is the writer dead mid-write?
+            self._segment.check_mapped()?;
             self.check_writer_mid_write()?;
-            let now = Instant::now();
-            let deadline = *deadline.get_or_insert(now + self.read_timeout);
-            if now >= deadline {
+            let deadline = *deadline.get_or_insert_with(|| Deadline::after(self.read_timeout));
+            if deadline.is_past() {
                 return Err(Error::Timeout(self.read_timeout));
             }
             std::thread::yield_now();

@@ -104,7 +104,11 @@ impl SeqRegion {
     /// length). Returns `(region version, chunk version)`.
     pub fn read_chunk(&self, index: usize, buf: &mut [u8]) -> Result<(u64, u64)> {
         if index >= self.chunk_count {
-            return Err(Error::OutOfBounds { offset: index * self.chunk_size(), len: 0, size: self.size });
+            return Err(Error::OutOfBounds {
+                offset: index.saturating_mul(self.chunk_size()),
+                len: 0,
+                size: self.size,
+            });
         }
         let offset = index * self.chunk_size();
         let len = self.chunk_size().min(self.size - offset);

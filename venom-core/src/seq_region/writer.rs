@@ -155,6 +155,8 @@ impl SeqWriter {
         }
         seqlock::write_end(&ctl.seq, odd);
         ctl.change.notify_all();
+        // After a truncation the write landed in private zero pages.
+        self.region.segment().check_mapped()?;
         result.map(|r| (r, odd + 1))
     }
 

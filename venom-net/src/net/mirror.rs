@@ -137,7 +137,7 @@ impl Mirror {
 
     /// Blocks until `pred(updates applied, last applied)` holds, or `timeout` passes.
     pub fn wait_until(&self, timeout: Duration, mut pred: impl FnMut(u64, Applied) -> bool) -> Result<Applied> {
-        let deadline = Instant::now() + timeout;
+        let deadline = venom_core::Deadline::after(timeout);
         let mut g = lock(&self.shared.state);
         loop {
             if let Some(a) = g.1
@@ -145,7 +145,7 @@ impl Mirror {
             {
                 return Ok(a);
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.remaining();
             if left.is_zero() {
                 return Err(Error::Timeout(timeout));
             }

@@ -341,14 +341,15 @@ async fn run_session(
 ) -> Result<()> {
     let s = t.s.clone();
     let limits = &s.cfg.admission;
-    let hello_by = Instant::now() + limits.hello_timeout;
+    // A Deadline, not `Instant + timeout`: a huge configured timeout must not overflow.
+    let hello_by = venom_core::Deadline::after(limits.hello_timeout);
     let (mut send, recv) =
-        tokio::time::timeout_at(hello_by, conn.accept_bi()).await.map_err(|_| refused(Refusal::HelloTimeout))??;
+        tokio::time::timeout(hello_by.remaining(), conn.accept_bi()).await.map_err(|_| refused(Refusal::HelloTimeout))??;
     // The mirror only sends control frames: anything bigger is refused before it is buffered.
     let mut rx = spawn_reader(recv, MAX_CONTROL_BODY);
     let mut session = PublisherSession::new(s.epoch, 0, 0, s.cfg.clone());
     session.set_peer(t.peer.clone());
-    let hello = tokio::time::timeout_at(hello_by, rx.recv()).await.map_err(|_| refused(Refusal::HelloTimeout))?;
+    let hello = tokio::time::timeout(hello_by.remaining(), rx.recv()).await.map_err(|_| refused(Refusal::HelloTimeout))?;
     handle(&mut session, hello, &s)?; // authorizes against the policy before allocating the shadow
     match lock(&s.admission).hello_done(t.id) {
         Ok(()) => {}
