@@ -3,6 +3,7 @@
 //! Replication of a venom shared-memory region to remote mirrors over QUIC.
 //!
 //! * [`frame`]: versioned, length-capped frames with a strict decoder.
+//! * [`digest`]: incremental Merkle digests over 16 KiB chunks (`check_hash`).
 //! * [`subscription`]: whole region, byte ranges and n-D slices, compiled to runs.
 //! * [`publisher`] / [`mirror`]: the sans-IO state machines (quinn-proto style).
 //! * [`region`]: the region traits, implemented for venom-core regions and for
@@ -78,6 +79,7 @@
 
 pub mod catalog;
 mod diff;
+pub mod digest;
 mod error;
 pub mod frame;
 pub mod mesh;
@@ -97,7 +99,7 @@ pub use error::{Error, Result};
 pub use mirror::{Applied, MirrorConfig, MirrorSession};
 pub use publisher::{PublisherConfig, PublisherSession};
 pub use region::{ChunkSpan, MemRegion, RegionSink, RegionSource, Snapshot};
-pub use stats::{MirrorStats, PublisherStats};
+pub use stats::{MirrorFailure, MirrorStats, PublisherStats};
 pub use subscription::{CompiledSubscription, Dtype, Part, Run, Subscription};
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};

@@ -24,6 +24,7 @@
 //!    sends a full snapshot: nothing is silently lost.
 
 use crate::diff::changed_runs;
+use crate::digest::ChunkDigests;
 use crate::frame::{self, FLAG_LAST, FLAG_SNAPSHOT, Frame, HashFrame, Hello, RUN_HEAD_LEN, UPDATE_HEAD_LEN, Welcome};
 use crate::region::{RegionSource, Snapshot};
 use crate::stats::PublisherStats;
@@ -48,11 +49,17 @@ pub struct PublisherConfig {
     pub frame_payload: usize,
     /// Changed runs closer than this many bytes are merged.
     pub merge_gap: usize,
-    /// With `check_hash`, send a digest at most this often (hashing costs
-    /// O(subscription size) on both sides). The digest is of the latest seq
-    /// sent, so once the region goes quiet the final state is always checked
-    /// (the I/O shell polls at least every 100 ms).
+    /// With `check_hash`, send a digest (the Merkle root of
+    /// [`crate::digest`], keyed by `(epoch, seq)`) at most this often. Keeping
+    /// the root current costs O(dirty chunks) and is done between updates,
+    /// never while one is being cut into frames. The digest is of the latest
+    /// seq sent, so once the region goes quiet the final state is always
+    /// checked (the I/O shell polls at least every 100 ms).
     pub hash_interval: Duration,
+    /// Most digest chunks ([`crate::digest::DIGEST_CHUNK`] bytes each) hashed
+    /// per [`PublisherSession::poll_transmit`] call, so a full rehash after a
+    /// snapshot is spread over many calls instead of stalling one.
+    pub hash_budget_chunks: usize,
     /// The I/O shell refuses connections beyond this many mirrors (each
     /// session holds a shadow and a snapshot buffer of up to the region size).
     pub max_mirrors: usize,
@@ -67,6 +74,7 @@ impl Default for PublisherConfig {
             frame_payload: 512 << 10,
             merge_gap: 16,
             hash_interval: Duration::from_millis(100),
+            hash_budget_chunks: 64,
             max_mirrors: 64,
         }
     }
@@ -96,6 +104,9 @@ pub struct PublisherSession {
     /// `None` until the hello arrived.
     sub: Option<CompiledSubscription>,
     check_hash: bool,
+    /// Digests of the shadow (with `check_hash`): marked dirty as the shadow
+    /// changes, rehashed between updates.
+    digests: Option<ChunkDigests>,
     /// A digest of the last completed update is owed; when the last one was sent.
     hash_due: bool,
     last_hash: Option<Instant>,
@@ -125,6 +136,7 @@ impl PublisherSession {
             cfg,
             sub: None,
             check_hash: false,
+            digests: None,
             hash_due: false,
             last_hash: None,
             hello: None,
@@ -161,8 +173,9 @@ impl PublisherSession {
                 }
                 let sub = h.subscription.compile(region.size() as u64)?;
                 self.shadow = vec![0; sub.total_len() as usize];
-                self.sub = Some(sub);
                 self.check_hash = h.check_hash;
+                self.digests = h.check_hash.then(|| ChunkDigests::new(sub.total_len()));
+                self.sub = Some(sub);
                 self.stats.mirror_id = h.mirror_id;
                 let w = Welcome {
                     epoch: self.epoch,
@@ -231,7 +244,9 @@ impl PublisherSession {
     }
 
     /// Appends the next frame to send to `out`; returns false when there is
-    /// nothing to send now (no change, no hello yet, or in-flight cap reached).
+    /// nothing to do now (no change, no hello yet, or in-flight cap reached).
+    /// With `check_hash`, `true` may also mean that a bounded slice of digest
+    /// work was done without appending a frame: call again.
     pub fn poll_transmit(&mut self, region: &dyn RegionSource, now: Now, out: &mut Vec<u8>) -> Result<bool> {
         if let Some(f) = self.control.pop_front() {
             self.stats.bytes_sent += f.len() as u64;
@@ -241,37 +256,59 @@ impl PublisherSession {
         if self.sub.is_none() {
             return Ok(false);
         }
-        if self.outgoing.is_none()
+        let overdue = self.outgoing.is_none()
             && self.hash_due
-            && self.last_hash.is_none_or(|t| now.mono.saturating_duration_since(t) >= self.cfg.hash_interval)
-        {
-            self.hash_due = false;
-            self.last_hash = Some(now.mono);
-            let h = HashFrame {
-                region_id: self.region_id,
-                epoch: self.epoch,
-                seq: self.stats.sent_seq,
-                digest: *blake3::hash(&self.shadow).as_bytes(),
-            };
-            let start = out.len();
-            Frame::Hash(h).encode(out);
-            self.stats.bytes_sent += (out.len() - start) as u64;
-            return Ok(true);
+            && self.last_hash.is_none_or(|t| now.mono.saturating_duration_since(t) >= self.cfg.hash_interval);
+        if overdue {
+            // The digest is due: finish hashing before starting another update
+            // (so a writer that never pauses cannot starve the check).
+            if let Some(sent) = self.poll_digest(now, out)? {
+                return Ok(sent);
+            }
         }
         if self.outgoing.is_none() {
-            if self.in_flight_bytes >= self.cfg.max_in_flight as u64
-                || self.in_flight.len() >= self.cfg.max_in_flight_updates.max(1)
-            {
-                return Ok(false);
-            }
-            if self.needs_snapshot {
-                self.start_snapshot(region, now)?;
-            } else if !self.start_delta(region, now)? {
-                return Ok(false);
+            let capped = self.in_flight_bytes >= self.cfg.max_in_flight as u64
+                || self.in_flight.len() >= self.cfg.max_in_flight_updates.max(1);
+            let started = !capped
+                && if self.needs_snapshot { self.start_snapshot(region, now).map(|()| true)? } else { self.start_delta(region, now)? };
+            if !started {
+                // Idle: spend the time on the digest (bounded work per call).
+                return Ok(self.poll_digest(now, out)?.unwrap_or(false));
             }
         }
         self.emit_frame(now, out);
         Ok(true)
+    }
+
+    /// Digest work between updates: rehashes up to `hash_budget_chunks`
+    /// dirty chunks of the shadow; once none is dirty and a digest is due
+    /// (and `hash_interval` passed), appends the hash frame. `Some(true)`: a
+    /// frame was appended or hashing work remains (call again); `None`:
+    /// nothing to do.
+    fn poll_digest(&mut self, now: Now, out: &mut Vec<u8>) -> Result<Option<bool>> {
+        let Some(d) = self.digests.as_mut() else { return Ok(None) };
+        if d.dirty_chunks() > 0 {
+            let shadow = &self.shadow;
+            d.refresh(self.cfg.hash_budget_chunks.max(1), |virt, len| {
+                Ok(ChunkDigests::leaf(&shadow[virt as usize..virt as usize + len]))
+            })?;
+            return Ok(Some(true));
+        }
+        if !self.hash_due
+            || self.last_hash.is_some_and(|t| now.mono.saturating_duration_since(t) < self.cfg.hash_interval)
+        {
+            return Ok(None);
+        }
+        let Some(root) = d.root() else { return Ok(None) };
+        self.hash_due = false;
+        self.last_hash = Some(now.mono);
+        // The shadow holds exactly the subscribed bytes of the last completed
+        // update (no update is being cut into frames here).
+        let h = HashFrame { region_id: self.region_id, epoch: self.epoch, seq: self.stats.sent_seq, digest: root };
+        let start = out.len();
+        Frame::Hash(h).encode(out);
+        self.stats.bytes_sent += (out.len() - start) as u64;
+        Ok(Some(true))
     }
 
     fn start_snapshot(&mut self, region: &dyn RegionSource, now: Now) -> Result<()> {
@@ -290,6 +327,9 @@ impl PublisherSession {
                 shadow[virt as usize..virt as usize + new.len()].copy_from_slice(new);
             });
         }
+        if let Some(d) = self.digests.as_mut() {
+            d.mark_all();
+        }
         self.last_version = self.snap.version;
         self.needs_snapshot = false;
         self.outgoing = Some(Outgoing::new(self.snap.version, 0, true, now, vec![(0, sub.total_len())]));
@@ -303,12 +343,15 @@ impl PublisherSession {
         }
         region.snapshot_since(self.last_version, &mut self.snap)?;
         let sub = self.sub.as_ref().ok_or(Error::Closed)?;
-        let (shadow, gap) = (&mut self.shadow, self.cfg.merge_gap);
+        let (shadow, gap, mut digests) = (&mut self.shadow, self.cfg.merge_gap, self.digests.as_mut());
         let mut runs: Vec<(u64, u64)> = Vec::new();
         for_each_overlap(sub, &self.snap, |virt, new| {
             let old = &mut shadow[virt as usize..virt as usize + new.len()];
             changed_runs(old, new, gap, |o, l| {
                 let v = virt + o as u64;
+                if let Some(d) = digests.as_mut() {
+                    d.mark(v, l as u64); // only the changed bytes' chunks get rehashed
+                }
                 match runs.last_mut() {
                     Some(last) if last.0 + last.1 + gap as u64 > v => last.1 = v + l as u64 - last.0,
                     _ => runs.push((v, l as u64)),

@@ -61,4 +61,32 @@ pub struct MirrorStats {
     /// Publisher capture time to local apply, for the last update (wall
     /// clocks of two hosts: only meaningful if they are synchronised).
     pub lag_time: Duration,
+    /// Automatic resync requests held back by the exponential backoff.
+    pub resyncs_deferred: u64,
+    /// Consecutive faults (digest mismatches, connections ended by a
+    /// publisher protocol violation); reset by a verified digest (or, without
+    /// `check_hash`, by a connection that stayed healthy).
+    pub faults: u32,
+    /// Set once the mirror gave up on this publisher (terminal).
+    pub failure: Option<MirrorFailure>,
+}
+
+/// Why a mirror gave up: too many consecutive faults
+/// (`MirrorConfig::max_faults`). Terminal: the mirror neither resyncs nor
+/// reconnects any more, and waits on it return [`crate::Error::MirrorFailed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MirrorFailure {
+    /// This many consecutive digest mismatches (the bytes never verified).
+    DigestMismatches(u32),
+    /// This many consecutive connections ended by a publisher protocol violation.
+    ProtocolViolations(u32),
+}
+
+impl std::fmt::Display for MirrorFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MirrorFailure::DigestMismatches(n) => write!(f, "{n} consecutive digest mismatches"),
+            MirrorFailure::ProtocolViolations(n) => write!(f, "{n} consecutive publisher protocol violations"),
+        }
+    }
 }

@@ -210,8 +210,11 @@ async fn run_session(conn: &quinn::Connection, s: &Shared, stats: &Mutex<Publish
         let more = session.poll_transmit(&*s.region, now, &mut out)?;
         *lock(stats) = session.stats(now.mono, 0);
         if more {
-            // Awaits QUIC flow control: only this mirror's task waits.
-            send.write_chunk(Bytes::from(out)).await?;
+            // Awaits QUIC flow control: only this mirror's task waits. (`out`
+            // is empty after a slice of digest work: nothing to write.)
+            if !out.is_empty() {
+                send.write_chunk(Bytes::from(out)).await?;
+            }
             continue;
         }
         tokio::select! {
