@@ -62,6 +62,8 @@ struct Sim {
     rng: Rng,
     t0: Instant,
     step: u64,
+    /// Flip the last payload byte of the next update frame sent to the mirror.
+    corrupt_next_update: bool,
 }
 
 impl Sim {
@@ -76,11 +78,16 @@ impl Sim {
         let region = MemRegion::new(size, 1024);
         let local = MemRegion::new(local_size, 1024);
         let publ = PublisherSession::new(7, 1, 0, cfg);
-        let mcfg = MirrorConfig { check_hash, resync_retry: Duration::from_millis(50), ..Default::default() };
+        let mcfg = MirrorConfig {
+            check_hash,
+            resync_retry: Duration::from_millis(50),
+            resync_backoff_max: Duration::from_millis(200),
+            ..Default::default()
+        };
         let mut mirror = MirrorSession::new(mcfg, sub);
         mirror.connect();
         let (to_mirror, to_pub) = (Link { queue: VecDeque::new() }, Link { queue: VecDeque::new() });
-        Sim { region, local, publ, mirror, to_mirror, to_pub, rng: Rng(seed | 1), t0: Instant::now(), step: 0 }
+        Sim { region, local, publ, mirror, to_mirror, to_pub, rng: Rng(seed | 1), t0: Instant::now(), step: 0, corrupt_next_update: false }
     }
 
     fn now(&self) -> Now {
@@ -97,6 +104,10 @@ impl Sim {
             let mut f = Vec::new();
             if !self.publ.poll_transmit(&self.region, now, &mut f).unwrap() {
                 break;
+            }
+            if self.corrupt_next_update && f.get(3) == Some(&3) {
+                self.corrupt_next_update = false;
+                *f.last_mut().unwrap() ^= 0x55; // a payload byte: the frame stays well-formed
             }
             if !f.is_empty() {
                 // (empty: a slice of digest work, no frame)
@@ -292,4 +303,136 @@ fn mirror_bounds_what_a_publisher_can_make_it_buffer() {
     f[8 + 40] = venom_net::frame::FLAG_SNAPSHOT; // clear LAST
     let (frame, n) = Frame::decode(&f).unwrap();
     assert!(matches!(m.handle_frame(&frame, &mut local, n, now), Err(Error::Protocol(_))));
+}
+
+#[test]
+fn corrupted_chunk_is_detected_and_repaired() {
+    // 256 KiB whole-region subscription: 16 digest chunks of 16 KiB.
+    let size = 256 << 10;
+    let mut sim = Sim::new(21, size, Subscription::whole(), size, true, PublisherConfig::default());
+    sim.random_writes(50);
+    sim.run_until_converged(500);
+    let base = sim.mirror.stats().clone();
+    assert!(base.hash_matches >= 1 && base.hash_mismatches == 0, "{base:?}");
+
+    // 1. A payload byte flipped in transit: applied, hashed (only its chunk), caught, repaired.
+    sim.corrupt_next_update = true;
+    sim.region.write_at(100_000, b"in transit");
+    for _ in 0..500 {
+        sim.tick(Faults::default());
+        if sim.mirror.stats().hash_mismatches > 0 && sim.publ.is_idle() && sim.converged() {
+            break;
+        }
+    }
+    let st = sim.mirror.stats().clone();
+    assert_eq!(st.hash_mismatches, 1, "{st:?}");
+    assert!(st.snapshots_applied > base.snapshots_applied, "repaired by a snapshot: {st:?}");
+    assert!(sim.converged());
+    // The repaired copy verifies again and the fault streak is over.
+    sim.region.write_at(7, b"after");
+    let matches = sim.mirror.stats().hash_matches;
+    for _ in 0..500 {
+        sim.tick(Faults::default());
+        if sim.mirror.stats().hash_matches > matches {
+            break;
+        }
+    }
+    assert!(sim.mirror.stats().hash_matches > matches);
+    assert_eq!(sim.mirror.stats().faults, 0);
+
+    // 2. A chunk changed behind the state machine's back, far from any later write:
+    //    found by the scrub (4 chunks per check, 16 chunks) within 4 checks.
+    sim.local.write_at(200_000, b"bit rot");
+    let before = sim.mirror.stats().clone();
+    let mut checks = 0;
+    while sim.mirror.stats().hash_mismatches == before.hash_mismatches {
+        sim.region.write_at(3, &[checks as u8]); // chunk 0 only
+        let m = sim.mirror.stats().hash_matches + sim.mirror.stats().hash_mismatches;
+        for _ in 0..300 {
+            sim.tick(Faults::default());
+            if sim.mirror.stats().hash_matches + sim.mirror.stats().hash_mismatches > m {
+                break;
+            }
+        }
+        checks += 1;
+        assert!(checks <= 5, "scrub did not find the corrupted chunk: {:?}", sim.mirror.stats());
+    }
+    sim.run_until_converged(1000);
+}
+
+#[test]
+fn digest_mismatch_loop_backs_off_then_fails() {
+    use venom_net::frame::{FrameType, HashFrame, Welcome, encode_single_update};
+    let cfg = MirrorConfig {
+        check_hash: true,
+        resync_backoff_min: Duration::from_millis(50),
+        resync_backoff_max: Duration::from_secs(5),
+        max_faults: 8,
+        ..Default::default()
+    };
+    let mut local = MemRegion::new(4096, 1024);
+    let mut m = MirrorSession::new(cfg, Subscription::whole());
+    m.connect();
+    let t0 = Instant::now();
+    let at = |ms: u64| Now { mono: t0 + Duration::from_millis(ms), wall_ns: ms * 1_000_000 };
+    let feed = |m: &mut MirrorSession, local: &mut MemRegion, bytes: &[u8], now: Now| {
+        let (f, n) = Frame::decode(bytes).unwrap();
+        m.handle_frame(&f, local, n, now)
+    };
+    let mut wire = Vec::new();
+    Frame::Welcome(Welcome { epoch: 1, owner_id: 0, region_id: 0, chunk_size: 1024, region_size: 4096 })
+        .encode(&mut wire);
+    feed(&mut m, &mut local, &wire, at(0)).unwrap();
+    // The hostile publisher: every snapshot is followed by a digest that never matches.
+    let mut seq = 2;
+    let mut serve = |m: &mut MirrorSession, local: &mut MemRegion, now: Now| {
+        seq += 2;
+        let snap = encode_single_update(1, seq, 0, true, &[(0, &[seq as u8; 4096])]);
+        feed(m, local, &snap, now)?;
+        let mut h = Vec::new();
+        Frame::Hash(HashFrame { region_id: 0, epoch: 1, seq, digest: [0xEE; 32] }).encode(&mut h);
+        feed(m, local, &h, now)
+    };
+    serve(&mut m, &mut local, at(0)).unwrap();
+    let mut resync_times = Vec::new();
+    let mut failed = None;
+    for ms in 0..20_000u64 {
+        m.handle_timeout(at(ms).mono);
+        let mut out = Vec::new();
+        while m.poll_transmit(&mut out) {}
+        let mut pos = 0;
+        let mut asked = false;
+        while pos < out.len() {
+            let (f, n) = Frame::decode(&out[pos..]).unwrap();
+            asked |= f.kind() == FrameType::Resync;
+            pos += n;
+        }
+        if asked {
+            resync_times.push(ms);
+            if let Err(e) = serve(&mut m, &mut local, at(ms)) {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    let st = m.stats().clone();
+    assert!(
+        matches!(failed, Some(Error::MirrorFailed(MirrorFailure::DigestMismatches(8)))),
+        "{failed:?} {st:?}"
+    );
+    assert_eq!(st.failure, Some(MirrorFailure::DigestMismatches(8)));
+    assert_eq!(st.hash_mismatches, 8);
+    assert_eq!(resync_times.len(), 7, "one resync per mismatch but the last: {resync_times:?}");
+    // Exponential spacing: the k-th gap is at least half of 50 ms * 2^(k-1) (jitter 50..100 %).
+    for (k, w) in resync_times.windows(2).enumerate() {
+        let floor = 25 * (1u64 << k);
+        assert!(w[1] - w[0] >= floor, "gap {k} = {} ms < {floor} ms: {resync_times:?}", w[1] - w[0]);
+    }
+    assert!(st.resyncs_deferred >= 6);
+    // Terminal: nothing more is sent, every frame is refused with the typed error.
+    m.handle_timeout(at(100_000).mono);
+    assert!(!m.poll_transmit(&mut Vec::new()));
+    assert!(matches!(serve(&mut m, &mut local, at(100_001)), Err(Error::MirrorFailed(_))));
+    m.connect();
+    assert!(!m.poll_transmit(&mut Vec::new()), "a failed mirror does not even say hello");
 }
