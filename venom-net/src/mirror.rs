@@ -29,7 +29,8 @@
 //!   broken publisher cannot make the mirror resync in a loop.
 
 use crate::frame::{
-    Ack, FLAG_LAST, FLAG_SNAPSHOT, Frame, FrameHeader, HEADER_LEN, Hello, Resync, ResyncReason, Update,
+    Ack, DIGEST_SCHEME_MERKLE16K, FLAG_LAST, FLAG_SNAPSHOT, Frame, FrameHeader, HEADER_LEN, HashFrame, Hello, Resync,
+    ResyncReason, Update,
 };
 use crate::digest::{ChunkDigests, DIGEST_CHUNK};
 use crate::region::RegionSink;
@@ -38,6 +39,10 @@ use crate::subscription::{CompiledSubscription, Subscription};
 use crate::{Error, Now, Result};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+
+/// Most digest chunks (16 KiB each, ~4 MiB) hashed inline when a digest
+/// frame arrives; the rest is finished by [`MirrorSession::poll_verify`].
+const INLINE_VERIFY_CHUNKS: usize = 256;
 
 /// Most buffer capacity kept for reuse between updates.
 const POOL_BYTES: usize = 64 << 20;
@@ -133,6 +138,8 @@ pub struct MirrorSession {
     /// Digests of the local subscribed bytes (with `check_hash`, after the welcome).
     digests: Option<ChunkDigests>,
     hash_buf: Vec<u8>,
+    /// A digest for the applied seq, waiting for dirty chunks to be rehashed.
+    pending_digest: Option<HashFrame>,
     /// Backoff: automatic resyncs in the current streak, when the last was
     /// sent, and a deferred request `(not before, reason)`.
     streak: u32,
@@ -159,6 +166,7 @@ impl MirrorSession {
             stats: MirrorStats::default(),
             digests: None,
             hash_buf: Vec::new(),
+            pending_digest: None,
             streak: 0,
             last_auto_resync: None,
             deferred: None,
@@ -174,6 +182,7 @@ impl MirrorSession {
         self.resync_sent_at = None;
         self.hello_sent_at = None;
         self.deferred = None;
+        self.pending_digest = None;
         if self.stats.failure.is_none() {
             self.push_hello();
         }
@@ -375,19 +384,16 @@ impl MirrorSession {
                     self.stats.stale_frames += 1; // stale, reordered or not asked for
                     return Ok(None);
                 }
+                if h.scheme != DIGEST_SCHEME_MERKLE16K {
+                    return Err(Error::Protocol(format!("unknown digest scheme {}", h.scheme)));
+                }
                 if let Some(d) = self.digests.as_mut() {
                     d.scrub(self.cfg.scrub_chunks);
                 }
-                self.poll_verify(sink, usize::MAX)?;
-                if self.digests.as_ref().and_then(ChunkDigests::root) == Some(h.digest) {
-                    self.stats.hash_matches += 1;
-                    self.stats.faults = 0;
-                    self.streak = 0; // verified: the next resync (if any) goes out at once
-                    return Ok(None);
+                if self.pending_digest.replace(*h).is_some() {
+                    self.stats.stale_frames += 1; // superseded before it could be checked
                 }
-                self.stats.hash_mismatches += 1;
-                self.record_fault(MirrorFailure::DigestMismatches)?;
-                self.request_resync(ResyncReason::HashMismatch, now.mono);
+                self.poll_verify(sink, INLINE_VERIFY_CHUNKS, now.mono)?;
                 Ok(None)
             }
             _ => Err(Error::Protocol(format!("{:?} frame sent to a mirror", frame.kind()))),
@@ -519,6 +525,9 @@ impl MirrorSession {
             sink.apply(&writes)?;
         }
         drop(writes);
+        if self.pending_digest.take().is_some() {
+            self.stats.stale_frames += 1; // its seq is no longer the applied one
+        }
         if let Some(d) = self.digests.as_mut() {
             // Only mark here: the hashing happens after the update is visible.
             if st.snapshot {
@@ -544,11 +553,40 @@ impl MirrorSession {
     }
 
     /// Rehashes up to `max_chunks` dirty digest chunks from the local region
-    /// (no-op without `check_hash`); returns the dirty chunks left. The I/O
-    /// shell calls this after each applied update was published to local
-    /// waiters, so hashing stays off the receive-to-visible path; a digest
-    /// frame finishes whatever is left.
-    pub fn poll_verify(&mut self, sink: &dyn RegionSink, max_chunks: usize) -> Result<usize> {
+    /// (no-op without `check_hash`) and, once none is dirty, checks a
+    /// pending publisher digest for the applied seq. Returns the dirty
+    /// chunks left. The I/O shell calls this after each applied update was
+    /// published to local waiters, so hashing stays off the
+    /// receive-to-visible path. `Err(MirrorFailed)` when this check made
+    /// `max_faults`.
+    pub fn poll_verify(&mut self, sink: &dyn RegionSink, max_chunks: usize, now: Instant) -> Result<usize> {
+        let left = self.rehash(sink, max_chunks)?;
+        if left == 0
+            && let Some(h) = self.pending_digest.take()
+        {
+            self.check_digest(h, now)?;
+        }
+        Ok(left)
+    }
+
+    fn check_digest(&mut self, h: HashFrame, now: Instant) -> Result<()> {
+        if Some(h.epoch) != self.epoch || self.applied != Some(h.seq) {
+            self.stats.stale_frames += 1;
+            return Ok(());
+        }
+        if self.digests.as_ref().and_then(ChunkDigests::root) == Some(h.digest) {
+            self.stats.hash_matches += 1;
+            self.stats.faults = 0;
+            self.streak = 0; // verified: the next resync (if any) goes out at once
+            return Ok(());
+        }
+        self.stats.hash_mismatches += 1;
+        self.record_fault(MirrorFailure::DigestMismatches)?;
+        self.request_resync(ResyncReason::HashMismatch, now);
+        Ok(())
+    }
+
+    fn rehash(&mut self, sink: &dyn RegionSink, max_chunks: usize) -> Result<usize> {
         let (Some(d), Some(c)) = (self.digests.as_mut(), self.compiled.as_ref()) else { return Ok(0) };
         if d.dirty_chunks() == 0 {
             return Ok(0);

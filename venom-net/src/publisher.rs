@@ -25,7 +25,7 @@
 
 use crate::diff::changed_runs;
 use crate::digest::ChunkDigests;
-use crate::frame::{self, FLAG_LAST, FLAG_SNAPSHOT, Frame, HashFrame, Hello, RUN_HEAD_LEN, UPDATE_HEAD_LEN, Welcome};
+use crate::frame::{self, DIGEST_SCHEME_MERKLE16K, FLAG_LAST, FLAG_SNAPSHOT, Frame, HashFrame, Hello, RUN_HEAD_LEN, UPDATE_HEAD_LEN, Welcome};
 use crate::region::{RegionSource, Snapshot};
 use crate::stats::PublisherStats;
 use crate::subscription::CompiledSubscription;
@@ -256,12 +256,12 @@ impl PublisherSession {
         if self.sub.is_none() {
             return Ok(false);
         }
+        // Updates go first; digest work fills the idle time. Only a digest
+        // overdue by 4 intervals (a writer that never pauses) goes first.
         let overdue = self.outgoing.is_none()
             && self.hash_due
-            && self.last_hash.is_none_or(|t| now.mono.saturating_duration_since(t) >= self.cfg.hash_interval);
+            && self.last_hash.is_some_and(|t| now.mono.saturating_duration_since(t) >= 4 * self.cfg.hash_interval);
         if overdue {
-            // The digest is due: finish hashing before starting another update
-            // (so a writer that never pauses cannot starve the check).
             if let Some(sent) = self.poll_digest(now, out)? {
                 return Ok(sent);
             }
@@ -304,7 +304,13 @@ impl PublisherSession {
         self.last_hash = Some(now.mono);
         // The shadow holds exactly the subscribed bytes of the last completed
         // update (no update is being cut into frames here).
-        let h = HashFrame { region_id: self.region_id, epoch: self.epoch, seq: self.stats.sent_seq, digest: root };
+        let h = HashFrame {
+            region_id: self.region_id,
+            epoch: self.epoch,
+            seq: self.stats.sent_seq,
+            scheme: DIGEST_SCHEME_MERKLE16K,
+            digest: root,
+        };
         let start = out.len();
         Frame::Hash(h).encode(out);
         self.stats.bytes_sent += (out.len() - start) as u64;

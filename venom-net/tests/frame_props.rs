@@ -46,6 +46,7 @@ proptest! {
         let frames = vec![
             Frame::Ack(Ack { region_id: a.0, epoch: a.1, seq: a.2 }),
             Frame::Resync(Resync { region_id: a.0, epoch: a.1, last_seq: a.2, reason }),
+            Frame::Hash(venom_net::frame::HashFrame { region_id: a.0, epoch: a.1, seq: a.2, scheme: reason, digest: [reason; 32] }),
             Frame::Hello(Hello { mirror_id: a.1, region_id: a.0, check_hash: check, subscription: Subscription { parts } }),
         ];
         for f in frames {

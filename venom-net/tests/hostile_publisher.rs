@@ -69,7 +69,7 @@ fn spawn_hostile(rt: &tokio::runtime::Runtime, dev: &Dev, attack: Attack) -> (st
                         let mut out = encode_single_update(1, seq, 0, true, &[(0, &vec![seq as u8; SIZE])]);
                         match attack {
                             Attack::BadDigests => {
-                                let h = HashFrame { region_id: 0, epoch: 1, seq, digest: [0xEE; 32] };
+                                let h = HashFrame { region_id: 0, epoch: 1, seq, scheme: 1, digest: [0xEE; 32] };
                                 Frame::Hash(h).encode(&mut out);
                             }
                             Attack::Garbage => out.extend_from_slice(b"XXgarbage"),

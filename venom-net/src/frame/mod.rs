@@ -59,7 +59,7 @@ pub enum FrameType {
     Welcome = 2,
     /// Publisher → mirror: one frame of a snapshot or delta.
     Update = 3,
-    /// Publisher → mirror: blake3 of the subscribed bytes at a seq.
+    /// Publisher → mirror: integrity digest of the subscribed bytes at a seq.
     Hash = 4,
     /// Mirror → publisher: cumulative acknowledgement.
     Ack = 5,
@@ -144,7 +144,13 @@ pub struct Welcome {
     pub region_size: u64,
 }
 
-/// Publisher → mirror: blake3 of exactly the subscribed bytes (virtual order) at `seq`.
+/// The digest scheme of [`HashFrame::scheme`]: the Merkle root of
+/// [`crate::digest`] (blake3, 16 KiB chunks).
+pub const DIGEST_SCHEME_MERKLE16K: u8 = 1;
+
+/// Publisher → mirror: digest of exactly the subscribed bytes (virtual
+/// order) at `(epoch, seq)`. Sent at most every `hash_interval`, between
+/// updates, never inside one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HashFrame {
     /// Region id.
@@ -153,7 +159,10 @@ pub struct HashFrame {
     pub epoch: u64,
     /// Region version hashed.
     pub seq: u64,
-    /// blake3 digest.
+    /// How `digest` was computed ([`DIGEST_SCHEME_MERKLE16K`]; a mirror
+    /// refuses schemes it does not know as a protocol violation).
+    pub scheme: u8,
+    /// The digest (Merkle root).
     pub digest: [u8; 32],
 }
 
@@ -248,7 +257,13 @@ impl<'a> Frame<'a> {
             }),
             FrameType::Update => Frame::Update(Update::decode(&mut r)?),
             FrameType::Hash => {
-                Frame::Hash(HashFrame { region_id: r.u32()?, epoch: r.u64()?, seq: r.u64()?, digest: r.array()? })
+                Frame::Hash(HashFrame {
+                    region_id: r.u32()?,
+                    epoch: r.u64()?,
+                    seq: r.u64()?,
+                    scheme: r.u8()?,
+                    digest: r.array()?,
+                })
             }
             FrameType::Ack => Frame::Ack(Ack { region_id: r.u32()?, epoch: r.u64()?, seq: r.u64()? }),
             FrameType::Resync => {
@@ -285,6 +300,7 @@ impl<'a> Frame<'a> {
                 put_u32(out, h.region_id);
                 put_u64(out, h.epoch);
                 put_u64(out, h.seq);
+                out.push(h.scheme);
                 out.extend_from_slice(&h.digest);
             }
             Frame::Ack(a) => {

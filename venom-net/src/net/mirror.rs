@@ -291,6 +291,7 @@ async fn connect_once(
     let mut reader = FrameReader::new();
     session.connect();
     let r = async {
+        let mut verify_left = 0;
         loop {
             let mut out = Vec::new();
             while session.poll_transmit(&mut out) {}
@@ -304,6 +305,11 @@ async fn connect_once(
                 f = reader.next(&mut recv, || spare) => f?, // cancel-safe
                 _ = shared.resync.notified() => {
                     session.request_snapshot(Instant::now());
+                    continue;
+                }
+                // Idle with digest chunks still dirty: hash the next slice.
+                _ = tokio::task::yield_now(), if verify_left > 0 => {
+                    verify_left = session.poll_verify(&*sink, VERIFY_BUDGET_CHUNKS, Instant::now())?;
                     continue;
                 }
                 _ = tokio::time::sleep_until(deferred.unwrap_or_else(Instant::now).into()), if deferred.is_some() => {
@@ -334,7 +340,7 @@ async fn connect_once(
                 shared.applied_tx.send_replace(Some(Ok(a)));
             }
             // Integrity work only after the update is visible to local readers.
-            session.poll_verify(&*sink, VERIFY_BUDGET_CHUNKS)?;
+            verify_left = session.poll_verify(&*sink, VERIFY_BUDGET_CHUNKS, Instant::now())?;
         }
     }
     .await;
