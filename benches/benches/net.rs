@@ -15,6 +15,11 @@
 //! * `latency_64B`: one 64-byte write until it is visible in the mirror's
 //!   region (p50/p99 printed at the end).
 //! * Wire bytes per changed byte (1% and 10% dirty) are printed, not timed.
+//! * `paced_64B/{hash_off,hash_on}/{8MiB,64MiB}`: 64-byte writes at random
+//!   offsets, one per millisecond, into a publisher with one mirror (with or
+//!   without `check_hash`); the time from each write until the mirror applied
+//!   it. p50/p99 and the on/off p99 ratio per size are printed at the end.
+//!   Alone: `cargo bench -p venom-benches --bench net -- paced`.
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use std::sync::{Arc, Mutex};
@@ -246,5 +251,103 @@ fn bench(c: &mut Criterion) {
     sink.0.lock().unwrap().unlink().unwrap();
 }
 
-criterion_group!(benches, bench);
+/// One publisher + one mirror over loopback, `size` bytes, paced 64 B writes.
+fn bench_paced(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let _enter = rt.enter();
+    let id = Identity::self_signed(&["localhost"]).unwrap();
+    let (server_tls, client_tls) = (ServerTls::new(&id).unwrap(), ClientTls::pinned(id.cert().clone()).unwrap());
+    let mut g = c.benchmark_group("net");
+    g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    g.throughput(Throughput::Elements(1));
+    let mut report = Vec::new();
+    for (size, label) in [(8usize << 20, "8MiB"), (64 << 20, "64MiB")] {
+        let pid = std::process::id();
+        let (pub_name, mir_name) = (format!("bench-paced-pub-{pid}"), format!("bench-paced-mir-{pid}"));
+        let mut w = SeqWriter::create(&pub_name, RegionConfig::new(size).chunk_size(64 << 10)).unwrap();
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        let mut fill = vec![0u8; 1 << 20];
+        for at in (0..size).step_by(fill.len()) {
+            for c in fill.chunks_mut(8) {
+                c.copy_from_slice(&rng.next().to_le_bytes());
+            }
+            w.write_at(at, &fill).unwrap();
+        }
+        let sink = SharedSink(Arc::new(Mutex::new(SeqWriter::create(&mir_name, RegionConfig::new(size)).unwrap())));
+        let publisher = rt
+            .block_on(Publisher::bind(
+                "127.0.0.1:0".parse().unwrap(),
+                Arc::new(SeqReader::open(&pub_name).unwrap()),
+                server_tls.clone(),
+                PublisherConfig::default(),
+            ))
+            .unwrap();
+        let mut p99 = [0f64; 2];
+        for (k, check_hash) in [false, true].into_iter().enumerate() {
+            let cfg = MirrorConfig { check_hash, ..Default::default() };
+            let addr = publisher.local_addr().unwrap();
+            let m = Mirror::connect(addr, "localhost", Subscription::whole(), client_tls.clone(), Box::new(sink.clone()), cfg)
+                .unwrap();
+            m.wait_for_update(Duration::from_secs(60)).unwrap();
+            if check_hash {
+                // Steady state: the snapshot's digests are hashed and checked once.
+                let t = Instant::now();
+                while m.stats().hash_matches == 0 && t.elapsed() < Duration::from_secs(30) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                assert!(m.stats().hash_matches > 0, "no digest verified");
+            }
+            let mut lats: Vec<Duration> = Vec::new();
+            let name = if check_hash { "hash_on" } else { "hash_off" };
+            g.bench_function(BenchmarkId::new(format!("paced_64B/{name}"), label), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    let mut next = Instant::now();
+                    for _ in 0..iters {
+                        next += Duration::from_millis(1);
+                        let t = Instant::now();
+                        let off = rng.next() as usize % (size - 64);
+                        let v = w.write_at(off, &rng.next().to_le_bytes().repeat(8)).unwrap();
+                        m.wait_until(Duration::from_secs(10), |_, a| a.seq >= v).unwrap();
+                        let dt = t.elapsed();
+                        lats.push(dt);
+                        total += dt;
+                        if let Some(sleep) = next.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(sleep); // 1 ms apart (from the schedule, not the last write)
+                        } else {
+                            next = Instant::now();
+                        }
+                    }
+                    total
+                })
+            });
+            let st = m.stats();
+            assert_eq!(st.hash_mismatches, 0);
+            lats.sort();
+            let pct = |p: usize| lats[(lats.len() * p / 100).min(lats.len() - 1)].as_secs_f64() * 1e6;
+            p99[k] = pct(99);
+            report.push(format!(
+                "net/paced_64B/{name}/{label}: n {} p50 {:.1} us, p99 {:.1} us (digests verified {})",
+                lats.len(),
+                pct(50),
+                pct(99),
+                st.hash_matches
+            ));
+            rt.block_on(m.close());
+        }
+        report.push(format!("net/paced_64B/{label}: p99 hash_on / hash_off = {:.2}", p99[1] / p99[0]));
+        rt.block_on(publisher.close());
+        w.unlink().unwrap();
+        sink.0.lock().unwrap().unlink().unwrap();
+    }
+    g.finish();
+    for line in report {
+        println!("{line}");
+    }
+}
+
+criterion_group!(benches, bench, bench_paced);
 criterion_main!(benches);
