@@ -107,9 +107,12 @@ pub struct PublisherSession {
     /// Digests of the shadow (with `check_hash`): marked dirty as the shadow
     /// changes, rehashed between updates.
     digests: Option<ChunkDigests>,
-    /// A digest of the last completed update is owed; when the last one was sent.
+    /// A digest of the last completed update is owed (since when); when the
+    /// last one was sent; whose turn it is while a digest is overdue.
     hash_due: bool,
+    hash_due_since: Option<Instant>,
     last_hash: Option<Instant>,
+    digest_turn: bool,
     /// The accepted hello and the encoded welcome (to answer a repeated hello).
     hello: Option<Hello>,
     welcome: Vec<u8>,
@@ -138,7 +141,9 @@ impl PublisherSession {
             check_hash: false,
             digests: None,
             hash_due: false,
+            hash_due_since: None,
             last_hash: None,
+            digest_turn: false,
             hello: None,
             welcome: Vec::new(),
             shadow: Vec::new(),
@@ -256,12 +261,13 @@ impl PublisherSession {
         if self.sub.is_none() {
             return Ok(false);
         }
-        // Updates go first; digest work fills the idle time. Only a digest
-        // overdue by 4 intervals (a writer that never pauses) goes first.
+        // Updates go first; digest work fills the idle time. A digest owed
+        // for 4 intervals (a writer that never pauses) alternates with updates.
         let overdue = self.outgoing.is_none()
             && self.hash_due
-            && self.last_hash.is_some_and(|t| now.mono.saturating_duration_since(t) >= 4 * self.cfg.hash_interval);
-        if overdue {
+            && self.hash_due_since.is_some_and(|t| now.mono.saturating_duration_since(t) >= 4 * self.cfg.hash_interval);
+        self.digest_turn = overdue && !self.digest_turn;
+        if self.digest_turn {
             if let Some(sent) = self.poll_digest(now, out)? {
                 return Ok(sent);
             }
@@ -301,6 +307,7 @@ impl PublisherSession {
         }
         let Some(root) = d.root() else { return Ok(None) };
         self.hash_due = false;
+        self.hash_due_since = None;
         self.last_hash = Some(now.mono);
         // The shadow holds exactly the subscribed bytes of the last completed
         // update (no update is being cut into frames here).
@@ -411,7 +418,10 @@ impl PublisherSession {
             self.stats.sent_seq = o.seq;
             self.stats.updates_sent += 1;
             self.stats.snapshots_sent += o.snapshot as u64;
-            self.hash_due = self.check_hash;
+            if self.check_hash && !self.hash_due {
+                self.hash_due = true;
+                self.hash_due_since = Some(now.mono);
+            }
         }
     }
 
