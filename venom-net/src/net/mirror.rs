@@ -309,7 +309,9 @@ async fn connect_once(
                 }
                 // Idle with digest chunks still dirty: hash the next slice.
                 _ = tokio::task::yield_now(), if verify_left > 0 => {
-                    verify_left = session.poll_verify(&*sink, VERIFY_BUDGET_CHUNKS, Instant::now())?;
+                    let r = session.poll_verify(&*sink, VERIFY_BUDGET_CHUNKS, Instant::now());
+                    *lock(&shared.stats) = session.stats().clone(); // a check may have completed
+                    verify_left = r?;
                     continue;
                 }
                 _ = tokio::time::sleep_until(deferred.unwrap_or_else(Instant::now).into()), if deferred.is_some() => {
@@ -340,7 +342,9 @@ async fn connect_once(
                 shared.applied_tx.send_replace(Some(Ok(a)));
             }
             // Integrity work only after the update is visible to local readers.
-            verify_left = session.poll_verify(&*sink, VERIFY_BUDGET_CHUNKS, Instant::now())?;
+            let r = session.poll_verify(&*sink, VERIFY_BUDGET_CHUNKS, Instant::now());
+            *lock(&shared.stats) = session.stats().clone();
+            verify_left = r?;
         }
     }
     .await;
