@@ -38,7 +38,7 @@
 //! | automatic resyncs (gap, broken update, digest mismatch) in a streak are spaced by | 50 ms doubling to 5 s, jittered 50–100 % | `MirrorConfig::resync_backoff_min/max` |
 //! | consecutive faults (digest mismatches, connections ended by a protocol violation) before the mirror gives up for good ([`MirrorFailure`], `Error::MirrorFailed` from waits) | 8 | `MirrorConfig::max_faults` |
 //! | reconnect delay | 20 ms doubling to 2 s, jittered 50–100 %; reset only by a connection that lived ≥ 2 s | `net::Mirror` |
-//! | digest hashing per received frame / per digest frame | 1 MiB / 4 MiB, the rest between frames | `net::Mirror`, [`MirrorSession::poll_verify`] |
+//! | digest hashing per idle slice / inline per digest frame | 1 MiB / 4 MiB (the rest in later idle slices) | `net::Mirror`, [`MirrorSession::poll_verify`] |
 //! | clean chunks re-read per digest check (scrub) | 4 (64 KiB) | `MirrorConfig::scrub_chunks` |
 //!
 //! CPU bound: a publisher that answers every resync with a snapshot and a

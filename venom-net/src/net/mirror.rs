@@ -20,8 +20,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// without `check_hash`, the fault count): a publisher can make the mirror
 /// reconnect at most about once per this period, whatever it sends.
 const HEALTHY_AFTER: Duration = Duration::from_secs(2);
-/// Digest chunks hashed after each applied update (the rest waits for the
-/// next update or the digest frame): at most ~1 MiB of hashing per frame.
+/// Digest chunks hashed per slice of idle-time verification (~1 MiB): a
+/// frame arriving meanwhile waits at most one slice.
 const VERIFY_BUDGET_CHUNKS: usize = 64;
 
 /// A replica of (part of) a remote region in a local [`RegionSink`]
@@ -302,12 +302,15 @@ async fn connect_once(
             // A resync held back by the backoff fires from here.
             let deferred = session.poll_timeout();
             let next = tokio::select! {
+                // Frames first: digest work below only runs when none is ready.
+                biased;
                 f = reader.next(&mut recv, || spare) => f?, // cancel-safe
                 _ = shared.resync.notified() => {
                     session.request_snapshot(Instant::now());
                     continue;
                 }
-                // Idle with digest chunks still dirty: hash the next slice.
+                // Idle (no frame ready, acks sent) with digest chunks possibly
+                // dirty: hash the next slice, then look for frames again.
                 _ = tokio::task::yield_now(), if verify_left > 0 => {
                     let r = session.poll_verify(&*sink, VERIFY_BUDGET_CHUNKS, Instant::now());
                     *lock(&shared.stats) = session.stats().clone(); // a check may have completed
@@ -341,10 +344,9 @@ async fn connect_once(
                 shared.cond.notify_all();
                 shared.applied_tx.send_replace(Some(Ok(a)));
             }
-            // Integrity work only after the update is visible to local readers.
-            let r = session.poll_verify(&*sink, VERIFY_BUDGET_CHUNKS, Instant::now());
-            *lock(&shared.stats) = session.stats().clone();
-            verify_left = r?;
+            // Integrity work only after the update is visible to local readers,
+            // its ack is sent and no other frame is waiting (the select above).
+            verify_left = usize::MAX;
         }
     }
     .await;
