@@ -296,8 +296,8 @@ fn percentile(v: &mut [Duration], p: usize) -> f64 {
 /// criterion rows per (check_hash, size), then the on/off ratio from
 /// interleaved blocks (off, on, off, on, ...: both see the same machine load).
 fn bench_paced(c: &mut Criterion) {
-    const BLOCKS: usize = 4;
-    const BLOCK_WRITES: u64 = 300;
+    const BLOCKS: usize = 8;
+    const BLOCK_WRITES: u64 = 150;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let _enter = rt.enter();
     let id = Identity::self_signed(&["localhost"]).unwrap();
