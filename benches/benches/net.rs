@@ -255,7 +255,8 @@ fn bench(c: &mut Criterion) {
 /// first verified digest, i.e. in steady state.
 fn paced_mirror(addr: std::net::SocketAddr, tls: &ClientTls, sink: &SharedSink, check_hash: bool) -> Mirror {
     let cfg = MirrorConfig { check_hash, ..Default::default() };
-    let m = Mirror::connect(addr, "localhost", Subscription::whole(), tls.clone(), Box::new(sink.clone()), cfg).unwrap();
+    let m =
+        Mirror::connect(addr, "localhost", Subscription::whole(), tls.clone(), Box::new(sink.clone()), cfg).unwrap();
     m.wait_for_update(Duration::from_secs(60)).unwrap();
     let t = Instant::now();
     while check_hash && m.stats().hash_matches == 0 && t.elapsed() < Duration::from_secs(30) {

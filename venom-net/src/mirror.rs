@@ -28,11 +28,11 @@
 //!   in a terminal failed state ([`crate::MirrorFailure`]): a hostile or
 //!   broken publisher cannot make the mirror resync in a loop.
 
+use crate::digest::{ChunkDigests, DIGEST_CHUNK};
 use crate::frame::{
     Ack, DIGEST_SCHEME_MERKLE16K, FLAG_LAST, FLAG_SNAPSHOT, Frame, FrameHeader, HEADER_LEN, HashFrame, Hello, Resync,
     ResyncReason, Update,
 };
-use crate::digest::{ChunkDigests, DIGEST_CHUNK};
 use crate::region::RegionSink;
 use crate::stats::{MirrorFailure, MirrorStats};
 use crate::subscription::{CompiledSubscription, Subscription};
@@ -292,7 +292,8 @@ impl MirrorSession {
         let delay = match self.streak {
             0 => Duration::ZERO,
             n => {
-                let d = self.cfg.resync_backoff_min.saturating_mul(1 << (n - 1).min(20)).min(self.cfg.resync_backoff_max);
+                let d =
+                    self.cfg.resync_backoff_min.saturating_mul(1 << (n - 1).min(20)).min(self.cfg.resync_backoff_max);
                 d / 2 + d.mul_f64(self.jitter() / 2.0) // "equal jitter": 50..100 % of d
             }
         };

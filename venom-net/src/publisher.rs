@@ -25,7 +25,10 @@
 
 use crate::diff::changed_runs;
 use crate::digest::ChunkDigests;
-use crate::frame::{self, DIGEST_SCHEME_MERKLE16K, FLAG_LAST, FLAG_SNAPSHOT, Frame, HashFrame, Hello, RUN_HEAD_LEN, UPDATE_HEAD_LEN, Welcome};
+use crate::frame::{
+    self, DIGEST_SCHEME_MERKLE16K, FLAG_LAST, FLAG_SNAPSHOT, Frame, HashFrame, Hello, RUN_HEAD_LEN, UPDATE_HEAD_LEN,
+    Welcome,
+};
 use crate::region::{RegionSource, Snapshot};
 use crate::stats::PublisherStats;
 use crate::subscription::CompiledSubscription;
@@ -276,7 +279,11 @@ impl PublisherSession {
             let capped = self.in_flight_bytes >= self.cfg.max_in_flight as u64
                 || self.in_flight.len() >= self.cfg.max_in_flight_updates.max(1);
             let started = !capped
-                && if self.needs_snapshot { self.start_snapshot(region, now).map(|()| true)? } else { self.start_delta(region, now)? };
+                && if self.needs_snapshot {
+                    self.start_snapshot(region, now).map(|()| true)?
+                } else {
+                    self.start_delta(region, now)?
+                };
             if !started {
                 // Idle: spend the time on the digest (bounded work per call).
                 return Ok(self.poll_digest(now, out)?.unwrap_or(false));

@@ -106,7 +106,12 @@ fn thread_cpu() -> Duration {
 /// thread's CPU time is the mirror's: session, quinn driver, hashing) until
 /// it fails, then `linger` longer. Returns (mirror, mirror CPU, wall time,
 /// error from `updates()`).
-fn run_mirror(addr: std::net::SocketAddr, dev: &Dev, cfg: MirrorConfig, linger: Duration) -> (Mirror, Duration, Duration, Error) {
+fn run_mirror(
+    addr: std::net::SocketAddr,
+    dev: &Dev,
+    cfg: MirrorConfig,
+    linger: Duration,
+) -> (Mirror, Duration, Duration, Error) {
     let tls = dev.client();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

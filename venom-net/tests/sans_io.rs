@@ -87,7 +87,18 @@ impl Sim {
         let mut mirror = MirrorSession::new(mcfg, sub);
         mirror.connect();
         let (to_mirror, to_pub) = (Link { queue: VecDeque::new() }, Link { queue: VecDeque::new() });
-        Sim { region, local, publ, mirror, to_mirror, to_pub, rng: Rng(seed | 1), t0: Instant::now(), step: 0, corrupt_next_update: false }
+        Sim {
+            region,
+            local,
+            publ,
+            mirror,
+            to_mirror,
+            to_pub,
+            rng: Rng(seed | 1),
+            t0: Instant::now(),
+            step: 0,
+            corrupt_next_update: false,
+        }
     }
 
     fn now(&self) -> Now {
@@ -418,10 +429,7 @@ fn digest_mismatch_loop_backs_off_then_fails() {
         }
     }
     let st = m.stats().clone();
-    assert!(
-        matches!(failed, Some(Error::MirrorFailed(MirrorFailure::DigestMismatches(8)))),
-        "{failed:?} {st:?}"
-    );
+    assert!(matches!(failed, Some(Error::MirrorFailed(MirrorFailure::DigestMismatches(8)))), "{failed:?} {st:?}");
     assert_eq!(st.failure, Some(MirrorFailure::DigestMismatches(8)));
     assert_eq!(st.hash_mismatches, 8);
     assert_eq!(resync_times.len(), 7, "one resync per mismatch but the last: {resync_times:?}");

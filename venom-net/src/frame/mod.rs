@@ -256,15 +256,13 @@ impl<'a> Frame<'a> {
                 region_size: r.u64()?,
             }),
             FrameType::Update => Frame::Update(Update::decode(&mut r)?),
-            FrameType::Hash => {
-                Frame::Hash(HashFrame {
-                    region_id: r.u32()?,
-                    epoch: r.u64()?,
-                    seq: r.u64()?,
-                    scheme: r.u8()?,
-                    digest: r.array()?,
-                })
-            }
+            FrameType::Hash => Frame::Hash(HashFrame {
+                region_id: r.u32()?,
+                epoch: r.u64()?,
+                seq: r.u64()?,
+                scheme: r.u8()?,
+                digest: r.array()?,
+            }),
             FrameType::Ack => Frame::Ack(Ack { region_id: r.u32()?, epoch: r.u64()?, seq: r.u64()? }),
             FrameType::Resync => {
                 Frame::Resync(Resync { region_id: r.u32()?, epoch: r.u64()?, last_seq: r.u64()?, reason: r.u8()? })
