@@ -260,7 +260,7 @@ mod tests {
         let data = vec![3u8; 4 * DIGEST_CHUNK];
         let mut d = ChunkDigests::new(data.len() as u64);
         refresh_all(&mut d, &data);
-        let mut seen = vec![false; 4];
+        let mut seen = [false; 4];
         for _ in 0..4 {
             d.scrub(1);
             d.refresh(usize::MAX, |v, n| {
