@@ -237,6 +237,10 @@ impl PublisherSession {
     fn start_resync(&mut self) {
         self.needs_snapshot = true;
         self.outgoing = None; // the mirror discards a half-received update
+        // The shadow may now hold an update that was never completed: no
+        // digest until the snapshot is out (which makes one due again).
+        self.hash_due = false;
+        self.hash_due_since = None;
         self.in_flight.clear();
         self.in_flight_bytes = 0;
         self.stats.resyncs += 1;
