@@ -73,6 +73,10 @@ pub struct ChunkDigests {
     nodes: Vec<[u8; 32]>,
     dirty: Vec<u64>,
     dirty_count: usize,
+    /// Chunks whose leaf changed since [`clear_suspects`](Self::clear_suspects)
+    /// (the last verified root): where a mismatch most likely comes from.
+    suspect: Vec<u64>,
+    suspect_count: usize,
     /// Next chunk the scrubber re-verifies (round robin).
     scrub_at: usize,
 }
@@ -89,6 +93,8 @@ impl ChunkDigests {
             nodes: vec![[0; 32]; 2 * width],
             dirty: vec![0; chunks.div_ceil(64)],
             dirty_count: 0,
+            suspect: vec![0; chunks.div_ceil(64)],
+            suspect_count: 0,
             scrub_at: 0,
         };
         d.mark_all();
@@ -175,9 +181,15 @@ impl ChunkDigests {
                 let k = w * 64 + bit;
                 let virt = k as u64 * DIGEST_CHUNK as u64;
                 let n = (self.len - virt).min(DIGEST_CHUNK as u64) as usize;
-                self.nodes[self.width + k] = leaf(virt, n)?;
+                let new = leaf(virt, n)?;
+                let changed = self.nodes[self.width + k] != new;
+                self.nodes[self.width + k] = new;
                 self.dirty[w] &= !(1u64 << bit);
                 self.dirty_count -= 1;
+                if changed && self.suspect[w] & (1u64 << bit) == 0 {
+                    self.suspect[w] |= 1u64 << bit;
+                    self.suspect_count += 1;
+                }
                 touched.push(self.width + k);
             }
             w += 1;
@@ -196,6 +208,30 @@ impl ChunkDigests {
             }
         }
         Ok(self.dirty_count)
+    }
+
+    /// The chunks whose leaf changed since the last
+    /// [`clear_suspects`](Self::clear_suspects), in increasing order, or
+    /// `None` if there are more than `max`.
+    pub fn suspects(&self, max: usize) -> Option<Vec<u32>> {
+        if self.suspect_count > max {
+            return None;
+        }
+        let mut v = Vec::with_capacity(self.suspect_count);
+        for (w, &bits) in self.suspect.iter().enumerate() {
+            let mut b = bits;
+            while b != 0 {
+                v.push((w * 64 + b.trailing_zeros() as usize) as u32);
+                b &= b - 1;
+            }
+        }
+        Some(v)
+    }
+
+    /// Forgets the suspects (call when the root was verified).
+    pub fn clear_suspects(&mut self) {
+        self.suspect.iter_mut().for_each(|w| *w = 0);
+        self.suspect_count = 0;
     }
 
     /// The root, or `None` while chunks are dirty.

@@ -29,7 +29,9 @@
 //!   publisher's subscribed bytes at `seq` when it checked: both sides keep
 //!   a Merkle root over 16 KiB chunks of exactly the subscribed bytes
 //!   ([`digest`]), updated only for chunks a write dirtied, between updates
-//!   (never while one is cut into frames or before it is visible).
+//!   (never while one is cut into frames or before it is visible). A
+//!   mismatch resends just the suspect chunks first, then falls back to a
+//!   snapshot.
 //!
 //! ## Hostile or broken publishers (mirror side)
 //!

@@ -21,8 +21,11 @@
 //!   O(dirty chunks). Each check also re-reads `scrub_chunks` clean chunks
 //!   (round robin), so a change made behind the state machine's back is
 //!   found within `chunks / scrub_chunks` checks. A match means the local
-//!   subscribed bytes equal the publisher's at that seq; a mismatch is
-//!   counted and repaired by a snapshot.
+//!   subscribed bytes equal the publisher's at that seq. A mismatch is
+//!   counted and first answered with a [`RepairFrame`] naming the chunks
+//!   whose digest changed since the last match (resent whole with the next
+//!   delta); if the next check still fails, or the repair goes unanswered
+//!   for `resync_retry`, a snapshot.
 //! * Automatic resyncs back off exponentially (with jitter) while they keep
 //!   coming, and `max_faults` consecutive digest mismatches put the mirror
 //!   in a terminal failed state ([`crate::MirrorFailure`]): a hostile or
@@ -30,8 +33,8 @@
 
 use crate::digest::{ChunkDigests, DIGEST_CHUNK};
 use crate::frame::{
-    Ack, DIGEST_SCHEME_MERKLE16K, FLAG_LAST, FLAG_SNAPSHOT, Frame, FrameHeader, HEADER_LEN, HashFrame, Hello, Resync,
-    ResyncReason, Update,
+    Ack, DIGEST_SCHEME_MERKLE16K, FLAG_LAST, FLAG_REPAIR, FLAG_SNAPSHOT, Frame, FrameHeader, HEADER_LEN, HashFrame,
+    Hello, MAX_REPAIR_CHUNKS, RepairFrame, Resync, ResyncReason, Update,
 };
 use crate::region::RegionSink;
 use crate::stats::{MirrorFailure, MirrorStats};
@@ -108,6 +111,7 @@ struct Staging {
     seq: u64,
     base_seq: u64,
     snapshot: bool,
+    repair: bool,
     captured_ns: u64,
     next_part: u32,
     next_virt: u64,
@@ -140,6 +144,13 @@ pub struct MirrorSession {
     hash_buf: Vec<u8>,
     /// A digest for the applied seq, waiting for dirty chunks to be rehashed.
     pending_digest: Option<HashFrame>,
+    /// A chunk repair was asked for since the last verified digest (the
+    /// next mismatch falls back to a snapshot).
+    repair_tried: bool,
+    /// When the outstanding repair request was sent: unanswered (no repair
+    /// update applied, no digest checked) within `resync_retry`, a snapshot
+    /// is requested instead.
+    repair_sent_at: Option<Instant>,
     /// Backoff: automatic resyncs in the current streak, when the last was
     /// sent, and a deferred request `(not before, reason)`.
     streak: u32,
@@ -167,6 +178,8 @@ impl MirrorSession {
             digests: None,
             hash_buf: Vec::new(),
             pending_digest: None,
+            repair_tried: false,
+            repair_sent_at: None,
             streak: 0,
             last_auto_resync: None,
             deferred: None,
@@ -183,6 +196,7 @@ impl MirrorSession {
         self.hello_sent_at = None;
         self.deferred = None;
         self.pending_digest = None;
+        self.repair_sent_at = None;
         if self.stats.failure.is_none() {
             self.push_hello();
         }
@@ -254,6 +268,10 @@ impl MirrorSession {
             self.deferred = None;
             self.send_resync(reason, now);
         }
+        if self.repair_sent_at.is_some_and(|t| now.saturating_duration_since(t) >= self.cfg.resync_retry) {
+            self.repair_sent_at = None; // the repair went unanswered
+            self.request_resync(ResyncReason::HashMismatch, now);
+        }
         if self.compiled.is_none() {
             match self.hello_sent_at {
                 None => self.hello_sent_at = Some(now),
@@ -273,7 +291,11 @@ impl MirrorSession {
     /// When [`handle_timeout`](Self::handle_timeout) next has work: a
     /// deferred resync (the I/O shell sleeps until then).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.deferred.map(|d| d.0)
+        let repair = self.repair_sent_at.map(|t| t + self.cfg.resync_retry);
+        match (self.deferred.map(|d| d.0), repair) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Asks for a snapshot, through the backoff unless the application asked.
@@ -456,6 +478,7 @@ impl MirrorSession {
                 seq: u.seq,
                 base_seq: u.base_seq,
                 snapshot: u.flags & FLAG_SNAPSHOT != 0,
+                repair: u.flags & FLAG_REPAIR != 0,
                 captured_ns: u.captured_ns,
                 next_part: 0,
                 next_virt: 0,
@@ -508,10 +531,10 @@ impl MirrorSession {
                 self.stats.stale_frames += 1;
                 return Ok(None);
             }
-        } else if self.applied.is_some_and(|a| st.seq <= a) {
+        } else if self.applied.is_some_and(|a| st.seq < a || (st.seq == a && !(st.repair && st.base_seq == a))) {
             self.stats.stale_frames += 1; // duplicate or older delta
             return Ok(None);
-        } else if self.applied != Some(st.base_seq) || st.seq <= st.base_seq {
+        } else if self.applied != Some(st.base_seq) || (st.seq <= st.base_seq && !st.repair) {
             self.request_resync(ResyncReason::Gap, now.mono);
             return Ok(None);
         }
@@ -528,6 +551,9 @@ impl MirrorSession {
         drop(writes);
         if self.pending_digest.take().is_some() {
             self.stats.stale_frames += 1; // its seq is no longer the applied one
+        }
+        if st.repair {
+            self.repair_sent_at = None; // answered: the digest that follows decides
         }
         if let Some(d) = self.digests.as_mut() {
             // Only mark here: the hashing happens after the update is visible.
@@ -575,15 +601,33 @@ impl MirrorSession {
             self.stats.stale_frames += 1;
             return Ok(());
         }
+        self.repair_sent_at = None; // a digest was checked after it: answered or not, decided now
         if self.digests.as_ref().and_then(ChunkDigests::root) == Some(h.digest) {
             self.stats.hash_matches += 1;
             self.stats.faults = 0;
             self.streak = 0; // verified: the next resync (if any) goes out at once
+            self.repair_tried = false;
+            if let Some(d) = self.digests.as_mut() {
+                d.clear_suspects();
+            }
             return Ok(());
         }
         self.stats.hash_mismatches += 1;
         self.record_fault(MirrorFailure::DigestMismatches)?;
-        self.request_resync(ResyncReason::HashMismatch, now);
+        // First answer: resend only the chunks rehashed since the last
+        // verified digest (the difference must be among them unless a run
+        // landed in the wrong chunk); if that does not verify, a snapshot.
+        let suspects = self.digests.as_ref().and_then(|d| d.suspects(MAX_REPAIR_CHUNKS));
+        match suspects {
+            Some(chunks) if !self.repair_tried && !chunks.is_empty() && self.resync_sent_at.is_none() => {
+                self.repair_tried = true;
+                self.repair_sent_at = Some(now);
+                self.stats.repairs_requested += 1;
+                let (region_id, epoch) = (self.cfg.region_id, h.epoch);
+                self.push(Frame::Repair(RepairFrame { region_id, epoch, seq: h.seq, chunks }));
+            }
+            _ => self.request_resync(ResyncReason::HashMismatch, now),
+        }
         Ok(())
     }
 

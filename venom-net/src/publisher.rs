@@ -24,10 +24,10 @@
 //!    sends a full snapshot: nothing is silently lost.
 
 use crate::diff::changed_runs;
-use crate::digest::ChunkDigests;
+use crate::digest::{ChunkDigests, DIGEST_CHUNK};
 use crate::frame::{
-    self, DIGEST_SCHEME_MERKLE16K, FLAG_LAST, FLAG_SNAPSHOT, Frame, HashFrame, Hello, RUN_HEAD_LEN, UPDATE_HEAD_LEN,
-    Welcome,
+    self, DIGEST_SCHEME_MERKLE16K, FLAG_LAST, FLAG_REPAIR, FLAG_SNAPSHOT, Frame, HashFrame, Hello, RUN_HEAD_LEN,
+    UPDATE_HEAD_LEN, Welcome,
 };
 use crate::region::{RegionSource, Snapshot};
 use crate::stats::PublisherStats;
@@ -90,6 +90,7 @@ struct Outgoing {
     seq: u64,
     base_seq: u64,
     snapshot: bool,
+    repair: bool,
     captured_ns: u64,
     runs: Vec<(u64, u64)>,
     run: usize,
@@ -110,6 +111,9 @@ pub struct PublisherSession {
     /// Digests of the shadow (with `check_hash`): marked dirty as the shadow
     /// changes, rehashed between updates.
     digests: Option<ChunkDigests>,
+    /// Digest chunks the mirror asked to get in full with the next delta
+    /// (sorted, distinct, each `< digests.chunks()`).
+    repair: Vec<u32>,
     /// A digest of the last completed update is owed (since when); when the
     /// last one was sent; whose turn it is while a digest is overdue.
     hash_due: bool,
@@ -143,6 +147,7 @@ impl PublisherSession {
             sub: None,
             check_hash: false,
             digests: None,
+            repair: Vec::new(),
             hash_due: false,
             hash_due_since: None,
             last_hash: None,
@@ -220,6 +225,21 @@ impl PublisherSession {
                 self.check_region(r.region_id)?;
                 if r.epoch == self.epoch {
                     self.start_resync();
+                }
+            }
+            Frame::Repair(r) => {
+                self.check_region(r.region_id)?;
+                let chunks = self.digests.as_ref().map(ChunkDigests::chunks).unwrap_or(0);
+                if r.chunks.iter().any(|&c| c as usize >= chunks) {
+                    return Err(Error::Protocol(
+                        "repair of chunks outside the subscription (or without check_hash)".into(),
+                    ));
+                }
+                if r.epoch == self.epoch {
+                    self.stats.repairs += 1;
+                    self.repair.extend_from_slice(&r.chunks);
+                    self.repair.sort_unstable();
+                    self.repair.dedup(); // bounded by the chunk count
                 }
             }
             _ => return Err(Error::Protocol(format!("{:?} frame sent to a publisher", frame.kind()))),
@@ -354,6 +374,7 @@ impl PublisherSession {
         if let Some(d) = self.digests.as_mut() {
             d.mark_all();
         }
+        self.repair.clear(); // the snapshot resends everything
         self.last_version = self.snap.version;
         self.needs_snapshot = false;
         self.outgoing = Some(Outgoing::new(self.snap.version, 0, true, now, vec![(0, sub.total_len())]));
@@ -362,7 +383,7 @@ impl PublisherSession {
 
     /// Starts a delta; false if the region did not change.
     fn start_delta(&mut self, region: &dyn RegionSource, now: Now) -> Result<bool> {
-        if region.version() == self.last_version {
+        if region.version() == self.last_version && self.repair.is_empty() {
             return Ok(false);
         }
         region.snapshot_since(self.last_version, &mut self.snap)?;
@@ -384,9 +405,21 @@ impl PublisherSession {
             old.copy_from_slice(new);
         });
         self.last_version = self.snap.version;
+        let repair = !self.repair.is_empty();
+        if repair {
+            // Whole repaired chunks ride along (from the shadow, now at this seq).
+            let total = sub.total_len();
+            let forced = self.repair.drain(..).map(|k| {
+                let v = k as u64 * DIGEST_CHUNK as u64;
+                (v, (total - v).min(DIGEST_CHUNK as u64))
+            });
+            runs = union_ranges(runs, forced);
+        }
         // Even with no subscribed byte changed, an (empty) update goes out so
         // the mirror's seq keeps tracking the region version it is consistent at.
-        self.outgoing = Some(Outgoing::new(self.snap.version, self.stats.sent_seq, false, now, runs));
+        let mut o = Outgoing::new(self.snap.version, self.stats.sent_seq, false, now, runs);
+        o.repair = repair;
+        self.outgoing = Some(o);
         Ok(true)
     }
 
@@ -395,7 +428,7 @@ impl PublisherSession {
         let budget =
             self.cfg.frame_payload.clamp(1, frame::MAX_UPDATE_BODY - UPDATE_HEAD_LEN - 64 * RUN_HEAD_LEN) as u64;
         let start = out.len();
-        let flags = if o.snapshot { FLAG_SNAPSHOT } else { 0 };
+        let flags = if o.snapshot { FLAG_SNAPSHOT } else { 0 } | if o.repair { FLAG_REPAIR } else { 0 };
         let head = frame::update_head(self.region_id, self.epoch, o.seq, o.base_seq, o.captured_ns, o.part, flags);
         let at = frame::encode_update_head(out, &head);
         let (mut used, mut count) = (0u64, 0u32);
@@ -462,8 +495,34 @@ impl PublisherSession {
 
 impl Outgoing {
     fn new(seq: u64, base_seq: u64, snapshot: bool, now: Now, runs: Vec<(u64, u64)>) -> Self {
-        Outgoing { seq, base_seq, snapshot, captured_ns: now.wall_ns, runs, run: 0, within: 0, part: 0, bytes: 0 }
+        Outgoing {
+            seq,
+            base_seq,
+            snapshot,
+            repair: false,
+            captured_ns: now.wall_ns,
+            runs,
+            run: 0,
+            within: 0,
+            part: 0,
+            bytes: 0,
+        }
     }
+}
+
+/// The union of two sets of `(start, len)` ranges, sorted and disjoint
+/// (touching ranges merged).
+fn union_ranges(a: Vec<(u64, u64)>, b: impl Iterator<Item = (u64, u64)>) -> Vec<(u64, u64)> {
+    let mut all: Vec<(u64, u64)> = a.into_iter().chain(b).collect();
+    all.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(all.len());
+    for (s, l) in all {
+        match out.last_mut() {
+            Some(last) if last.0 + last.1 >= s => last.1 = last.1.max(s + l - last.0),
+            _ => out.push((s, l)),
+        }
+    }
+    out
 }
 
 /// Calls `f(virt, bytes)` for every piece of a snapshot chunk that is subscribed.

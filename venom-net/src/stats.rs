@@ -19,6 +19,8 @@ pub struct PublisherStats {
     pub snapshots_sent: u64,
     /// Resyncs (requested by the mirror or forced by an ack timeout).
     pub resyncs: u64,
+    /// Chunk repairs requested by the mirror (after a digest mismatch).
+    pub repairs: u64,
     /// Seq (region version) of the last update sent.
     pub sent_seq: u64,
     /// Last seq the mirror acknowledged.
@@ -46,6 +48,8 @@ pub struct MirrorStats {
     pub snapshots_applied: u64,
     /// Resync requests sent.
     pub resyncs_requested: u64,
+    /// Chunk repair requests sent (the first answer to a digest mismatch).
+    pub repairs_requested: u64,
     /// Hash checks that matched.
     pub hash_matches: u64,
     /// Hash checks that failed (each triggers a resync).

@@ -146,6 +146,7 @@ fn digest_mismatch_loop_backs_off_caps_and_bounds_cpu() {
     let (addr, _ep) = spawn_hostile(&rt, &dev, Attack::BadDigests);
     let cfg = MirrorConfig {
         check_hash: true,
+        resync_retry: Duration::from_millis(100), // the first mismatch asks for a repair: ignored here
         resync_backoff_min: Duration::from_millis(20),
         resync_backoff_max: Duration::from_secs(1),
         max_faults: 6,
@@ -156,7 +157,8 @@ fn digest_mismatch_loop_backs_off_caps_and_bounds_cpu() {
     assert!(matches!(err, Error::MirrorFailed(MirrorFailure::DigestMismatches(6))), "{err:?}");
     assert_eq!(st.failure, Some(MirrorFailure::DigestMismatches(6)), "{st:?}");
     assert_eq!(st.hash_mismatches, 6);
-    assert_eq!(st.resyncs_requested, 5, "one resync per mismatch but the last");
+    assert_eq!(st.repairs_requested, 1, "a chunk repair first, then snapshots: {st:?}");
+    assert_eq!(st.resyncs_requested, 5, "one resync per mismatch but the last: {st:?}");
     assert_eq!(st.connections, 1, "a failed mirror does not reconnect");
     assert!(matches!(m.wait_for_update(Duration::from_secs(1)), Err(Error::MirrorFailed(_))));
     // Backoff 20 ms doubling, jittered to >= 50 %: the five resyncs take >= 10+20+40+80 ms.

@@ -286,20 +286,19 @@ fn mirror_rejects_out_of_range_and_broken_frames() {
 }
 
 #[test]
-fn hash_mismatch_is_counted_and_resynced() {
+fn hash_mismatch_is_counted_and_repaired() {
     let mut sim = Sim::new(11, 8192, Subscription::range(1000, 3000, 0), 4096, true, PublisherConfig::default());
     sim.random_writes(10);
     sim.run_until_converged(200);
     // Corrupt the mirror's copy behind the state machine's back.
     sim.local.write_at(10, b"corrupted!");
     assert!(!sim.converged());
-    // The next update's digest no longer matches: counted, resynced, converged.
+    // The next update's digest no longer matches: counted, its chunk repaired, converged.
     sim.region.write_at(2000, b"next");
     sim.run_until_converged(200);
     let st = sim.mirror.stats();
     assert_eq!(st.hash_mismatches, 1, "{st:?}");
-    assert_eq!(st.resyncs_requested, 1);
-    assert!(st.snapshots_applied >= 2);
+    assert_eq!((st.repairs_requested, st.resyncs_requested, st.snapshots_applied), (1, 0, 1), "{st:?}");
 }
 
 #[test]
@@ -328,7 +327,9 @@ fn corrupted_chunk_is_detected_and_repaired() {
     let base = sim.mirror.stats().clone();
     assert!(base.hash_matches >= 1 && base.hash_mismatches == 0, "{base:?}");
 
-    // 1. A payload byte flipped in transit: applied, hashed (only its chunk), caught, repaired.
+    // 1. A payload byte flipped in transit: applied, hashed (only its chunk), caught, and
+    //    repaired by resending that one 16 KiB chunk (not a snapshot).
+    let payload0 = sim.publ.stats(sim.now().mono, 0).payload_bytes;
     sim.corrupt_next_update = true;
     sim.region.write_at(100_000, b"in transit");
     for _ in 0..500 {
@@ -339,7 +340,10 @@ fn corrupted_chunk_is_detected_and_repaired() {
     }
     let st = sim.mirror.stats().clone();
     assert_eq!(st.hash_mismatches, 1, "{st:?}");
-    assert!(st.snapshots_applied > base.snapshots_applied, "repaired by a snapshot: {st:?}");
+    assert_eq!(st.repairs_requested, 1, "{st:?}");
+    assert_eq!(st.snapshots_applied, base.snapshots_applied, "no snapshot needed: {st:?}");
+    let resent = sim.publ.stats(sim.now().mono, 0).payload_bytes - payload0;
+    assert!(resent <= 10 + 16384, "only the write and one chunk were sent: {resent}");
     assert!(sim.converged());
     // The repaired copy verifies again and the fault streak is over.
     sim.region.write_at(7, b"after");
@@ -398,15 +402,22 @@ fn digest_mismatch_loop_backs_off_then_fails() {
     feed(&mut m, &mut local, &wire, at(0)).unwrap();
     // The hostile publisher: every snapshot is followed by a digest that never matches.
     let mut seq = 2;
-    let mut serve = |m: &mut MirrorSession, local: &mut MemRegion, now: Now| {
-        seq += 2;
-        let snap = encode_single_update(1, seq, 0, true, &[(0, &[seq as u8; 4096])]);
-        feed(m, local, &snap, now)?;
+    // `repair`: answer a chunk repair request (a FLAG_REPAIR delta at the same seq), else a resync.
+    let mut serve = |m: &mut MirrorSession, local: &mut MemRegion, now: Now, repair: bool| {
+        if repair {
+            let mut f = encode_single_update(1, seq, seq, false, &[(0, &[seq as u8; 4096])]);
+            f[8 + 40] |= venom_net::frame::FLAG_REPAIR;
+            feed(m, local, &f, now)?;
+        } else {
+            seq += 2;
+            let snap = encode_single_update(1, seq, 0, true, &[(0, &[seq as u8; 4096])]);
+            feed(m, local, &snap, now)?;
+        }
         let mut h = Vec::new();
         Frame::Hash(HashFrame { region_id: 0, epoch: 1, seq, scheme: 1, digest: [0xEE; 32] }).encode(&mut h);
         feed(m, local, &h, now)
     };
-    serve(&mut m, &mut local, at(0)).unwrap();
+    serve(&mut m, &mut local, at(0), false).unwrap();
     let mut resync_times = Vec::new();
     let mut failed = None;
     for ms in 0..20_000u64 {
@@ -414,15 +425,20 @@ fn digest_mismatch_loop_backs_off_then_fails() {
         let mut out = Vec::new();
         while m.poll_transmit(&mut out) {}
         let mut pos = 0;
-        let mut asked = false;
+        let (mut asked, mut repair) = (false, false);
         while pos < out.len() {
             let (f, n) = Frame::decode(&out[pos..]).unwrap();
             asked |= f.kind() == FrameType::Resync;
+            repair |= f.kind() == FrameType::Repair;
             pos += n;
+        }
+        if repair && let Err(e) = serve(&mut m, &mut local, at(ms), true) {
+            failed = Some(e);
+            break;
         }
         if asked {
             resync_times.push(ms);
-            if let Err(e) = serve(&mut m, &mut local, at(ms)) {
+            if let Err(e) = serve(&mut m, &mut local, at(ms), false) {
                 failed = Some(e);
                 break;
             }
@@ -432,17 +448,20 @@ fn digest_mismatch_loop_backs_off_then_fails() {
     assert!(matches!(failed, Some(Error::MirrorFailed(MirrorFailure::DigestMismatches(8)))), "{failed:?} {st:?}");
     assert_eq!(st.failure, Some(MirrorFailure::DigestMismatches(8)));
     assert_eq!(st.hash_mismatches, 8);
-    assert_eq!(resync_times.len(), 7, "one resync per mismatch but the last: {resync_times:?}");
+    // The first mismatch gets a chunk repair (answered, still wrong), then one resync per
+    // mismatch but the last.
+    assert_eq!(st.repairs_requested, 1, "{st:?}");
+    assert_eq!(resync_times.len(), 6, "{resync_times:?}");
     // Exponential spacing: the k-th gap is at least half of 50 ms * 2^(k-1) (jitter 50..100 %).
     for (k, w) in resync_times.windows(2).enumerate() {
         let floor = 25 * (1u64 << k);
         assert!(w[1] - w[0] >= floor, "gap {k} = {} ms < {floor} ms: {resync_times:?}", w[1] - w[0]);
     }
-    assert!(st.resyncs_deferred >= 6);
+    assert!(st.resyncs_deferred >= 5);
     // Terminal: nothing more is sent, every frame is refused with the typed error.
     m.handle_timeout(at(100_000).mono);
     assert!(!m.poll_transmit(&mut Vec::new()));
-    assert!(matches!(serve(&mut m, &mut local, at(100_001)), Err(Error::MirrorFailed(_))));
+    assert!(matches!(serve(&mut m, &mut local, at(100_001), false), Err(Error::MirrorFailed(_))));
     m.connect();
     assert!(!m.poll_transmit(&mut Vec::new()), "a failed mirror does not even say hello");
 }
