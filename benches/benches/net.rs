@@ -15,6 +15,11 @@
 //! * `latency_64B`: one 64-byte write until it is visible in the mirror's
 //!   region (p50/p99 printed at the end).
 //! * Wire bytes per changed byte (1% and 10% dirty) are printed, not timed.
+//! * `paced_64B/{hash_off,hash_on}/{8MiB,64MiB}`: 64-byte writes at random
+//!   offsets, one per millisecond, into a publisher with one mirror (with or
+//!   without `check_hash`); the time from each write until the mirror applied
+//!   it. p50/p99 and the on/off p99 ratio per size are printed at the end.
+//!   Alone: `cargo bench -p venom-benches --bench net -- paced`.
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use std::sync::{Arc, Mutex};
@@ -72,6 +77,9 @@ fn dirty(w: &mut SeqWriter, rng: &mut Rng, blocks: usize) -> u64 {
 }
 
 fn bench(c: &mut Criterion) {
+    if std::env::args().skip(1).any(|a| a.contains("paced")) {
+        return; // only the paced rows were asked for: skip this setup (64 MiB fill, wire-bytes rounds)
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let _enter = rt.enter();
     let id = Identity::self_signed(&["localhost"]).unwrap();
@@ -211,10 +219,7 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.finish();
-    let pct = |v: &mut Vec<Duration>, p: usize| {
-        v.sort();
-        v[(v.len() * p / 100).min(v.len() - 1)].as_secs_f64() * 1e6
-    };
+    let pct = |v: &mut Vec<Duration>, p: usize| percentile(v, p);
     println!("net/quic_rtt_64B: p50 {:.1} us, p99 {:.1} us", pct(&mut rtts, 50), pct(&mut rtts, 99));
     println!("net/latency_64B: p50 {:.1} us, p99 {:.1} us", pct(&mut lats, 50), pct(&mut lats, 99));
 
@@ -246,5 +251,129 @@ fn bench(c: &mut Criterion) {
     sink.0.lock().unwrap().unlink().unwrap();
 }
 
-criterion_group!(benches, bench);
+/// A mirror of the whole region, connected and (with `check_hash`) past its
+/// first verified digest, i.e. in steady state.
+fn paced_mirror(addr: std::net::SocketAddr, tls: &ClientTls, sink: &SharedSink, check_hash: bool) -> Mirror {
+    let cfg = MirrorConfig { check_hash, ..Default::default() };
+    let m =
+        Mirror::connect(addr, "localhost", Subscription::whole(), tls.clone(), Box::new(sink.clone()), cfg).unwrap();
+    m.wait_for_update(Duration::from_secs(60)).unwrap();
+    let t = Instant::now();
+    while check_hash && m.stats().hash_matches == 0 && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(!check_hash || m.stats().hash_matches > 0, "no digest verified");
+    m
+}
+
+/// `n` 64-byte writes at random offsets on a 1 ms schedule; each one's
+/// write -> applied-in-the-mirror time is pushed to `lats`. Returns their sum.
+fn paced_writes(w: &mut SeqWriter, rng: &mut Rng, m: &Mirror, n: u64, lats: &mut Vec<Duration>) -> Duration {
+    let size = SeqRegion::size(w);
+    let mut total = Duration::ZERO;
+    let mut next = Instant::now();
+    for _ in 0..n {
+        next += Duration::from_millis(1);
+        let t = Instant::now();
+        let v = w.write_at(rng.next() as usize % (size - 64), &rng.next().to_le_bytes().repeat(8)).unwrap();
+        m.wait_until(Duration::from_secs(10), |_, a| a.seq >= v).unwrap();
+        let dt = t.elapsed();
+        lats.push(dt);
+        total += dt;
+        match next.checked_duration_since(Instant::now()) {
+            Some(sleep) => std::thread::sleep(sleep), // 1 ms apart, from the schedule
+            None => next = Instant::now(),
+        }
+    }
+    total
+}
+
+fn percentile(v: &mut [Duration], p: usize) -> f64 {
+    v.sort();
+    v.get((v.len() * p / 100).min(v.len().saturating_sub(1))).map_or(f64::NAN, |d| d.as_secs_f64() * 1e6)
+}
+
+/// One publisher + one mirror over loopback, `size` bytes, paced 64 B writes:
+/// criterion rows per (check_hash, size), then the on/off ratio from
+/// interleaved blocks (off, on, off, on, ...: both see the same machine load).
+fn bench_paced(c: &mut Criterion) {
+    const BLOCKS: usize = 8;
+    const BLOCK_WRITES: u64 = 150;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let _enter = rt.enter();
+    let id = Identity::self_signed(&["localhost"]).unwrap();
+    let (server_tls, client_tls) = (ServerTls::new(&id).unwrap(), ClientTls::pinned(id.cert().clone()).unwrap());
+    let mut g = c.benchmark_group("net");
+    g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    g.throughput(Throughput::Elements(1));
+    let mut report = Vec::new();
+    for (size, label) in [(8usize << 20, "8MiB"), (64 << 20, "64MiB")] {
+        let pid = std::process::id();
+        let (pub_name, mir_name) = (format!("bench-paced-pub-{pid}"), format!("bench-paced-mir-{pid}"));
+        let mut w = SeqWriter::create(&pub_name, RegionConfig::new(size).chunk_size(64 << 10)).unwrap();
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        let mut fill = vec![0u8; 1 << 20];
+        for at in (0..size).step_by(fill.len()) {
+            for c in fill.chunks_mut(8) {
+                c.copy_from_slice(&rng.next().to_le_bytes());
+            }
+            w.write_at(at, &fill).unwrap();
+        }
+        let sink = SharedSink(Arc::new(Mutex::new(SeqWriter::create(&mir_name, RegionConfig::new(size)).unwrap())));
+        let publisher = rt
+            .block_on(Publisher::bind(
+                "127.0.0.1:0".parse().unwrap(),
+                Arc::new(SeqReader::open(&pub_name).unwrap()),
+                server_tls.clone(),
+                PublisherConfig::default(),
+            ))
+            .unwrap();
+        let addr = publisher.local_addr().unwrap();
+        // Criterion rows (mean and its confidence interval per mode).
+        for check_hash in [false, true] {
+            let m = paced_mirror(addr, &client_tls, &sink, check_hash);
+            let name = if check_hash { "hash_on" } else { "hash_off" };
+            let mut unused = Vec::new();
+            g.bench_function(BenchmarkId::new(format!("paced_64B/{name}"), label), |b| {
+                b.iter_custom(|iters| paced_writes(&mut w, &mut rng, &m, iters, &mut unused))
+            });
+            rt.block_on(m.close());
+        }
+        // Percentiles and the ratio: interleaved blocks, pooled per mode.
+        let mut lats = [Vec::new(), Vec::new()];
+        let mut verified = 0;
+        for _ in 0..BLOCKS {
+            for (k, check_hash) in [false, true].into_iter().enumerate() {
+                let m = paced_mirror(addr, &client_tls, &sink, check_hash);
+                paced_writes(&mut w, &mut rng, &m, BLOCK_WRITES, &mut lats[k]);
+                let st = m.stats();
+                assert_eq!(st.hash_mismatches, 0);
+                verified += st.hash_matches;
+                rt.block_on(m.close());
+            }
+        }
+        let [off, on] = &mut lats;
+        let (off50, off99, on50, on99) =
+            (percentile(off, 50), percentile(off, 99), percentile(on, 50), percentile(on, 99));
+        report.push(format!(
+            "net/paced_64B/{label} ({BLOCKS}x{BLOCK_WRITES} writes per mode, interleaved): \
+             hash_off p50 {off50:.1} us p99 {off99:.1} us | hash_on p50 {on50:.1} us p99 {on99:.1} us \
+             ({verified} digests verified) | on/off: p50 {:.2}x, p99 {:.2}x",
+            on50 / off50,
+            on99 / off99
+        ));
+        rt.block_on(publisher.close());
+        w.unlink().unwrap();
+        sink.0.lock().unwrap().unlink().unwrap();
+    }
+    g.finish();
+    for line in report {
+        println!("{line}");
+    }
+}
+
+criterion_group!(benches, bench, bench_paced);
 criterion_main!(benches);

@@ -28,6 +28,11 @@ fuzz_target!(|data: &[u8]| {
             }
             Err(_) => break,
         }
+        // What the I/O shell does between frames: digest work and timers.
+        if m.poll_verify(&local, 4, now.mono).is_err() {
+            break;
+        }
+        m.handle_timeout(now.mono + std::time::Duration::from_secs(10));
         let mut out = Vec::new();
         while m.poll_transmit(&mut out) {}
     }

@@ -110,6 +110,9 @@ pub enum Error {
     /// The publisher or mirror was shut down.
     #[error("closed")]
     Closed,
+    /// The mirror gave up on its publisher after too many consecutive faults.
+    #[error("mirror failed: {0}")]
+    MirrorFailed(crate::stats::MirrorFailure),
     /// A region catalog is structurally invalid (bad magic, count, name, dtype or shape).
     #[error("malformed catalog: {0}")]
     CatalogMalformed(&'static str),

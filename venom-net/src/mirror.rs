@@ -13,19 +13,39 @@
 //!   so a hostile publisher can neither write outside it nor make the
 //!   mirror buffer more than the subscription size. Violations are errors
 //!   (the caller drops the connection).
-//! * With `check_hash`, the blake3 of exactly the subscribed local bytes is
-//!   compared with the publisher's digest at the same seq; a mismatch is
-//!   counted and triggers a resync.
+//! * With `check_hash`, the mirror keeps the [`crate::digest`] Merkle tree
+//!   of exactly its subscribed local bytes: applying an update only marks the
+//!   chunks it wrote dirty; they are rehashed after the update is visible
+//!   ([`MirrorSession::poll_verify`]) or, at the latest, when the publisher's
+//!   root for the same `(epoch, seq)` arrives, so verification costs
+//!   O(dirty chunks). Each check also re-reads `scrub_chunks` clean chunks
+//!   (round robin), so a change made behind the state machine's back is
+//!   found within `chunks / scrub_chunks` checks. A match means the local
+//!   subscribed bytes equal the publisher's at that seq. A mismatch is
+//!   counted and first answered with a [`RepairFrame`] naming the chunks
+//!   whose digest changed since the last match (resent whole with the next
+//!   delta); if the next check still fails, or the repair goes unanswered
+//!   for `resync_retry`, a snapshot.
+//! * Automatic resyncs back off exponentially (with jitter) while they keep
+//!   coming, and `max_faults` consecutive digest mismatches put the mirror
+//!   in a terminal failed state ([`crate::MirrorFailure`]): a hostile or
+//!   broken publisher cannot make the mirror resync in a loop.
 
+use crate::digest::{ChunkDigests, DIGEST_CHUNK};
 use crate::frame::{
-    Ack, FLAG_LAST, FLAG_SNAPSHOT, Frame, FrameHeader, HEADER_LEN, Hello, Resync, ResyncReason, Update,
+    Ack, DIGEST_SCHEME_MERKLE16K, FLAG_LAST, FLAG_REPAIR, FLAG_SNAPSHOT, Frame, FrameHeader, HEADER_LEN, HashFrame,
+    Hello, MAX_REPAIR_CHUNKS, RepairFrame, Resync, ResyncReason, Update,
 };
 use crate::region::RegionSink;
-use crate::stats::MirrorStats;
+use crate::stats::{MirrorFailure, MirrorStats};
 use crate::subscription::{CompiledSubscription, Subscription};
 use crate::{Error, Now, Result};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+
+/// Most digest chunks (16 KiB each, ~4 MiB) hashed inline when a digest
+/// frame arrives; the rest is finished by [`MirrorSession::poll_verify`].
+const INLINE_VERIFY_CHUNKS: usize = 256;
 
 /// Most buffer capacity kept for reuse between updates.
 const POOL_BYTES: usize = 64 << 20;
@@ -41,11 +61,33 @@ pub struct MirrorConfig {
     pub check_hash: bool,
     /// Repeat an unanswered resync request after this long.
     pub resync_retry: Duration,
+    /// Automatic resyncs (gap, broken update, digest mismatch) that follow
+    /// each other are spaced by an exponential backoff starting here...
+    pub resync_backoff_min: Duration,
+    /// ...doubling up to this (each delay jittered to 50..100 %). A streak
+    /// ends after twice this long without an automatic resync, or at a
+    /// verified digest.
+    pub resync_backoff_max: Duration,
+    /// Consecutive faults (digest mismatches; in the I/O shell also
+    /// connections ended by a publisher protocol violation) after which the
+    /// mirror gives up ([`MirrorFailure`]).
+    pub max_faults: u32,
+    /// Clean digest chunks re-read per digest check (background scrub).
+    pub scrub_chunks: usize,
 }
 
 impl Default for MirrorConfig {
     fn default() -> Self {
-        MirrorConfig { mirror_id: 0, region_id: 0, check_hash: false, resync_retry: Duration::from_secs(1) }
+        MirrorConfig {
+            mirror_id: 0,
+            region_id: 0,
+            check_hash: false,
+            resync_retry: Duration::from_secs(1),
+            resync_backoff_min: Duration::from_millis(50),
+            resync_backoff_max: Duration::from_secs(5),
+            max_faults: 8,
+            scrub_chunks: 4,
+        }
     }
 }
 
@@ -69,6 +111,7 @@ struct Staging {
     seq: u64,
     base_seq: u64,
     snapshot: bool,
+    repair: bool,
     captured_ns: u64,
     next_part: u32,
     next_virt: u64,
@@ -96,6 +139,25 @@ pub struct MirrorSession {
     pool: Vec<Vec<u8>>,
     out: VecDeque<Vec<u8>>,
     stats: MirrorStats,
+    /// Digests of the local subscribed bytes (with `check_hash`, after the welcome).
+    digests: Option<ChunkDigests>,
+    hash_buf: Vec<u8>,
+    /// A digest for the applied seq, waiting for dirty chunks to be rehashed.
+    pending_digest: Option<HashFrame>,
+    /// A chunk repair was asked for since the last verified digest (the
+    /// next mismatch falls back to a snapshot).
+    repair_tried: bool,
+    /// When the outstanding repair request was sent: unanswered (no repair
+    /// update applied, no digest checked) within `resync_retry`, a snapshot
+    /// is requested instead.
+    repair_sent_at: Option<Instant>,
+    /// Backoff: automatic resyncs in the current streak, when the last was
+    /// sent, and a deferred request `(not before, reason)`.
+    streak: u32,
+    last_auto_resync: Option<Instant>,
+    deferred: Option<(Instant, ResyncReason)>,
+    /// Jitter generator (xorshift64; seeded from the mirror id and the clock).
+    rng: u64,
 }
 
 impl MirrorSession {
@@ -113,6 +175,15 @@ impl MirrorSession {
             pool: Vec::new(),
             out: VecDeque::new(),
             stats: MirrorStats::default(),
+            digests: None,
+            hash_buf: Vec::new(),
+            pending_digest: None,
+            repair_tried: false,
+            repair_sent_at: None,
+            streak: 0,
+            last_auto_resync: None,
+            deferred: None,
+            rng: 0,
         }
     }
 
@@ -123,7 +194,12 @@ impl MirrorSession {
         self.compiled = None;
         self.resync_sent_at = None;
         self.hello_sent_at = None;
-        self.push_hello();
+        self.deferred = None;
+        self.pending_digest = None;
+        self.repair_sent_at = None;
+        if self.stats.failure.is_none() {
+            self.push_hello();
+        }
     }
 
     fn push_hello(&mut self) {
@@ -144,6 +220,9 @@ impl MirrorSession {
 
     /// Appends the next frame to send; false if none.
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> bool {
+        if self.stats.failure.is_some() {
+            return false;
+        }
         match self.out.pop_front() {
             Some(f) => {
                 self.stats.bytes_sent += f.len() as u64;
@@ -176,9 +255,23 @@ impl MirrorSession {
         }
     }
 
-    /// Repeats an unanswered hello or resync request (needed on lossy
+    /// Sends a resync request held back by the backoff once it is due, and
+    /// repeats an unanswered hello or resync request (needed on lossy
     /// transports only; over a QUIC stream nothing is lost).
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.stats.failure.is_some() {
+            return;
+        }
+        if let Some((at, reason)) = self.deferred
+            && now >= at
+        {
+            self.deferred = None;
+            self.send_resync(reason, now);
+        }
+        if self.repair_sent_at.is_some_and(|t| now.saturating_duration_since(t) >= self.cfg.resync_retry) {
+            self.repair_sent_at = None; // the repair went unanswered
+            self.request_resync(ResyncReason::HashMismatch, now);
+        }
         if self.compiled.is_none() {
             match self.hello_sent_at {
                 None => self.hello_sent_at = Some(now),
@@ -191,11 +284,65 @@ impl MirrorSession {
         }
         if self.resync_sent_at.is_some_and(|t| now.saturating_duration_since(t) >= self.cfg.resync_retry) {
             self.resync_sent_at = None;
-            self.request_resync(ResyncReason::Retry, now);
+            self.send_resync(ResyncReason::Retry, now);
         }
     }
 
+    /// When [`handle_timeout`](Self::handle_timeout) next has work: a
+    /// deferred resync (the I/O shell sleeps until then).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let repair = self.repair_sent_at.map(|t| t + self.cfg.resync_retry);
+        match (self.deferred.map(|d| d.0), repair) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Asks for a snapshot, through the backoff unless the application asked.
     fn request_resync(&mut self, reason: ResyncReason, now: Instant) {
+        if self.resync_sent_at.is_some() || self.deferred.is_some() || self.stats.failure.is_some() {
+            return;
+        }
+        if reason == ResyncReason::Requested {
+            self.send_resync(reason, now);
+            return;
+        }
+        let quiet = 2 * self.cfg.resync_backoff_max;
+        if self.last_auto_resync.is_none_or(|t| now.saturating_duration_since(t) >= quiet) {
+            self.streak = 0;
+        }
+        let delay = match self.streak {
+            0 => Duration::ZERO,
+            n => {
+                let d =
+                    self.cfg.resync_backoff_min.saturating_mul(1 << (n - 1).min(20)).min(self.cfg.resync_backoff_max);
+                d / 2 + d.mul_f64(self.jitter() / 2.0) // "equal jitter": 50..100 % of d
+            }
+        };
+        self.streak = self.streak.saturating_add(1);
+        let at = self.last_auto_resync.map_or(now, |t| t + delay);
+        self.last_auto_resync = Some(at.max(now));
+        if at > now {
+            self.stats.resyncs_deferred += 1;
+            self.deferred = Some((at, reason));
+        } else {
+            self.send_resync(reason, now);
+        }
+    }
+
+    /// A uniform value in `0..1` (xorshift64, seeded lazily).
+    fn jitter(&mut self) -> f64 {
+        if self.rng == 0 {
+            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+            self.rng = (t as u64 ^ self.cfg.mirror_id.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1;
+        }
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn send_resync(&mut self, reason: ResyncReason, now: Instant) {
         if self.resync_sent_at.is_some() {
             return;
         }
@@ -216,6 +363,9 @@ impl MirrorSession {
         wire_len: usize,
         now: Now,
     ) -> Result<Option<Applied>> {
+        if let Some(f) = self.stats.failure {
+            return Err(Error::MirrorFailed(f));
+        }
         self.stats.bytes_received += wire_len as u64;
         match frame {
             Frame::Welcome(w) => {
@@ -235,6 +385,8 @@ impl MirrorSession {
                     self.applied = None; // new publisher incarnation: wait for its snapshot
                 }
                 self.epoch = Some(w.epoch);
+                // Fresh digests: the local bytes are rehashed after the snapshot that follows.
+                self.digests = self.cfg.check_hash.then(|| ChunkDigests::new(c.total_len()));
                 self.compiled = Some(c);
                 Ok(None)
             }
@@ -247,20 +399,24 @@ impl MirrorSession {
                 self.handle(h, v.split_off(HEADER_LEN), sink, now)
             }
             Frame::Hash(h) => {
-                let Some(c) = &self.compiled else {
-                    self.stats.stale_frames += 1; // reordered before the welcome (lossy transports)
-                    return Ok(None);
-                };
-                if Some(h.epoch) != self.epoch || self.applied != Some(h.seq) || !self.cfg.check_hash {
-                    self.stats.stale_frames += 1;
+                if self.compiled.is_none()
+                    || self.digests.is_none()
+                    || Some(h.epoch) != self.epoch
+                    || self.applied != Some(h.seq)
+                {
+                    self.stats.stale_frames += 1; // stale, reordered or not asked for
                     return Ok(None);
                 }
-                if subscribed_hash(c, sink)? == h.digest {
-                    self.stats.hash_matches += 1;
-                } else {
-                    self.stats.hash_mismatches += 1;
-                    self.request_resync(ResyncReason::HashMismatch, now.mono);
+                if h.scheme != DIGEST_SCHEME_MERKLE16K {
+                    return Err(Error::Protocol(format!("unknown digest scheme {}", h.scheme)));
                 }
+                if let Some(d) = self.digests.as_mut() {
+                    d.scrub(self.cfg.scrub_chunks);
+                }
+                if self.pending_digest.replace(*h).is_some() {
+                    self.stats.stale_frames += 1; // superseded before it could be checked
+                }
+                self.poll_verify(sink, INLINE_VERIFY_CHUNKS, now.mono)?;
                 Ok(None)
             }
             _ => Err(Error::Protocol(format!("{:?} frame sent to a mirror", frame.kind()))),
@@ -276,6 +432,9 @@ impl MirrorSession {
         sink: &mut dyn RegionSink,
         now: Now,
     ) -> Result<Option<Applied>> {
+        if let Some(f) = self.stats.failure {
+            return Err(Error::MirrorFailed(f));
+        }
         let wire_len = HEADER_LEN + body.len();
         let frame = Frame::decode_body(h, &body)?;
         let Frame::Update(u) = frame else { return self.handle_frame(&frame, sink, wire_len, now) };
@@ -319,6 +478,7 @@ impl MirrorSession {
                 seq: u.seq,
                 base_seq: u.base_seq,
                 snapshot: u.flags & FLAG_SNAPSHOT != 0,
+                repair: u.flags & FLAG_REPAIR != 0,
                 captured_ns: u.captured_ns,
                 next_part: 0,
                 next_virt: 0,
@@ -371,10 +531,10 @@ impl MirrorSession {
                 self.stats.stale_frames += 1;
                 return Ok(None);
             }
-        } else if self.applied.is_some_and(|a| st.seq <= a) {
+        } else if self.applied.is_some_and(|a| st.seq < a || (st.seq == a && !(st.repair && st.base_seq == a))) {
             self.stats.stale_frames += 1; // duplicate or older delta
             return Ok(None);
-        } else if self.applied != Some(st.base_seq) || st.seq <= st.base_seq {
+        } else if self.applied != Some(st.base_seq) || (st.seq <= st.base_seq && !st.repair) {
             self.request_resync(ResyncReason::Gap, now.mono);
             return Ok(None);
         }
@@ -389,6 +549,22 @@ impl MirrorSession {
             sink.apply(&writes)?;
         }
         drop(writes);
+        if self.pending_digest.take().is_some() {
+            self.stats.stale_frames += 1; // its seq is no longer the applied one
+        }
+        if st.repair {
+            self.repair_sent_at = None; // answered: the digest that follows decides
+        }
+        if let Some(d) = self.digests.as_mut() {
+            // Only mark here: the hashing happens after the update is visible.
+            if st.snapshot {
+                d.mark_all();
+            } else {
+                for &(virt, len, _, _) in &st.runs {
+                    d.mark(virt, len as u64);
+                }
+            }
+        }
         self.recycle(st.bodies);
         self.applied = Some(st.seq);
         if st.snapshot {
@@ -401,6 +577,112 @@ impl MirrorSession {
         self.stats.lag_time = Duration::from_nanos(now.wall_ns.saturating_sub(st.captured_ns));
         self.push(Frame::Ack(Ack { region_id: self.cfg.region_id, epoch, seq: st.seq }));
         Ok(Some(Applied { epoch, seq: st.seq, snapshot: st.snapshot }))
+    }
+
+    /// Rehashes up to `max_chunks` dirty digest chunks from the local region
+    /// (no-op without `check_hash`) and, once none is dirty, checks a
+    /// pending publisher digest for the applied seq. Returns the dirty
+    /// chunks left. The I/O shell calls this after each applied update was
+    /// published to local waiters, so hashing stays off the
+    /// receive-to-visible path. `Err(MirrorFailed)` when this check made
+    /// `max_faults`.
+    pub fn poll_verify(&mut self, sink: &dyn RegionSink, max_chunks: usize, now: Instant) -> Result<usize> {
+        let left = self.rehash(sink, max_chunks)?;
+        if left == 0
+            && let Some(h) = self.pending_digest.take()
+        {
+            self.check_digest(h, now)?;
+        }
+        Ok(left)
+    }
+
+    fn check_digest(&mut self, h: HashFrame, now: Instant) -> Result<()> {
+        if Some(h.epoch) != self.epoch || self.applied != Some(h.seq) {
+            self.stats.stale_frames += 1;
+            return Ok(());
+        }
+        self.repair_sent_at = None; // a digest was checked after it: answered or not, decided now
+        if self.digests.as_ref().and_then(ChunkDigests::root) == Some(h.digest) {
+            self.stats.hash_matches += 1;
+            self.stats.faults = 0;
+            self.streak = 0; // verified: the next resync (if any) goes out at once
+            self.repair_tried = false;
+            if let Some(d) = self.digests.as_mut() {
+                d.clear_suspects();
+            }
+            return Ok(());
+        }
+        self.stats.hash_mismatches += 1;
+        self.record_fault(MirrorFailure::DigestMismatches)?;
+        // First answer: resend only the chunks rehashed since the last
+        // verified digest (the difference must be among them unless a run
+        // landed in the wrong chunk); if that does not verify, a snapshot.
+        let suspects = self.digests.as_ref().and_then(|d| d.suspects(MAX_REPAIR_CHUNKS));
+        match suspects {
+            Some(chunks) if !self.repair_tried && !chunks.is_empty() && self.resync_sent_at.is_none() => {
+                self.repair_tried = true;
+                self.repair_sent_at = Some(now);
+                self.stats.repairs_requested += 1;
+                let (region_id, epoch) = (self.cfg.region_id, h.epoch);
+                self.push(Frame::Repair(RepairFrame { region_id, epoch, seq: h.seq, chunks }));
+            }
+            _ => self.request_resync(ResyncReason::HashMismatch, now),
+        }
+        Ok(())
+    }
+
+    fn rehash(&mut self, sink: &dyn RegionSink, max_chunks: usize) -> Result<usize> {
+        let (Some(d), Some(c)) = (self.digests.as_mut(), self.compiled.as_ref()) else { return Ok(0) };
+        if d.dirty_chunks() == 0 {
+            return Ok(0);
+        }
+        let buf = &mut self.hash_buf;
+        buf.resize(DIGEST_CHUNK, 0);
+        d.refresh(max_chunks, |virt, len| {
+            let mut failed = None;
+            c.map_virtual(virt, len as u64, |dst, n, skip| {
+                let to = &mut buf[skip as usize..(skip + n) as usize];
+                if let Err(e) = sink.read_at(dst as usize, to) {
+                    failed.get_or_insert(e);
+                }
+            })?;
+            match failed {
+                Some(e) => Err(e),
+                None => Ok(ChunkDigests::leaf(&buf[..len])),
+            }
+        })
+    }
+
+    /// Counts one fault; past `max_faults` the mirror fails for good.
+    fn record_fault(&mut self, kind: fn(u32) -> MirrorFailure) -> Result<()> {
+        self.stats.faults = self.stats.faults.saturating_add(1);
+        if self.stats.faults >= self.cfg.max_faults.max(1) {
+            let f = kind(self.stats.faults);
+            self.stats.failure = Some(f);
+            self.out.clear();
+            self.deferred = None;
+            return Err(Error::MirrorFailed(f));
+        }
+        Ok(())
+    }
+
+    /// The I/O shell reports a connection ended by a publisher protocol
+    /// violation; `Err(MirrorFailed)` once that makes `max_faults`.
+    pub(crate) fn record_protocol_fault(&mut self) -> Result<()> {
+        self.record_fault(MirrorFailure::ProtocolViolations)
+    }
+
+    /// The I/O shell reports a connection that stayed healthy for long
+    /// (only used without `check_hash`, where no digest can vouch for it).
+    pub(crate) fn clear_faults(&mut self) {
+        if !self.cfg.check_hash {
+            self.stats.faults = 0;
+        }
+    }
+
+    /// Whether the mirror gave up (see [`MirrorFailure`]).
+    pub fn failure(&self) -> Option<MirrorFailure> {
+        self.stats.failure
     }
 
     /// Last applied update, if any in the current epoch.

@@ -25,7 +25,11 @@
 
 use crate::admission::AdmissionLimits;
 use crate::diff::changed_runs;
-use crate::frame::{self, FLAG_LAST, FLAG_SNAPSHOT, Frame, HashFrame, Hello, RUN_HEAD_LEN, UPDATE_HEAD_LEN, Welcome};
+use crate::digest::{ChunkDigests, DIGEST_CHUNK};
+use crate::frame::{
+    self, DIGEST_SCHEME_MERKLE16K, FLAG_LAST, FLAG_REPAIR, FLAG_SNAPSHOT, Frame, HashFrame, Hello, RUN_HEAD_LEN,
+    UPDATE_HEAD_LEN, Welcome,
+};
 use crate::policy::{PeerId, Policy};
 use crate::region::{RegionSource, Snapshot};
 use crate::stats::PublisherStats;
@@ -51,11 +55,17 @@ pub struct PublisherConfig {
     pub frame_payload: usize,
     /// Changed runs closer than this many bytes are merged.
     pub merge_gap: usize,
-    /// With `check_hash`, send a digest at most this often (hashing costs
-    /// O(subscription size) on both sides). The digest is of the latest seq
-    /// sent, so once the region goes quiet the final state is always checked
-    /// (the I/O shell polls at least every 100 ms).
+    /// With `check_hash`, send a digest (the Merkle root of
+    /// [`crate::digest`], keyed by `(epoch, seq)`) at most this often. Keeping
+    /// the root current costs O(dirty chunks) and is done between updates,
+    /// never while one is being cut into frames. The digest is of the latest
+    /// seq sent, so once the region goes quiet the final state is always
+    /// checked (the I/O shell polls at least every 100 ms).
     pub hash_interval: Duration,
+    /// Most digest chunks ([`crate::digest::DIGEST_CHUNK`] bytes each) hashed
+    /// per [`PublisherSession::poll_transmit`] call, so a full rehash after a
+    /// snapshot is spread over many calls instead of stalling one.
+    pub hash_budget_chunks: usize,
     /// The I/O shell refuses connections beyond this many live sessions
     /// (each holds a shadow and a snapshot buffer of up to the region size).
     pub max_mirrors: usize,
@@ -74,6 +84,7 @@ impl Default for PublisherConfig {
             frame_payload: 512 << 10,
             merge_gap: 16,
             hash_interval: Duration::from_millis(100),
+            hash_budget_chunks: 64,
             max_mirrors: 64,
             admission: AdmissionLimits::default(),
             policy: Arc::new(Policy::default()),
@@ -88,6 +99,7 @@ struct Outgoing {
     seq: u64,
     base_seq: u64,
     snapshot: bool,
+    repair: bool,
     captured_ns: u64,
     runs: Vec<(u64, u64)>,
     run: usize,
@@ -107,9 +119,18 @@ pub struct PublisherSession {
     /// `None` until the hello arrived.
     sub: Option<CompiledSubscription>,
     check_hash: bool,
-    /// A digest of the last completed update is owed; when the last one was sent.
+    /// Digests of the shadow (with `check_hash`): marked dirty as the shadow
+    /// changes, rehashed between updates.
+    digests: Option<ChunkDigests>,
+    /// Digest chunks the mirror asked to get in full with the next delta
+    /// (sorted, distinct, each `< digests.chunks()`).
+    repair: Vec<u32>,
+    /// A digest of the last completed update is owed (since when); when the
+    /// last one was sent; whose turn it is while a digest is overdue.
     hash_due: bool,
+    hash_due_since: Option<Instant>,
     last_hash: Option<Instant>,
+    digest_turn: bool,
     /// The accepted hello and the encoded welcome (to answer a repeated hello).
     hello: Option<Hello>,
     welcome: Vec<u8>,
@@ -137,8 +158,12 @@ impl PublisherSession {
             peer: PeerId::Anonymous,
             sub: None,
             check_hash: false,
+            digests: None,
+            repair: Vec::new(),
             hash_due: false,
+            hash_due_since: None,
             last_hash: None,
+            digest_turn: false,
             hello: None,
             welcome: Vec::new(),
             shadow: Vec::new(),
@@ -182,8 +207,9 @@ impl PublisherSession {
                 // Before the shadow is allocated: a refused hello costs nothing.
                 self.cfg.policy.authorize(&self.peer, &sub)?;
                 self.shadow = vec![0; sub.total_len() as usize];
-                self.sub = Some(sub);
                 self.check_hash = h.check_hash;
+                self.digests = h.check_hash.then(|| ChunkDigests::new(sub.total_len()));
+                self.sub = Some(sub);
                 self.stats.mirror_id = h.mirror_id;
                 let w = Welcome {
                     epoch: self.epoch,
@@ -222,6 +248,21 @@ impl PublisherSession {
                     self.start_resync();
                 }
             }
+            Frame::Repair(r) => {
+                self.check_region(r.region_id)?;
+                let chunks = self.digests.as_ref().map(ChunkDigests::chunks).unwrap_or(0);
+                if r.chunks.iter().any(|&c| c as usize >= chunks) {
+                    return Err(Error::Protocol(
+                        "repair of chunks outside the subscription (or without check_hash)".into(),
+                    ));
+                }
+                if r.epoch == self.epoch {
+                    self.stats.repairs += 1;
+                    self.repair.extend_from_slice(&r.chunks);
+                    self.repair.sort_unstable();
+                    self.repair.dedup(); // bounded by the chunk count
+                }
+            }
             _ => return Err(Error::Protocol(format!("{:?} frame sent to a publisher", frame.kind()))),
         }
         Ok(())
@@ -237,6 +278,10 @@ impl PublisherSession {
     fn start_resync(&mut self) {
         self.needs_snapshot = true;
         self.outgoing = None; // the mirror discards a half-received update
+        // The shadow may now hold an update that was never completed: no
+        // digest until the snapshot is out (which makes one due again).
+        self.hash_due = false;
+        self.hash_due_since = None;
         self.in_flight.clear();
         self.in_flight_bytes = 0;
         self.stats.resyncs += 1;
@@ -252,7 +297,9 @@ impl PublisherSession {
     }
 
     /// Appends the next frame to send to `out`; returns false when there is
-    /// nothing to send now (no change, no hello yet, or in-flight cap reached).
+    /// nothing to do now (no change, no hello yet, or in-flight cap reached).
+    /// With `check_hash`, `true` may also mean that a bounded slice of digest
+    /// work was done without appending a frame: call again.
     pub fn poll_transmit(&mut self, region: &dyn RegionSource, now: Now, out: &mut Vec<u8>) -> Result<bool> {
         if let Some(f) = self.control.pop_front() {
             self.stats.bytes_sent += f.len() as u64;
@@ -262,37 +309,71 @@ impl PublisherSession {
         if self.sub.is_none() {
             return Ok(false);
         }
-        if self.outgoing.is_none()
+        // Updates go first; digest work fills the idle time. A digest owed
+        // for 4 intervals (a writer that never pauses) alternates with updates.
+        let overdue = self.outgoing.is_none()
             && self.hash_due
-            && self.last_hash.is_none_or(|t| now.mono.saturating_duration_since(t) >= self.cfg.hash_interval)
-        {
-            self.hash_due = false;
-            self.last_hash = Some(now.mono);
-            let h = HashFrame {
-                region_id: self.region_id,
-                epoch: self.epoch,
-                seq: self.stats.sent_seq,
-                digest: *blake3::hash(&self.shadow).as_bytes(),
-            };
-            let start = out.len();
-            Frame::Hash(h).encode(out);
-            self.stats.bytes_sent += (out.len() - start) as u64;
-            return Ok(true);
+            && self.hash_due_since.is_some_and(|t| now.mono.saturating_duration_since(t) >= 4 * self.cfg.hash_interval);
+        self.digest_turn = overdue && !self.digest_turn;
+        if self.digest_turn {
+            if let Some(sent) = self.poll_digest(now, out)? {
+                return Ok(sent);
+            }
         }
         if self.outgoing.is_none() {
-            if self.in_flight_bytes >= self.cfg.max_in_flight as u64
-                || self.in_flight.len() >= self.cfg.max_in_flight_updates.max(1)
-            {
-                return Ok(false);
-            }
-            if self.needs_snapshot {
-                self.start_snapshot(region, now)?;
-            } else if !self.start_delta(region, now)? {
-                return Ok(false);
+            let capped = self.in_flight_bytes >= self.cfg.max_in_flight as u64
+                || self.in_flight.len() >= self.cfg.max_in_flight_updates.max(1);
+            let started = !capped
+                && if self.needs_snapshot {
+                    self.start_snapshot(region, now).map(|()| true)?
+                } else {
+                    self.start_delta(region, now)?
+                };
+            if !started {
+                // Idle: spend the time on the digest (bounded work per call).
+                return Ok(self.poll_digest(now, out)?.unwrap_or(false));
             }
         }
         self.emit_frame(now, out);
         Ok(true)
+    }
+
+    /// Digest work between updates: rehashes up to `hash_budget_chunks`
+    /// dirty chunks of the shadow; once none is dirty and a digest is due
+    /// (and `hash_interval` passed), appends the hash frame. `Some(true)`: a
+    /// frame was appended or hashing work remains (call again); `None`:
+    /// nothing to do.
+    fn poll_digest(&mut self, now: Now, out: &mut Vec<u8>) -> Result<Option<bool>> {
+        let Some(d) = self.digests.as_mut() else { return Ok(None) };
+        if d.dirty_chunks() > 0 {
+            let shadow = &self.shadow;
+            d.refresh(self.cfg.hash_budget_chunks.max(1), |virt, len| {
+                Ok(ChunkDigests::leaf(&shadow[virt as usize..virt as usize + len]))
+            })?;
+            return Ok(Some(true));
+        }
+        if !self.hash_due
+            || self.last_hash.is_some_and(|t| now.mono.saturating_duration_since(t) < self.cfg.hash_interval)
+        {
+            return Ok(None);
+        }
+        let Some(root) = d.root() else { return Ok(None) };
+        self.hash_due = false;
+        self.hash_due_since = None;
+        self.last_hash = Some(now.mono);
+        // The shadow holds exactly the subscribed bytes of the last completed
+        // update (no update is being cut into frames here).
+        let h = HashFrame {
+            region_id: self.region_id,
+            epoch: self.epoch,
+            seq: self.stats.sent_seq,
+            scheme: DIGEST_SCHEME_MERKLE16K,
+            digest: root,
+        };
+        let start = out.len();
+        Frame::Hash(h).encode(out);
+        self.stats.bytes_sent += (out.len() - start) as u64;
+        Ok(Some(true))
     }
 
     fn start_snapshot(&mut self, region: &dyn RegionSource, now: Now) -> Result<()> {
@@ -311,6 +392,10 @@ impl PublisherSession {
                 shadow[virt as usize..virt as usize + new.len()].copy_from_slice(new);
             });
         }
+        if let Some(d) = self.digests.as_mut() {
+            d.mark_all();
+        }
+        self.repair.clear(); // the snapshot resends everything
         self.last_version = self.snap.version;
         self.needs_snapshot = false;
         self.outgoing = Some(Outgoing::new(self.snap.version, 0, true, now, vec![(0, sub.total_len())]));
@@ -319,17 +404,20 @@ impl PublisherSession {
 
     /// Starts a delta; false if the region did not change.
     fn start_delta(&mut self, region: &dyn RegionSource, now: Now) -> Result<bool> {
-        if region.version() == self.last_version {
+        if region.version() == self.last_version && self.repair.is_empty() {
             return Ok(false);
         }
         region.snapshot_since(self.last_version, &mut self.snap)?;
         let sub = self.sub.as_ref().ok_or(Error::Closed)?;
-        let (shadow, gap) = (&mut self.shadow, self.cfg.merge_gap);
+        let (shadow, gap, mut digests) = (&mut self.shadow, self.cfg.merge_gap, self.digests.as_mut());
         let mut runs: Vec<(u64, u64)> = Vec::new();
         for_each_overlap(sub, &self.snap, |virt, new| {
             let old = &mut shadow[virt as usize..virt as usize + new.len()];
             changed_runs(old, new, gap, |o, l| {
                 let v = virt + o as u64;
+                if let Some(d) = digests.as_mut() {
+                    d.mark(v, l as u64); // only the changed bytes' chunks get rehashed
+                }
                 match runs.last_mut() {
                     // Saturating: `merge_gap` may be any usize (usize::MAX = merge all).
                     Some(last) if (last.0 + last.1).saturating_add(gap as u64) > v => last.1 = v + l as u64 - last.0,
@@ -339,9 +427,21 @@ impl PublisherSession {
             old.copy_from_slice(new);
         });
         self.last_version = self.snap.version;
+        let repair = !self.repair.is_empty();
+        if repair {
+            // Whole repaired chunks ride along (from the shadow, now at this seq).
+            let total = sub.total_len();
+            let forced = self.repair.drain(..).map(|k| {
+                let v = k as u64 * DIGEST_CHUNK as u64;
+                (v, (total - v).min(DIGEST_CHUNK as u64))
+            });
+            runs = union_ranges(runs, forced);
+        }
         // Even with no subscribed byte changed, an (empty) update goes out so
         // the mirror's seq keeps tracking the region version it is consistent at.
-        self.outgoing = Some(Outgoing::new(self.snap.version, self.stats.sent_seq, false, now, runs));
+        let mut o = Outgoing::new(self.snap.version, self.stats.sent_seq, false, now, runs);
+        o.repair = repair;
+        self.outgoing = Some(o);
         Ok(true)
     }
 
@@ -350,7 +450,7 @@ impl PublisherSession {
         let budget =
             self.cfg.frame_payload.clamp(1, frame::MAX_UPDATE_BODY - UPDATE_HEAD_LEN - 64 * RUN_HEAD_LEN) as u64;
         let start = out.len();
-        let flags = if o.snapshot { FLAG_SNAPSHOT } else { 0 };
+        let flags = if o.snapshot { FLAG_SNAPSHOT } else { 0 } | if o.repair { FLAG_REPAIR } else { 0 };
         let head = frame::update_head(self.region_id, self.epoch, o.seq, o.base_seq, o.captured_ns, o.part, flags);
         let at = frame::encode_update_head(out, &head);
         let (mut used, mut count) = (0u64, 0u32);
@@ -384,7 +484,10 @@ impl PublisherSession {
             self.stats.sent_seq = o.seq;
             self.stats.updates_sent += 1;
             self.stats.snapshots_sent += o.snapshot as u64;
-            self.hash_due = self.check_hash;
+            if self.check_hash && !self.hash_due {
+                self.hash_due = true;
+                self.hash_due_since = Some(now.mono);
+            }
         }
     }
 
@@ -414,8 +517,34 @@ impl PublisherSession {
 
 impl Outgoing {
     fn new(seq: u64, base_seq: u64, snapshot: bool, now: Now, runs: Vec<(u64, u64)>) -> Self {
-        Outgoing { seq, base_seq, snapshot, captured_ns: now.wall_ns, runs, run: 0, within: 0, part: 0, bytes: 0 }
+        Outgoing {
+            seq,
+            base_seq,
+            snapshot,
+            repair: false,
+            captured_ns: now.wall_ns,
+            runs,
+            run: 0,
+            within: 0,
+            part: 0,
+            bytes: 0,
+        }
     }
+}
+
+/// The union of two sets of `(start, len)` ranges, sorted and disjoint
+/// (touching ranges merged).
+fn union_ranges(a: Vec<(u64, u64)>, b: impl Iterator<Item = (u64, u64)>) -> Vec<(u64, u64)> {
+    let mut all: Vec<(u64, u64)> = a.into_iter().chain(b).collect();
+    all.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(all.len());
+    for (s, l) in all {
+        match out.last_mut() {
+            Some(last) if last.0 + last.1 >= s => last.1 = last.1.max(s + l - last.0),
+            _ => out.push((s, l)),
+        }
+    }
+    out
 }
 
 /// Calls `f(virt, bytes)` for every piece of a snapshot chunk that is subscribed.

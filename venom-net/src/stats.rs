@@ -19,6 +19,8 @@ pub struct PublisherStats {
     pub snapshots_sent: u64,
     /// Resyncs (requested by the mirror or forced by an ack timeout).
     pub resyncs: u64,
+    /// Chunk repairs requested by the mirror (after a digest mismatch).
+    pub repairs: u64,
     /// Seq (region version) of the last update sent.
     pub sent_seq: u64,
     /// Last seq the mirror acknowledged.
@@ -46,6 +48,8 @@ pub struct MirrorStats {
     pub snapshots_applied: u64,
     /// Resync requests sent.
     pub resyncs_requested: u64,
+    /// Chunk repair requests sent (the first answer to a digest mismatch).
+    pub repairs_requested: u64,
     /// Hash checks that matched.
     pub hash_matches: u64,
     /// Hash checks that failed (each triggers a resync).
@@ -61,4 +65,32 @@ pub struct MirrorStats {
     /// Publisher capture time to local apply, for the last update (wall
     /// clocks of two hosts: only meaningful if they are synchronised).
     pub lag_time: Duration,
+    /// Automatic resync requests held back by the exponential backoff.
+    pub resyncs_deferred: u64,
+    /// Consecutive faults (digest mismatches, connections ended by a
+    /// publisher protocol violation); reset by a verified digest (or, without
+    /// `check_hash`, by a connection that stayed healthy).
+    pub faults: u32,
+    /// Set once the mirror gave up on this publisher (terminal).
+    pub failure: Option<MirrorFailure>,
+}
+
+/// Why a mirror gave up: too many consecutive faults
+/// (`MirrorConfig::max_faults`). Terminal: the mirror neither resyncs nor
+/// reconnects any more, and waits on it return [`crate::Error::MirrorFailed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MirrorFailure {
+    /// This many consecutive digest mismatches (the bytes never verified).
+    DigestMismatches(u32),
+    /// This many consecutive connections ended by a publisher protocol violation.
+    ProtocolViolations(u32),
+}
+
+impl std::fmt::Display for MirrorFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MirrorFailure::DigestMismatches(n) => write!(f, "{n} consecutive digest mismatches"),
+            MirrorFailure::ProtocolViolations(n) => write!(f, "{n} consecutive publisher protocol violations"),
+        }
+    }
 }

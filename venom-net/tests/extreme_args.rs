@@ -102,14 +102,14 @@ proptest! {
     #[test]
     fn session_config_extremes(
         max_in_flight in size(), max_updates in size(), frame_payload in size(), merge_gap in size(),
-        max_mirrors in size(), ack in prop_oneof![Just(None), duration().prop_map(Some)],
+        max_mirrors in size(), hash_budget in size(), ack in prop_oneof![Just(None), duration().prop_map(Some)],
         hash_interval in duration(), resync in duration(), check_hash in any::<bool>(),
         sub in prop_oneof![Just(Subscription::whole()), (0u64..3000, 0u64..3000).prop_map(|(s, l)| Subscription::range(s, l, 0))],
         far in prop_oneof![Just(Duration::ZERO), Just(Duration::from_secs(1 << 40)), Just(Duration::MAX)],
     ) {
         let cfg = PublisherConfig {
             max_in_flight, max_in_flight_updates: max_updates, ack_timeout: ack, frame_payload, merge_gap,
-            hash_interval, max_mirrors,
+            hash_interval, hash_budget_chunks: hash_budget, max_mirrors, ..Default::default()
         };
         let region = MemRegion::new(4096, 512);
         let mut local = MemRegion::new(4096, 512);

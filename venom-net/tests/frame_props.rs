@@ -46,6 +46,8 @@ proptest! {
         let frames = vec![
             Frame::Ack(Ack { region_id: a.0, epoch: a.1, seq: a.2 }),
             Frame::Resync(Resync { region_id: a.0, epoch: a.1, last_seq: a.2, reason }),
+            Frame::Repair(venom_net::frame::RepairFrame { region_id: a.0, epoch: a.1, seq: a.2, chunks: vec![0, 7, u32::MAX] }),
+            Frame::Hash(venom_net::frame::HashFrame { region_id: a.0, epoch: a.1, seq: a.2, scheme: reason, digest: [reason; 32] }),
             Frame::Hello(Hello { mirror_id: a.1, region_id: a.0, check_hash: check, subscription: Subscription { parts } }),
         ];
         for f in frames {
@@ -117,4 +119,24 @@ fn update_frames_re_encode_identically() {
     let mut v = Vec::new();
     g.encode(&mut v);
     assert_eq!(v, f);
+}
+
+#[test]
+fn repair_frames_are_capped_and_ordered() {
+    use venom_net::frame::{MAX_REPAIR_CHUNKS, RepairFrame};
+    let enc = |chunks: Vec<u32>| {
+        let mut v = Vec::new();
+        Frame::Repair(RepairFrame { region_id: 0, epoch: 1, seq: 2, chunks }).encode(&mut v);
+        v
+    };
+    assert!(Frame::decode(&enc((0..MAX_REPAIR_CHUNKS as u32).collect())).is_ok());
+    assert!(matches!(
+        Frame::decode(&enc((0..=MAX_REPAIR_CHUNKS as u32).collect())),
+        Err(venom_net::Error::Malformed(_))
+    ));
+    assert!(matches!(Frame::decode(&enc(vec![3, 3])), Err(venom_net::Error::Malformed(_))));
+    // A count larger than the bytes present is refused before allocating.
+    let mut v = enc(vec![1]);
+    v[8 + 20..8 + 24].copy_from_slice(&1000u32.to_le_bytes());
+    assert!(matches!(Frame::decode(&v), Err(venom_net::Error::Malformed(_))));
 }

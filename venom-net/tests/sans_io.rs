@@ -62,6 +62,8 @@ struct Sim {
     rng: Rng,
     t0: Instant,
     step: u64,
+    /// Flip the last payload byte of the next update frame sent to the mirror.
+    corrupt_next_update: bool,
 }
 
 impl Sim {
@@ -76,11 +78,27 @@ impl Sim {
         let region = MemRegion::new(size, 1024);
         let local = MemRegion::new(local_size, 1024);
         let publ = PublisherSession::new(7, 1, 0, cfg);
-        let mcfg = MirrorConfig { check_hash, resync_retry: Duration::from_millis(50), ..Default::default() };
+        let mcfg = MirrorConfig {
+            check_hash,
+            resync_retry: Duration::from_millis(50),
+            resync_backoff_max: Duration::from_millis(200),
+            ..Default::default()
+        };
         let mut mirror = MirrorSession::new(mcfg, sub);
         mirror.connect();
         let (to_mirror, to_pub) = (Link { queue: VecDeque::new() }, Link { queue: VecDeque::new() });
-        Sim { region, local, publ, mirror, to_mirror, to_pub, rng: Rng(seed | 1), t0: Instant::now(), step: 0 }
+        Sim {
+            region,
+            local,
+            publ,
+            mirror,
+            to_mirror,
+            to_pub,
+            rng: Rng(seed | 1),
+            t0: Instant::now(),
+            step: 0,
+            corrupt_next_update: false,
+        }
     }
 
     fn now(&self) -> Now {
@@ -98,7 +116,15 @@ impl Sim {
             if !self.publ.poll_transmit(&self.region, now, &mut f).unwrap() {
                 break;
             }
-            self.to_mirror.send(f, faults, &mut self.rng);
+            // (an update frame that carries at least one run byte)
+            if self.corrupt_next_update && f.get(3) == Some(&3) && f.len() > 8 + 45 + 12 {
+                self.corrupt_next_update = false;
+                *f.last_mut().unwrap() ^= 0x55; // a payload byte: the frame stays well-formed
+            }
+            if !f.is_empty() {
+                // (empty: a slice of digest work, no frame)
+                self.to_mirror.send(f, faults, &mut self.rng);
+            }
         }
         let mut f = Vec::new();
         while self.mirror.poll_transmit(&mut f) {
@@ -112,6 +138,8 @@ impl Sim {
             let (frame, n) = Frame::decode(&f).unwrap();
             self.publ.handle_frame(&frame, &self.region, n).unwrap();
         }
+        // What the I/O shell does between frames: a bounded slice of digest work.
+        self.mirror.poll_verify(&self.local, 64, now.mono).unwrap();
     }
 
     fn random_writes(&mut self, n: usize) {
@@ -259,20 +287,19 @@ fn mirror_rejects_out_of_range_and_broken_frames() {
 }
 
 #[test]
-fn hash_mismatch_is_counted_and_resynced() {
+fn hash_mismatch_is_counted_and_repaired() {
     let mut sim = Sim::new(11, 8192, Subscription::range(1000, 3000, 0), 4096, true, PublisherConfig::default());
     sim.random_writes(10);
     sim.run_until_converged(200);
     // Corrupt the mirror's copy behind the state machine's back.
     sim.local.write_at(10, b"corrupted!");
     assert!(!sim.converged());
-    // The next update's digest no longer matches: counted, resynced, converged.
+    // The next update's digest no longer matches: counted, its chunk repaired, converged.
     sim.region.write_at(2000, b"next");
     sim.run_until_converged(200);
     let st = sim.mirror.stats();
     assert_eq!(st.hash_mismatches, 1, "{st:?}");
-    assert_eq!(st.resyncs_requested, 1);
-    assert!(st.snapshots_applied >= 2);
+    assert_eq!((st.repairs_requested, st.resyncs_requested, st.snapshots_applied), (1, 0, 1), "{st:?}");
 }
 
 #[test]
@@ -289,4 +316,239 @@ fn mirror_bounds_what_a_publisher_can_make_it_buffer() {
     f[8 + 40] = venom_net::frame::FLAG_SNAPSHOT; // clear LAST
     let (frame, n) = Frame::decode(&f).unwrap();
     assert!(matches!(m.handle_frame(&frame, &mut local, n, now), Err(Error::Protocol(_))));
+}
+
+#[test]
+fn corrupted_chunk_is_detected_and_repaired() {
+    // 256 KiB whole-region subscription: 16 digest chunks of 16 KiB.
+    let size = 256 << 10;
+    let mut sim = Sim::new(21, size, Subscription::whole(), size, true, PublisherConfig::default());
+    sim.random_writes(50);
+    sim.run_until_converged(500);
+    let base = sim.mirror.stats().clone();
+    assert!(base.hash_matches >= 1 && base.hash_mismatches == 0, "{base:?}");
+
+    // 1. A payload byte flipped in transit: applied, hashed (only its chunk), caught, and
+    //    repaired by resending that one 16 KiB chunk (not a snapshot).
+    let payload0 = sim.publ.stats(sim.now().mono, 0).payload_bytes;
+    sim.corrupt_next_update = true;
+    sim.region.write_at(100_000, b"in transit");
+    for _ in 0..500 {
+        sim.tick(Faults::default());
+        if sim.mirror.stats().hash_mismatches > 0 && sim.publ.is_idle() && sim.converged() {
+            break;
+        }
+    }
+    let st = sim.mirror.stats().clone();
+    assert_eq!(st.hash_mismatches, 1, "{st:?}");
+    assert_eq!(st.repairs_requested, 1, "{st:?}");
+    assert_eq!(st.snapshots_applied, base.snapshots_applied, "no snapshot needed: {st:?}");
+    let resent = sim.publ.stats(sim.now().mono, 0).payload_bytes - payload0;
+    assert!(resent <= 10 + 16384, "only the write and one chunk were sent: {resent}");
+    assert!(sim.converged());
+    // The repaired copy verifies again and the fault streak is over.
+    sim.region.write_at(7, b"after");
+    let matches = sim.mirror.stats().hash_matches;
+    for _ in 0..500 {
+        sim.tick(Faults::default());
+        if sim.mirror.stats().hash_matches > matches {
+            break;
+        }
+    }
+    assert!(sim.mirror.stats().hash_matches > matches);
+    assert_eq!(sim.mirror.stats().faults, 0);
+
+    // 2. A chunk changed behind the state machine's back, far from any later write:
+    //    found by the scrub (4 chunks per check, 16 chunks) within 4 checks.
+    sim.local.write_at(200_000, b"bit rot");
+    let before = sim.mirror.stats().clone();
+    let mut checks = 0;
+    while sim.mirror.stats().hash_mismatches == before.hash_mismatches {
+        sim.region.write_at(3, &[checks as u8]); // chunk 0 only
+        let m = sim.mirror.stats().hash_matches + sim.mirror.stats().hash_mismatches;
+        for _ in 0..300 {
+            sim.tick(Faults::default());
+            if sim.mirror.stats().hash_matches + sim.mirror.stats().hash_mismatches > m {
+                break;
+            }
+        }
+        checks += 1;
+        assert!(checks <= 5, "scrub did not find the corrupted chunk: {:?}", sim.mirror.stats());
+    }
+    sim.run_until_converged(1000);
+}
+
+#[test]
+fn digest_mismatch_loop_backs_off_then_fails() {
+    use venom_net::frame::{FrameType, HashFrame, Welcome, encode_single_update};
+    let cfg = MirrorConfig {
+        check_hash: true,
+        resync_backoff_min: Duration::from_millis(50),
+        resync_backoff_max: Duration::from_secs(5),
+        max_faults: 8,
+        ..Default::default()
+    };
+    let mut local = MemRegion::new(4096, 1024);
+    let mut m = MirrorSession::new(cfg, Subscription::whole());
+    m.connect();
+    let t0 = Instant::now();
+    let at = |ms: u64| Now { mono: t0 + Duration::from_millis(ms), wall_ns: ms * 1_000_000 };
+    let feed = |m: &mut MirrorSession, local: &mut MemRegion, bytes: &[u8], now: Now| {
+        let (f, n) = Frame::decode(bytes).unwrap();
+        m.handle_frame(&f, local, n, now)
+    };
+    let mut wire = Vec::new();
+    Frame::Welcome(Welcome { epoch: 1, owner_id: 0, region_id: 0, chunk_size: 1024, region_size: 4096 })
+        .encode(&mut wire);
+    feed(&mut m, &mut local, &wire, at(0)).unwrap();
+    // The hostile publisher: every snapshot is followed by a digest that never matches.
+    let mut seq = 2;
+    // `repair`: answer a chunk repair request (a FLAG_REPAIR delta at the same seq), else a resync.
+    let mut serve = |m: &mut MirrorSession, local: &mut MemRegion, now: Now, repair: bool| {
+        if repair {
+            let mut f = encode_single_update(1, seq, seq, false, &[(0, &[seq as u8; 4096])]);
+            f[8 + 40] |= venom_net::frame::FLAG_REPAIR;
+            feed(m, local, &f, now)?;
+        } else {
+            seq += 2;
+            let snap = encode_single_update(1, seq, 0, true, &[(0, &[seq as u8; 4096])]);
+            feed(m, local, &snap, now)?;
+        }
+        let mut h = Vec::new();
+        Frame::Hash(HashFrame { region_id: 0, epoch: 1, seq, scheme: 1, digest: [0xEE; 32] }).encode(&mut h);
+        feed(m, local, &h, now)
+    };
+    serve(&mut m, &mut local, at(0), false).unwrap();
+    let mut resync_times = Vec::new();
+    let mut failed = None;
+    for ms in 0..20_000u64 {
+        m.handle_timeout(at(ms).mono);
+        let mut out = Vec::new();
+        while m.poll_transmit(&mut out) {}
+        let mut pos = 0;
+        let (mut asked, mut repair) = (false, false);
+        while pos < out.len() {
+            let (f, n) = Frame::decode(&out[pos..]).unwrap();
+            asked |= f.kind() == FrameType::Resync;
+            repair |= f.kind() == FrameType::Repair;
+            pos += n;
+        }
+        if repair && let Err(e) = serve(&mut m, &mut local, at(ms), true) {
+            failed = Some(e);
+            break;
+        }
+        if asked {
+            resync_times.push(ms);
+            if let Err(e) = serve(&mut m, &mut local, at(ms), false) {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    let st = m.stats().clone();
+    assert!(matches!(failed, Some(Error::MirrorFailed(MirrorFailure::DigestMismatches(8)))), "{failed:?} {st:?}");
+    assert_eq!(st.failure, Some(MirrorFailure::DigestMismatches(8)));
+    assert_eq!(st.hash_mismatches, 8);
+    // The first mismatch gets a chunk repair (answered, still wrong), then one resync per
+    // mismatch but the last.
+    assert_eq!(st.repairs_requested, 1, "{st:?}");
+    assert_eq!(resync_times.len(), 6, "{resync_times:?}");
+    // Exponential spacing: the k-th gap is at least half of 50 ms * 2^(k-1) (jitter 50..100 %).
+    for (k, w) in resync_times.windows(2).enumerate() {
+        let floor = 25 * (1u64 << k);
+        assert!(w[1] - w[0] >= floor, "gap {k} = {} ms < {floor} ms: {resync_times:?}", w[1] - w[0]);
+    }
+    assert!(st.resyncs_deferred >= 5);
+    // Terminal: nothing more is sent, every frame is refused with the typed error.
+    m.handle_timeout(at(100_000).mono);
+    assert!(!m.poll_transmit(&mut Vec::new()));
+    assert!(matches!(serve(&mut m, &mut local, at(100_001), false), Err(Error::MirrorFailed(_))));
+    m.connect();
+    assert!(!m.poll_transmit(&mut Vec::new()), "a failed mirror does not even say hello");
+}
+
+#[test]
+fn digests_cover_exactly_the_subscribed_bytes() {
+    for (sub, local_size) in subs() {
+        let mut sim = Sim::new(31, 16384, sub.clone(), local_size + 64, true, PublisherConfig::default());
+        sim.random_writes(30);
+        sim.run_until_converged(500);
+        for _ in 0..150 {
+            sim.tick(Faults::default()); // past hash_interval: the last seq is checked
+        }
+        let st = sim.mirror.stats().clone();
+        assert!(st.hash_matches >= 1 && st.hash_mismatches == 0, "{sub:?}: {st:?}");
+        // A local byte outside the subscription is not covered...
+        sim.local.write_at(local_size + 10, b"x");
+        sim.random_writes(5);
+        sim.run_until_converged(500);
+        for _ in 0..150 {
+            sim.tick(Faults::default());
+        }
+        assert_eq!(sim.mirror.stats().hash_mismatches, 0, "{sub:?}");
+        // ...one inside is (its chunk is rehashed: by the next write or the scrub).
+        let c = sim.mirror.compiled().unwrap().clone();
+        let r = c.runs()[c.runs().len() / 2];
+        let mut b = [0u8; 1];
+        let at = (r.dst + r.len - 1) as usize; // the last byte of a middle run
+        RegionSink::read_at(&sim.local, at, &mut b).unwrap();
+        sim.local.write_at(at, &[!b[0]]);
+        // Any other write: a new seq gets a digest.
+        sim.region.write_at(c.runs()[0].src as usize, &[sim.step as u8]);
+        for _ in 0..300 {
+            sim.tick(Faults::default());
+        }
+        assert_eq!(sim.mirror.stats().hash_mismatches, 1, "{sub:?}");
+        sim.run_until_converged(500);
+    }
+}
+
+#[test]
+fn large_subscription_verifies_in_bounded_slices() {
+    // 8 MiB = 512 digest chunks: a digest arriving right after the snapshot
+    // cannot be checked inline (256 chunks at most); poll_verify finishes it.
+    let size = 8 << 20;
+    let cfg = PublisherConfig { frame_payload: 1 << 20, ..Default::default() };
+    let mut sim = Sim::new(41, size, Subscription::whole(), size, true, cfg);
+    sim.random_writes(100);
+    sim.run_until_converged(2000);
+    for _ in 0..300 {
+        sim.tick(Faults::default());
+    }
+    let st = sim.mirror.stats().clone();
+    assert!(st.hash_matches >= 1 && st.hash_mismatches == 0, "{st:?}");
+}
+
+#[test]
+fn corruption_under_loss_reorder_and_duplication_is_repaired() {
+    let (mut mismatches, mut repairs) = (0, 0);
+    for seed in 1..=8u64 {
+        for (sub, local) in subs() {
+            let mut sim = Sim::new(seed, 16384, sub.clone(), local, true, lossy_cfg());
+            // Mild faults: heavy loss resyncs so often that snapshots repair the
+            // corruption before any digest could see it.
+            let faults = Faults { loss: 1, dup: 10, reorder: 2 };
+            for t in 0..600 {
+                sim.random_writes(2);
+                if t % 150 == 75 {
+                    sim.corrupt_next_update = true;
+                }
+                sim.tick(faults);
+            }
+            sim.run_until_converged(3000);
+            // The final state verifies (a digest for the last seq), nothing failed for good.
+            let m0 = sim.mirror.stats().hash_matches;
+            for _ in 0..300 {
+                sim.tick(Faults::default());
+            }
+            let st = sim.mirror.stats().clone();
+            assert!(st.hash_matches > m0 || st.hash_matches > 0, "seed {seed} {sub:?}: {st:?}");
+            assert_eq!((st.failure, st.faults), (None, 0), "seed {seed} {sub:?}: {st:?}");
+            assert!(sim.converged());
+            mismatches += st.hash_mismatches;
+            repairs += st.repairs_requested;
+        }
+    }
+    eprintln!("corruption under faults: {mismatches} mismatches, {repairs} chunk repairs");
+    assert!(mismatches > 0 && repairs > 0, "the corruption path was exercised");
 }

@@ -47,6 +47,12 @@ pub const RUN_HEAD_LEN: usize = 12;
 pub const FLAG_SNAPSHOT: u8 = 1;
 /// Update flag: last frame of the update (apply now).
 pub const FLAG_LAST: u8 = 2;
+/// Update flag: a delta that also carries whole digest chunks the mirror
+/// asked to repair ([`RepairFrame`]); it may have `seq == base_seq` (the
+/// region did not change, only the repaired bytes are resent).
+pub const FLAG_REPAIR: u8 = 4;
+/// Most digest chunks one [`RepairFrame`] may name.
+pub const MAX_REPAIR_CHUNKS: usize = 1024;
 
 /// Frame types. Values 16.. are reserved for the region catalog and mesh
 /// ownership frames of later protocol versions.
@@ -59,12 +65,14 @@ pub enum FrameType {
     Welcome = 2,
     /// Publisher → mirror: one frame of a snapshot or delta.
     Update = 3,
-    /// Publisher → mirror: blake3 of the subscribed bytes at a seq.
+    /// Publisher → mirror: integrity digest of the subscribed bytes at a seq.
     Hash = 4,
     /// Mirror → publisher: cumulative acknowledgement.
     Ack = 5,
     /// Mirror → publisher: please send a full snapshot.
     Resync = 6,
+    /// Mirror → publisher: resend these digest chunks in full.
+    Repair = 7,
 }
 
 impl FrameType {
@@ -76,6 +84,7 @@ impl FrameType {
             4 => FrameType::Hash,
             5 => FrameType::Ack,
             6 => FrameType::Resync,
+            7 => FrameType::Repair,
             _ => return Err(Error::UnknownFrameType(v)),
         })
     }
@@ -144,7 +153,13 @@ pub struct Welcome {
     pub region_size: u64,
 }
 
-/// Publisher → mirror: blake3 of exactly the subscribed bytes (virtual order) at `seq`.
+/// The digest scheme of [`HashFrame::scheme`]: the Merkle root of
+/// [`crate::digest`] (blake3, 16 KiB chunks).
+pub const DIGEST_SCHEME_MERKLE16K: u8 = 1;
+
+/// Publisher → mirror: digest of exactly the subscribed bytes (virtual
+/// order) at `(epoch, seq)`. Sent at most every `hash_interval`, between
+/// updates, never inside one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HashFrame {
     /// Region id.
@@ -153,7 +168,10 @@ pub struct HashFrame {
     pub epoch: u64,
     /// Region version hashed.
     pub seq: u64,
-    /// blake3 digest.
+    /// How `digest` was computed ([`DIGEST_SCHEME_MERKLE16K`]; a mirror
+    /// refuses schemes it does not know as a protocol violation).
+    pub scheme: u8,
+    /// The digest (Merkle root).
     pub digest: [u8; 32],
 }
 
@@ -179,6 +197,21 @@ pub struct Resync {
     pub last_seq: u64,
     /// Why ([`ResyncReason`] as u8).
     pub reason: u8,
+}
+
+/// Mirror → publisher: after a digest mismatch, resend the named digest
+/// chunks (indices of [`crate::digest::DIGEST_CHUNK`]-byte chunks of the
+/// subscription's virtual bytes) in full with the next delta.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepairFrame {
+    /// Region id.
+    pub region_id: u32,
+    /// Publisher epoch the mirror is in.
+    pub epoch: u64,
+    /// The mirror's last applied seq.
+    pub seq: u64,
+    /// Chunk indices, strictly increasing, at most [`MAX_REPAIR_CHUNKS`].
+    pub chunks: Vec<u32>,
 }
 
 /// Why a mirror asks for a resync.
@@ -207,6 +240,7 @@ pub enum Frame<'a> {
     Hash(HashFrame),
     Ack(Ack),
     Resync(Resync),
+    Repair(RepairFrame),
 }
 
 impl<'a> Frame<'a> {
@@ -247,12 +281,33 @@ impl<'a> Frame<'a> {
                 region_size: r.u64()?,
             }),
             FrameType::Update => Frame::Update(Update::decode(&mut r)?),
-            FrameType::Hash => {
-                Frame::Hash(HashFrame { region_id: r.u32()?, epoch: r.u64()?, seq: r.u64()?, digest: r.array()? })
-            }
+            FrameType::Hash => Frame::Hash(HashFrame {
+                region_id: r.u32()?,
+                epoch: r.u64()?,
+                seq: r.u64()?,
+                scheme: r.u8()?,
+                digest: r.array()?,
+            }),
             FrameType::Ack => Frame::Ack(Ack { region_id: r.u32()?, epoch: r.u64()?, seq: r.u64()? }),
             FrameType::Resync => {
                 Frame::Resync(Resync { region_id: r.u32()?, epoch: r.u64()?, last_seq: r.u64()?, reason: r.u8()? })
+            }
+            FrameType::Repair => {
+                let (region_id, epoch, seq) = (r.u32()?, r.u64()?, r.u64()?);
+                let n = r.u32()? as usize;
+                // Count checked against the cap and the bytes present before allocating.
+                if n > MAX_REPAIR_CHUNKS || n.saturating_mul(4) != r.remaining() {
+                    return Err(Error::Malformed("repair chunk count"));
+                }
+                let mut chunks = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let c = r.u32()?;
+                    if chunks.last().is_some_and(|&p| c <= p) {
+                        return Err(Error::Malformed("repair chunks not strictly increasing"));
+                    }
+                    chunks.push(c);
+                }
+                Frame::Repair(RepairFrame { region_id, epoch, seq, chunks })
             }
         };
         r.finish()?;
@@ -285,6 +340,7 @@ impl<'a> Frame<'a> {
                 put_u32(out, h.region_id);
                 put_u64(out, h.epoch);
                 put_u64(out, h.seq);
+                out.push(h.scheme);
                 out.extend_from_slice(&h.digest);
             }
             Frame::Ack(a) => {
@@ -297,6 +353,15 @@ impl<'a> Frame<'a> {
                 put_u64(out, r.epoch);
                 put_u64(out, r.last_seq);
                 out.push(r.reason);
+            }
+            Frame::Repair(r) => {
+                put_u32(out, r.region_id);
+                put_u64(out, r.epoch);
+                put_u64(out, r.seq);
+                put_u32(out, r.chunks.len() as u32);
+                for &c in &r.chunks {
+                    put_u32(out, c);
+                }
             }
         }
         end(out, start);
@@ -311,6 +376,7 @@ impl<'a> Frame<'a> {
             Frame::Hash(_) => FrameType::Hash,
             Frame::Ack(_) => FrameType::Ack,
             Frame::Resync(_) => FrameType::Resync,
+            Frame::Repair(_) => FrameType::Repair,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Update frames: one frame of a snapshot or delta, borrowed from the input.
 
-use super::{FLAG_LAST, FLAG_SNAPSHOT, FrameType, HEADER_LEN, RUN_HEAD_LEN, UPDATE_HEAD_LEN, begin, end};
+use super::{FLAG_LAST, FLAG_REPAIR, FLAG_SNAPSHOT, FrameType, HEADER_LEN, RUN_HEAD_LEN, UPDATE_HEAD_LEN, begin, end};
 use crate::wire::{Reader, put_u32, put_u64};
 use crate::{Error, Result};
 
@@ -19,7 +19,7 @@ pub struct Update<'a> {
     pub captured_ns: u64,
     /// Index of this frame within the update (0, 1, ...).
     pub part: u32,
-    /// [`FLAG_SNAPSHOT`] | [`FLAG_LAST`].
+    /// [`FLAG_SNAPSHOT`] | [`FLAG_LAST`] | [`FLAG_REPAIR`].
     pub flags: u8,
     run_count: u32,
     runs: &'a [u8],
@@ -39,7 +39,7 @@ impl<'a> Update<'a> {
             run_count: r.u32()?,
             runs: &[],
         };
-        if u.flags & !(FLAG_SNAPSHOT | FLAG_LAST) != 0 {
+        if u.flags & !(FLAG_SNAPSHOT | FLAG_LAST | FLAG_REPAIR) != 0 {
             return Err(Error::Malformed("unknown update flags"));
         }
         if u.run_count as usize > r.remaining() / RUN_HEAD_LEN {

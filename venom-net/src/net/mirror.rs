@@ -6,7 +6,7 @@ use crate::admission::Refusal;
 use crate::frame::FrameType;
 use crate::mirror::{Applied, MirrorConfig, MirrorSession};
 use crate::region::RegionSink;
-use crate::stats::MirrorStats;
+use crate::stats::{MirrorFailure, MirrorStats};
 use crate::subscription::Subscription;
 use crate::tls::ClientTls;
 use crate::{Error, Now, Result};
@@ -17,6 +17,13 @@ use tokio::sync::watch;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(20);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// A connection that lasted this long resets the reconnect backoff (and,
+/// without `check_hash`, the fault count): a publisher can make the mirror
+/// reconnect at most about once per this period, whatever it sends.
+const HEALTHY_AFTER: Duration = Duration::from_secs(2);
+/// Digest chunks hashed per slice of idle-time verification (~1 MiB): a
+/// frame arriving meanwhile waits at most one slice.
+const VERIFY_BUDGET_CHUNKS: usize = 64;
 
 /// A replica of (part of) a remote region in a local [`RegionSink`]
 /// (normally a `SeqWriter`, whose readers use the ordinary venom-core API).
@@ -37,10 +44,10 @@ pub struct Mirror {
 }
 
 struct Shared {
-    /// (updates applied so far, last applied) for blocking waiters.
-    state: Mutex<(u64, Option<Applied>)>,
+    /// (updates applied so far, last applied, terminal failure) for blocking waiters.
+    state: Mutex<(u64, Option<Applied>, Option<MirrorFailure>)>,
     cond: Condvar,
-    applied_tx: watch::Sender<Option<Applied>>,
+    applied_tx: watch::Sender<Option<std::result::Result<Applied, MirrorFailure>>>,
     stats: Mutex<MirrorStats>,
     last_error: Mutex<Option<String>>,
     /// Why the publisher last refused or ended the session, when it said why.
@@ -51,15 +58,18 @@ struct Shared {
 
 /// Async stream of applied updates (latest-value: intermediate updates that
 /// were applied while nobody polled are skipped, like the data itself).
-pub struct UpdateStream(watch::Receiver<Option<Applied>>);
+pub struct UpdateStream(watch::Receiver<Option<std::result::Result<Applied, MirrorFailure>>>);
 
 impl UpdateStream {
-    /// Waits for the next applied update; `None` once the mirror is closed.
-    pub async fn next(&mut self) -> Option<Applied> {
+    /// Waits for the next applied update. [`Error::MirrorFailed`] once the
+    /// mirror gave up on its publisher, [`Error::Closed`] once it is closed.
+    pub async fn next(&mut self) -> Result<Applied> {
         loop {
-            self.0.changed().await.ok()?;
-            if let Some(a) = *self.0.borrow_and_update() {
-                return Some(a);
+            self.0.changed().await.map_err(|_| Error::Closed)?;
+            match *self.0.borrow_and_update() {
+                Some(Ok(a)) => return Ok(a),
+                Some(Err(f)) => return Err(Error::MirrorFailed(f)),
+                None => {}
             }
         }
     }
@@ -88,7 +98,7 @@ impl Mirror {
         endpoint.set_default_client_config(tls.0);
         let (applied_tx, _) = watch::channel(None);
         let shared = Arc::new(Shared {
-            state: Mutex::new((0, None)),
+            state: Mutex::new((0, None, None)),
             cond: Condvar::new(),
             applied_tx,
             stats: Mutex::new(MirrorStats::default()),
@@ -129,7 +139,8 @@ impl Mirror {
     }
 
     /// Blocks (do not call on a tokio worker) until an update is applied
-    /// after this call, or `timeout` passes.
+    /// after this call, or `timeout` passes. [`Error::MirrorFailed`] once the
+    /// mirror gave up on its publisher (see [`MirrorFailure`]).
     pub fn wait_for_update(&self, timeout: Duration) -> Result<Applied> {
         let start = lock(&self.shared.state).0;
         self.wait_until(timeout, |n, _| n > start)
@@ -140,6 +151,9 @@ impl Mirror {
         let deadline = venom_core::Deadline::after(timeout);
         let mut g = lock(&self.shared.state);
         loop {
+            if let Some(f) = g.2 {
+                return Err(Error::MirrorFailed(f));
+            }
             if let Some(a) = g.1
                 && pred(g.0, a)
             {
@@ -200,25 +214,50 @@ async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = BACKOFF_MIN;
+    let mut rng = Jitter::new();
     while !*stop.borrow() {
-        let before = session.stats().updates_applied;
+        let started = Instant::now();
         let r = connect_once(&endpoint, addr, &server_name, &mut session, &mut *sink, &shared, &mut stop).await;
-        *lock(&shared.stats) = session.stats().clone();
+        let mut failure = None;
+        let mut violation = false;
         match r {
-            Ok(()) => break,
+            Ok(()) => {
+                *lock(&shared.stats) = session.stats().clone();
+                break; // stopped
+            }
+            Err(Error::MirrorFailed(f)) => failure = Some(f),
             Err(e) => {
                 tracing::debug!(%addr, error = %e, "mirror connection ended");
+                violation = is_protocol_error(&e);
+                if violation && let Err(Error::MirrorFailed(f)) = session.record_protocol_fault() {
+                    failure = Some(f);
+                }
                 *lock(&shared.last_error) = Some(e.to_string());
                 if let Error::Refused { reason, .. } = &e {
                     *lock(&shared.refusal) = Some(*reason);
                 }
             }
         }
-        if session.stats().updates_applied > before {
-            backoff = BACKOFF_MIN; // the connection was useful: retry quickly
+        *lock(&shared.stats) = session.stats().clone();
+        if let Some(f) = failure {
+            tracing::warn!(%addr, failure = %f, "mirror gave up on its publisher");
+            *lock(&shared.last_error) = Some(Error::MirrorFailed(f).to_string());
+            lock(&shared.state).2 = Some(f);
+            shared.cond.notify_all();
+            shared.applied_tx.send_replace(Some(Err(f)));
+            break;
+        }
+        if *stop.borrow() {
+            break;
+        }
+        if started.elapsed() >= HEALTHY_AFTER {
+            backoff = BACKOFF_MIN; // a long-lived connection: retry quickly
+            if !violation {
+                session.clear_faults();
+            }
         }
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(rng.spread(backoff)) => {}
             _ = stop.changed() => break,
         }
         backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -226,6 +265,25 @@ async fn run(
     endpoint.close(CLOSED.into(), b"mirror closed");
     // Let local waiters observe the end.
     shared.applied_tx.send_modify(|_| {});
+}
+
+/// "Equal jitter" for reconnect delays (xorshift64 seeded from the clock),
+/// so mirrors dropped together do not reconnect in lockstep.
+struct Jitter(u64);
+
+impl Jitter {
+    fn new() -> Self {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        Jitter(t as u64 | 1)
+    }
+
+    /// A delay uniformly in `d/2..d`.
+    fn spread(&mut self, d: Duration) -> Duration {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        d / 2 + d.mul_f64((self.0 >> 11) as f64 / (1u64 << 53) as f64 / 2.0)
+    }
 }
 
 async fn connect_once(
@@ -246,6 +304,7 @@ async fn connect_once(
     let mut reader = FrameReader::new();
     session.connect();
     let r = async {
+        let mut verify_left = 0;
         loop {
             let mut out = Vec::new();
             while session.poll_transmit(&mut out) {}
@@ -253,10 +312,26 @@ async fn connect_once(
                 send.write_all(&out).await?;
             }
             let spare = session.take_buffer();
+            // A resync held back by the backoff fires from here.
+            let deferred = session.poll_timeout();
             let next = tokio::select! {
+                // Frames first: digest work below only runs when none is ready.
+                biased;
                 f = reader.next(&mut recv, || spare) => f?, // cancel-safe
                 _ = shared.resync.notified() => {
                     session.request_snapshot(Instant::now());
+                    continue;
+                }
+                // Idle (no frame ready, acks sent) with digest chunks possibly
+                // dirty: hash the next slice, then look for frames again.
+                _ = tokio::task::yield_now(), if verify_left > 0 => {
+                    let r = session.poll_verify(&*sink, VERIFY_BUDGET_CHUNKS, Instant::now());
+                    *lock(&shared.stats) = session.stats().clone(); // a check may have completed
+                    verify_left = r?;
+                    continue;
+                }
+                _ = tokio::time::sleep_until(deferred.unwrap_or_else(Instant::now).into()), if deferred.is_some() => {
+                    session.handle_timeout(Instant::now());
                     continue;
                 }
                 _ = stop.changed() => return Ok(()),
@@ -280,8 +355,11 @@ async fn connect_once(
                 g.1 = Some(a);
                 drop(g);
                 shared.cond.notify_all();
-                shared.applied_tx.send_replace(Some(a));
+                shared.applied_tx.send_replace(Some(Ok(a)));
             }
+            // Integrity work only after the update is visible to local readers,
+            // its ack is sent and no other frame is waiting (the select above).
+            verify_left = usize::MAX;
         }
     }
     .await;

@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
-use tokio::time::Instant;
 
 /// Bytes quinn may buffer for one connection attempt before the accept loop decides on it.
 const INCOMING_BUFFER: u64 = 64 << 10;
@@ -343,13 +342,15 @@ async fn run_session(
     let limits = &s.cfg.admission;
     // A Deadline, not `Instant + timeout`: a huge configured timeout must not overflow.
     let hello_by = venom_core::Deadline::after(limits.hello_timeout);
-    let (mut send, recv) =
-        tokio::time::timeout(hello_by.remaining(), conn.accept_bi()).await.map_err(|_| refused(Refusal::HelloTimeout))??;
+    let (mut send, recv) = tokio::time::timeout(hello_by.remaining(), conn.accept_bi())
+        .await
+        .map_err(|_| refused(Refusal::HelloTimeout))??;
     // The mirror only sends control frames: anything bigger is refused before it is buffered.
     let mut rx = spawn_reader(recv, MAX_CONTROL_BODY);
     let mut session = PublisherSession::new(s.epoch, 0, 0, s.cfg.clone());
     session.set_peer(t.peer.clone());
-    let hello = tokio::time::timeout(hello_by.remaining(), rx.recv()).await.map_err(|_| refused(Refusal::HelloTimeout))?;
+    let hello =
+        tokio::time::timeout(hello_by.remaining(), rx.recv()).await.map_err(|_| refused(Refusal::HelloTimeout))?;
     handle(&mut session, hello, &s)?; // authorizes against the policy before allocating the shadow
     match lock(&s.admission).hello_done(t.id) {
         Ok(()) => {}
@@ -381,9 +382,12 @@ async fn run_session(
         }
         if more {
             // Awaits QUIC flow control: only this mirror's task waits, and not forever.
-            tokio::time::timeout(liveness, send.write_chunk(Bytes::from(out)))
-                .await
-                .map_err(|_| refused(Refusal::Silent))??;
+            // (`out` is empty after a slice of digest work: nothing to write.)
+            if !out.is_empty() {
+                tokio::time::timeout(liveness, send.write_chunk(Bytes::from(out)))
+                    .await
+                    .map_err(|_| refused(Refusal::Silent))??;
+            }
             continue;
         }
         tokio::select! {

@@ -1,0 +1,38 @@
+//! Drives a publisher session (check_hash on, after a valid hello) with
+//! arbitrary mirror frames (acks, resyncs, chunk repairs, ...) interleaved
+//! with its own sends: it must never panic, and must answer bad input with
+//! a typed error.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use venom_net::frame::{Frame, Hello};
+use venom_net::{MemRegion, Now, Part, PublisherConfig, PublisherSession, Subscription};
+
+fuzz_target!(|data: &[u8]| {
+    let region = MemRegion::new(64 << 10, 1024);
+    region.write_at(100, b"fuzz");
+    let mut p = PublisherSession::new(1, 0, 0, PublisherConfig { frame_payload: 4096, ..Default::default() });
+    let sub = Subscription::range(0, 20_000, 0).with(Part::Range { src: 30_000, len: 30_000, dst: 20_000 });
+    let hello = Frame::Hello(Hello { mirror_id: 1, region_id: 0, check_hash: true, subscription: sub });
+    p.handle_frame(&hello, &region, 0).unwrap();
+    let now = Now::system();
+    let mut rest = data;
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        for _ in 0..4 {
+            out.clear();
+            if !p.poll_transmit(&region, now, &mut out).unwrap() {
+                break;
+            }
+        }
+        match Frame::decode(rest) {
+            Ok((f, n)) => {
+                if p.handle_frame(&f, &region, n).is_err() {
+                    break; // the shell would disconnect here
+                }
+                rest = &rest[n..];
+            }
+            Err(_) => break,
+        }
+        region.write_at(rest.len() % 60_000, &[rest.len() as u8; 16]);
+    }
+});
