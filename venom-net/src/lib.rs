@@ -173,6 +173,7 @@ mod diff;
 pub mod digest;
 mod error;
 pub mod frame;
+mod jitter;
 pub mod mesh;
 pub mod mirror;
 pub mod named;

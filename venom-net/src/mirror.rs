@@ -36,6 +36,7 @@ use crate::frame::{
     Ack, DIGEST_SCHEME_MERKLE16K, FLAG_LAST, FLAG_REPAIR, FLAG_SNAPSHOT, Frame, FrameHeader, HEADER_LEN, HashFrame,
     Hello, MAX_REPAIR_CHUNKS, RepairFrame, Resync, ResyncReason, Update,
 };
+use crate::jitter::Jitter;
 use crate::region::RegionSink;
 use crate::stats::{MirrorFailure, MirrorStats};
 use crate::subscription::{CompiledSubscription, Subscription};
@@ -156,8 +157,8 @@ pub struct MirrorSession {
     streak: u32,
     last_auto_resync: Option<Instant>,
     deferred: Option<(Instant, ResyncReason)>,
-    /// Jitter generator (xorshift64; seeded from the mirror id and the clock).
-    rng: u64,
+    /// Jitter for the resync backoff (seeded lazily from the mirror id and the clock).
+    rng: Option<Jitter>,
 }
 
 impl MirrorSession {
@@ -183,7 +184,7 @@ impl MirrorSession {
             streak: 0,
             last_auto_resync: None,
             deferred: None,
-            rng: 0,
+            rng: None,
         }
     }
 
@@ -307,7 +308,7 @@ impl MirrorSession {
             self.send_resync(reason, now);
             return;
         }
-        let quiet = 2 * self.cfg.resync_backoff_max;
+        let quiet = self.cfg.resync_backoff_max.saturating_mul(2);
         if self.last_auto_resync.is_none_or(|t| now.saturating_duration_since(t) >= quiet) {
             self.streak = 0;
         }
@@ -316,7 +317,8 @@ impl MirrorSession {
             n => {
                 let d =
                     self.cfg.resync_backoff_min.saturating_mul(1 << (n - 1).min(20)).min(self.cfg.resync_backoff_max);
-                d / 2 + d.mul_f64(self.jitter() / 2.0) // "equal jitter": 50..100 % of d
+                let mirror_id = self.cfg.mirror_id;
+                self.rng.get_or_insert_with(|| Jitter::from_clock(mirror_id)).spread(d) // 50..100 % of d
             }
         };
         self.streak = self.streak.saturating_add(1);
@@ -328,18 +330,6 @@ impl MirrorSession {
         } else {
             self.send_resync(reason, now);
         }
-    }
-
-    /// A uniform value in `0..1` (xorshift64, seeded lazily).
-    fn jitter(&mut self) -> f64 {
-        if self.rng == 0 {
-            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-            self.rng = (t as u64 ^ self.cfg.mirror_id.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1;
-        }
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        (self.rng >> 11) as f64 / (1u64 << 53) as f64
     }
 
     fn send_resync(&mut self, reason: ResyncReason, now: Instant) {

@@ -313,7 +313,9 @@ impl PublisherSession {
         // for 4 intervals (a writer that never pauses) alternates with updates.
         let overdue = self.outgoing.is_none()
             && self.hash_due
-            && self.hash_due_since.is_some_and(|t| now.mono.saturating_duration_since(t) >= 4 * self.cfg.hash_interval);
+            && self
+                .hash_due_since
+                .is_some_and(|t| now.mono.saturating_duration_since(t) >= self.cfg.hash_interval.saturating_mul(4));
         self.digest_turn = overdue && !self.digest_turn;
         if self.digest_turn {
             if let Some(sent) = self.poll_digest(now, out)? {

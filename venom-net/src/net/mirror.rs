@@ -214,7 +214,7 @@ async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = BACKOFF_MIN;
-    let mut rng = Jitter::new();
+    let mut rng = crate::jitter::Jitter::from_clock(0);
     while !*stop.borrow() {
         let started = Instant::now();
         let r = connect_once(&endpoint, addr, &server_name, &mut session, &mut *sink, &shared, &mut stop).await;
@@ -265,25 +265,6 @@ async fn run(
     endpoint.close(CLOSED.into(), b"mirror closed");
     // Let local waiters observe the end.
     shared.applied_tx.send_modify(|_| {});
-}
-
-/// "Equal jitter" for reconnect delays (xorshift64 seeded from the clock),
-/// so mirrors dropped together do not reconnect in lockstep.
-struct Jitter(u64);
-
-impl Jitter {
-    fn new() -> Self {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        Jitter(t as u64 | 1)
-    }
-
-    /// A delay uniformly in `d/2..d`.
-    fn spread(&mut self, d: Duration) -> Duration {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        d / 2 + d.mul_f64((self.0 >> 11) as f64 / (1u64 << 53) as f64 / 2.0)
-    }
 }
 
 async fn connect_once(
