@@ -17,8 +17,8 @@
 //!
 //! Everything is measured twice: **pinned** (this process on CPU 0, the peer
 //! on CPU 1, `sched_setaffinity`) and **unpinned** (both may run anywhere).
-//! `VENOM_BENCH_PLACEMENT=pinned|unpinned` keeps one; `VENOM_BENCH_ONLY=a,b`
-//! keeps rows whose name contains one of the words; `VENOM_BENCH_NO_RATES=1`
+//! `VENOM_BENCH_PLACEMENT=pinned|unpinned` keeps one; `VENOM_BENCH_ONLY='a;b'`
+//! keeps rows whose name contains one of the ;-separated words; `VENOM_BENCH_NO_RATES=1`
 //! skips the throughput table; `VENOM_BENCH_NO_HARNESS=1` skips the summary.
 //!
 //! The binary re-executes itself as the peer process (`VENOM_BENCH_CHILD`);
@@ -120,7 +120,9 @@ fn wait_strategy(s: &str) -> WaitStrategy {
 fn daemon(arg: &str) {
     let (name, wait) = arg.split_once(' ').expect("name wait");
     place_peer();
-    let cfg = ChannelConfig { wait: wait_strategy(wait), max_clients: 8, cmd_slots: 64, ..Default::default() };
+    let max_msg_size = std::env::var("VENOM_BENCH_MAX_MSG").ok().and_then(|v| v.parse().ok()).unwrap_or(4096);
+    let cfg =
+        ChannelConfig { wait: wait_strategy(wait), max_clients: 8, cmd_slots: 64, max_msg_size, ..Default::default() };
     let mut d = DaemonChannel::create(name, cfg).expect("create channel");
     let stop = d.stop_handle();
     d.run_into(|_, cmd, reply| {
@@ -640,7 +642,7 @@ type Row = (&'static str, String, Lat, Lat);
 
 fn wanted(path: &str) -> bool {
     match std::env::var("VENOM_BENCH_ONLY") {
-        Ok(only) => only.split(',').any(|w| path.contains(w.trim())),
+        Ok(only) => only.split(';').any(|w| path.contains(w.trim())),
         Err(_) => true,
     }
 }

@@ -40,6 +40,9 @@ fn ring(m: &Model) -> Ring {
         ctl: &m.ctl,
         slots: m.slots.as_ptr() as *mut u8,
         stride: core::mem::size_of::<ModelSlot>(),
+        // Messages of the models fit inline (max_msg 8): no overflow area.
+        ext: core::ptr::null_mut(),
+        ext_stride: 0,
         mask: m.slots.len() as u64 - 1,
         max_msg: 8,
     }
