@@ -699,7 +699,33 @@ fn harness() {
     print_summary(rounds, &rows, &rates);
 }
 
+/// Writes the summary as JSON to `$VENOM_BENCH_JSON` (for
+/// `scripts/bench-all.sh`); no serde needed for this flat shape.
+fn write_json(rows: &[Row], rates: &[(&str, usize, usize, f64)]) {
+    let Ok(path) = std::env::var("VENOM_BENCH_JSON") else { return };
+    let lat = |l: &Lat| format!("{{\"batch\":{},\"p50\":{},\"p99\":{},\"p999\":{}}}", l.batch, l.p50, l.p99, l.p999);
+    let rows: Vec<String> = rows
+        .iter()
+        .map(|(placement, path, l, f)| {
+            format!("{{\"placement\":\"{placement}\",\"path\":\"{path}\",\"lat\":{},\"floor\":{}}}", lat(l), lat(f))
+        })
+        .collect();
+    let rates: Vec<String> = rates
+        .iter()
+        .map(|(wait, clients, window, rate)| {
+            format!("{{\"wait\":\"{wait}\",\"clients\":{clients},\"window\":{window},\"rate\":{rate}}}")
+        })
+        .collect();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split(' ').take(3).collect::<Vec<_>>().join(" ");
+    let json = format!("{{\"load\":\"{load}\",\"rows\":[{}],\"rates\":[{}]}}\n", rows.join(","), rates.join(","));
+    if let Err(e) = std::fs::write(&path, json) {
+        eprintln!("VENOM_BENCH_JSON={path}: {e}");
+    }
+}
+
 fn print_summary(rounds: usize, rows: &[Row], rates: &[(&str, usize, usize, f64)]) {
+    write_json(rows, rates);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load = load.split(' ').take(3).collect::<Vec<_>>().join(" ");
     println!("\n## Summary: synchronous round trips between two processes ({rounds} per row; load average {load})");

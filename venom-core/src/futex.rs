@@ -172,15 +172,29 @@ mod loom_models {
     use crate::loom::sync::{AtomicU32, Ordering, fence};
     use loom::sync::Arc;
 
-    #[test]
-    fn loom_eventcount_never_loses_a_wakeup() {
-        loom::model(|| {
+    /// The notifier's check of `waiters`, as implemented (`notify`) or in
+    /// the weakened form a "skip the barrier when nobody waits" fast path
+    /// would need.
+    #[derive(Clone, Copy)]
+    enum Check {
+        /// `waiters.fetch_add(0, SeqCst)`: the RMW reads the latest value.
+        Rmw,
+        /// `waiters.load(..)` with no StoreLoad barrier before it.
+        PlainLoad,
+    }
+
+    fn run(check: Check) {
+        loom::model(move || {
             // (condition, seq, waiters)
             let s = Arc::new((AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0)));
             let n = s.clone();
             let notifier = loom::thread::spawn(move || {
                 n.0.store(1, Ordering::Release); // make the condition true
-                if n.2.fetch_add(0, Ordering::SeqCst) != 0 {
+                let waiting = match check {
+                    Check::Rmw => n.2.fetch_add(0, Ordering::SeqCst),
+                    Check::PlainLoad => n.2.load(Ordering::SeqCst),
+                };
+                if waiting != 0 {
                     n.1.fetch_add(1, Ordering::SeqCst); // then FUTEX_WAKE
                 }
             });
@@ -194,5 +208,22 @@ mod loom_models {
             // is woken).
             assert!(ready || s.1.load(Ordering::SeqCst) != seen, "lost wake-up");
         });
+    }
+
+    #[test]
+    fn loom_eventcount_never_loses_a_wakeup() {
+        run(Check::Rmw);
+    }
+
+    /// Why every write pays the barrier: skipping the RMW when a plain load
+    /// of `waiters` says nobody waits is the store-buffering (Dekker)
+    /// pattern, and loom finds the execution that loses the wake-up (the
+    /// notifier's load reads 0 while the waiter's re-check still reads the
+    /// old condition). If this model ever passes, the model, not the
+    /// protocol, has been weakened.
+    #[test]
+    #[should_panic(expected = "lost wake-up")]
+    fn loom_eventcount_without_the_barrier_loses_a_wakeup() {
+        run(Check::PlainLoad);
     }
 }
