@@ -15,7 +15,9 @@
 # (scripts/bench-table.py render) can be re-run alone on them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+# Absolute: cargo runs bench binaries from the package directory, and
+# criterion and the channel harness resolve paths against that.
+export CARGO_TARGET_DIR="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
 
 ONLY="seq_region,collections,channel,kvcache,net"
 RUNS=3

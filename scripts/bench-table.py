@@ -173,8 +173,8 @@ def render_channel(runs):
     chans = [r["channel"] for r in runs if "channel" in r]
     s = header(runs, " Round trips between two processes; ×floor = this row / the cache-line ping-pong floor measured just before it, same statistic")
     if chans:
-        s += "| placement | path | batch avg | p50 | p99 | p99.9 | floor batch avg | batch ×floor | p50 ×floor | p99 ×floor |\n"
-        s += "|---|---|---|---|---|---|---|---|---|---|\n"
+        s += "| placement | path | batch (median block) | mean | p50 | p99 | p99.9 | floor batch | batch ×floor | mean ×floor | p50 ×floor | p99 ×floor |\n"
+        s += "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
         keys = []
         for c in chans:
             for row in c["rows"]:
@@ -184,14 +184,16 @@ def render_channel(runs):
         for k in keys:
             rows = [next((r for r in c["rows"] if (r["placement"], r["path"]) == k), None) for c in chans]
             g = lambda f: [f(r) if r else None for r in rows]
-            s += (f"| {k[0]} | {k[1]} | {spread(g(lambda r: r['lat']['batch']), ns)} | {spread(g(lambda r: r['lat']['p50']), ns)} "
+            s += (f"| {k[0]} | {k[1]} | {spread(g(lambda r: r['lat']['batch']), ns)} | {spread(g(lambda r: r['lat'].get('mean')), ns)} | {spread(g(lambda r: r['lat']['p50']), ns)} "
                   f"| {spread(g(lambda r: r['lat']['p99']), ns)} | {spread(g(lambda r: r['lat']['p999']), ns)} "
                   f"| {spread(g(lambda r: r['floor']['batch']), ns)} "
                   f"| {spread(g(lambda r: r['lat']['batch'] / r['floor']['batch']), x)} "
+                  f"| {spread(g(lambda r: r['lat']['mean'] / r['floor']['mean'] if 'mean' in r['lat'] else None), x)} "
                   f"| {spread(g(lambda r: r['lat']['p50'] / r['floor']['p50']), x)} "
                   f"| {spread(g(lambda r: r['lat']['p99'] / r['floor']['p99']), x)} |\n")
-        s += "\n| placement | other path / venom spin (batch avg; > 1: venom faster) | iceoryx2 request-response | iceoryx2 publish-subscribe | Unix socket | venom default / venom spin |\n"
-        s += "|---|---|---|---|---|---|\n"
+        s += "\nBatch-median ratios (> 1: venom spin faster; the last column: default mode's cost over spin):\n\n"
+        s += "| placement | iceoryx2 request-response / venom spin | iceoryx2 publish-subscribe / venom spin | Unix socket / venom spin | venom default / venom spin |\n"
+        s += "|---|---|---|---|---|\n"
         for placement in ["pinned", "unpinned"]:
             def rel(prefix, inverse=False):
                 vals = []
@@ -200,7 +202,7 @@ def render_channel(runs):
                     o = next((r for r in c["rows"] if r["placement"] == placement and r["path"].startswith(prefix)), None)
                     vals.append(o["lat"]["batch"] / spin["lat"]["batch"] if spin and o else None)
                 return spread(vals, x)
-            s += f"| {placement} | | {rel('iceoryx2 request')} | {rel('iceoryx2 publish')} | {rel('Unix')} | {rel('venom default')} |\n"
+            s += f"| {placement} | {rel('iceoryx2 request')} | {rel('iceoryx2 publish')} | {rel('Unix')} | {rel('venom default')} |\n"
         if any(c["rates"] for c in chans):
             s += "\n| wait | clients | in flight per client | requests/s (M) |\n|---|---|---|---|\n"
             keys = []

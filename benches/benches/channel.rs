@@ -5,9 +5,11 @@
 //! `cargo bench -p venom-benches --bench channel` prints, after criterion's
 //! own output, a summary table with for every path:
 //! * **batch average**: `VENOM_BENCH_ROUNDS` round trips (default 200 000;
-//!   a tenth for the kernel-bound paths) timed as 5 blocks with one clock
-//!   read per block; the median block is reported. No clock read per call,
-//!   so nothing hides the per-call cost.
+//!   a tenth for the kernel-bound paths) timed in blocks of 1000 with one
+//!   clock read per block: the **median block** (robust to a preemption
+//!   landing in a few blocks) and the **mean** (total time / round trips,
+//!   preemptions included). No clock read per call, so nothing hides the
+//!   per-call cost.
 //! * **per-call percentiles** p50/p99/p99.9: the same number of round trips,
 //!   each timed with `Instant` (which adds ~20–40 ns to every row,
 //!   the floor included).
@@ -208,7 +210,10 @@ fn ice_server(name: &str) {
     }
 }
 
-fn ice_pubsub(node: &Node<ipc::Service>, name: &str) -> iceoryx2::service::port_factory::publish_subscribe::PortFactory<ipc::Service, u64, ()> {
+fn ice_pubsub(
+    node: &Node<ipc::Service>,
+    name: &str,
+) -> iceoryx2::service::port_factory::publish_subscribe::PortFactory<ipc::Service, u64, ()> {
     // The settings of iceoryx2's own ping-pong benchmark: no history, a
     // one-sample buffer that overflows safely, one publisher and subscriber.
     node.service_builder(&ice_name(name))
@@ -536,7 +541,10 @@ impl Drop for IcePs {
 /// What one row measured, all in ns per round trip.
 #[derive(Clone, Copy, Default)]
 struct Lat {
+    /// Median block average.
     batch: f64,
+    /// Total time / round trips over all blocks.
+    mean: f64,
     p50: f64,
     p99: f64,
     p999: f64,
@@ -546,23 +554,28 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)] as f64
 }
 
-/// Batch average (median of 5 blocks of `rounds / 5` round trips, each block
-/// timed by one pair of clock reads) and per-call percentiles (`rounds`
-/// round trips each timed with `Instant`), after `rounds / 10` warm-up calls.
+/// Batch averages (blocks of [`BLOCK`] round trips, each block timed by one
+/// pair of clock reads: median block and overall mean) and per-call
+/// percentiles (`rounds` round trips each timed with `Instant`), after
+/// `rounds / 10` warm-up calls.
 fn measure(rounds: usize, rt: &mut dyn RoundTrip) -> Lat {
     for _ in 0..rounds / 10 {
         rt.round_trip();
     }
-    let block = (rounds / 5).max(1);
-    let mut blocks: Vec<f64> = (0..5)
+    let block = BLOCK.min(rounds).max(1);
+    let mut total = 0.0;
+    let mut blocks: Vec<f64> = (0..(rounds / block).max(1))
         .map(|_| {
             let t = Instant::now();
             for _ in 0..block {
                 rt.round_trip();
             }
-            t.elapsed().as_nanos() as f64 / block as f64
+            let ns = t.elapsed().as_nanos() as f64;
+            total += ns;
+            ns / block as f64
         })
         .collect();
+    let mean = total / (blocks.len() * block) as f64;
     blocks.sort_by(f64::total_cmp);
     let mut v = Vec::with_capacity(rounds);
     for _ in 0..rounds {
@@ -571,8 +584,17 @@ fn measure(rounds: usize, rt: &mut dyn RoundTrip) -> Lat {
         v.push(t.elapsed().as_nanos() as u64);
     }
     v.sort_unstable();
-    Lat { batch: blocks[2], p50: percentile(&v, 0.50), p99: percentile(&v, 0.99), p999: percentile(&v, 0.999) }
+    Lat {
+        batch: blocks[blocks.len() / 2],
+        mean,
+        p50: percentile(&v, 0.50),
+        p99: percentile(&v, 0.99),
+        p999: percentile(&v, 0.999),
+    }
 }
+
+/// Round trips per timed block of the batch average.
+const BLOCK: usize = 1000;
 
 fn criterion_benches(c: &mut Criterion) {
     // Criterion times batches of calls (no clock read per call): these
@@ -703,7 +725,9 @@ fn harness() {
 /// `scripts/bench-all.sh`); no serde needed for this flat shape.
 fn write_json(rows: &[Row], rates: &[(&str, usize, usize, f64)]) {
     let Ok(path) = std::env::var("VENOM_BENCH_JSON") else { return };
-    let lat = |l: &Lat| format!("{{\"batch\":{},\"p50\":{},\"p99\":{},\"p999\":{}}}", l.batch, l.p50, l.p99, l.p999);
+    let lat = |l: &Lat| {
+        format!("{{\"batch\":{},\"mean\":{},\"p50\":{},\"p99\":{},\"p999\":{}}}", l.batch, l.mean, l.p50, l.p99, l.p999)
+    };
     let rows: Vec<String> = rows
         .iter()
         .map(|(placement, path, l, f)| {
@@ -729,24 +753,30 @@ fn print_summary(rounds: usize, rows: &[Row], rates: &[(&str, usize, usize, f64)
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load = load.split(' ').take(3).collect::<Vec<_>>().join(" ");
     println!("\n## Summary: synchronous round trips between two processes ({rounds} per row; load average {load})");
-    println!("batch = median of 5 blocks timed as one (no clock read per call); p50/p99/p99.9 = per-call Instant;");
+    println!(
+        "batch = median block of {BLOCK} round trips timed as one (no clock read per call), mean = all blocks incl."
+    );
+    println!("preemptions; p50/p99/p99.9 = per-call Instant;");
     println!("×floor = this / the cache-line ping-pong floor measured just before this row, same statistic.");
     println!(
-        "| placement | path | batch avg | p50 | p99 | p99.9 | floor batch / p50 / p99 | batch ×floor | p50 ×floor | p99 ×floor |"
+        "| placement | path | batch | mean | p50 | p99 | p99.9 | floor batch / mean / p50 / p99 | batch ×floor | mean ×floor | p50 ×floor | p99 ×floor |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let ns = |v: f64| if v >= 10_000.0 { format!("{:.1} µs", v / 1000.0) } else { format!("{v:.0} ns") };
     for (placement, path, l, f) in rows {
         println!(
-            "| {placement} | {path} | {} | {} | {} | {} | {} / {} / {} | {:.2}× | {:.2}× | {:.2}× |",
+            "| {placement} | {path} | {} | {} | {} | {} | {} | {} / {} / {} / {} | {:.2}× | {:.2}× | {:.2}× | {:.2}× |",
             ns(l.batch),
+            ns(l.mean),
             ns(l.p50),
             ns(l.p99),
             ns(l.p999),
             ns(f.batch),
+            ns(f.mean),
             ns(f.p50),
             ns(f.p99),
             l.batch / f.batch,
+            l.mean / f.mean,
             l.p50 / f.p50,
             l.p99 / f.p99,
         );
@@ -755,11 +785,14 @@ fn print_summary(rounds: usize, rows: &[Row], rates: &[(&str, usize, usize, f64)
     let find = |placement: &str, key: &str| {
         rows.iter().find(|(p, path, _, _)| *p == placement && path.starts_with(key)).map(|r| r.2.batch)
     };
-    println!("\n| placement | venom spin vs iceoryx2 req-resp | vs iceoryx2 pub-sub | vs Unix socket | default / spin |");
+    println!("\n(batch medians; > 1 means venom spin is faster)");
+    println!(
+        "| placement | iceoryx2 req-resp / venom spin | iceoryx2 pub-sub / venom spin | Unix socket / venom spin | venom default / spin |"
+    );
     println!("|---|---|---|---|---|");
     for placement in ["pinned", "unpinned"] {
         let Some(spin) = find(placement, "venom spin, 8") else { continue };
-        let r = |other: Option<f64>| other.map_or("–".to_string(), |o| format!("{:.2}× faster", o / spin));
+        let r = |other: Option<f64>| other.map_or("–".to_string(), |o| format!("{:.2}×", o / spin));
         let dflt = find(placement, "venom default").map_or("–".to_string(), |d| format!("{:.2}×", d / spin));
         println!(
             "| {placement} | {} | {} | {} | {dflt} |",

@@ -84,6 +84,27 @@ impl EventCount {
         // An RMW (not a load) of `waiters`, SeqCst: see the type docs. It
         // writes nothing, so x86-64 lowers it to a `lock or` on the stack
         // plus a plain load: no RMW on the shared line and no `mfence`.
+        //
+        // Why it cannot be skipped when nobody waits (issue 12): knowing
+        // that "nobody waits" means reading `waiters` *after* our condition
+        // store (the new stamp / seqlock version) is visible to other
+        // cores. That is a store followed by a load of another location,
+        // the one reordering x86-TSO (and every weaker model) allows: the
+        // load can be served while the store still sits in the store
+        // buffer. Then a waiter can register (`waiters += 1`), re-check the
+        // condition and still read the old value, and go to sleep on a
+        // `seq` nobody will move; we read `waiters == 0` and skip the wake.
+        // That is the store-buffering (Dekker) litmus test, and the loom
+        // model `loom_eventcount_without_the_barrier_loses_a_wakeup` finds
+        // exactly that execution. Closing it needs a StoreLoad barrier on
+        // the notifier's side (this RMW: the cheapest one on x86-64, it only
+        // waits for our own store buffer to drain) or an asymmetric one on
+        // the waiter's side (`membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`,
+        // which only covers writer processes that registered for it, IPIs
+        // every CPU running one on each sleep, is often blocked by seccomp
+        // profiles, and cannot be modelled in loom); we keep the RMW. Its
+        // cost is the drain of the stores before it (~10–20 ns after a 4 KiB
+        // copy), paid once per `write_with` batch, never a cache miss.
         if self.waiters.fetch_add(0, Ordering::SeqCst) != 0 {
             // Moves the futex word so a waiter that loaded the old value does
             // not sleep; SeqCst keeps it simple to reason about (slow path).
