@@ -192,8 +192,8 @@ def render_channel(runs):
                   f"| {spread(g(lambda r: r['lat']['p50'] / r['floor']['p50']), x)} "
                   f"| {spread(g(lambda r: r['lat']['p99'] / r['floor']['p99']), x)} |\n")
         s += "\nBatch-median ratios (> 1: venom spin faster; the last column: default mode's cost over spin):\n\n"
-        s += "| placement | iceoryx2 request-response / venom spin | iceoryx2 publish-subscribe / venom spin | Unix socket / venom spin | venom default / venom spin |\n"
-        s += "|---|---|---|---|---|\n"
+        s += "| placement | venom spin / two-line ping-pong | iceoryx2 request-response / venom spin | iceoryx2 publish-subscribe / venom spin | Unix socket / venom spin | venom default / venom spin |\n"
+        s += "|---|---|---|---|---|---|\n"
         for placement in ["pinned", "unpinned"]:
             def rel(prefix, inverse=False):
                 vals = []
@@ -202,7 +202,12 @@ def render_channel(runs):
                     o = next((r for r in c["rows"] if r["placement"] == placement and r["path"].startswith(prefix)), None)
                     vals.append(o["lat"]["batch"] / spin["lat"]["batch"] if spin and o else None)
                 return spread(vals, x)
-            s += f"| {placement} | {rel('iceoryx2 request')} | {rel('iceoryx2 publish')} | {rel('Unix')} | {rel('venom default')} |\n"
+            two = []
+            for c in chans:
+                spin = next((r for r in c["rows"] if r["placement"] == placement and r["path"].startswith("venom spin, 8")), None)
+                t = next((r for r in c["rows"] if r["placement"] == placement and r["path"].startswith("two-line")), None)
+                two.append(spin["lat"]["batch"] / t["lat"]["batch"] if spin and t else None)
+            s += f"| {placement} | {spread(two, x)} | {rel('iceoryx2 request')} | {rel('iceoryx2 publish')} | {rel('Unix')} | {rel('venom default')} |\n"
         if any(c["rates"] for c in chans):
             s += "\n| wait | clients | in flight per client | requests/s (M) |\n|---|---|---|---|\n"
             keys = []

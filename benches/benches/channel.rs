@@ -13,7 +13,10 @@
 //! * **per-call percentiles** p50/p99/p99.9: the same number of round trips,
 //!   each timed with `Instant` (which adds ~20–40 ns to every row,
 //!   the floor included).
-//! * the ratio of each to the **floor measured right before that row**
+//! * the ratio of each to the **floor measured right before that row**: a
+//!   two-process ping-pong of ONE cache line. A "two-line ping-pong" row
+//!   (request word and reply word on separate lines, as in every ring-based
+//!   protocol) shows how much of the gap is the second line;
 //!   (the hypervisor moves vCPUs between physical cores, so the floor
 //!   drifts within a run).
 //!
@@ -153,6 +156,68 @@ fn word(seg: &Segment) -> &AtomicU64 {
     // SAFETY: the body is 128-aligned and at least 8 bytes; AtomicU64 accepts
     // any bits and is the only way either process touches it.
     unsafe { &*(seg.body_ptr() as *const AtomicU64) }
+}
+
+/// Child: the two-line ping-pong responder: polls the request word (offset
+/// 0) and copies it to the reply word (offset 128, another 128-byte pair of
+/// lines). The floor of any protocol whose request and reply travel on
+/// separate lines, each written by one side only (venom's rings, iceoryx2's
+/// queues).
+fn cacheline2(name: &str) {
+    place_peer();
+    let seg = Segment::open(name, SegmentKind::RAW).expect("open");
+    let w = word(&seg);
+    // SAFETY: the body is 256 bytes.
+    let r = unsafe { &*(seg.body_ptr().add(128) as *const AtomicU64) };
+    let mut last = 0;
+    loop {
+        // Acquire/Release: a plain message-passing handshake.
+        let v = w.load(Ordering::Acquire);
+        if v == u64::MAX {
+            return;
+        }
+        if v != last {
+            r.store(v, Ordering::Release);
+            last = v;
+        }
+        std::hint::spin_loop();
+    }
+}
+
+/// The two-line ping-pong (see [`cacheline2`]).
+struct Line2 {
+    seg: Segment,
+    next: u64,
+    _peer: Peer,
+}
+
+impl RoundTrip for Line2 {
+    fn round_trip(&mut self) {
+        let w = word(&self.seg);
+        // SAFETY: the body is 256 bytes.
+        let r = unsafe { &*(self.seg.body_ptr().add(128) as *const AtomicU64) };
+        // Release/Acquire: the ping (line 0) and the pong (line 2).
+        w.store(self.next, Ordering::Release);
+        let want = self.next;
+        spin_until(|| r.load(Ordering::Acquire) == want, "cache line 2");
+        self.next += 1;
+    }
+}
+
+impl Drop for Line2 {
+    fn drop(&mut self) {
+        word(&self.seg).store(u64::MAX, Ordering::Release);
+        let _ = self.seg.unlink();
+    }
+}
+
+fn line2(pinned: bool) -> Line2 {
+    let name = format!("bench-line2-{}", std::process::id());
+    let seg = Segment::builder(&name, SegmentKind::RAW).body_len(256).create().expect("create line");
+    let peer = Peer::spawn("cacheline2", &name, pinned);
+    let mut l = Line2 { seg, next: 1, _peer: peer };
+    l.round_trip();
+    l
 }
 
 /// Child: the cache-line ping-pong responder: answers odd with odd + 1.
@@ -683,6 +748,11 @@ fn harness() {
         // (path, rounds, constructor)
         type Make = Box<dyn Fn(bool) -> Box<dyn RoundTrip>>;
         let paths: Vec<(String, usize, Make)> = vec![
+            (
+                "two-line ping-pong (request and reply on separate lines)".into(),
+                rounds,
+                Box::new(|p| Box::new(line2(p))),
+            ),
             ("venom spin, 8 B".into(), rounds, Box::new(|p| Box::new(channel("spin", 8, p)))),
             ("venom spin, 32 B".into(), rounds, Box::new(|p| Box::new(channel("spin", 32, p)))),
             ("venom default (spin-then-park), 8 B".into(), rounds, Box::new(|p| Box::new(channel("default", 8, p)))),
@@ -794,8 +864,9 @@ fn print_summary(rounds: usize, rows: &[Row], rates: &[(&str, usize, usize, f64)
         let Some(spin) = find(placement, "venom spin, 8") else { continue };
         let r = |other: Option<f64>| other.map_or("–".to_string(), |o| format!("{:.2}×", o / spin));
         let dflt = find(placement, "venom default").map_or("–".to_string(), |d| format!("{:.2}×", d / spin));
+        let two = find(placement, "two-line").map_or("–".to_string(), |t| format!("{:.2}×", spin / t));
         println!(
-            "| {placement} | {} | {} | {} | {dflt} |",
+            "| {placement} | {two} | {} | {} | {} | {dflt} |",
             r(find(placement, "iceoryx2 request")),
             r(find(placement, "iceoryx2 publish")),
             r(find(placement, "Unix")),
@@ -818,6 +889,7 @@ fn main() {
             "daemon" => daemon(&arg),
             "uds" => uds_server(&arg),
             "cacheline" => cacheline(&arg),
+            "cacheline2" => cacheline2(&arg),
             "client" => client(&arg),
             "ice_server" => ice_server(&arg),
             "ice_pong" => ice_pong(&arg),
