@@ -857,9 +857,9 @@ fn print_summary(rounds: usize, rows: &[Row], rates: &[(&str, usize, usize, f64)
     };
     println!("\n(batch medians; > 1 means venom spin is faster)");
     println!(
-        "| placement | iceoryx2 req-resp / venom spin | iceoryx2 pub-sub / venom spin | Unix socket / venom spin | venom default / spin |"
+        "| placement | venom spin / two-line ping-pong | iceoryx2 req-resp / venom spin | iceoryx2 pub-sub / venom spin | Unix socket / venom spin | venom default / spin |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     for placement in ["pinned", "unpinned"] {
         let Some(spin) = find(placement, "venom spin, 8") else { continue };
         let r = |other: Option<f64>| other.map_or("–".to_string(), |o| format!("{:.2}×", o / spin));
