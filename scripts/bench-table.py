@@ -150,7 +150,7 @@ def per_op(runs, bid):
 
 def render_collections(runs):
     s = header(runs, " Time per operation = criterion median / operations per iteration")
-    s += "| benchmark | ns per operation |\n|---|---|\n"
+    s += "| benchmark | ns per operation (criterion median / operations per iteration) |\n|---|---|\n"
     ids = sorted(set().union(*(r["criterion"] for r in runs)))
     for bid in ids:
         if bid.startswith("coll_"):
