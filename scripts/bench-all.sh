@@ -8,9 +8,9 @@
 # usage: scripts/bench-all.sh [--only seq_region,channel,...] [--runs N] [--no-render]
 # benches: seq_region collections channel kvcache net
 #
-# Time on the 2-vCPU project machine: about 6 min per round of all five
-# benches, so ~18 min for the default 3 runs (channel alone: ~1.5 min per
-# run; seq_region ~1 min; collections ~1.5 min; kvcache ~1 min; net ~1.5 min).
+# Time on the 2-vCPU project machine: about 5 min per round of all five
+# benches when quiet, so ~15 min for the default 3 runs (~20 min at load 4–9;
+# per run: channel 40–110 s, seq_region ~65 s, collections ~90 s, kvcache ~70 s, net ~50 s).
 # Results land in target/bench-all/<bench>/run-<i>.json; the render step
 # (scripts/bench-table.py render) can be re-run alone on them.
 set -euo pipefail
