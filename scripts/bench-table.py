@@ -1,52 +1,279 @@
 #!/usr/bin/env python3
-"""Prints a Markdown table of criterion medians for one group, with each
-function's ratio to a baseline function measured in the same run.
+"""Criterion results to Markdown tables.
 
-usage: scripts/bench-table.py GROUP BASELINE [TARGET_DIR]
-e.g.   scripts/bench-table.py seq_region memcpy
+usage:
+  scripts/bench-table.py GROUP BASELINE [TARGET_DIR]
+      one group's medians with each function's ratio to BASELINE (last run)
+  scripts/bench-table.py collect BENCH RUN TARGET_DIR MARKER LOAD SECONDS
+      (bench-all.sh) saves the estimates criterion wrote after MARKER's mtime,
+      plus the channel harness JSON, as TARGET_DIR/bench-all/BENCH/run-RUN.json
+  scripts/bench-table.py render BENCHMARKS.md TARGET_DIR
+      rewrites every `<!-- bench-all:BENCH begin -->` ... `end -->` block of
+      the file with min–median–max tables over the saved runs
 """
-import json, os, sys
+import glob, json, os, re, statistics, sys
 
-group, base = sys.argv[1], sys.argv[2]
-root = os.path.join(sys.argv[3] if len(sys.argv) > 3 else "target", "criterion", group)
-rows = {}
-for func in sorted(os.listdir(root)):
-    fdir = os.path.join(root, func)
-    if not os.path.isdir(fdir) or func == "report":
-        continue
-    for param in os.listdir(fdir):
-        est = os.path.join(fdir, param, "new", "estimates.json")
-        bench = os.path.join(fdir, param, "new", "benchmark.json")
-        if not os.path.exists(est):
-            continue
-        median = json.load(open(est))["median"]["point_estimate"]
-        tp = json.load(open(bench)).get("throughput") or {}
-        nbytes = tp.get("Bytes") or tp.get("BytesDecimal")
-        rows.setdefault(param, {})[func] = (median, nbytes)
 
 def size_key(p):
-    units = {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
-    for u, m in units.items():
-        if p.endswith(u):
-            return int(p[: -len(u)]) * m
-    return p
+    for u, m in {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}.items():
+        if p.endswith(u) and p[: -len(u)].isdigit():
+            return (0, int(p[: -len(u)]) * m, p)
+    return (1, 0, p)
 
-funcs = sorted({f for r in rows.values() for f in r if f != base})
-print(f"| size | {base} | " + " | ".join(f"{f} | {f}/{base}" for f in funcs) + " |")
-print("|---|---|" + "---|---|" * len(funcs))
-for param in sorted(rows, key=size_key):
-    r = rows[param]
-    def cell(f):
-        med, nbytes = r[f]
-        if nbytes:
-            return f"{nbytes / med:.1f} GB/s ({med / 1000:.2f} µs)"
-        return f"{med:.1f} ns"
-    if base not in r:
-        continue
-    line = f"| {param} | {cell(base)} | "
-    for f in funcs:
-        if f in r:
-            line += f"{cell(f)} | {r[base][0] / r[f][0]:.2f}× | "
+
+def estimates(root, newer_than=None):
+    """{criterion id: (median ns, bytes, elements)} under root/criterion."""
+    out = {}
+    base = os.path.join(root, "criterion")
+    for est in glob.glob(os.path.join(base, "**", "new", "estimates.json"), recursive=True):
+        if newer_than is not None and os.path.getmtime(est) < newer_than:
+            continue
+        bid = os.path.relpath(os.path.dirname(os.path.dirname(est)), base)
+        median = json.load(open(est))["median"]["point_estimate"]
+        bench = os.path.join(os.path.dirname(est), "benchmark.json")
+        tp = (json.load(open(bench)).get("throughput") or {}) if os.path.exists(bench) else {}
+        out[bid] = (median, tp.get("Bytes") or tp.get("BytesDecimal"), tp.get("Elements"))
+    return out
+
+
+def legacy(group, basefn, root):
+    rows = {}
+    for bid, (med, nbytes, _) in estimates(root).items():
+        parts = bid.split(os.sep)
+        if parts[0] != group or len(parts) < 2:
+            continue
+        param = parts[2] if len(parts) > 2 else ""
+        rows.setdefault(param, {})[parts[1]] = (med, nbytes)
+    funcs = sorted({f for r in rows.values() for f in r if f != basefn})
+    print(f"| size | {basefn} | " + " | ".join(f"{f} | {f}/{basefn}" for f in funcs) + " |")
+    print("|---|---|" + "---|---|" * len(funcs))
+    for param in sorted(rows, key=size_key):
+        r = rows[param]
+        if basefn not in r:
+            continue
+        cell = lambda f: f"{r[f][1] / r[f][0]:.1f} GB/s ({r[f][0] / 1000:.2f} µs)" if r[f][1] else f"{r[f][0]:.1f} ns"
+        line = f"| {param} | {cell(basefn)} | "
+        for f in funcs:
+            line += f"{cell(f)} | {r[basefn][0] / r[f][0]:.2f}× | " if f in r else "– | – | "
+        print(line)
+
+
+def collect(bench, run, root, marker, load, secs):
+    data = {"load": load, "seconds": int(secs), "criterion": {}}
+    since = os.path.getmtime(marker)
+    data["criterion"] = {k: list(v) for k, v in estimates(root, since).items()}
+    chan = os.path.join(root, "bench-all", bench, f"channel-run-{run}.json")
+    if bench == "channel" and os.path.exists(chan):
+        data["channel"] = json.load(open(chan))
+    path = os.path.join(root, "bench-all", bench, f"run-{run}.json")
+    json.dump(data, open(path, "w"), indent=1)
+    print(f"bench-table: {len(data['criterion'])} criterion results saved to {path}")
+
+
+# ---------------------------------------------------------------- render
+
+def spread(values, fmt):
+    """min–median–max of the values that exist, formatted."""
+    v = sorted(x for x in values if x is not None)
+    if not v:
+        return "–"
+    if len(v) == 1:
+        return fmt(v[0])
+    return f"{fmt(v[0])}–{fmt(statistics.median(v))}–{fmt(v[-1])}"
+
+
+def ns(v):
+    if v >= 1e6:
+        return f"{v / 1e6:.2f} ms"
+    if v >= 1e4:
+        return f"{v / 1e3:.1f} µs"
+    if v >= 100:
+        return f"{v:.0f} ns"
+    return f"{v:.1f} ns"
+
+
+x = lambda v: f"{v:.2f}×"
+gbs = lambda v: f"{v:.1f}"
+
+
+def runs_of(root, bench):
+    files = sorted(glob.glob(os.path.join(root, "bench-all", bench, "run-*.json")))
+    return [json.load(open(f)) for f in files]
+
+
+def header(runs, extra=""):
+    loads = ", ".join(r["load"].split(" ")[0] for r in runs)
+    secs = ", ".join(str(r.get("seconds", "?")) for r in runs)
+    return (f"_Generated by `scripts/bench-all.sh`: {len(runs)} runs, cells are min–median–max over the runs "
+            f"(each run's value is criterion's median unless said otherwise). 1-min load average at the start "
+            f"of each run: {loads}; seconds per run: {secs}.{extra}_\n\n")
+
+
+def crit(runs, bid):
+    return [r["criterion"].get(bid, [None])[0] for r in runs]
+
+
+def ratio(runs, base, other):
+    out = []
+    for r in runs:
+        b, o = r["criterion"].get(base), r["criterion"].get(other)
+        out.append(b[0] / o[0] if b and o else None)
+    return out
+
+
+def render_seq_region(runs):
+    ids = set().union(*(r["criterion"] for r in runs))
+    sizes = sorted({i.split(os.sep)[2] for i in ids if i.startswith("seq_region")}, key=size_key)
+    s = header(runs, " Throughput in GB/s; ratio = baseline time / venom time (≥ 1: venom as fast as memcpy)")
+    s += "| size | memcpy_read GB/s | read GB/s | read / memcpy_read | memcpy_write GB/s | write GB/s | write / memcpy_write |\n"
+    s += "|---|---|---|---|---|---|---|\n"
+    for size in sizes:
+        def bw(fn):
+            vals = []
+            for r in runs:
+                e = r["criterion"].get(os.path.join("seq_region", fn, size))
+                vals.append(e[1] / e[0] if e and e[1] else None)
+            return spread(vals, gbs)
+        rr = ratio(runs, os.path.join("seq_region", "memcpy_read", size), os.path.join("seq_region", "read", size))
+        wr = ratio(runs, os.path.join("seq_region", "memcpy_write", size), os.path.join("seq_region", "write", size))
+        s += f"| {size} | {bw('memcpy_read')} | {bw('read')} | {spread(rr, x)} | {bw('memcpy_write')} | {bw('write')} | {spread(wr, x)} |\n"
+    return s
+
+
+def per_op(runs, bid):
+    vals = []
+    for r in runs:
+        e = r["criterion"].get(bid)
+        vals.append(e[0] / (e[2] or 1) if e else None)
+    return vals
+
+
+def render_collections(runs):
+    s = header(runs, " Time per operation = criterion median / operations per iteration")
+    s += "| benchmark | ns per operation (criterion median / operations per iteration) |\n|---|---|\n"
+    ids = sorted(set().union(*(r["criterion"] for r in runs)))
+    for bid in ids:
+        if bid.startswith("coll_"):
+            s += f"| `{bid}` | {spread(per_op(runs, bid), ns)} |\n"
+    pairs = [
+        ("Queue vs crossbeam ArrayQueue, 1 thread", "coll_single/crossbeam_arrayqueue_push_pop", "coll_single/queue_push_pop"),
+        ("Queue vs iceoryx2 publish-subscribe (ipc, same thread)", "coll_single/iceoryx2_pubsub_push_pop", "coll_single/queue_push_pop"),
+        ("Queue vs ArrayQueue, 2 threads", "coll_2threads/crossbeam_arrayqueue_push_pop", "coll_2threads/queue_push_pop"),
+        ("HashMap get vs Mutex<HashMap>", "coll_single/mutex_std_hashmap_get", "coll_single/hashmap_get"),
+        ("HashMap insert vs Mutex<HashMap>", "coll_single/mutex_std_hashmap_insert_existing", "coll_single/hashmap_insert_existing"),
+        ("HashMap 3:1 mix, 2 threads, vs Mutex<HashMap>", "coll_2threads/mutex_std_hashmap_get3_insert1", "coll_2threads/hashmap_get3_insert1"),
+    ]
+    s += "\n| comparison | baseline time / venom time (> 1: venom faster) |\n|---|---|\n"
+    for label, base, other in pairs:
+        s += f"| {label} | {spread(ratio(runs, base, other), x)} |\n"
+    return s
+
+
+def render_channel(runs):
+    chans = [r["channel"] for r in runs if "channel" in r]
+    s = header(runs, " Round trips between two processes; ×floor = this row / the cache-line ping-pong floor measured just before it, same statistic")
+    if chans:
+        s += "| placement | path | batch (median block) | mean | p50 | p99 | p99.9 | floor batch | batch ×floor | mean ×floor | p50 ×floor | p99 ×floor |\n"
+        s += "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        keys = []
+        for c in chans:
+            for row in c["rows"]:
+                k = (row["placement"], row["path"])
+                if k not in keys:
+                    keys.append(k)
+        for k in keys:
+            rows = [next((r for r in c["rows"] if (r["placement"], r["path"]) == k), None) for c in chans]
+            g = lambda f: [f(r) if r else None for r in rows]
+            s += (f"| {k[0]} | {k[1]} | {spread(g(lambda r: r['lat']['batch']), ns)} | {spread(g(lambda r: r['lat'].get('mean')), ns)} | {spread(g(lambda r: r['lat']['p50']), ns)} "
+                  f"| {spread(g(lambda r: r['lat']['p99']), ns)} | {spread(g(lambda r: r['lat']['p999']), ns)} "
+                  f"| {spread(g(lambda r: r['floor']['batch']), ns)} "
+                  f"| {spread(g(lambda r: r['lat']['batch'] / r['floor']['batch']), x)} "
+                  f"| {spread(g(lambda r: r['lat']['mean'] / r['floor']['mean'] if 'mean' in r['lat'] else None), x)} "
+                  f"| {spread(g(lambda r: r['lat']['p50'] / r['floor']['p50']), x)} "
+                  f"| {spread(g(lambda r: r['lat']['p99'] / r['floor']['p99']), x)} |\n")
+        s += "\nBatch-median ratios (> 1: venom spin faster; the last column: default mode's cost over spin):\n\n"
+        s += "| placement | venom spin / two-line ping-pong | iceoryx2 request-response / venom spin | iceoryx2 publish-subscribe / venom spin | Unix socket / venom spin | venom default / venom spin |\n"
+        s += "|---|---|---|---|---|---|\n"
+        for placement in ["pinned", "unpinned"]:
+            def rel(prefix, inverse=False):
+                vals = []
+                for c in chans:
+                    spin = next((r for r in c["rows"] if r["placement"] == placement and r["path"].startswith("venom spin, 8")), None)
+                    o = next((r for r in c["rows"] if r["placement"] == placement and r["path"].startswith(prefix)), None)
+                    vals.append(o["lat"]["batch"] / spin["lat"]["batch"] if spin and o else None)
+                return spread(vals, x)
+            two = []
+            for c in chans:
+                spin = next((r for r in c["rows"] if r["placement"] == placement and r["path"].startswith("venom spin, 8")), None)
+                t = next((r for r in c["rows"] if r["placement"] == placement and r["path"].startswith("two-line")), None)
+                two.append(spin["lat"]["batch"] / t["lat"]["batch"] if spin and t else None)
+            s += f"| {placement} | {spread(two, x)} | {rel('iceoryx2 request')} | {rel('iceoryx2 publish')} | {rel('Unix')} | {rel('venom default')} |\n"
+        if any(c["rates"] for c in chans):
+            s += "\n| wait | clients | in flight per client | requests/s (M) |\n|---|---|---|---|\n"
+            keys = []
+            for c in chans:
+                for r in c["rates"]:
+                    k = (r["wait"], r["clients"], r["window"])
+                    if k not in keys:
+                        keys.append(k)
+            for k in keys:
+                vals = [next((r["rate"] / 1e6 for r in c["rates"] if (r["wait"], r["clients"], r["window"]) == k), None) for c in chans]
+                s += f"| {k[0]} | {k[1]} | {k[2]} | {spread(vals, lambda v: f'{v:.2f}')} |\n"
+    s += "\nCriterion (batch means, pinned, 8 B):\n\n| benchmark | criterion median per round trip |\n|---|---|\n"
+    for bid in sorted(set().union(*(r["criterion"] for r in runs))):
+        s += f"| `{bid}` | {spread(crit(runs, bid), ns)} |\n"
+    return s
+
+
+def render_kvcache(runs):
+    s = header(runs, " Ratio = baseline time / KvCache time (> 1: KvCache faster)")
+    s += "| value | op | KvCache 1 proc | KvCache 2 proc (per pair) | Mutex<HashMap> | Redis | vs Redis | vs Mutex<HashMap> |\n"
+    s += "|---|---|---|---|---|---|---|---|\n"
+    for size in ["64B", "1KiB", "64KiB"]:
+        for op in ["get", "put"]:
+            b = lambda who: os.path.join(f"kv_{size}", op, who)
+            s += (f"| {size} | {op} | {spread(crit(runs, b('1proc')), ns)} | {spread(crit(runs, b('2proc')), ns)} "
+                  f"| {spread(crit(runs, b('mutex_hashmap')), ns)} | {spread(crit(runs, b('redis')), ns)} "
+                  f"| {spread(ratio(runs, b('redis'), b('1proc')), lambda v: f'{v:,.0f}×')} "
+                  f"| {spread(ratio(runs, b('mutex_hashmap'), b('1proc')), x)} |\n")
+    return s
+
+
+def render_generic(runs):
+    s = header(runs)
+    s += "| benchmark | criterion median |\n|---|---|\n"
+    for bid in sorted(set().union(*(r["criterion"] for r in runs))):
+        s += f"| `{bid}` | {spread(crit(runs, bid), ns)} |\n"
+    return s
+
+
+RENDER = {"seq_region": render_seq_region, "collections": render_collections, "channel": render_channel,
+          "kvcache": render_kvcache, "net": render_generic}
+
+
+def render(md_path, root):
+    text = open(md_path).read()
+    for bench, fn in RENDER.items():
+        runs = runs_of(root, bench)
+        if not runs:
+            continue
+        begin, end = f"<!-- bench-all:{bench} begin -->", f"<!-- bench-all:{bench} end -->"
+        block = f"{begin}\n{fn(runs)}{end}"
+        if begin in text and end in text:
+            text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
         else:
-            line += "– | – | "
-    print(line)
+            text = text.rstrip("\n") + f"\n\n### Generated: {bench}\n\n{block}\n"
+    open(md_path, "w").write(text)
+
+
+if __name__ == "__main__":
+    a = sys.argv[1:]
+    if a and a[0] == "collect":
+        collect(a[1], a[2], a[3], a[4], a[5], a[6])
+    elif a and a[0] == "render":
+        render(a[1], a[2])
+    elif len(a) >= 2:
+        legacy(a[0], a[1], a[2] if len(a) > 2 else "target")
+    else:
+        print(__doc__)
+        sys.exit(2)

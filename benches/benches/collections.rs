@@ -4,8 +4,10 @@
 //!
 //! * `coll_single/*`: one thread; one iteration = [`BATCH`] operations
 //!   (a queue/stack "pair" = one push + one pop = 2 operations).
-//!   Baselines: crossbeam `ArrayQueue` for the queue, `Mutex<std HashMap>`
-//!   (default SipHash) for the map.
+//!   Baselines: crossbeam `ArrayQueue` (in-process) and iceoryx2
+//!   publish-subscribe over its `ipc` service (shared memory; a publisher
+//!   and a subscriber of `u64` in this thread, `send_copy` + `receive`) for
+//!   the queue, `Mutex<std HashMap>` (default SipHash) for the map.
 //! * `coll_2threads/*`: two threads of this process, each doing push+pop
 //!   pairs (or map get/insert mixes) on one shared structure; one iteration =
 //!   one pair per thread (4 queue operations; 2 map operations).
@@ -59,6 +61,32 @@ fn single(c: &mut Criterion, seg: &ObjectSegment) {
             }
         })
     });
+    {
+        use iceoryx2::prelude::*;
+        iceoryx2::prelude::set_log_level(LogLevel::Error);
+        let node = NodeBuilder::new().create::<ipc::Service>().expect("iceoryx2 node");
+        let name: ServiceName =
+            format!("venom-bench/queue-{}", std::process::id()).as_str().try_into().expect("service name");
+        let service = node
+            .service_builder(&name)
+            .publish_subscribe::<u64>()
+            .history_size(0)
+            .subscriber_max_buffer_size(1)
+            .max_publishers(1)
+            .max_subscribers(1)
+            .open_or_create()
+            .expect("iceoryx2 service");
+        let publ = service.publisher_builder().create().expect("publisher");
+        let sub = service.subscriber_builder().create().expect("subscriber");
+        g.bench_function("iceoryx2_pubsub_push_pop", |b| {
+            b.iter(|| {
+                for i in 0..BATCH / 2 {
+                    publ.send_copy(black_box(i)).expect("send");
+                    black_box(sub.receive().expect("receive").map(|s| *s));
+                }
+            })
+        });
+    }
     let st = seg.stack::<u64>("s1", QCAP).unwrap();
     g.bench_function("stack_push_pop", |b| {
         b.iter(|| {

@@ -271,3 +271,29 @@ fn hostile_slot_is_skipped() {
     assert_eq!(buf, b"real");
     assert_eq!(consumer.corrupt_messages(), 1);
 }
+
+/// The consumer polls only lanes ever claimed (`lanes_used`): a consumer
+/// created before any producer still sees a producer that claims a high
+/// lane later, and a message spanning the inline part (32 bytes in the
+/// stamp's cache line) and the overflow area arrives intact.
+#[test]
+fn late_high_lane_and_inline_overflow_split() {
+    let name = testkit::unique_name("q-lanes-used");
+    let q = CmdQueue::create(&name, cfg(8, 4, 100)).unwrap();
+    let mut c = q.consumer().unwrap();
+    let mut buf = Vec::new();
+    assert!(c.try_pop(&mut buf).unwrap().is_none());
+    let mut producers: Vec<_> = (0..5).map(|_| q.producer().unwrap()).collect();
+    let last = producers.pop().unwrap();
+    drop(producers); // lanes 0..4 free again; the high-water mark stays
+    let mut p = last;
+    assert_eq!(p.lane(), 4);
+    for len in [0usize, 1, 31, 32, 33, 64, 100] {
+        let msg: Vec<u8> = (0..len).map(|i| i as u8 ^ 0x5A).collect();
+        p.push(&msg, SEC).unwrap();
+        let m = c.pop(&mut buf, SEC).unwrap();
+        assert_eq!((m.lane, m.len), (4, len));
+        assert_eq!(buf, msg);
+    }
+    q.unlink().unwrap();
+}

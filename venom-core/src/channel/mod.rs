@@ -75,14 +75,14 @@ use crate::seq_region::{self, RegionConfig};
 /// "VNMCHANL", little-endian.
 const CHANNEL_MAGIC: u64 = u64::from_le_bytes(*b"VNMCHANL");
 /// Bumped on any incompatible change of the channel layout.
-const CHANNEL_LAYOUT_VERSION: u64 = 1;
+const CHANNEL_LAYOUT_VERSION: u64 = 2;
 /// Offset of the command queue block in the body.
 const QUEUE_OFFSET: usize = 128;
 
 /// Shape of a channel.
 ///
-/// Shared memory used: about `2 × max_clients × cmd_slots × round_up(32 +
-/// max_msg_size, 64)` bytes for the rings plus `data_size` (e.g. 16 × 32 ×
+/// Shared memory used: about `2 × max_clients × cmd_slots × (64 +
+/// round_up(max_msg_size - 32, 64))` bytes for the rings plus `data_size` (e.g. 16 × 32 ×
 /// 4 KiB × 2 ≈ 4.3 MB with the defaults; tmpfs only backs pages once
 /// touched). Every slot is sized for the largest message, so with large
 /// `max_msg_size` lower `cmd_slots` (1 MiB × 16 clients × 32 slots × 2 would

@@ -82,7 +82,9 @@ impl Consumer {
     /// The current claim generation of `lane`.
     pub fn lane_generation(&self, lane: usize) -> u64 {
         // Acquire: pairs with the claimer's AcqRel bump.
-        self.q.block.lane(lane % self.rings.len()).generation.load(Ordering::Acquire)
+        // (`lane` past the end, impossible from a popped message, reads the
+        // last lane rather than panicking.)
+        self.q.block.lane(lane.min(self.rings.len() - 1)).generation.load(Ordering::Acquire)
     }
 
     /// Messages skipped because their header was invalid (a hostile or
@@ -94,12 +96,25 @@ impl Consumer {
     /// Pops the next message, if any, copying its payload into `buf`
     /// (cleared first; grows to at most the queue's maximum message size).
     pub fn try_pop(&mut self, buf: &mut Vec<u8>) -> Result<Option<Message>> {
-        let lanes = self.rings.len();
         let max = self.q.block.geo.max_msg;
-        for k in 0..lanes {
-            let lane = (self.cursor + k) % lanes;
+        // Relaxed: a hint of which lanes can hold messages (see
+        // `QueueHeader::lanes_used`); each stamp is still read with Acquire.
+        let used = self.q.block.header().lanes_used.load(Ordering::Relaxed);
+        let lanes = usize::try_from(used).unwrap_or(usize::MAX).min(self.rings.len());
+        if lanes == 0 {
+            return Ok(None);
+        }
+        // Round-robin from the cursor, wrapping without a division (this
+        // loop runs on every poll of a spinning consumer).
+        let mut lane = if self.cursor < lanes { self.cursor } else { 0 };
+        for _ in 0..lanes {
             let ring = self.rings[lane];
             let head = self.heads[lane];
+            let this = lane;
+            lane += 1;
+            if lane == lanes {
+                lane = 0;
+            }
             let Some(p) = ring.peek(head) else { continue };
             if p.len > max {
                 // Skip a corrupt slot rather than trusting its length.
@@ -110,15 +125,15 @@ impl Consumer {
                 buf.resize(p.len, 0);
                 ring.read_payload(head, buf);
             }
-            self.heads[lane] = head + 1;
+            self.heads[this] = head + 1;
             ring.release_to(head + 1);
             if p.len > max {
                 continue;
             }
-            self.cursor = lane + 1;
+            self.cursor = lane;
             // The payload may be zeroes from a truncated mapping.
             self.q.check_mapped()?;
-            return Ok(Some(Message { lane, generation: p.generation, tag: p.tag, len: p.len }));
+            return Ok(Some(Message { lane: this, generation: p.generation, tag: p.tag, len: p.len }));
         }
         self.q.check_mapped()?;
         Ok(None)

@@ -1,14 +1,18 @@
 //! Shared-memory layout of a command queue block.
 //!
 //! ```text
-//! offset 0      QueueHeader   128 B  magic, version, lanes, depth, max_msg, stride, consumer
+//! offset 0      QueueHeader   128 B  magic, version, lanes, depth, max_msg, stride, consumer, lanes_used
 //! offset 128    doorbell      128 B  EventCount the consumer sleeps on
 //! offset 256    lanes         lanes × 128 B   LaneCtl { owner, generation }
-//! then          rings         lanes × (RingCtl 384 B + depth × stride)
+//! then          rings         lanes × (RingCtl 384 B + depth × 64 B slot lines
+//!                                        + depth × stride overflow areas)
 //! ```
-//! `stride = round_up(32 + max_msg, 64)`; every block starts 128-aligned.
+//! A slot line holds the 32-byte header (stamp first) and the first 32
+//! payload bytes; `stride = round_up(max_msg - 32, 64)` (0 when
+//! `max_msg <= 32`) is the overflow area of the rest. Every block starts
+//! 128-aligned.
 
-use super::ring::{Line, RING_CTL_LEN, Ring, RingCtl, SLOT_HEADER_LEN};
+use super::ring::{INLINE_LEN, Line, RING_CTL_LEN, Ring, RingCtl, SLOT_LINE};
 use crate::error::{Error, Result};
 use crate::futex::EventCount;
 use crate::loom::sync::{AtomicU64, Ordering};
@@ -16,7 +20,11 @@ use crate::loom::sync::{AtomicU64, Ordering};
 /// "VNMQUEUE", little-endian.
 pub(crate) const QUEUE_MAGIC: u64 = u64::from_le_bytes(*b"VNMQUEUE");
 /// Bumped on any incompatible change of this layout.
-pub(crate) const QUEUE_LAYOUT_VERSION: u64 = 1;
+///
+/// 2: `QueueHeader::lanes_used` (consumers scan only the lanes ever claimed;
+/// a version-1 producer would not maintain it), and slots split into a
+/// contiguous array of 64-byte slot lines plus overflow areas.
+pub(crate) const QUEUE_LAYOUT_VERSION: u64 = 2;
 /// Most producer lanes a queue can have.
 pub const MAX_LANES: usize = 4096;
 /// Largest ring depth (slots per lane).
@@ -36,6 +44,12 @@ pub(crate) struct QueueHeader {
     /// Packed [`ProcessId`](crate::ProcessId) of the consumer, 0 when none.
     /// Claimed by CAS.
     pub(crate) consumer: AtomicU64,
+    /// One past the highest lane index ever claimed (a high-water mark,
+    /// only raised, with `fetch_max`). The consumer polls lanes
+    /// `0..lanes_used` only, so with few producers a poll touches few
+    /// lines. A producer raises it before its first push; a value above
+    /// `lanes` (corruption) is clamped by the reader.
+    pub(crate) lanes_used: AtomicU64,
 }
 
 /// Per-lane ownership.
@@ -55,6 +69,7 @@ pub(crate) struct Geometry {
     pub(crate) lanes: usize,
     pub(crate) depth: usize,
     pub(crate) max_msg: usize,
+    /// Bytes of one slot's overflow area (payload past the inline part).
     pub(crate) stride: usize,
 }
 
@@ -71,13 +86,13 @@ impl Geometry {
         if max_msg == 0 || max_msg > MAX_MSG_SIZE {
             return Err(Error::InvalidConfig(format!("max_msg_size must be 1..={MAX_MSG_SIZE}, got {max_msg}")));
         }
-        let stride = (SLOT_HEADER_LEN + max_msg).next_multiple_of(64);
+        let stride = max_msg.saturating_sub(INLINE_LEN).next_multiple_of(64);
         Ok(Geometry { lanes, depth: depth.next_power_of_two(), max_msg, stride })
     }
 
-    /// Bytes of one ring (control block and slots).
+    /// Bytes of one ring (control block, slot lines, overflow areas).
     pub(crate) fn ring_len(&self) -> usize {
-        RING_CTL_LEN + self.depth * self.stride
+        RING_CTL_LEN + self.depth * (SLOT_LINE + self.stride)
     }
 
     /// Offset of the first ring.
@@ -98,11 +113,15 @@ impl Geometry {
     pub(crate) unsafe fn ring_at(&self, base: *mut u8, i: usize) -> Ring {
         // SAFETY: caller contract; the offset stays inside the array.
         let ctl = unsafe { base.add(i * self.ring_len()) };
+        // SAFETY: the slot lines follow the control block inside the ring.
+        let slots = unsafe { ctl.add(RING_CTL_LEN) };
         Ring {
             ctl: ctl as *const RingCtl,
-            // SAFETY: the slots follow the control block inside the ring.
-            slots: unsafe { ctl.add(RING_CTL_LEN) },
-            stride: self.stride,
+            slots,
+            stride: SLOT_LINE,
+            // SAFETY: the overflow areas follow the slot lines inside the ring.
+            ext: unsafe { slots.add(self.depth * SLOT_LINE) },
+            ext_stride: self.stride,
             mask: self.depth as u64 - 1,
             max_msg: self.max_msg,
         }

@@ -40,6 +40,9 @@ fn ring(m: &Model) -> Ring {
         ctl: &m.ctl,
         slots: m.slots.as_ptr() as *mut u8,
         stride: core::mem::size_of::<ModelSlot>(),
+        // Messages of the models fit inline (max_msg 8): no overflow area.
+        ext: core::ptr::null_mut(),
+        ext_stride: 0,
         mask: m.slots.len() as u64 - 1,
         max_msg: 8,
     }
@@ -157,4 +160,45 @@ fn loom_ring_reply_handoff_across_reclaim() {
         }
         assert!(stale <= 1);
     });
+}
+
+/// `QueueHeader::lanes_used`: a producer raises the high-water mark before
+/// its first push, so a consumer that has seen any message of lane 1 never
+/// reads a mark that excludes lane 1 (it would skip the lane). The weakened
+/// order (push first, then raise the mark) must fail.
+fn lanes_used_model(mark_first: bool) {
+    loom::model(move || {
+        let m = model(2);
+        let used = Arc::new(AtomicU64::new(1)); // lane 0 already claimed
+        let (p, u) = (SendModel(m.clone()), used.clone());
+        let producer = loom::thread::spawn(move || {
+            let r = ring(&p.0);
+            let (mut tail, mut head) = (0, 0);
+            if mark_first {
+                // Release: as in Producer::claim.
+                u.fetch_max(2, Ordering::Release);
+            }
+            assert!(r.try_push(&mut tail, &mut head, OutMsg::data(1, 1, b"x"), || {}));
+            if !mark_first {
+                u.fetch_max(2, Ordering::Release);
+            }
+        });
+        let r = ring(&m);
+        if r.published(0) {
+            // Relaxed: as in Consumer::try_pop.
+            assert!(used.load(Ordering::Relaxed) >= 2, "lane skipped by the consumer");
+        }
+        producer.join().unwrap();
+    });
+}
+
+#[test]
+fn loom_lanes_used_covers_every_published_lane() {
+    lanes_used_model(true);
+}
+
+#[test]
+#[should_panic(expected = "lane skipped")]
+fn loom_lanes_used_raised_late_skips_a_lane() {
+    lanes_used_model(false);
 }

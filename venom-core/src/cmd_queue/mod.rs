@@ -29,9 +29,10 @@
 //! A push into a full lane fails with [`Error::Full`] or waits with a
 //! timeout; nothing spins without bound.
 //!
-//! Memory: `256 + lanes × (128 + 384 + depth × round_up(32 + max_msg, 64))`
-//! bytes, e.g. 16 lanes × 32 slots × 4 KiB ≈ 2.2 MB (pages are touched as
-//! rings advance).
+//! Memory: `256 + lanes × (128 + 384 + depth × (64 + round_up(max_msg - 32,
+//! 64)))` bytes, e.g. 16 lanes × 32 slots × 4 KiB ≈ 2.2 MB (pages are
+//! touched as rings advance). A message of up to 32 bytes travels in one
+//! cache line together with its publication stamp.
 //!
 //! ```
 //! use venom_core::cmd_queue::{CmdQueue, QueueConfig};

@@ -54,6 +54,12 @@ impl Producer {
                     // AcqRel: a total order of claims on this lane; the
                     // consumer reads it with Acquire to filter old messages.
                     let generation = ctl.generation.fetch_add(1, Ordering::AcqRel) + 1;
+                    // Release: raised before our first push, so a consumer
+                    // that sees our stamp (Acquire) and then re-reads the
+                    // mark sees it too; a consumer that reads a stale mark
+                    // only polls our lane one scan later (coherence makes the
+                    // new value visible promptly).
+                    q.block.header().lanes_used.fetch_max(lane as u64 + 1, Ordering::Release);
                     let ring = q.block.ring(lane);
                     let tail = ring.recover_tail();
                     // Acquire: pairs with the consumer's Release of `head`.

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 
 use proptest::prelude::*;
 
-use super::ring::{OutMsg, RING_CTL_LEN, Ring, RingCtl, SLOT_HEADER_LEN};
+use super::ring::{INLINE_LEN, OutMsg, RING_CTL_LEN, Ring, RingCtl, SLOT_LINE};
 use crate::loom::sync::Ordering;
 
 /// 128-aligned storage, as in a segment body.
@@ -34,14 +34,19 @@ proptest! {
     fn ring_matches_a_fifo_model(depth_log in 1u32..4, ops in proptest::collection::vec(op(), 1..200)) {
         let depth = 1usize << depth_log;
         let max_msg = 40;
-        let stride = (SLOT_HEADER_LEN + max_msg).next_multiple_of(64);
-        let mut mem: Vec<Block> = (0..(RING_CTL_LEN + depth * stride).div_ceil(128)).map(|_| Block([0; 128])).collect();
+        // Up to 40-byte messages: 32 inline, the rest in the overflow area.
+        let ext_stride = (max_msg - INLINE_LEN).next_multiple_of(64);
+        let len = RING_CTL_LEN + depth * (SLOT_LINE + ext_stride);
+        let mut mem: Vec<Block> = (0..len.div_ceil(128)).map(|_| Block([0; 128])).collect();
         let base = mem.as_mut_ptr() as *mut u8;
         let ring = Ring {
             ctl: base as *const RingCtl,
             // SAFETY: inside `mem`.
             slots: unsafe { base.add(RING_CTL_LEN) },
-            stride,
+            stride: SLOT_LINE,
+            // SAFETY: inside `mem`, after the slot lines.
+            ext: unsafe { base.add(RING_CTL_LEN + depth * SLOT_LINE) },
+            ext_stride,
             mask: depth as u64 - 1,
             max_msg,
         };

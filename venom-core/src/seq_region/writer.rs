@@ -154,6 +154,11 @@ impl SeqWriter {
             ctl.torn.store(0, Ordering::Relaxed);
         }
         seqlock::write_end(&ctl.seq, odd);
+        // Lossless wake-ups of `wait_for_change` cost one StoreLoad barrier
+        // per write window even with no waiter: a cheaper "nobody waits"
+        // check would lose wake-ups (see `EventCount::notify`, and the
+        // loom model that fails without it). Batch small updates with
+        // `write_with` to pay it once.
         ctl.change.notify_all();
         // After a truncation the write landed in private zero pages.
         self.region.segment().check_mapped()?;
