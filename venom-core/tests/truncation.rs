@@ -141,7 +141,12 @@ fn child_queue_consumer() {
 
 #[test]
 fn cmd_queue_truncated_under_consumer() {
-    for (what, len) in shrinks() {
+    // Not `half`: a truncation is only seen when the process touches a lost
+    // page, and this consumer only touches lane 0's slot lines and overflow
+    // area, which sit in the first half of the segment. Keeping one page
+    // (the header) cuts into them.
+    let shrinks: [(&str, Shrink); 2] = [("zero", |_| 0), ("page", |_| 4096)];
+    for (what, len) in shrinks {
         let name = testkit::unique_name(&format!("trunc-cmdq-{what}"));
         let q = CmdQueue::create(&name, QueueConfig::default()).unwrap();
         let mut p = q.producer().unwrap();

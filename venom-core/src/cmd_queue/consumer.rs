@@ -102,6 +102,8 @@ impl Consumer {
         let used = self.q.block.header().lanes_used.load(Ordering::Relaxed);
         let lanes = usize::try_from(used).unwrap_or(usize::MAX).min(self.rings.len());
         if lanes == 0 {
+            // A zero `lanes_used` may come from a truncated mapping's zero page.
+            self.q.check_mapped()?;
             return Ok(None);
         }
         // Round-robin from the cursor, wrapping without a division (this
