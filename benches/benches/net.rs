@@ -2,8 +2,10 @@
 //!
 //! `cargo bench -p venom-benches --bench net`
 //!
-//! * `raw_quinn_bulk`: one QUIC stream, 64 MiB in 1 MiB chunks, same TLS and
-//!   transport settings and socket buffers as venom-net (the limit).
+//! * `raw_quinn_bulk`: one QUIC stream, 64 MiB in 1 MiB chunks from the
+//!   server to the client (the publisher -> mirror direction), same TLS and
+//!   transport settings (flow-control windows) and socket buffers as
+//!   venom-net (the limit).
 //! * `snapshot_new_mirror`: a new mirror connects and receives a full 64 MiB
 //!   snapshot (SeqRegion -> QUIC -> SeqRegion, including the TLS handshake
 //!   and first-touch page faults of every new buffer).
@@ -97,6 +99,18 @@ fn bench(c: &mut Criterion) {
                     tokio::spawn(async move {
                         let mut buf = vec![0u8; 64];
                         let first = recv.read_exact(&mut buf).await;
+                        if first.is_ok() && buf[0] == b'B' {
+                            // bulk mode: SIZE bytes server -> client, the direction (and
+                            // the flow-control windows) a publisher streams to a mirror
+                            let chunk = bytes::Bytes::from(vec![0xA5u8; 1 << 20]);
+                            for _ in 0..SIZE >> 20 {
+                                if send.write_chunk(chunk.clone()).await.is_err() {
+                                    return;
+                                }
+                            }
+                            let _ = send.finish();
+                            return;
+                        }
                         if first.is_ok() && buf[0] == b'E' {
                             // echo mode: 64-byte ping-pong until the stream ends
                             loop {
@@ -116,7 +130,6 @@ fn bench(c: &mut Criterion) {
     let mut client = bind_endpoint(lo, None).unwrap();
     client.set_default_client_config(client_tls.quinn_config());
     let conn = rt.block_on(async { client.connect(saddr, "localhost").unwrap().await.unwrap() });
-    let chunk = bytes::Bytes::from(vec![0xA5u8; 1 << 20]);
 
     // venom-net: 64 MiB SeqRegion published, mirrored into another SeqRegion.
     let pid = std::process::id();
@@ -153,12 +166,12 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             rt.block_on(async {
                 let (mut send, mut recv) = conn.open_bi().await.unwrap();
-                for _ in 0..SIZE >> 20 {
-                    send.write_chunk(chunk.clone()).await.unwrap();
+                send.write_all(&[b'B'; 64]).await.unwrap();
+                let mut got = 0usize;
+                while let Some(c) = recv.read_chunk(1 << 20, true).await.unwrap() {
+                    got += c.bytes.len();
                 }
-                send.finish().unwrap();
-                let mut k = [0u8; 1];
-                recv.read_exact(&mut k).await.unwrap();
+                assert_eq!(got, SIZE);
             })
         })
     });
