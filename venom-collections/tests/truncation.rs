@@ -1,7 +1,6 @@
 //! A collections segment or KvCache truncated while another process reads
 //! it: the reader gets `Error::Core(Truncated)` instead of dying by SIGBUS.
 
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -39,24 +38,6 @@ fn read_until_truncated(ready: &Path, mut op: impl FnMut() -> Result<(), Error>)
     panic!("the truncation was never reported");
 }
 
-fn truncate_under(name: &str, child: &mut testkit::ChildProc, len: fn(u64) -> u64) {
-    let ready = testkit::marker_path(name, "ready");
-    assert!(testkit::wait_for(10 * SEC, || ready.exists()), "child never got ready");
-    let full = testkit::segment_file_len(name).unwrap();
-    testkit::truncate_segment(name, len(full)).unwrap();
-    let status = child.wait_timeout(30 * SEC).unwrap();
-    let _ = std::fs::remove_file(&ready);
-    assert_eq!(status.signal(), None, "reader died by signal {:?}", status.signal());
-    assert!(status.success(), "reader failed: {status:?}");
-}
-
-/// How far to shrink the file, from its full length.
-type Shrink = fn(u64) -> u64;
-
-fn shrinks() -> [(&'static str, Shrink); 2] {
-    [("zero", |_| 0), ("half", |n| n / 2)]
-}
-
 #[test]
 fn child_objects_reader() {
     let Some(name) = testkit::child_arg("objects-reader") else { return };
@@ -77,7 +58,7 @@ fn child_objects_reader() {
 
 #[test]
 fn object_segment_truncated_under_reader() {
-    for (what, len) in shrinks() {
+    for (what, len) in testkit::shrinks() {
         let name = testkit::unique_name(&format!("trunc-objs-{what}"));
         let seg = ObjectSegment::create(&name, 1 << 20).unwrap();
         let q = seg.queue::<u64>("q", 64).unwrap();
@@ -89,7 +70,7 @@ fn object_segment_truncated_under_reader() {
         b.set(3).unwrap();
         a.store(ARRAY_LEN - 1, 9).unwrap();
         let mut kid = testkit::spawn_child("child_objects_reader", "objects-reader", &name).unwrap();
-        truncate_under(&name, &mut kid, len);
+        testkit::truncate_under(&name, &mut kid, len);
         // Our own mapping notices too once it touches the lost pages.
         let mut buf = vec![0u64; ARRAY_LEN];
         assert!(a.copy_to_slice(0, &mut buf).is_err_and(|e| is_truncated(&e)));
@@ -117,7 +98,7 @@ fn child_kv_reader() {
 
 #[test]
 fn kv_cache_truncated_under_reader() {
-    for (what, len) in shrinks() {
+    for (what, len) in testkit::shrinks() {
         let name = testkit::unique_name(&format!("trunc-kv-{what}"));
         let cfg = KvConfig { max_entries: 256, data_bytes: 2 << 20, ..KvConfig::default() };
         let c = KvCache::create(&name, cfg).unwrap();
@@ -125,7 +106,7 @@ fn kv_cache_truncated_under_reader() {
             c.put(&kv_key(i), &vec![i as u8; 8000]).unwrap();
         }
         let mut kid = testkit::spawn_child("child_kv_reader", "kv-reader", &name).unwrap();
-        truncate_under(&name, &mut kid, len);
+        testkit::truncate_under(&name, &mut kid, len);
         let mut lost = false;
         for i in 0..200 {
             if c.get(&kv_key(i)).is_err_and(|e| is_truncated(&e)) {
@@ -157,6 +138,6 @@ fn blocked_pop_learns_of_truncation() {
     let seg = ObjectSegment::create(&name, 1 << 16).unwrap();
     let _q = seg.queue::<u64>("q", 4).unwrap();
     let mut kid = testkit::spawn_child("child_blocked_pop", "blocked-pop", &name).unwrap();
-    truncate_under(&name, &mut kid, |_| 0);
+    testkit::truncate_under(&name, &mut kid, |_| 0);
     seg.unlink().unwrap();
 }

@@ -130,6 +130,29 @@ pub fn truncate_segment(name: &str, len: u64) -> std::io::Result<()> {
     f.set_len(len)
 }
 
+/// Parent side of a truncation test: waits for the child's `ready` marker,
+/// truncates segment `name` to `len(full length)`, and requires the child
+/// to exit normally (not by a signal) within 30 s. Panics otherwise.
+pub fn truncate_under(name: &str, child: &mut ChildProc, len: impl FnOnce(u64) -> u64) {
+    use std::os::unix::process::ExitStatusExt;
+    let ready = marker_path(name, "ready");
+    assert!(wait_for(Duration::from_secs(10), || ready.exists()), "child never got ready");
+    let full = segment_file_len(name).unwrap();
+    truncate_segment(name, len(full)).unwrap();
+    let status = child.wait_timeout(Duration::from_secs(30)).unwrap();
+    let _ = std::fs::remove_file(&ready);
+    assert_eq!(status.signal(), None, "reader died by signal {:?}", status.signal());
+    assert!(status.success(), "reader failed: {status:?}");
+}
+
+/// How far a truncation test shrinks a segment file, from its full length.
+pub type Shrink = fn(u64) -> u64;
+
+/// The usual shrinks: to nothing, and to half.
+pub fn shrinks() -> [(&'static str, Shrink); 2] {
+    [("zero", |_| 0), ("half", |n| n / 2)]
+}
+
 /// Size in bytes of the file behind segment `name`.
 pub fn segment_file_len(name: &str) -> std::io::Result<u64> {
     let name = crate::SegmentName::new(name).map_err(std::io::Error::other)?;

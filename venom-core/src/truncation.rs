@@ -310,13 +310,14 @@ fn repair(addr: usize) -> bool {
     REGISTRY.mark_lost(i);
     // Release: after the slot's flag, so whoever sees this sees that too.
     ANY_LOST.store(true, Ordering::Release);
-    // SAFETY: `find` validated that `start..start + len` is a registered,
+    // Why this is sound: `find` validated that `start..start + len` is a registered,
     // live mapping containing the fault address. The faulting thread is
     // inside an access to that very mapping, so its owner holds it borrowed
     // and cannot unregister or unmap it meanwhile (and no other registered
     // mapping overlaps a live one). MAP_FIXED replaces exactly those pages;
     // venom only accesses mapped memory through atomics, for which zero bits
     // are valid values. mmap is a plain syscall, async-signal-safe.
+    // SAFETY: replaces exactly a live, registered venom mapping (above).
     let p = unsafe {
         libc::mmap(
             start as *mut libc::c_void,

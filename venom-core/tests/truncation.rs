@@ -44,26 +44,6 @@ fn read_until_truncated(ready: &Path, mut op: impl FnMut() -> Result<(), Error>)
     panic!("the truncation was never reported");
 }
 
-/// Parent side: waits for the child's marker, truncates the segment to
-/// `len`, and requires the child to exit normally (not by a signal).
-fn truncate_under(name: &str, child: &mut testkit::ChildProc, len: impl FnOnce(u64) -> u64) {
-    let ready = testkit::marker_path(name, "ready");
-    assert!(testkit::wait_for(10 * SEC, || ready.exists()), "child never got ready");
-    let full = testkit::segment_file_len(name).unwrap();
-    testkit::truncate_segment(name, len(full)).unwrap();
-    let status = child.wait_timeout(30 * SEC).unwrap();
-    let _ = std::fs::remove_file(&ready);
-    assert_eq!(status.signal(), None, "reader died by signal {:?}", status.signal());
-    assert!(status.success(), "reader failed: {status:?}");
-}
-
-/// How far to shrink the file, from its full length.
-type Shrink = fn(u64) -> u64;
-
-fn shrinks() -> [(&'static str, Shrink); 2] {
-    [("zero", |_| 0), ("half", |n| n / 2)]
-}
-
 #[test]
 fn child_region_reader() {
     let Some(name) = testkit::child_arg("region-reader") else { return };
@@ -74,12 +54,12 @@ fn child_region_reader() {
 
 #[test]
 fn region_truncated_under_reader() {
-    for (what, len) in shrinks() {
+    for (what, len) in testkit::shrinks() {
         let name = testkit::unique_name(&format!("trunc-region-{what}"));
         let mut w = SeqWriter::create(&name, RegionConfig::new(1 << 20)).unwrap();
         w.write_at(0, &[7u8; 4096]).unwrap();
         let mut kid = testkit::spawn_child("child_region_reader", "region-reader", &name).unwrap();
-        truncate_under(&name, &mut kid, len);
+        testkit::truncate_under(&name, &mut kid, len);
         // The writer's own mapping is damaged too: its next write touches the
         // lost pages (a fault the handler repairs) and reports it.
         let mut lost = false;
@@ -109,7 +89,7 @@ fn child_shell_reader() {
 
 #[test]
 fn channel_truncated_under_client() {
-    for (what, len) in shrinks() {
+    for (what, len) in testkit::shrinks() {
         let name = testkit::unique_name(&format!("trunc-chan-{what}"));
         let cfg = ChannelConfig { data_size: 1 << 20, ..Default::default() };
         let mut daemon = DaemonChannel::create(&name, cfg).unwrap();
@@ -117,7 +97,7 @@ fn channel_truncated_under_client() {
         let stop = daemon.stop_handle();
         let server = std::thread::spawn(move || daemon.run(|_, cmd| cmd.to_vec()));
         let mut kid = testkit::spawn_child("child_shell_reader", "shell-reader", &name).unwrap();
-        truncate_under(&name, &mut kid, len);
+        testkit::truncate_under(&name, &mut kid, len);
         stop.stop();
         // The daemon either stops normally or reports the truncation itself.
         match server.join().unwrap() {
@@ -145,7 +125,7 @@ fn cmd_queue_truncated_under_consumer() {
     // page, and this consumer only touches lane 0's slot lines and overflow
     // area, which sit in the first half of the segment. Keeping one page
     // (the header) cuts into them.
-    let shrinks: [(&str, Shrink); 2] = [("zero", |_| 0), ("page", |_| 4096)];
+    let shrinks: [(&str, testkit::Shrink); 2] = [("zero", |_| 0), ("page", |_| 4096)];
     for (what, len) in shrinks {
         let name = testkit::unique_name(&format!("trunc-cmdq-{what}"));
         let q = CmdQueue::create(&name, QueueConfig::default()).unwrap();
@@ -157,7 +137,7 @@ fn cmd_queue_truncated_under_consumer() {
         for _ in 0..1000 {
             let _ = p.try_push(&[5u8; 64]);
         }
-        truncate_under(&name, &mut kid, len);
+        testkit::truncate_under(&name, &mut kid, len);
         q.unlink().unwrap();
     }
 }
@@ -305,7 +285,7 @@ fn blocked_waiter_learns_of_truncation() {
     let name = testkit::unique_name("trunc-blocked");
     let w = SeqWriter::create(&name, RegionConfig::new(4096)).unwrap();
     let mut kid = testkit::spawn_child("child_blocked_waiter", "blocked-waiter", &name).unwrap();
-    truncate_under(&name, &mut kid, |_| 0);
+    testkit::truncate_under(&name, &mut kid, |_| 0);
     w.unlink().unwrap();
 }
 
@@ -329,6 +309,6 @@ fn blocked_consumer_learns_of_truncation() {
     let name = testkit::unique_name("trunc-blocked-cq");
     let q = CmdQueue::create(&name, QueueConfig::default()).unwrap();
     let mut kid = testkit::spawn_child("child_blocked_consumer", "blocked-consumer", &name).unwrap();
-    truncate_under(&name, &mut kid, |_| 0);
+    testkit::truncate_under(&name, &mut kid, |_| 0);
     q.unlink().unwrap();
 }
