@@ -90,7 +90,8 @@ async fn main() -> Result<(), BoxError> {
         title,
         ..WebConfig::default()
     };
-    let deadline = args.seconds.map(|s| Instant::now() + Duration::from_secs(s));
+    // Deadline: `--seconds 18446744073709551615` means "no deadline", not an overflow panic.
+    let deadline = args.seconds.and_then(|s| venom_core::Deadline::after(Duration::from_secs(s)).instant());
 
     if let Some(name) = &args.region {
         let reader = SeqReader::open(name)?;

@@ -94,7 +94,7 @@ fn stalled_hello_is_closed_at_the_deadline() {
         // depends on how long setting up 10 connections took on a loaded machine.
         assert!(timed_out >= 4 && timed_out + busy == 10, "{timed_out} timed out, {busy} busy");
         // The client sees the close before the publisher's task has released the slot.
-        let released = testkit_wait(Duration::from_secs(2), || {
+        let released = wait_until(Duration::from_secs(2), || {
             let a = p.admission();
             (a.handshaking, a.awaiting_hello, a.live) == (0, 0, 0)
         })
@@ -137,7 +137,7 @@ fn a_new_mirror_evicts_the_oldest_stalled_hello() {
             send.write_all(STALLED_HELLO).await.unwrap();
             stalled.push((conn, send));
         }
-        assert!(testkit_wait(Duration::from_secs(3), || p.admission().awaiting_hello == 4).await);
+        assert!(wait_until(Duration::from_secs(3), || p.admission().awaiting_hello == 4).await);
         tokio::time::sleep(Duration::from_millis(150)).await;
         let start = Instant::now();
         let local = MemRegion::new(64 << 10, 4096);
@@ -198,7 +198,7 @@ fn silent_sessions_are_evicted_and_a_new_mirror_gets_in() {
             send.write_all(&hello_bytes(Subscription::whole())).await.unwrap();
             silent.push((conn, send, recv)); // never read
         }
-        assert!(testkit_wait(Duration::from_secs(3), || p.admission().live == 4).await, "{:?}", p.admission());
+        assert!(wait_until(Duration::from_secs(3), || p.admission().live == 4).await, "{:?}", p.admission());
         // Full: the next connection is refused (typed).
         assert!(matches!(raw(&ep, addr).await, Err(Error::Refused { reason: Refusal::Busy, .. })));
         let local = MemRegion::new(64 << 10, 4096);
@@ -213,17 +213,6 @@ fn silent_sessions_are_evicted_and_a_new_mirror_gets_in() {
         m.close().await;
         p.close().await;
     });
-}
-
-async fn testkit_wait(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    f()
 }
 
 struct Mtls {
@@ -263,12 +252,12 @@ fn identity_over_its_limit_is_refused_while_another_connects() {
             send.write_all(&hello_bytes(Subscription::whole())).await.unwrap();
             held.push((conn, send, recv));
         }
-        assert!(testkit_wait(Duration::from_secs(3), || p.admission().live == 2).await);
+        assert!(wait_until(Duration::from_secs(3), || p.admission().live == 2).await);
         let third = raw(&ep, addr).await.unwrap();
         assert_eq!(refusal(&third, Duration::from_secs(3)).await, Some(Refusal::IdentityLimit));
         // A full mirror as m1 sees the same typed refusal.
         let over = mirror(addr, Subscription::whole(), m1, &MemRegion::new(64 << 10, 4096), false);
-        assert!(testkit_wait(Duration::from_secs(5), || over.last_refusal().is_some()).await);
+        assert!(wait_until(Duration::from_secs(5), || over.last_refusal().is_some()).await);
         assert_eq!(over.last_refusal(), Some(Refusal::IdentityLimit));
         over.close().await;
         let local = MemRegion::new(64 << 10, 4096);
@@ -294,8 +283,8 @@ fn unauthorized_subscription_is_refused_with_a_typed_reason() {
         let too_much = mirror(addr, Subscription::whole(), m.client("reader"), &MemRegion::new(64 << 10, 4096), false);
         let stranger =
             mirror(addr, Subscription::range(0, 16, 0), m.client("stranger"), &MemRegion::new(16, 16), false);
-        assert!(testkit_wait(Duration::from_secs(5), || too_much.last_refusal().is_some()).await);
-        assert!(testkit_wait(Duration::from_secs(5), || stranger.last_refusal().is_some()).await);
+        assert!(wait_until(Duration::from_secs(5), || too_much.last_refusal().is_some()).await);
+        assert!(wait_until(Duration::from_secs(5), || stranger.last_refusal().is_some()).await);
         assert_eq!(too_much.last_refusal(), Some(Refusal::Unauthorized));
         assert_eq!(stranger.last_refusal(), Some(Refusal::Unauthorized));
         assert!(too_much.applied().is_none() && stranger.applied().is_none());
@@ -337,7 +326,7 @@ fn pinned_client_certificates_authenticate_mirrors() {
         converge(&region, &Subscription::whole(), &local, Duration::from_secs(10)).await;
         for tls in [ClientTls::pinned_with_identity(pin.clone(), &bad).unwrap(), ClientTls::pinned(pin).unwrap()] {
             let m = mirror(addr, Subscription::whole(), tls, &MemRegion::new(4096, 1024), false);
-            assert!(testkit_wait(Duration::from_secs(5), || m.last_error().is_some()).await);
+            assert!(wait_until(Duration::from_secs(5), || m.last_error().is_some()).await);
             assert!(m.applied().is_none());
             m.close().await;
         }
@@ -434,7 +423,7 @@ fn anonymous_connections_are_limited_per_address() {
             send.write_all(&hello_bytes(Subscription::whole())).await.unwrap();
             held.push((conn, send, recv));
         }
-        assert!(testkit_wait(Duration::from_secs(3), || p.admission().live == 2).await);
+        assert!(wait_until(Duration::from_secs(3), || p.admission().live == 2).await);
         let third = raw(&ep, addr).await.unwrap();
         assert_eq!(refusal(&third, Duration::from_secs(3)).await, Some(Refusal::IdentityLimit));
         assert_eq!(p.admission().refused(Refusal::IdentityLimit), 1);

@@ -136,14 +136,3 @@ fn publisher_memory_is_bounded_under_attack_while_a_mirror_converges() {
         p.close().await;
     });
 }
-
-async fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    f()
-}

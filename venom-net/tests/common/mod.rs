@@ -106,11 +106,20 @@ pub fn soak_duration(short: Duration) -> Duration {
     if std::env::var_os("VENOM_SOAK").is_some() { Duration::from_secs(60) } else { short }
 }
 
-/// Waits (async) until `cond` holds; panics after `timeout`.
-pub async fn eventually(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+/// Waits (async, polling every 10 ms) until `cond` holds or `timeout`
+/// passes; returns whether it held (for callers that report their own state).
+pub async fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        if start.elapsed() >= timeout {
+            return cond();
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    true
+}
+
+/// Waits (async) until `cond` holds; panics after `timeout`.
+pub async fn eventually(timeout: Duration, what: &str, cond: impl FnMut() -> bool) {
+    assert!(wait_until(timeout, cond).await, "timed out waiting for {what}");
 }
