@@ -7,7 +7,7 @@
 //! Every generation is written as ONE atomic step.
 
 use venom_core::{RegionConfig, SeqWriter};
-use venom_net::catalog::Catalog;
+use venom_net::proto::catalog::Catalog;
 use venom_net::typed::{Array, write_step};
 use venom_net::{Dtype, Result};
 

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::str::FromStr;
+use venom_net::io::Publisher;
 use venom_net::mesh::MeshTls;
-use venom_net::net::Publisher;
 use venom_net::tls::{CertificateAuthority, ClientTls, Identity, ServerTls};
 
 /// `--key value` flags and `--switch` booleans.

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use venom_core::SeqReader;
 use venom_examples::life_world::LifeWorld;
-use venom_net::catalog::{Catalog, Pick};
 use venom_net::named::{NamedMirror, fetch_catalog};
+use venom_net::proto::catalog::{Catalog, Pick};
 use venom_net::web::{WebConfig, WebView};
 use venom_net::{MirrorConfig, RegionSource};
 

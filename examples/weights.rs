@@ -11,9 +11,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use venom_core::{RegionConfig, SeqReader, SeqWriter};
-use venom_net::catalog::{Catalog, Pick};
+use venom_net::io::Publisher;
 use venom_net::named::NamedMirror;
-use venom_net::net::Publisher;
+use venom_net::proto::catalog::{Catalog, Pick};
 use venom_net::typed::{Array, write_step};
 use venom_net::{Dtype, MirrorConfig, PublisherConfig};
 

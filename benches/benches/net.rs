@@ -27,7 +27,7 @@ use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_grou
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use venom_core::{RegionConfig, SeqReader, SeqRegion, SeqWriter};
-use venom_net::net::{Mirror, Publisher, bind_endpoint};
+use venom_net::io::{Mirror, Publisher, bind_endpoint};
 use venom_net::tls::{ClientTls, Identity, ServerTls};
 use venom_net::{MirrorConfig, PublisherConfig, RegionSink, Subscription};
 

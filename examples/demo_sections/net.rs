@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use venom_core::{RegionConfig, SeqReader, SeqWriter};
-use venom_net::net::{Mirror, Publisher};
+use venom_net::io::{Mirror, Publisher};
 use venom_net::tls::{ClientTls, Identity, ServerTls};
 use venom_net::{MirrorConfig, PublisherConfig, Subscription};
 

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 use venom_core::SeqReader;
 use venom_examples::life_world::LifeWorld;
-use venom_net::catalog::Catalog;
+use venom_net::proto::catalog::Catalog;
 use venom_net::web::{WebConfig, WebView};
 
 const N: usize = 64;

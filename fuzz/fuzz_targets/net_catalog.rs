@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use venom_net::catalog::{CATALOG_BYTES, Catalog};
+use venom_net::proto::catalog::{CATALOG_BYTES, Catalog};
 
 fuzz_target!(|data: &[u8]| {
     let mut bytes = b"VNCATLG1".to_vec(); // also explore past the magic check

@@ -2,7 +2,7 @@
 //! and whatever it accepts must re-encode to the same frame.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use venom_net::frame::Frame;
+use venom_net::proto::frame::Frame;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok((frame, n)) = Frame::decode(data) {

@@ -2,7 +2,7 @@
 //! it must never panic and never write outside its subscription.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use venom_net::frame::{Frame, Welcome};
+use venom_net::proto::frame::{Frame, Welcome};
 use venom_net::{MemRegion, MirrorConfig, MirrorSession, Now, Part, Subscription};
 
 const LOCAL: usize = 4096;

@@ -3,7 +3,7 @@
 //! first; this guards the identity extraction behind it.)
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use venom_net::policy::PeerId;
+use venom_net::proto::policy::PeerId;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(id) = PeerId::from_der(data) {

@@ -5,8 +5,8 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
-use venom_net::frame::Frame;
-use venom_net::policy::{PeerId, Policy};
+use venom_net::proto::frame::Frame;
+use venom_net::proto::policy::{PeerId, Policy};
 use venom_net::{Error, MemRegion, PublisherConfig, PublisherSession};
 
 fuzz_target!(|data: &[u8]| {

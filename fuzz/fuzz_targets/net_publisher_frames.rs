@@ -4,7 +4,7 @@
 //! a typed error.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use venom_net::frame::{Frame, Hello};
+use venom_net::proto::frame::{Frame, Hello};
 use venom_net::{MemRegion, Now, Part, PublisherConfig, PublisherSession, Subscription};
 
 fuzz_target!(|data: &[u8]| {

@@ -80,7 +80,7 @@ pub enum Error {
     #[error("refused by the publisher: {reason} ({detail})")]
     Refused {
         /// Why.
-        reason: crate::admission::Refusal,
+        reason: crate::proto::admission::Refusal,
         /// The publisher's close reason text.
         detail: String,
     },
@@ -112,7 +112,7 @@ pub enum Error {
     Closed,
     /// The mirror gave up on its publisher after too many consecutive faults.
     #[error("mirror failed: {0}")]
-    MirrorFailed(crate::stats::MirrorFailure),
+    MirrorFailed(crate::proto::stats::MirrorFailure),
     /// A region catalog is structurally invalid (bad magic, count, name, dtype or shape).
     #[error("malformed catalog: {0}")]
     CatalogMalformed(&'static str),
@@ -171,10 +171,10 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<quinn::ConnectionError> for Error {
-    /// An application close with a [`Refusal`](crate::admission::Refusal) code becomes [`Error::Refused`].
+    /// An application close with a [`Refusal`](crate::proto::admission::Refusal) code becomes [`Error::Refused`].
     fn from(e: quinn::ConnectionError) -> Self {
         if let quinn::ConnectionError::ApplicationClosed(c) = &e
-            && let Some(reason) = crate::admission::Refusal::from_code(c.error_code.into_inner())
+            && let Some(reason) = crate::proto::admission::Refusal::from_code(c.error_code.into_inner())
         {
             let detail = String::from_utf8_lossy(&c.reason).into_owned();
             return Error::Refused { reason, detail };
@@ -183,7 +183,7 @@ impl From<quinn::ConnectionError> for Error {
             && c.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED
         {
             // quinn's `Incoming::refuse`: the publisher's connection caps.
-            return Error::Refused { reason: crate::admission::Refusal::Busy, detail: e.to_string() };
+            return Error::Refused { reason: crate::proto::admission::Refusal::Busy, detail: e.to_string() };
         }
         Error::Connection(e)
     }

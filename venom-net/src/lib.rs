@@ -2,23 +2,25 @@
 //!
 //! Replication of a venom shared-memory region to remote mirrors over QUIC.
 //!
-//! * [`frame`]: versioned, length-capped frames with a strict decoder.
-//! * [`digest`]: incremental Merkle digests over 16 KiB chunks (`check_hash`).
-//! * [`subscription`]: whole region, byte ranges and n-D slices, compiled to runs.
-//! * [`publisher`] / [`mirror`]: the sans-IO state machines (quinn-proto style).
-//! * [`region`]: the region traits, implemented for venom-core regions and for
-//!   the in-memory [`MemRegion`] used by the deterministic tests.
+//! ## Layers (quinn / quinn-proto style)
+//! * [`proto`]: the **sans-IO protocol core**. Frames, subscriptions, the
+//!   catalog of named arrays, diffs, Merkle digests, admission and policy
+//!   decisions, and the publisher/mirror state machines. It never touches a
+//!   socket or a task, takes the time as a [`Now`], and imports nothing from
+//!   the layers below in this list. A frame field, a subscription rule or a
+//!   session rule belongs here.
+//! * [`io`]: the **tokio/quinn shell** ([`io::Publisher`], [`io::Mirror`]):
+//!   endpoints, stream framing, tasks, and the binding of the state machines
+//!   to venom-core's `SeqRegion`. A socket option, a task or a reconnect
+//!   loop belongs here.
 //! * [`tls`]: TLS 1.3 (ring) configs: self-signed + pinning (optionally with
-//!   pinned client certificates), or mutual TLS with a CA.
-//! * [`admission`] / [`policy`]: the bounded connection life cycle and the
-//!   publisher's authorization decision (who may read which bytes).
-//! * [`net`]: the tokio/quinn I/O shell ([`net::Publisher`], [`net::Mirror`]).
-//! * [`catalog`] / [`typed`] / [`named`]: named arrays (a catalog in the
-//!   region's first 4 KiB), typed bytemuck views, mirrors that subscribe by name.
-//! * [`mesh`]: peers that each own a part of a shared array and mirror every
-//!   other part directly from its owner (no relaying).
-//! * [`web`] (feature `web`): a live view of a region's named arrays in the
-//!   browser (one page + a WebSocket of snapshot-then-delta frames).
+//!   pinned client certificates), or mutual TLS with a CA, and the QUIC
+//!   transport limits. A TLS option belongs here.
+//! * On top: [`typed`] / [`named`] (typed bytemuck views, mirrors that
+//!   subscribe to named arrays), [`mesh`] (peers that each own a part of a
+//!   shared array and mirror every other part directly from its owner) and
+//!   [`web`] (feature `web`: a live view of a region's named arrays in the
+//!   browser).
 //!
 //! ## Guarantees
 //! * Every update is read from the region in ONE consistent seqlock window
@@ -33,7 +35,7 @@
 //!   `(epoch, seq)` (`MirrorStats::hash_matches`) held exactly the
 //!   publisher's subscribed bytes at `seq` when it checked: both sides keep
 //!   a Merkle root over 16 KiB chunks of exactly the subscribed bytes
-//!   ([`digest`]), updated only for chunks a write dirtied, between updates
+//!   ([`digest`](proto::digest)), updated only for chunks a write dirtied, between updates
 //!   (never while one is cut into frames or before it is visible). A
 //!   mismatch resends just the suspect chunks first, then falls back to a
 //!   snapshot.
@@ -44,8 +46,8 @@
 //! |---|---|---|
 //! | automatic resyncs (gap, broken update, digest mismatch) in a streak are spaced by | 50 ms doubling to 5 s, jittered 50–100 % | `MirrorConfig::resync_backoff_min/max` |
 //! | consecutive faults (digest mismatches, connections ended by a protocol violation) before the mirror gives up for good ([`MirrorFailure`], `Error::MirrorFailed` from waits) | 8 | `MirrorConfig::max_faults` |
-//! | reconnect delay | 20 ms doubling to 2 s, jittered 50–100 %; reset only by a connection that lived ≥ 2 s | `net::Mirror` |
-//! | digest hashing per idle slice / inline per digest frame | 1 MiB / 4 MiB (the rest in later idle slices) | `net::Mirror`, [`MirrorSession::poll_verify`] |
+//! | reconnect delay | 20 ms doubling to 2 s, jittered 50–100 %; reset only by a connection that lived ≥ 2 s | `io::Mirror` |
+//! | digest hashing per idle slice / inline per digest frame | 1 MiB / 4 MiB (the rest in later idle slices) | `io::Mirror`, [`MirrorSession::poll_verify`] |
 //! | clean chunks re-read per digest check (scrub) | 4 (64 KiB) | `MirrorConfig::scrub_chunks` |
 //!
 //! CPU bound: a publisher that answers every resync with a snapshot and a
@@ -62,16 +64,16 @@
 //!
 //! ## Exposing a publisher: bounds
 //! Every resource a remote peer can make the publisher hold has a cap,
-//! checked before the resource is allocated (see [`admission`] for the
+//! checked before the resource is allocated (see [`admission`](proto::admission) for the
 //! life cycle). Each refusal closes the QUIC connection with its own
 //! application code, which the mirror surfaces as
-//! [`Error::Refused`] / [`net::Mirror::last_refusal`]; the publisher counts
-//! them by reason in [`net::Publisher::admission`].
+//! [`Error::Refused`] / [`io::Mirror::last_refusal`]; the publisher counts
+//! them by reason in [`io::Publisher::admission`].
 //!
 //! | bound | default | set by | on excess |
 //! |---|---|---|---|
-//! | connections in the TLS handshake | 16 | [`AdmissionLimits::max_handshaking`](admission::AdmissionLimits) | `Incoming::refuse` before quinn allocates the connection (mirror: `Refused(Busy)`) |
-//! | unvalidated source addresses | QUIC Retry once half the handshake slots are taken | [`admission::Admission::wants_retry`] | spoofed sources never answer, so they cannot hold handshake slots |
+//! | connections in the TLS handshake | 16 | [`AdmissionLimits::max_handshaking`](proto::admission::AdmissionLimits) | `Incoming::refuse` before quinn allocates the connection (mirror: `Refused(Busy)`) |
+//! | unvalidated source addresses | QUIC Retry once half the handshake slots are taken | [`admission::Admission::wants_retry`](proto::admission::Admission::wants_retry) | spoofed sources never answer, so they cannot hold handshake slots |
 //! | attempts queued in quinn for the accept loop | 4 × handshaking cap = 64 | quinn `ServerConfig::max_incoming` | refused by quinn |
 //! | bytes buffered per queued attempt / all | 64 KiB / 4 MiB | quinn `incoming_buffer_size(_total)` | dropped (retransmitted) |
 //! | handshake duration | 5 s | `handshake_timeout` (and the 5 s idle timeout) | dropped |
@@ -105,7 +107,7 @@
 //! converging (blake3-equal) and a new mirror connected.
 //!
 //! Close codes: 0 orderly close, 1 protocol error, 2..=6 the
-//! [`admission::Refusal`]s above. Refusals are logged at warn level at most
+//! [`admission::Refusal`](proto::admission::Refusal)s above. Refusals are logged at warn level at most
 //! once a second per kind (with the count since), so a flood is not a log flood.
 //!
 //! **Without client authentication** ([`tls::ServerTls::new`]) every peer is
@@ -133,7 +135,7 @@
 //! The state machines can be driven without any I/O, e.g. in a test:
 //!
 //! ```
-//! use venom_net::frame::Frame;
+//! use venom_net::proto::frame::Frame;
 //! use venom_net::*;
 //! let region = MemRegion::new(4096, 1024); // the published region (test double)
 //! let mut local = MemRegion::new(4096, 1024); // the mirror's local region
@@ -167,51 +169,21 @@
 
 #![warn(missing_docs)]
 
-pub mod admission;
-pub mod catalog;
-mod diff;
-pub mod digest;
 mod error;
-pub mod frame;
-mod jitter;
+pub mod io;
 pub mod mesh;
-pub mod mirror;
 pub mod named;
-pub mod net;
-pub mod policy;
-pub mod publisher;
-pub mod region;
-mod seq_region;
-pub mod stats;
-pub mod subscription;
+pub mod proto;
 pub mod tls;
 pub mod typed;
 #[cfg(feature = "web")]
 pub mod web;
-mod wire;
 
 pub use error::{Error, Result};
-pub use mirror::{Applied, MirrorConfig, MirrorSession};
-pub use publisher::{PublisherConfig, PublisherSession};
-pub use region::{ChunkSpan, MemRegion, RegionSink, RegionSource, Snapshot};
-pub use stats::{MirrorFailure, MirrorStats, PublisherStats};
-pub use subscription::{CompiledSubscription, Dtype, Part, Run, Subscription};
-
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
-
-/// The time, passed explicitly into the state machines.
-#[derive(Debug, Clone, Copy)]
-pub struct Now {
-    /// Monotonic clock (timeouts, in-flight ages).
-    pub mono: Instant,
-    /// Wall clock in ns since the Unix epoch (stamped into updates for lag).
-    pub wall_ns: u64,
-}
-
-impl Now {
-    /// Reads both system clocks.
-    pub fn system() -> Self {
-        let wall_ns = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
-        Now { mono: Instant::now(), wall_ns }
-    }
-}
+pub use io::{Mirror, Publisher, UpdateStream};
+pub use proto::Now;
+pub use proto::mirror::{Applied, MirrorConfig, MirrorSession};
+pub use proto::publisher::{PublisherConfig, PublisherSession};
+pub use proto::region::{ChunkSpan, MemRegion, RegionSink, RegionSource, Snapshot};
+pub use proto::stats::{MirrorFailure, MirrorStats, PublisherStats};
+pub use proto::subscription::{CompiledSubscription, Dtype, Part, Run, Subscription};

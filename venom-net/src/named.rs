@@ -1,14 +1,14 @@
 //! Mirrors that subscribe to named arrays.
 //!
 //! [`NamedMirror::connect`] first mirrors the publisher's catalog prefix
-//! (see [`catalog`](crate::catalog)) into memory, decodes and validates it,
+//! (see [`catalog`](crate::proto::catalog)) into memory, decodes and validates it,
 //! then mirrors the picked arrays (or index slices of them) into a new local
 //! `SeqRegion` that starts with its own catalog, so local readers open
 //! arrays by name with [`Catalog::read_from`] and [`Array`].
 
-use crate::admission::Refusal;
-use crate::catalog::{CATALOG_BYTES, Catalog, Pick};
-use crate::net::Mirror;
+use crate::io::Mirror;
+use crate::proto::admission::Refusal;
+use crate::proto::catalog::{CATALOG_BYTES, Catalog, Pick};
 use crate::tls::ClientTls;
 use crate::typed::{Array, ArrayView, Element};
 use crate::{Applied, Error, MemRegion, MirrorConfig, Result, Subscription};
@@ -51,7 +51,7 @@ fn failure(m: &Mirror) -> Option<Error> {
 /// ```no_run
 /// # async fn f(cert: rustls::pki_types::CertificateDer<'static>) -> venom_net::Result<()> {
 /// use std::time::Duration;
-/// use venom_net::{catalog::Pick, named::NamedMirror, tls::ClientTls, MirrorConfig};
+/// use venom_net::{proto::catalog::Pick, named::NamedMirror, tls::ClientTls, MirrorConfig};
 /// let tls = ClientTls::pinned(cert)?;
 /// let picks = [Pick::all("prices"), Pick::slice("grid", &[10..20, 0..64])];
 /// let m = NamedMirror::connect("10.0.0.1:4433".parse().unwrap(), "localhost", tls, &picks,

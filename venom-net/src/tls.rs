@@ -27,7 +27,7 @@
 //! # Ok::<(), venom_net::Error>(())
 //! ```
 
-use crate::frame::{HEADER_LEN, MAX_CONTROL_BODY, MAX_UPDATE_BODY};
+use crate::proto::frame::{HEADER_LEN, MAX_CONTROL_BODY, MAX_UPDATE_BODY};
 use crate::{Error, Result};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};

@@ -10,7 +10,7 @@
 //!   is ONE `SeqWriter::write_with` window, so readers (and mirrors, which
 //!   replicate versions) see the whole step or none of it.
 
-use crate::catalog::{ArrayInfo, Catalog};
+use crate::proto::catalog::{ArrayInfo, Catalog};
 use crate::{Dtype, Error, Result};
 use std::marker::PhantomData;
 use venom_core::{RegionWrite, SeqRegion, SeqWriter};
@@ -95,7 +95,7 @@ impl<T: Element> Array<T> {
 /// Consistent typed reads of one array in a `SeqRegion`.
 ///
 /// ```
-/// use venom_net::{catalog::Catalog, typed::{write_step, Array}, Dtype};
+/// use venom_net::{proto::catalog::Catalog, typed::{write_step, Array}, Dtype};
 /// let cat = Catalog::builder().array("grid", Dtype::F64, &[4, 3]).build()?;
 /// let name = format!("doc-typed-{}", std::process::id());
 /// let mut w = venom_core::SeqWriter::create(&name, venom_core::RegionConfig::new(cat.region_size() as usize))?;

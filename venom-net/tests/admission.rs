@@ -5,10 +5,10 @@ mod common;
 use common::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use venom_net::admission::{AdmissionLimits, Refusal};
-use venom_net::frame::{Frame, Hello};
-use venom_net::net::bind_endpoint;
-use venom_net::policy::{Grant, PeerId, Policy, Subject};
+use venom_net::io::bind_endpoint;
+use venom_net::proto::admission::{AdmissionLimits, Refusal};
+use venom_net::proto::frame::{Frame, Hello};
+use venom_net::proto::policy::{Grant, PeerId, Policy, Subject};
 use venom_net::tls::{CertificateAuthority, ClientTls, Identity, ServerTls};
 use venom_net::*;
 
@@ -30,7 +30,7 @@ fn hello_bytes(sub: Subscription) -> Vec<u8> {
 }
 
 /// A hello header announcing a 100-byte body that never comes.
-const STALLED_HELLO: &[u8] = &[b'V', b'N', venom_net::frame::PROTOCOL_VERSION, 1, 100, 0, 0, 0];
+const STALLED_HELLO: &[u8] = &[b'V', b'N', venom_net::proto::frame::PROTOCOL_VERSION, 1, 100, 0, 0, 0];
 
 /// How the publisher closed `conn` (typed), waiting at most `within`.
 async fn refusal(conn: &quinn::Connection, within: Duration) -> Option<Refusal> {
@@ -340,8 +340,8 @@ fn pinned_client_certificates_authenticate_mirrors() {
 #[test]
 fn named_array_grants_are_enforced_end_to_end() {
     use venom_core::{RegionConfig, SeqReader, SeqWriter, testkit};
-    use venom_net::catalog::{Catalog, Pick};
     use venom_net::named::NamedMirror;
+    use venom_net::proto::catalog::{Catalog, Pick};
     use venom_net::typed::{Array, write_step};
     runtime().block_on(async {
         let m = Mtls::new();
@@ -355,7 +355,7 @@ fn named_array_grants_are_enforced_end_to_end() {
         let policy = Policy::parse("allow dns:dash array prices").unwrap().with_catalog(cat);
         let src = Arc::new(SeqReader::open(&name).unwrap());
         let pcfg = cfg(|c| c.policy = Arc::new(policy));
-        let p = net::Publisher::bind(loopback(), src, m.server.clone(), pcfg).await.unwrap();
+        let p = io::Publisher::bind(loopback(), src, m.server.clone(), pcfg).await.unwrap();
         let addr = p.local_addr().unwrap();
         let connect = |picks: Vec<Pick>, local: String| {
             let tls = m.client("dash");

@@ -7,9 +7,9 @@ use common::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use venom_net::admission::Refusal;
-use venom_net::frame::{Frame, Hello, PROTOCOL_VERSION};
-use venom_net::net::bind_endpoint;
+use venom_net::io::bind_endpoint;
+use venom_net::proto::admission::Refusal;
+use venom_net::proto::frame::{Frame, Hello, PROTOCOL_VERSION};
 use venom_net::*;
 
 /// The documented bound (crate docs, "Bounds"): RSS growth of the whole

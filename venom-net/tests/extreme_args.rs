@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use proptest::prelude::*;
-use venom_net::frame::Frame;
+use venom_net::proto::frame::Frame;
 use venom_net::*;
 
 /// `Mirror::wait_until(Duration::MAX, ..)` used to compute `Instant::now()

@@ -2,7 +2,7 @@
 //! the cargo-fuzz targets in `fuzz/` go deeper).
 
 use proptest::prelude::*;
-use venom_net::frame::{Ack, Frame, Hello, Resync, encode_single_update};
+use venom_net::proto::frame::{Ack, Frame, Hello, Resync, encode_single_update};
 use venom_net::{Dtype, Part, Subscription};
 
 fn any_part() -> impl Strategy<Value = Part> {
@@ -46,8 +46,8 @@ proptest! {
         let frames = vec![
             Frame::Ack(Ack { region_id: a.0, epoch: a.1, seq: a.2 }),
             Frame::Resync(Resync { region_id: a.0, epoch: a.1, last_seq: a.2, reason }),
-            Frame::Repair(venom_net::frame::RepairFrame { region_id: a.0, epoch: a.1, seq: a.2, chunks: vec![0, 7, u32::MAX] }),
-            Frame::Hash(venom_net::frame::HashFrame { region_id: a.0, epoch: a.1, seq: a.2, scheme: reason, digest: [reason; 32] }),
+            Frame::Repair(venom_net::proto::frame::RepairFrame { region_id: a.0, epoch: a.1, seq: a.2, chunks: vec![0, 7, u32::MAX] }),
+            Frame::Hash(venom_net::proto::frame::HashFrame { region_id: a.0, epoch: a.1, seq: a.2, scheme: reason, digest: [reason; 32] }),
             Frame::Hello(Hello { mirror_id: a.1, region_id: a.0, check_hash: check, subscription: Subscription { parts } }),
         ];
         for f in frames {
@@ -123,7 +123,7 @@ fn update_frames_re_encode_identically() {
 
 #[test]
 fn repair_frames_are_capped_and_ordered() {
-    use venom_net::frame::{MAX_REPAIR_CHUNKS, RepairFrame};
+    use venom_net::proto::frame::{MAX_REPAIR_CHUNKS, RepairFrame};
     let enc = |chunks: Vec<u32>| {
         let mut v = Vec::new();
         Frame::Repair(RepairFrame { region_id: 0, epoch: 1, seq: 2, chunks }).encode(&mut v);

@@ -1,4 +1,4 @@
-//! A hostile publisher scripted with raw quinn against a real `net::Mirror`:
+//! A hostile publisher scripted with raw quinn against a real `io::Mirror`:
 //! the mirror backs off, gives up after `max_faults`, and the CPU it spends
 //! on the attack stays bounded (measured with getrusage(RUSAGE_THREAD) on
 //! the mirror's own runtime thread).
@@ -6,8 +6,8 @@
 mod common;
 use common::*;
 use std::time::{Duration, Instant};
-use venom_net::frame::{Frame, FrameType, HashFrame, Welcome, encode_single_update};
-use venom_net::net::{Mirror, bind_endpoint};
+use venom_net::io::{Mirror, bind_endpoint};
+use venom_net::proto::frame::{Frame, FrameType, HashFrame, Welcome, encode_single_update};
 use venom_net::*;
 
 /// Subscribed bytes the hostile publisher "snapshots" every time (1 MiB:

@@ -56,8 +56,8 @@ fn seq_region_to_seq_region() {
     runtime().block_on(async {
         let dev = Dev::new();
         let src = std::sync::Arc::new(SeqReader::open(&pub_name).unwrap());
-        let p = net::Publisher::bind(loopback(), src, dev.server(), PublisherConfig::default()).await.unwrap();
-        let m = net::Mirror::connect_named(
+        let p = io::Publisher::bind(loopback(), src, dev.server(), PublisherConfig::default()).await.unwrap();
+        let m = io::Mirror::connect_named(
             p.local_addr().unwrap(),
             "localhost",
             Subscription::whole(),
@@ -120,7 +120,7 @@ fn publisher_restart_and_connection_cut_converge() {
         p.close().await;
         random_writes(&region, 8, Duration::from_millis(50));
         let p2 =
-            net::Publisher::bind(addr, std::sync::Arc::new(region.clone()), dev.server(), PublisherConfig::default())
+            io::Publisher::bind(addr, std::sync::Arc::new(region.clone()), dev.server(), PublisherConfig::default())
                 .await
                 .unwrap();
         converge(&region, &sub, &local, T).await;
@@ -159,7 +159,7 @@ fn slow_mirror_conflates_and_converges() {
         // The slow mirror runs on its own runtime, as it would on its own host.
         let slow_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let guard = slow_rt.enter();
-        let slow = net::Mirror::connect(
+        let slow = io::Mirror::connect(
             addr,
             "localhost",
             sub.clone(),

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use venom_core::testkit;
+use venom_net::io::Publisher;
 use venom_net::mesh::{MeshConfig, MeshLayout, MeshPeer, MeshTls};
-use venom_net::net::Publisher;
-use venom_net::policy::Policy;
+use venom_net::proto::policy::Policy;
 use venom_net::tls::{CertificateAuthority, ServerTls};
 use venom_net::{Dtype, Error, MemRegion, PublisherConfig};
 
@@ -188,9 +188,9 @@ fn a_peer_serves_only_its_own_part() {
         let local = MemRegion::new(part as usize, 64);
         let cfg = venom_net::MirrorConfig::default();
         let sub = venom_net::Subscription::whole();
-        let m = venom_net::net::Mirror::connect(a.local_addr().unwrap(), "a", sub, tls, Box::new(local), cfg).unwrap();
+        let m = venom_net::io::Mirror::connect(a.local_addr().unwrap(), "a", sub, tls, Box::new(local), cfg).unwrap();
         assert!(testkit::wait_for(Duration::from_secs(10), || m.last_refusal().is_some()));
-        assert_eq!(m.last_refusal(), Some(venom_net::admission::Refusal::Unauthorized));
+        assert_eq!(m.last_refusal(), Some(venom_net::proto::admission::Refusal::Unauthorized));
         assert!(m.applied().is_none());
         m.close().await;
         // Peer c (listed, not yet linked) tests what a's publisher serves.
@@ -200,7 +200,7 @@ fn a_peer_serves_only_its_own_part() {
         let local = MemRegion::new(2 * part as usize, 64);
         let sub = venom_net::Subscription::range(0, part + 1, 0);
         let cfg = venom_net::MirrorConfig::default();
-        let m = venom_net::net::Mirror::connect(
+        let m = venom_net::io::Mirror::connect(
             a.local_addr().unwrap(),
             "a",
             sub,
@@ -213,7 +213,7 @@ fn a_peer_serves_only_its_own_part() {
         assert!(m.applied().is_none());
         m.close().await;
         // The whole published region is exactly a's part, equal to b's copy of it.
-        let m = venom_net::net::Mirror::connect(
+        let m = venom_net::io::Mirror::connect(
             a.local_addr().unwrap(),
             "a",
             venom_net::Subscription::whole(),

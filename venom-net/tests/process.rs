@@ -7,7 +7,7 @@ use rustls::pki_types::CertificateDer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use venom_core::{RegionConfig, SeqReader, SeqWriter, testkit};
-use venom_net::net::{Mirror, Publisher};
+use venom_net::io::{Mirror, Publisher};
 use venom_net::tls::{ClientTls, Identity, ServerTls};
 use venom_net::*;
 

@@ -3,8 +3,8 @@
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
-use venom_net::frame::Frame;
-use venom_net::mirror::subscribed_hash;
+use venom_net::proto::frame::Frame;
+use venom_net::proto::mirror::subscribed_hash;
 use venom_net::*;
 
 /// xorshift64*: a tiny seeded generator (no dependency).
@@ -260,7 +260,7 @@ fn publisher_restart_new_epoch_resets_and_converges() {
 
 #[test]
 fn mirror_rejects_out_of_range_and_broken_frames() {
-    use venom_net::frame::{Welcome, encode_single_update};
+    use venom_net::proto::frame::{Welcome, encode_single_update};
     let mut local = MemRegion::new(100, 64);
     let mut m = MirrorSession::new(MirrorConfig::default(), Subscription::range(0, 50, 0));
     m.connect();
@@ -304,7 +304,7 @@ fn hash_mismatch_is_counted_and_repaired() {
 
 #[test]
 fn mirror_bounds_what_a_publisher_can_make_it_buffer() {
-    use venom_net::frame::Welcome;
+    use venom_net::proto::frame::Welcome;
     let mut local = MemRegion::new(100, 64);
     let mut m = MirrorSession::new(MirrorConfig::default(), Subscription::range(0, 50, 0));
     m.connect();
@@ -312,8 +312,8 @@ fn mirror_bounds_what_a_publisher_can_make_it_buffer() {
     let w = Frame::Welcome(Welcome { epoch: 1, owner_id: 0, region_id: 0, chunk_size: 64, region_size: 80 });
     m.handle_frame(&w, &mut local, 0, now).unwrap();
     // Endless non-last frames without runs are refused at once.
-    let mut f = venom_net::frame::encode_single_update(1, 2, 0, true, &[]);
-    f[8 + 40] = venom_net::frame::FLAG_SNAPSHOT; // clear LAST
+    let mut f = venom_net::proto::frame::encode_single_update(1, 2, 0, true, &[]);
+    f[8 + 40] = venom_net::proto::frame::FLAG_SNAPSHOT; // clear LAST
     let (frame, n) = Frame::decode(&f).unwrap();
     assert!(matches!(m.handle_frame(&frame, &mut local, n, now), Err(Error::Protocol(_))));
 }
@@ -380,7 +380,7 @@ fn corrupted_chunk_is_detected_and_repaired() {
 
 #[test]
 fn digest_mismatch_loop_backs_off_then_fails() {
-    use venom_net::frame::{FrameType, HashFrame, Welcome, encode_single_update};
+    use venom_net::proto::frame::{FrameType, HashFrame, Welcome, encode_single_update};
     let cfg = MirrorConfig {
         check_hash: true,
         resync_backoff_min: Duration::from_millis(50),
@@ -407,7 +407,7 @@ fn digest_mismatch_loop_backs_off_then_fails() {
     let mut serve = |m: &mut MirrorSession, local: &mut MemRegion, now: Now, repair: bool| {
         if repair {
             let mut f = encode_single_update(1, seq, seq, false, &[(0, &[seq as u8; 4096])]);
-            f[8 + 40] |= venom_net::frame::FLAG_REPAIR;
+            f[8 + 40] |= venom_net::proto::frame::FLAG_REPAIR;
             feed(m, local, &f, now)?;
         } else {
             seq += 2;

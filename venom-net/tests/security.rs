@@ -3,8 +3,8 @@
 mod common;
 use common::*;
 use std::time::Duration;
-use venom_net::frame::{Frame, Hello, Welcome, encode_single_update};
-use venom_net::net::{PROTOCOL_ERROR, bind_endpoint};
+use venom_net::io::{PROTOCOL_ERROR, bind_endpoint};
+use venom_net::proto::frame::{Frame, Hello, Welcome, encode_single_update};
 use venom_net::tls::{CertificateAuthority, ClientTls, Identity, ServerTls};
 use venom_net::*;
 
@@ -86,7 +86,7 @@ fn hostile_publisher_cannot_write_outside_the_subscription() {
     });
 }
 
-async fn never_applies(m: &net::Mirror) -> bool {
+async fn never_applies(m: &io::Mirror) -> bool {
     tokio::time::sleep(Duration::from_millis(700)).await;
     m.applied().is_none() && m.stats().updates_applied == 0
 }
@@ -124,7 +124,7 @@ fn mutual_tls_requires_a_ca_issued_client_certificate() {
         let tls = ServerTls::mutual(&server_id, &[ca.cert().clone()]).unwrap();
         let region = MemRegion::new(4096, 1024);
         region.write_at(0, b"mtls");
-        let policy = std::sync::Arc::new(venom_net::policy::Policy::default().allow_name("mirror-1"));
+        let policy = std::sync::Arc::new(venom_net::proto::policy::Policy::default().allow_name("mirror-1"));
         let p = publish(&region, tls, PublisherConfig { policy, ..Default::default() }).await;
         let addr = p.local_addr().unwrap();
         let roots = [ca.cert().clone()];

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use venom_net::catalog::Catalog;
+use venom_net::proto::catalog::Catalog;
 use venom_net::web::frame::{FrameKind, HEADER_BYTES, RUN_HEADER_BYTES, WebFrame};
 use venom_net::web::{WebConfig, WebView};
 use venom_net::{Dtype, MemRegion, RegionSink, RegionSource};

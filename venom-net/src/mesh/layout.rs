@@ -1,6 +1,6 @@
 //! Which peer owns which block of the shared array.
 
-use crate::subscription::{CompiledSubscription, Subscription};
+use crate::proto::subscription::{CompiledSubscription, Subscription};
 use crate::{Dtype, Error, Result};
 use std::ops::Range;
 

@@ -1,10 +1,10 @@
 //! A mesh of peers that each own a part of a shared array.
 //!
 //! ## Design: no relaying
-//! Every peer runs one [`Publisher`](crate::net::Publisher) that serves
+//! Every peer runs one [`Publisher`](crate::io::Publisher) that serves
 //! **only its own part** (the publisher's source is the region holding that
 //! part, so there is nothing else it could relay), and one
-//! [`Mirror`](crate::net::Mirror) per other owner, connected **directly**
+//! [`Mirror`](crate::io::Mirror) per other owner, connected **directly**
 //! to that owner. Each part therefore has exactly one path to every peer,
 //! and its updates arrive in the owner's `(epoch, seq)` order on one ordered
 //! QUIC stream: a stale value can never overwrite a newer one (memblast's
@@ -32,7 +32,7 @@
 //! refuses any part but the peer's own ([`Error::NotOwner`](crate::Error::NotOwner)).
 //!
 //! ## Reading is bound to identity too
-//! Each peer's publisher runs with a [`Policy`](crate::policy::Policy)
+//! Each peer's publisher runs with a [`Policy`](crate::proto::policy::Policy)
 //! that lists exactly the other owners of the layout (by their certificate
 //! name): any other CA-signed certificate is closed right after the
 //! handshake, before it may send a hello, so it can neither read the part

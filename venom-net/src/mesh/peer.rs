@@ -2,8 +2,8 @@
 //! from its owner.
 
 use super::MeshLayout;
-use crate::net::{Mirror, Publisher};
-use crate::policy::Policy;
+use crate::io::{Mirror, Publisher};
+use crate::proto::policy::Policy;
 use crate::tls::{CertificateAuthority, ClientTls, Identity, ServerTls};
 use crate::typed::{Array, ArrayWriter, Element, write_step};
 use crate::{Applied, Error, MirrorConfig, PublisherConfig, Result, Subscription};
@@ -161,7 +161,7 @@ impl MeshPeer {
 
     /// A typed handle for the own part (packed, offset 0, the part's shape).
     pub fn own_array<T: Element>(&self) -> Result<Array<T>> {
-        let info = crate::catalog::ArrayInfo {
+        let info = crate::proto::catalog::ArrayInfo {
             name: self.cfg.me.clone(),
             offset: 0,
             dtype: self.cfg.layout.dtype(),

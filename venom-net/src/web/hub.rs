@@ -13,7 +13,7 @@
 //! `view_len / BLOCK` bits), and the writer never waits for anyone.
 
 use super::frame::{FrameBuilder, FrameKind, HEADER_BYTES, RUN_HEADER_BYTES};
-use crate::diff::changed_runs;
+use crate::proto::diff::changed_runs;
 use crate::{RegionSource, Result, Snapshot};
 use bytes::Bytes;
 use std::collections::HashMap;

@@ -44,7 +44,7 @@
 //! ```no_run
 //! # async fn f() -> venom_net::Result<()> {
 //! use std::sync::Arc;
-//! use venom_net::catalog::Catalog;
+//! use venom_net::proto::catalog::Catalog;
 //! use venom_net::web::{WebConfig, WebView};
 //! let reader = venom_core::SeqReader::open("life")?;
 //! let catalog = Catalog::read_from(reader.region())?;
@@ -57,7 +57,7 @@ pub mod frame;
 mod hub;
 mod server;
 
-use crate::catalog::Catalog;
+use crate::proto::catalog::Catalog;
 use crate::{Dtype, Error, RegionSource, Result, Snapshot};
 use hub::Hub;
 use std::net::SocketAddr;

@@ -1,7 +1,7 @@
 //! Admission control: the bounded life cycle of a publisher connection.
 //!
 //! Sans-IO: [`Admission`] only counts and decides; the I/O shell
-//! ([`net::Publisher`](crate::net::Publisher)) asks it at every step and
+//! ([`io::Publisher`](crate::io::Publisher)) asks it at every step and
 //! closes the QUIC connection with the [`Refusal`]'s close code when it says no.
 //!
 //! ```text
@@ -20,8 +20,8 @@
 //! table of bounds and defaults.
 //!
 //! ```
-//! use venom_net::admission::{Admission, AdmissionLimits, Refusal, Stage};
-//! use venom_net::policy::PeerId;
+//! use venom_net::proto::admission::{Admission, AdmissionLimits, Refusal, Stage};
+//! use venom_net::proto::policy::PeerId;
 //! let limits = AdmissionLimits { max_handshaking: 1, per_identity: 1, ..AdmissionLimits::default() };
 //! let mut a = Admission::new(limits, 64);
 //! let (now, ip) = (std::time::Instant::now(), std::net::Ipv4Addr::LOCALHOST.into());
@@ -36,14 +36,14 @@
 //! # Ok::<(), Refusal>(())
 //! ```
 
-use crate::policy::PeerId;
+use crate::proto::policy::PeerId;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Why a connection was refused or ended by the publisher. Each has its
 /// own QUIC application close code, so the mirror gets it typed
-/// ([`Error::Refused`](crate::Error::Refused)).
+/// ([`Error::Refused`](crate::error::Error::Refused)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Refusal {
     /// A cap on connections (handshaking, awaiting hello or live) is reached.
@@ -94,7 +94,7 @@ impl std::fmt::Display for Refusal {
 }
 
 /// Caps and deadlines of the connection life cycle (the live-session cap is
-/// [`PublisherConfig::max_mirrors`](crate::PublisherConfig::max_mirrors)).
+/// [`PublisherConfig::max_mirrors`](crate::proto::publisher::PublisherConfig::max_mirrors)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdmissionLimits {
     /// Connections in the TLS handshake at once; more are refused before quinn allocates them.
@@ -149,7 +149,7 @@ pub enum Stage {
     Live,
 }
 
-/// Admission counters, for operators ([`net::Publisher::admission`](crate::net::Publisher::admission)).
+/// Admission counters, for operators ([`io::Publisher::admission`](crate::io::Publisher::admission)).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AdmissionStats {
     /// Connections now handshaking.

@@ -15,8 +15,8 @@
 //! [`MAX_RUNS`] compiled runs; source ranges of different parts must not
 //! overlap, nor may destination ranges.
 
-use crate::wire::{Reader, put_u16, put_u64};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
+use crate::proto::wire::{Reader, put_u16, put_u64};
 use std::ops::Range;
 
 /// Most parts in one subscription.

@@ -26,9 +26,10 @@
 //! with checked arithmetic, no duplicate names, no overlapping arrays. Bad
 //! input gives a typed error, never a panic or an allocation beyond 4 KiB.
 
-use crate::subscription::{MAX_NDIM, Part, Subscription};
-use crate::wire::{Reader, put_u16, put_u64};
-use crate::{Dtype, Error, Result};
+use crate::error::{Error, Result};
+use crate::proto::subscription::Dtype;
+use crate::proto::subscription::{MAX_NDIM, Part, Subscription};
+use crate::proto::wire::{Reader, put_u16, put_u64};
 use std::ops::Range;
 
 /// Bytes reserved for the catalog at the start of a region.
@@ -117,7 +118,7 @@ impl Pick {
 /// A validated catalog for a region of `region_size` bytes.
 ///
 /// ```
-/// use venom_net::{catalog::{Catalog, Pick, CATALOG_BYTES}, Dtype};
+/// use venom_net::{proto::catalog::{Catalog, Pick, CATALOG_BYTES}, Dtype};
 /// let cat = Catalog::builder().array("prices", Dtype::F64, &[8]).array("grid", Dtype::U8, &[16, 16]).build()?;
 /// assert_eq!(cat.get("prices")?.offset, CATALOG_BYTES as u64);
 /// let bytes = cat.encode()?;

@@ -1,7 +1,7 @@
 //! Reading capped frames from a QUIC stream.
 
-use crate::frame::{FrameHeader, HEADER_LEN};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
+use crate::proto::frame::{FrameHeader, HEADER_LEN};
 use tokio::sync::mpsc;
 
 /// Reads one frame into `body`: the header is validated (magic, version,

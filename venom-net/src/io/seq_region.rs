@@ -7,7 +7,7 @@
 //! one `write_with` window, so local readers see all of it or none.
 
 use crate::Result;
-use crate::region::{RegionSink, RegionSource, Snapshot};
+use crate::proto::region::{RegionSink, RegionSource, Snapshot};
 use std::time::Duration;
 use venom_core::{SeqReader, SeqRegion, SeqWriter};
 

@@ -3,7 +3,7 @@
 //! Every read checks the remaining length first and returns
 //! [`Error::Truncated`] instead of panicking; nothing here allocates.
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// A read cursor over a borrowed byte slice.
 ///

@@ -13,7 +13,7 @@
 //!   so a hostile publisher can neither write outside it nor make the
 //!   mirror buffer more than the subscription size. Violations are errors
 //!   (the caller drops the connection).
-//! * With `check_hash`, the mirror keeps the [`crate::digest`] Merkle tree
+//! * With `check_hash`, the mirror keeps the [`crate::proto::digest`] Merkle tree
 //!   of exactly its subscribed local bytes: applying an update only marks the
 //!   chunks it wrote dirty; they are rehashed after the update is visible
 //!   ([`MirrorSession::poll_verify`]) or, at the latest, when the publisher's
@@ -28,19 +28,20 @@
 //!   for `resync_retry`, a snapshot.
 //! * Automatic resyncs back off exponentially (with jitter) while they keep
 //!   coming, and `max_faults` consecutive digest mismatches put the mirror
-//!   in a terminal failed state ([`crate::MirrorFailure`]): a hostile or
+//!   in a terminal failed state ([`crate::proto::stats::MirrorFailure`]): a hostile or
 //!   broken publisher cannot make the mirror resync in a loop.
 
-use crate::digest::{ChunkDigests, DIGEST_CHUNK};
-use crate::frame::{
+use crate::error::{Error, Result};
+use crate::proto::Now;
+use crate::proto::digest::{ChunkDigests, DIGEST_CHUNK};
+use crate::proto::frame::{
     Ack, DIGEST_SCHEME_MERKLE16K, FLAG_LAST, FLAG_REPAIR, FLAG_SNAPSHOT, Frame, FrameHeader, HEADER_LEN, HashFrame,
     Hello, MAX_REPAIR_CHUNKS, RepairFrame, Resync, ResyncReason, Update,
 };
-use crate::jitter::Jitter;
-use crate::region::RegionSink;
-use crate::stats::{MirrorFailure, MirrorStats};
-use crate::subscription::{CompiledSubscription, Subscription};
-use crate::{Error, Now, Result};
+use crate::proto::jitter::Jitter;
+use crate::proto::region::RegionSink;
+use crate::proto::stats::{MirrorFailure, MirrorStats};
+use crate::proto::subscription::{CompiledSubscription, Subscription};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 

@@ -6,7 +6,7 @@
 //! `seq_region`) and for [`MemRegion`], an in-process double used by the
 //! deterministic tests.
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 

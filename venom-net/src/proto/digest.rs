@@ -25,7 +25,7 @@
 //! ranges, n-D slices and named arrays alike.
 //!
 //! ```
-//! use venom_net::digest::ChunkDigests;
+//! use venom_net::proto::digest::ChunkDigests;
 //! let mut data = vec![7u8; 100_000];
 //! let mut d = ChunkDigests::new(data.len() as u64);
 //! d.refresh(usize::MAX, |virt, len| Ok(ChunkDigests::leaf(&data[virt as usize..][..len])))?;
@@ -38,7 +38,7 @@
 //! # Ok::<(), venom_net::Error>(())
 //! ```
 
-use crate::Result;
+use crate::error::Result;
 use std::sync::OnceLock;
 
 /// Bytes per digest chunk (16 KiB: blake3 runs near full SIMD speed on

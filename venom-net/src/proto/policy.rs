@@ -23,15 +23,15 @@
 //! [`Policy::allow_all`] grants everything to everyone, for development.
 //!
 //! **Grants** are byte ranges of the published region, the whole region,
-//! or named arrays of its [catalog](crate::catalog). A named-array grant
+//! or named arrays of its [catalog](crate::proto::catalog). A named-array grant
 //! also grants the catalog prefix (a named mirror reads it first) and needs
 //! the catalog: [`Policy::with_catalog`]. Every run of a subscription must
 //! lie inside the union of the peer's grants, else the hello is refused with
 //! [`Error::Unauthorized`] (the mirror sees
-//! [`Refusal::Unauthorized`](crate::admission::Refusal::Unauthorized)).
+//! [`Refusal::Unauthorized`](crate::proto::admission::Refusal::Unauthorized)).
 //!
 //! ```
-//! use venom_net::policy::{Grant, PeerId, Policy};
+//! use venom_net::proto::policy::{Grant, PeerId, Policy};
 //! use venom_net::Subscription;
 //! let policy = Policy::parse("
 //!     ## mirror-1 reads everything, mirror-2 only the first page
@@ -47,9 +47,9 @@
 //! # Ok::<(), venom_net::Error>(())
 //! ```
 
-use crate::catalog::{CATALOG_BYTES, Catalog};
-use crate::subscription::CompiledSubscription;
-use crate::{Error, Result};
+use crate::error::{Error, Result};
+use crate::proto::catalog::{CATALOG_BYTES, Catalog};
+use crate::proto::subscription::CompiledSubscription;
 use rustls::pki_types::CertificateDer;
 
 /// Cap on rules in a policy (and lines parsed).
@@ -361,7 +361,7 @@ fn parse_grant(w: &[&str]) -> Result<Grant, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Subscription;
+    use crate::proto::subscription::Subscription;
 
     fn sub(s: Subscription) -> CompiledSubscription {
         s.compile(1 << 20).unwrap()
@@ -383,13 +383,18 @@ mod tests {
         let m = PeerId::named("m");
         assert!(p.authorize(&m, &sub(Subscription::range(50, 150, 0))).is_ok());
         assert!(p.authorize(&m, &sub(Subscription::range(150, 51, 0))).is_err());
-        let two = Subscription::range(0, 10, 0).with(crate::Part::Range { src: 190, len: 10, dst: 10 });
+        let two =
+            Subscription::range(0, 10, 0).with(crate::proto::subscription::Part::Range { src: 190, len: 10, dst: 10 });
         assert!(p.authorize(&m, &sub(two)).is_ok());
     }
 
     #[test]
     fn array_grants_resolve_through_the_catalog() {
-        let cat = Catalog::builder().array("a", crate::Dtype::U8, &[64]).array("b", crate::Dtype::U8, &[64]);
+        let cat = Catalog::builder().array("a", crate::proto::subscription::Dtype::U8, &[64]).array(
+            "b",
+            crate::proto::subscription::Dtype::U8,
+            &[64],
+        );
         let cat = cat.build().unwrap();
         let p = Policy::deny_all().allow(Subject::Name("m".into()), Grant::Array("b".into()));
         let m = PeerId::named("m");

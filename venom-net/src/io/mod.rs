@@ -1,4 +1,6 @@
-//! The tokio/quinn I/O shell around the sans-IO state machines.
+//! The tokio/quinn I/O shell around the sans-IO state machines of
+//! [`crate::proto`]: it owns the sockets, the tasks and the clock reads, and
+//! binds the state machines to venom-core's `SeqRegion` (`seq_region`).
 //!
 //! One QUIC connection per mirror, one bidirectional stream per connection:
 //! the mirror opens it and sends its hello; the publisher answers with a
@@ -14,6 +16,7 @@ mod endpoint;
 mod framing;
 mod mirror;
 mod publisher;
+mod seq_region;
 
 pub use endpoint::bind_endpoint;
 pub use mirror::{Mirror, UpdateStream};

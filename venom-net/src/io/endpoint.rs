@@ -1,7 +1,7 @@
 //! UDP socket setup for quinn endpoints.
 
+use crate::error::{Error, Result};
 use crate::tls::ServerTls;
-use crate::{Error, Result};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 

@@ -16,17 +16,17 @@
 //! (they are borrowed from the input).
 //!
 //! Update payloads address bytes by *virtual offset* into the subscription
-//! (see [`crate::subscription`]); range checks against the subscription are
+//! (see [`crate::proto::subscription`]); range checks against the subscription are
 //! the mirror state machine's job, this module checks structure only.
 
 mod update;
 
-use crate::subscription::Subscription;
+use crate::proto::subscription::Subscription;
 pub use update::{Update, encode_single_update};
 pub(crate) use update::{encode_update_head, finish_update, push_run, update_head};
 
-use crate::wire::{Reader, put_u32, put_u64};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
+use crate::proto::wire::{Reader, put_u32, put_u64};
 
 /// Frame magic.
 pub const MAGIC: [u8; 2] = *b"VN";
@@ -154,7 +154,7 @@ pub struct Welcome {
 }
 
 /// The digest scheme of [`HashFrame::scheme`]: the Merkle root of
-/// [`crate::digest`] (blake3, 16 KiB chunks).
+/// [`crate::proto::digest`] (blake3, 16 KiB chunks).
 pub const DIGEST_SCHEME_MERKLE16K: u8 = 1;
 
 /// Publisher → mirror: digest of exactly the subscribed bytes (virtual
@@ -200,7 +200,7 @@ pub struct Resync {
 }
 
 /// Mirror → publisher: after a digest mismatch, resend the named digest
-/// chunks (indices of [`crate::digest::DIGEST_CHUNK`]-byte chunks of the
+/// chunks (indices of [`crate::proto::digest::DIGEST_CHUNK`]-byte chunks of the
 /// subscription's virtual bytes) in full with the next delta.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepairFrame {

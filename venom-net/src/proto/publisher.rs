@@ -23,18 +23,19 @@
 //! 4. On a `Resync` (or an ack timeout, for lossy transports) the session
 //!    sends a full snapshot: nothing is silently lost.
 
-use crate::admission::AdmissionLimits;
-use crate::diff::changed_runs;
-use crate::digest::{ChunkDigests, DIGEST_CHUNK};
-use crate::frame::{
+use crate::error::{Error, Result};
+use crate::proto::Now;
+use crate::proto::admission::AdmissionLimits;
+use crate::proto::diff::changed_runs;
+use crate::proto::digest::{ChunkDigests, DIGEST_CHUNK};
+use crate::proto::frame::{
     self, DIGEST_SCHEME_MERKLE16K, FLAG_LAST, FLAG_REPAIR, FLAG_SNAPSHOT, Frame, HashFrame, Hello, RUN_HEAD_LEN,
     UPDATE_HEAD_LEN, Welcome,
 };
-use crate::policy::{PeerId, Policy};
-use crate::region::{RegionSource, Snapshot};
-use crate::stats::PublisherStats;
-use crate::subscription::CompiledSubscription;
-use crate::{Error, Now, Result};
+use crate::proto::policy::{PeerId, Policy};
+use crate::proto::region::{RegionSource, Snapshot};
+use crate::proto::stats::PublisherStats;
+use crate::proto::subscription::CompiledSubscription;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,22 +57,22 @@ pub struct PublisherConfig {
     /// Changed runs closer than this many bytes are merged.
     pub merge_gap: usize,
     /// With `check_hash`, send a digest (the Merkle root of
-    /// [`crate::digest`], keyed by `(epoch, seq)`) at most this often. Keeping
+    /// [`crate::proto::digest`], keyed by `(epoch, seq)`) at most this often. Keeping
     /// the root current costs O(dirty chunks) and is done between updates,
     /// never while one is being cut into frames. The digest is of the latest
     /// seq sent, so once the region goes quiet the final state is always
     /// checked (the I/O shell polls at least every 100 ms).
     pub hash_interval: Duration,
-    /// Most digest chunks ([`crate::digest::DIGEST_CHUNK`] bytes each) hashed
+    /// Most digest chunks ([`crate::proto::digest::DIGEST_CHUNK`] bytes each) hashed
     /// per [`PublisherSession::poll_transmit`] call, so a full rehash after a
     /// snapshot is spread over many calls instead of stalling one.
     pub hash_budget_chunks: usize,
     /// The I/O shell refuses connections beyond this many live sessions
     /// (each holds a shadow and a snapshot buffer of up to the region size).
     pub max_mirrors: usize,
-    /// Caps and deadlines of the other connection stages (see [`crate::admission`]).
+    /// Caps and deadlines of the other connection stages (see [`crate::proto::admission`]).
     pub admission: AdmissionLimits,
-    /// Who may subscribe to what (see [`crate::policy`]); checked on the hello.
+    /// Who may subscribe to what (see [`crate::proto::policy`]); checked on the hello.
     pub policy: Arc<Policy>,
 }
 

@@ -2,14 +2,15 @@
 
 use super::framing::{FrameReader, is_protocol_error};
 use super::{CLOSED, PROTOCOL_ERROR, bind_endpoint};
-use crate::admission::Refusal;
-use crate::frame::FrameType;
-use crate::mirror::{Applied, MirrorConfig, MirrorSession};
-use crate::region::RegionSink;
-use crate::stats::{MirrorFailure, MirrorStats};
-use crate::subscription::Subscription;
+use crate::error::{Error, Result};
+use crate::proto::Now;
+use crate::proto::admission::Refusal;
+use crate::proto::frame::FrameType;
+use crate::proto::mirror::{Applied, MirrorConfig, MirrorSession};
+use crate::proto::region::RegionSink;
+use crate::proto::stats::{MirrorFailure, MirrorStats};
+use crate::proto::subscription::Subscription;
 use crate::tls::ClientTls;
-use crate::{Error, Now, Result};
 use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -30,7 +31,7 @@ const VERIFY_BUDGET_CHUNKS: usize = 64;
 ///
 /// ```no_run
 /// # async fn f(cert: rustls::pki_types::CertificateDer<'static>) -> venom_net::Result<()> {
-/// use venom_net::{net::Mirror, tls::ClientTls, MirrorConfig, Subscription};
+/// use venom_net::{io::Mirror, tls::ClientTls, MirrorConfig, Subscription};
 /// let local = venom_core::SeqWriter::create("prices-mirror", venom_core::RegionConfig::new(1 << 20))?;
 /// let mirror = Mirror::connect("10.0.0.1:4433".parse().unwrap(), "localhost", Subscription::whole(),
 ///     ClientTls::pinned(cert)?, Box::new(local), MirrorConfig::default())?;
@@ -214,7 +215,7 @@ async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = BACKOFF_MIN;
-    let mut rng = crate::jitter::Jitter::from_clock(0);
+    let mut rng = crate::proto::jitter::Jitter::from_clock(0);
     while !*stop.borrow() {
         let started = Instant::now();
         let r = connect_once(&endpoint, addr, &server_name, &mut session, &mut *sink, &shared, &mut stop).await;

@@ -1,8 +1,8 @@
 //! Update frames: one frame of a snapshot or delta, borrowed from the input.
 
 use super::{FLAG_LAST, FLAG_REPAIR, FLAG_SNAPSHOT, FrameType, HEADER_LEN, RUN_HEAD_LEN, UPDATE_HEAD_LEN, begin, end};
-use crate::wire::{Reader, put_u32, put_u64};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
+use crate::proto::wire::{Reader, put_u32, put_u64};
 
 /// Publisher → mirror: one frame of an update (borrowed from the input).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

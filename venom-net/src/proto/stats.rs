@@ -77,7 +77,7 @@ pub struct MirrorStats {
 
 /// Why a mirror gave up: too many consecutive faults
 /// (`MirrorConfig::max_faults`). Terminal: the mirror neither resyncs nor
-/// reconnects any more, and waits on it return [`crate::Error::MirrorFailed`].
+/// reconnects any more, and waits on it return [`crate::error::Error::MirrorFailed`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MirrorFailure {
     /// This many consecutive digest mismatches (the bytes never verified).

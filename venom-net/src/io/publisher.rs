@@ -3,14 +3,15 @@
 
 use super::framing::{Incoming, is_protocol_error, spawn_reader};
 use super::{CLOSED, PROTOCOL_ERROR, bind_endpoint};
-use crate::admission::{Admission, AdmissionStats, Refusal, Stage};
-use crate::frame::{Frame, MAX_CONTROL_BODY};
-use crate::policy::PeerId;
-use crate::publisher::{PublisherConfig, PublisherSession};
-use crate::region::RegionSource;
-use crate::stats::PublisherStats;
+use crate::error::{Error, Result};
+use crate::proto::Now;
+use crate::proto::admission::{Admission, AdmissionStats, Refusal, Stage};
+use crate::proto::frame::{Frame, MAX_CONTROL_BODY};
+use crate::proto::policy::PeerId;
+use crate::proto::publisher::{PublisherConfig, PublisherSession};
+use crate::proto::region::RegionSource;
+use crate::proto::stats::PublisherStats;
 use crate::tls::ServerTls;
-use crate::{Error, Now, Result};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -33,7 +34,7 @@ const INCOMING_BUFFER: u64 = 64 << 10;
 /// ```no_run
 /// # async fn f() -> venom_net::Result<()> {
 /// use std::sync::Arc;
-/// use venom_net::{net::Publisher, tls::{Identity, ServerTls}, PublisherConfig};
+/// use venom_net::{io::Publisher, tls::{Identity, ServerTls}, PublisherConfig};
 /// let region = Arc::new(venom_core::SeqReader::open("prices")?);
 /// let id = Identity::self_signed(&["localhost"])?;
 /// let publisher = Publisher::bind("127.0.0.1:4433".parse().unwrap(), region, ServerTls::new(&id)?,
@@ -401,5 +402,5 @@ async fn run_session(
 fn handle(session: &mut PublisherSession, m: Option<Incoming>, s: &Shared) -> Result<()> {
     let (h, body) = m.ok_or(Error::Closed)??;
     let frame = Frame::decode_body(h, &body)?;
-    session.handle_frame(&frame, &*s.region, crate::frame::HEADER_LEN + body.len())
+    session.handle_frame(&frame, &*s.region, crate::proto::frame::HEADER_LEN + body.len())
 }
