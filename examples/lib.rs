@@ -3,6 +3,7 @@
 //! The programs themselves live next to this file (see `Cargo.toml`).
 
 pub mod life_world;
+pub mod net_cli;
 
 use std::path::Path;
 use std::process::{Child, Command};
