@@ -10,13 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use venom_core::{RegionConfig, SeqReader, SeqWriter};
-use venom_examples::net_cli::{BoxError, RoleArgs, Served, run_role, runtime, server_tls};
+use venom_examples::net_cli::{BoxError, RoleArgs, Served, connect_mirror, run_role, runtime, server_tls};
 use venom_net::io::Publisher;
-use venom_net::named::NamedMirror;
 use venom_net::proto::catalog::{Catalog, Pick};
 use venom_net::tls::ClientTls;
 use venom_net::typed::{Array, write_step};
-use venom_net::{Dtype, MirrorConfig, PublisherConfig};
+use venom_net::{Dtype, PublisherConfig};
 
 /// A dynamic heatmap replicated over QUIC (TLS 1.3), rendered as PNG frames
 /// and in the terminal.
@@ -162,17 +161,9 @@ async fn client(addr: SocketAddr, tls: ClientTls, a: &Args) -> Result<(), BoxErr
     if let Some(d) = &dir {
         std::fs::create_dir_all(d)?;
     }
-    let local = format!("heatmap-mirror-{}", std::process::id());
-    let m = NamedMirror::connect(
-        addr,
-        "localhost",
-        tls,
-        &[Pick::all("step"), Pick::all("heat")],
-        &local,
-        MirrorConfig::default(),
-        Duration::from_secs(10),
-    )
-    .await?;
+    let m =
+        connect_mirror(addr, tls, &[Pick::all("step"), Pick::all("heat")], "heatmap-mirror", Duration::from_secs(10))
+            .await?;
     let cat = m.catalog().clone();
     let (s_off, h_off) = (cat.get("step")?.offset as usize, cat.get("heat")?.offset as usize);
     let mut buf = vec![0u8; cat.region_size() as usize];

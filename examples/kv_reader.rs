@@ -54,10 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (mut hits, mut x) = (0u64, 0x9E37_79B9_7F4A_7C15u64);
         let start = Instant::now();
         for _ in 0..random {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let key = format!("key-{:06}", x % keys_n);
+            let key = format!("key-{:06}", venom_examples::xorshift64(&mut x) % keys_n);
             hits += u64::from(cache.get_into(key.as_bytes(), &mut buf)?.is_some());
         }
         let dt = start.elapsed();

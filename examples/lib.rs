@@ -66,3 +66,13 @@ impl Drop for Children {
         }
     }
 }
+
+/// Marsaglia's xorshift64 (13, 7, 17): the examples' deterministic
+/// pseudo-random stream. Advances `state` (which must be non-zero) and
+/// returns the new value.
+pub fn xorshift64(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}

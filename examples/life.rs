@@ -10,13 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use venom_core::{RegionConfig, SeqReader, SeqWriter};
 use venom_examples::life_world;
-use venom_examples::net_cli::{BoxError, RoleArgs, Served, run_role, runtime, server_tls};
+use venom_examples::net_cli::{BoxError, RoleArgs, Served, connect_mirror, run_role, runtime, server_tls};
 use venom_net::io::Publisher;
-use venom_net::named::NamedMirror;
 use venom_net::proto::catalog::{Catalog, Pick};
 use venom_net::tls::ClientTls;
 use venom_net::typed::{Array, write_step};
-use venom_net::{Dtype, MirrorConfig, PublisherConfig};
+use venom_net::{Dtype, PublisherConfig};
 
 /// A 256x256 Game of Life replicated over QUIC (TLS 1.3).
 ///
@@ -126,17 +125,7 @@ async fn client(addr: SocketAddr, tls: ClientTls, a: &Args) -> Result<(), BoxErr
         Some(r) => Pick::slice("grid", r),
         None => Pick::all("grid"),
     };
-    let local = format!("life-mirror-{}", std::process::id());
-    let m = NamedMirror::connect(
-        addr,
-        "localhost",
-        tls,
-        &[Pick::all("generation"), pick],
-        &local,
-        MirrorConfig::default(),
-        Duration::from_secs(10),
-    )
-    .await?;
+    let m = connect_mirror(addr, tls, &[Pick::all("generation"), pick], "life-mirror", Duration::from_secs(10)).await?;
     let cat = m.catalog().clone();
     let (g_off, grid) = (cat.get("generation")?.offset as usize, cat.get("grid")?.clone());
     let (rows, cols) = (grid.shape[0] as usize, grid.shape[1] as usize);

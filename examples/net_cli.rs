@@ -7,9 +7,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use clap::ValueEnum;
+use venom_net::MirrorConfig;
 use venom_net::io::Publisher;
 use venom_net::mesh::MeshTls;
+use venom_net::named::NamedMirror;
+use venom_net::proto::catalog::Pick;
 use venom_net::tls::{CertificateAuthority, ClientTls, Identity, ServerTls};
 
 /// The examples' error type.
@@ -119,6 +124,20 @@ pub async fn finish(publisher: Publisher, server: std::thread::JoinHandle<()>) {
 /// written for has two cores).
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
+}
+
+/// Mirrors `picks` of the region published at `addr` (server name
+/// `localhost`, default limits) into a new local region `<local>-<pid>`,
+/// waiting at most `timeout` for the catalog and the first snapshot.
+pub async fn connect_mirror(
+    addr: SocketAddr,
+    tls: ClientTls,
+    picks: &[Pick],
+    local: &str,
+    timeout: Duration,
+) -> venom_net::Result<NamedMirror> {
+    let local = format!("{local}-{}", std::process::id());
+    NamedMirror::connect(addr, "localhost", tls, picks, &local, MirrorConfig::default(), timeout).await
 }
 
 /// Server TLS that also saves the self-signed certificate to `dir/server.der`

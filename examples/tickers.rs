@@ -9,13 +9,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use venom_core::{RegionConfig, SeqReader, SeqWriter};
-use venom_examples::net_cli::{BoxError, RoleArgs, Served, run_role, runtime, server_tls};
+use venom_examples::net_cli::{BoxError, RoleArgs, Served, connect_mirror, run_role, runtime, server_tls};
 use venom_net::io::Publisher;
-use venom_net::named::NamedMirror;
 use venom_net::proto::catalog::{Catalog, Pick};
 use venom_net::tls::ClientTls;
 use venom_net::typed::{Array, write_step};
-use venom_net::{Dtype, MirrorConfig, PublisherConfig};
+use venom_net::{Dtype, PublisherConfig};
 
 /// A price server and clients computing rolling statistics on their mirrors.
 ///
@@ -65,10 +64,7 @@ fn catalog() -> Catalog {
 struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+        (venom_examples::xorshift64(&mut self.0) >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -145,12 +141,9 @@ async fn client(
     steps: u64,
     window: usize,
 ) -> Result<String, BoxError> {
-    let local = format!("tickers-mirror-{label}-{}", std::process::id());
     let tickers = std::iter::once(0..first).collect::<Vec<_>>(); // one dimension: tickers 0..first
     let picks = [Pick::all("tick"), Pick::slice("price", &tickers), Pick::slice("volume", &tickers)];
-    let m =
-        NamedMirror::connect(addr, "localhost", tls, &picks, &local, MirrorConfig::default(), Duration::from_secs(10))
-            .await?;
+    let m = connect_mirror(addr, tls, &picks, &format!("tickers-mirror-{label}"), Duration::from_secs(10)).await?;
     let cat = m.catalog().clone();
     let (tick, price, volume) =
         (cat.get("tick")?.offset as usize, cat.get("price")?.offset as usize, cat.get("volume")?.offset as usize);

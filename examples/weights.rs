@@ -8,13 +8,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use venom_core::{RegionConfig, SeqReader, SeqWriter};
-use venom_examples::net_cli::{BoxError, Role, RoleArgs, runtime, server_tls};
+use venom_examples::net_cli::{BoxError, Role, RoleArgs, connect_mirror, runtime, server_tls};
 use venom_net::io::Publisher;
-use venom_net::named::NamedMirror;
 use venom_net::proto::catalog::{Catalog, Pick};
 use venom_net::tls::ClientTls;
 use venom_net::typed::{Array, write_step};
-use venom_net::{Dtype, MirrorConfig, PublisherConfig};
+use venom_net::{Dtype, PublisherConfig};
 
 /// Broadcast a partly-changing f32 weight tensor over QUIC (TLS 1.3).
 ///
@@ -122,18 +121,9 @@ async fn all_in_one(a: &Args) -> Result<(), BoxError> {
     let (stls, ctls) = server_tls(None)?;
     let src = Arc::new(SeqReader::open(&format!("weights-{}", std::process::id()))?);
     let p = Publisher::bind("127.0.0.1:0".parse()?, src, stls, PublisherConfig::default()).await?;
-    let local = format!("weights-mirror-{}", std::process::id());
     let start = Instant::now();
-    let m = NamedMirror::connect(
-        p.local_addr()?,
-        "localhost",
-        ctls,
-        &[Pick::all("weights")],
-        &local,
-        MirrorConfig::default(),
-        Duration::from_secs(30),
-    )
-    .await?;
+    let m = connect_mirror(p.local_addr()?, ctls, &[Pick::all("weights")], "weights-mirror", Duration::from_secs(30))
+        .await?;
     let mut last = m.mirror().stats().bytes_received;
     println!("initial snapshot: {last} bytes on the wire for a {full}-byte tensor ({:.0?})", start.elapsed());
     println!("{:>5} {:>12} {:>12} {:>9}", "step", "bytes sent", "full size", "ratio");
@@ -181,14 +171,11 @@ async fn server(a: &Args, listen: SocketAddr, certs: &str) -> Result<(), BoxErro
 }
 
 async fn client(a: &Args, addr: SocketAddr, tls: ClientTls) -> Result<(), BoxError> {
-    let local = format!("weights-mirror-{}", std::process::id());
-    let m = NamedMirror::connect(
+    let m = connect_mirror(
         addr,
-        "localhost",
         tls,
         &[Pick::all("weights"), Pick::all("step")],
-        &local,
-        MirrorConfig::default(),
+        "weights-mirror",
         Duration::from_secs(30),
     )
     .await?;
