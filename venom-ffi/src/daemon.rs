@@ -176,7 +176,7 @@ pub unsafe extern "C" fn venom_daemon_create(
             state: UnsafeCell::new(DaemonState { chan, held: None, pending: HashMap::new(), next_token: 1 }),
         };
         // SAFETY: checked non-null; valid per the contract.
-        unsafe { out.set(Box::into_raw(Box::new(d))) };
+        unsafe { out.set_handle(d) };
         Ok(())
     })
 }
@@ -390,11 +390,6 @@ pub unsafe extern "C" fn venom_daemon_stop(daemon: *const venom_daemon) -> venom
 /// used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_daemon_free(daemon: *mut venom_daemon) -> venom_status {
-    guard(|| {
-        if !daemon.is_null() {
-            // SAFETY: a live handle from Box::into_raw, released once.
-            drop(unsafe { Box::from_raw(daemon) });
-        }
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { args::free_handle(daemon) }
 }

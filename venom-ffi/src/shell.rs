@@ -39,14 +39,8 @@ fn report_needed(e: Error, len: &args::Out<usize>) -> Failure {
 /// write of a pointer.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_shell_connect(name: *const c_char, out: *mut *mut venom_shell) -> venom_status {
-    guard(|| {
-        let out = args::out(out, "shell")?;
-        // SAFETY: forwarded contract.
-        let chan = ShellChannel::connect(unsafe { args::name(name)? })?;
-        // SAFETY: checked non-null; valid per the contract.
-        unsafe { out.set(Box::into_raw(Box::new(venom_shell { chan }))) };
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { args::open_named(name, out, "shell", |n| Ok(venom_shell { chan: ShellChannel::connect(n)? })) }
 }
 
 /// Copies the daemon's last `venom_daemon_write_data` into `buf` and stores
@@ -313,11 +307,6 @@ pub unsafe extern "C" fn venom_shell_daemon_alive(shell: *const venom_shell, ali
 /// used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_shell_free(shell: *mut venom_shell) -> venom_status {
-    guard(|| {
-        if !shell.is_null() {
-            // SAFETY: a live handle from Box::into_raw, released once.
-            drop(unsafe { Box::from_raw(shell) });
-        }
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { args::free_handle(shell) }
 }
