@@ -158,6 +158,18 @@ pub(crate) unsafe fn free_handle<T>(ptr: *mut T) -> venom_status {
     })
 }
 
+/// The tail of the functions that report a value through an optional
+/// out-parameter (`*version`, `*request_id`): stores `value` in `*ptr`
+/// unless NULL, and succeeds.
+///
+/// # Safety
+/// `ptr` is NULL or valid for a write of `T`.
+pub(crate) unsafe fn store_opt<T>(ptr: *mut T, value: T) -> FfiResult {
+    // SAFETY: forwarded contract.
+    unsafe { set_opt(&opt_out(ptr), value) };
+    Ok(())
+}
+
 /// Stores `value` into an optional out-parameter.
 ///
 /// # Safety

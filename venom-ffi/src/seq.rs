@@ -5,7 +5,7 @@ use std::ffi::c_char;
 
 use venom_core::{Error, RegionConfig, RegionWrite, SeqReader, SeqRegion, SeqWriter};
 
-use crate::args::{self, bytes_in, bytes_out, handle, handle_mut, opt_out, out, set_opt};
+use crate::args::{self, bytes_in, bytes_out, handle, handle_mut, out, store_opt};
 use crate::status::{Failure, FfiResult, guard, venom_status};
 
 /// The writer of a seqlock region.
@@ -96,10 +96,8 @@ pub unsafe extern "C" fn venom_seq_writer_write(
     guard(|| {
         // SAFETY: forwarded contract.
         let (w, data) = unsafe { (handle_mut(writer, "writer")?, bytes_in(data, len, "data")?) };
-        let v = w.inner.write(data)?;
-        // SAFETY: NULL or valid per the contract.
-        unsafe { set_opt(&opt_out(version), v) };
-        Ok(())
+        // SAFETY: `version` is NULL or valid per the contract.
+        unsafe { store_opt(version, w.inner.write(data)?) }
     })
 }
 
@@ -120,10 +118,8 @@ pub unsafe extern "C" fn venom_seq_writer_write_at(
     guard(|| {
         // SAFETY: forwarded contract.
         let (w, data) = unsafe { (handle_mut(writer, "writer")?, bytes_in(data, len, "data")?) };
-        let v = w.inner.write_at(offset, data)?;
-        // SAFETY: NULL or valid per the contract.
-        unsafe { set_opt(&opt_out(version), v) };
-        Ok(())
+        // SAFETY: `version` is NULL or valid per the contract.
+        unsafe { store_opt(version, w.inner.write_at(offset, data)?) }
     })
 }
 
@@ -208,9 +204,8 @@ pub unsafe extern "C" fn venom_seq_writer_write_parts(
         // SAFETY: forwarded contract.
         let parts = unsafe { checked_parts(parts, count, w.inner.size())? };
         let ((), v) = w.inner.write_with(|rw| write_parts(rw, parts))?;
-        // SAFETY: NULL or valid per the contract.
-        unsafe { set_opt(&opt_out(version), v) };
-        Ok(())
+        // SAFETY: `version` is NULL or valid per the contract.
+        unsafe { store_opt(version, v) }
     })
 }
 
@@ -321,10 +316,8 @@ pub unsafe extern "C" fn venom_seq_reader_read_at(
     guard(|| {
         // SAFETY: forwarded contract.
         let (r, buf) = unsafe { (handle(reader, "reader")?, bytes_out(buf, len, "buffer")?) };
-        let v = r.inner.read_at(offset, buf)?;
-        // SAFETY: NULL or valid per the contract.
-        unsafe { set_opt(&opt_out(version), v) };
-        Ok(())
+        // SAFETY: `version` is NULL or valid per the contract.
+        unsafe { store_opt(version, r.inner.read_at(offset, buf)?) }
     })
 }
 

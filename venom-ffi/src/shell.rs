@@ -4,7 +4,7 @@ use std::ffi::c_char;
 
 use venom_core::{Error, ShellChannel};
 
-use crate::args::{self, bytes_in, bytes_out, handle, handle_mut, opt_out, out, set_opt};
+use crate::args::{self, bytes_in, bytes_out, handle, handle_mut, opt_out, out, set_opt, store_opt};
 use crate::status::{Failure, guard, venom_status};
 
 /// A channel client handle: reads the daemon's data and sends it requests.
@@ -171,10 +171,8 @@ pub unsafe extern "C" fn venom_shell_send(
     guard(|| {
         // SAFETY: forwarded contract.
         let (s, cmd) = unsafe { (handle_mut(shell, "shell")?, bytes_in(cmd, cmd_len, "command")?) };
-        let id = s.chan.send_command(cmd)?;
-        // SAFETY: NULL or valid per the contract.
-        unsafe { set_opt(&opt_out(request_id), id) };
-        Ok(())
+        // SAFETY: `request_id` is NULL or valid per the contract.
+        unsafe { store_opt(request_id, s.chan.send_command(cmd)?) }
     })
 }
 
@@ -259,10 +257,8 @@ pub unsafe extern "C" fn venom_shell_read_data_at(
     guard(|| {
         // SAFETY: forwarded contract.
         let (s, buf) = unsafe { (handle(shell, "shell")?, bytes_out(buf, len, "buffer")?) };
-        let v = s.chan.data().read_at(offset, buf)?;
-        // SAFETY: NULL or valid per the contract.
-        unsafe { set_opt(&opt_out(version), v) };
-        Ok(())
+        // SAFETY: `version` is NULL or valid per the contract.
+        unsafe { store_opt(version, s.chan.data().read_at(offset, buf)?) }
     })
 }
 
