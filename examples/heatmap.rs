@@ -7,15 +7,12 @@ use clap::Parser;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
-use venom_core::{RegionConfig, SeqReader, SeqWriter};
-use venom_examples::net_cli::{BoxError, RoleArgs, Served, connect_mirror, run_role, runtime, server_tls};
-use venom_net::io::Publisher;
+use venom_examples::net_cli::{BoxError, RoleArgs, Served, catalog_region, connect_mirror, publish, run_role, runtime};
+use venom_net::Dtype;
 use venom_net::proto::catalog::{Catalog, Pick};
 use venom_net::tls::ClientTls;
 use venom_net::typed::{Array, write_step};
-use venom_net::{Dtype, PublisherConfig};
 
 /// A dynamic heatmap replicated over QUIC (TLS 1.3), rendered as PNG frames
 /// and in the terminal.
@@ -81,12 +78,9 @@ fn diffuse(h: &[f32], out: &mut [f32], t: u64) {
 
 async fn serve(listen: SocketAddr, dir: Option<String>, steps: u64, interval: Duration) -> Result<Served, BoxError> {
     let cat = catalog();
-    let name = format!("heatmap-{}", std::process::id());
-    let mut w = SeqWriter::create(&name, RegionConfig::new(cat.region_size() as usize))?;
-    cat.write_to(&mut w)?;
+    let mut w = catalog_region(&cat, "heatmap")?;
     let (step, heat) = (Array::<u64>::from_catalog(&cat, "step")?, Array::<f32>::from_catalog(&cat, "heat")?);
-    let (stls, ctls) = server_tls(dir.as_deref())?;
-    let p = Publisher::bind(listen, Arc::new(SeqReader::open(&name)?), stls, PublisherConfig::default()).await?;
+    let (p, ctls) = publish(listen, "heatmap", dir.as_deref()).await?;
     let server = std::thread::spawn(move || {
         let (mut h, mut next) = (vec![0f32; N * N], vec![0f32; N * N]);
         for t in 1..=steps {

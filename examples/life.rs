@@ -6,16 +6,13 @@
 use clap::Parser;
 use std::net::SocketAddr;
 use std::ops::Range;
-use std::sync::Arc;
 use std::time::Duration;
-use venom_core::{RegionConfig, SeqReader, SeqWriter};
 use venom_examples::life_world;
-use venom_examples::net_cli::{BoxError, RoleArgs, Served, connect_mirror, run_role, runtime, server_tls};
-use venom_net::io::Publisher;
+use venom_examples::net_cli::{BoxError, RoleArgs, Served, catalog_region, connect_mirror, publish, run_role, runtime};
+use venom_net::Dtype;
 use venom_net::proto::catalog::{Catalog, Pick};
 use venom_net::tls::ClientTls;
 use venom_net::typed::{Array, write_step};
-use venom_net::{Dtype, PublisherConfig};
 
 /// A 256x256 Game of Life replicated over QUIC (TLS 1.3).
 ///
@@ -60,16 +57,12 @@ fn catalog() -> Catalog {
 /// Runs the world for `steps` generations into a new region; returns the publisher.
 async fn serve(listen: SocketAddr, dir: Option<String>, steps: u64, interval: Duration) -> Result<Served, BoxError> {
     let cat = catalog();
-    let name = format!("life-{}", std::process::id());
-    let mut w = SeqWriter::create(&name, RegionConfig::new(cat.region_size() as usize))?;
-    cat.write_to(&mut w)?;
+    let mut w = catalog_region(&cat, "life")?;
     let (generation, grid) =
         (Array::<u64>::from_catalog(&cat, "generation")?, Array::<u8>::from_catalog(&cat, "grid")?);
     let mut world = life_world::seed(N, 0x2545_F491_4F6C_DD1D);
     write_step(&mut w, |s| s.write_all(&grid, &world))?;
-    let (stls, ctls) = server_tls(dir.as_deref())?;
-    let src = Arc::new(SeqReader::open(&name)?);
-    let p = Publisher::bind(listen, src, stls, PublisherConfig::default()).await?;
+    let (p, ctls) = publish(listen, "life", dir.as_deref()).await?;
     let server = std::thread::spawn(move || {
         let mut next = vec![0u8; N * N];
         for g in 1..=steps {

@@ -6,16 +6,18 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use std::time::Duration;
 
 use clap::ValueEnum;
-use venom_net::MirrorConfig;
+use venom_core::{RegionConfig, SeqReader, SeqWriter};
 use venom_net::io::Publisher;
 use venom_net::mesh::MeshTls;
 use venom_net::named::NamedMirror;
-use venom_net::proto::catalog::Pick;
+use venom_net::proto::catalog::{Catalog, Pick};
 use venom_net::tls::{CertificateAuthority, ClientTls, Identity, ServerTls};
+use venom_net::{MirrorConfig, PublisherConfig};
 
 /// The examples' error type.
 pub type BoxError = Box<dyn std::error::Error>;
@@ -111,6 +113,32 @@ where
         Role::Client { connect, tls } => client(connect, tls, false).await?,
     }
     Ok(())
+}
+
+/// Creates the region `<example>-<pid>` laid out by `catalog` (the
+/// catalog written into it) for an example's server side.
+pub fn catalog_region(catalog: &Catalog, example: &str) -> Result<SeqWriter, BoxError> {
+    let mut w = SeqWriter::create(&region_name(example), RegionConfig::new(catalog.region_size() as usize))?;
+    catalog.write_to(&mut w)?;
+    Ok(w)
+}
+
+/// The name [`catalog_region`] gives `example`'s region in this process.
+pub fn region_name(example: &str) -> String {
+    format!("{example}-{}", std::process::id())
+}
+
+/// Publishes `example`'s region (from [`catalog_region`]) on `listen` with
+/// a fresh self-signed certificate (saved in `certs` when given); returns
+/// the publisher and a client config pinned to it.
+pub async fn publish(
+    listen: SocketAddr,
+    example: &str,
+    certs: Option<&str>,
+) -> Result<(Publisher, ClientTls), BoxError> {
+    let (stls, ctls) = server_tls(certs)?;
+    let src = Arc::new(SeqReader::open(&region_name(example))?);
+    Ok((Publisher::bind(listen, src, stls, PublisherConfig::default()).await?, ctls))
 }
 
 /// Waits for the server's simulation thread to finish, then closes the

@@ -6,15 +6,12 @@
 use clap::Parser;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
-use venom_core::{RegionConfig, SeqReader, SeqWriter};
-use venom_examples::net_cli::{BoxError, RoleArgs, Served, connect_mirror, run_role, runtime, server_tls};
-use venom_net::io::Publisher;
+use venom_examples::net_cli::{BoxError, RoleArgs, Served, catalog_region, connect_mirror, publish, run_role, runtime};
+use venom_net::Dtype;
 use venom_net::proto::catalog::{Catalog, Pick};
 use venom_net::tls::ClientTls;
 use venom_net::typed::{Array, write_step};
-use venom_net::{Dtype, PublisherConfig};
 
 /// A price server and clients computing rolling statistics on their mirrors.
 ///
@@ -70,9 +67,7 @@ impl Rng {
 
 async fn serve(listen: SocketAddr, dir: Option<String>, steps: u64, interval: Duration) -> Result<Served, BoxError> {
     let cat = catalog();
-    let name = format!("tickers-{}", std::process::id());
-    let mut w = SeqWriter::create(&name, RegionConfig::new(cat.region_size() as usize))?;
-    cat.write_to(&mut w)?;
+    let mut w = catalog_region(&cat, "tickers")?;
     let tick = Array::<u64>::from_catalog(&cat, "tick")?;
     let price = Array::<f64>::from_catalog(&cat, "price")?;
     let volume = Array::<f64>::from_catalog(&cat, "volume")?;
@@ -82,9 +77,7 @@ async fn serve(listen: SocketAddr, dir: Option<String>, steps: u64, interval: Du
         s.write_all(&price, &p)?;
         s.write_all(&volume, &v)
     })?;
-    let (stls, ctls) = server_tls(dir.as_deref())?;
-    let publisher =
-        Publisher::bind(listen, Arc::new(SeqReader::open(&name)?), stls, PublisherConfig::default()).await?;
+    let (publisher, ctls) = publish(listen, "tickers", dir.as_deref()).await?;
     let server = std::thread::spawn(move || {
         let mut rng = Rng(0x1234_5678_9ABC_DEF1);
         for t in 1..=steps {

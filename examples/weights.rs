@@ -5,15 +5,13 @@
 
 use clap::Parser;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use venom_core::{RegionConfig, SeqReader, SeqWriter};
-use venom_examples::net_cli::{BoxError, Role, RoleArgs, connect_mirror, runtime, server_tls};
-use venom_net::io::Publisher;
+use venom_core::SeqWriter;
+use venom_examples::net_cli::{BoxError, Role, RoleArgs, catalog_region, connect_mirror, publish, runtime};
+use venom_net::Dtype;
 use venom_net::proto::catalog::{Catalog, Pick};
 use venom_net::tls::ClientTls;
 use venom_net::typed::{Array, write_step};
-use venom_net::{Dtype, PublisherConfig};
 
 /// Broadcast a partly-changing f32 weight tensor over QUIC (TLS 1.3).
 ///
@@ -62,11 +60,7 @@ impl Trainer {
     fn new(rows: u64, dirty_pct: f64) -> Result<Trainer, Box<dyn std::error::Error>> {
         let cat =
             Catalog::builder().array("step", Dtype::U64, &[1]).array("weights", Dtype::F32, &[rows, COLS]).build()?;
-        let mut w = SeqWriter::create(
-            &format!("weights-{}", std::process::id()),
-            RegionConfig::new(cat.region_size() as usize),
-        )?;
-        cat.write_to(&mut w)?;
+        let mut w = catalog_region(&cat, "weights")?;
         let weights = Array::<f32>::from_catalog(&cat, "weights")?;
         let tensor: Vec<f32> = (0..rows * COLS).map(|i| ((i % 977) as f32 - 488.0) * 1e-3).collect();
         write_step(&mut w, |s| s.write_all(&weights, &tensor))?;
@@ -118,9 +112,7 @@ async fn all_in_one(a: &Args) -> Result<(), BoxError> {
     let (rows, steps) = (a.rows.max(1), a.steps);
     let mut t = Trainer::new(rows, a.dirty_pct)?;
     let full = rows * COLS * 4;
-    let (stls, ctls) = server_tls(None)?;
-    let src = Arc::new(SeqReader::open(&format!("weights-{}", std::process::id()))?);
-    let p = Publisher::bind("127.0.0.1:0".parse()?, src, stls, PublisherConfig::default()).await?;
+    let (p, ctls) = publish("127.0.0.1:0".parse()?, "weights", None).await?;
     let start = Instant::now();
     let m = connect_mirror(p.local_addr()?, ctls, &[Pick::all("weights")], "weights-mirror", Duration::from_secs(30))
         .await?;
@@ -155,9 +147,7 @@ async fn all_in_one(a: &Args) -> Result<(), BoxError> {
 async fn server(a: &Args, listen: SocketAddr, certs: &str) -> Result<(), BoxError> {
     let (rows, steps) = (a.rows.max(1), a.steps);
     let mut t = Trainer::new(rows, a.dirty_pct)?;
-    let (stls, _) = server_tls(Some(certs))?;
-    let src = Arc::new(SeqReader::open(&format!("weights-{}", std::process::id()))?);
-    let p = Publisher::bind(listen, src, stls, PublisherConfig::default()).await?;
+    let (p, _) = publish(listen, "weights", Some(certs)).await?;
     println!("training {steps} steps on {}", p.local_addr()?);
     for s in 1..=steps {
         tokio::time::sleep(Duration::from_millis(a.interval_ms)).await;
