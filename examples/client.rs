@@ -9,39 +9,31 @@
 
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use venom_core::channel::ShellChannel;
 
-const HELP: &str = "client: send commands to a venom channel daemon
-
-USAGE: client [OPTIONS] [COMMAND]...
-
-OPTIONS:
-  --name NAME       channel name (default: my_channel)
-  --repeat N        send each command N times and print round-trip percentiles
-  --timeout MS      request timeout (default 5000)
-  -h, --help        this text
-
-Start the daemon first: cargo run --example server";
+/// Send commands to a venom channel daemon (start it first: `cargo run
+/// --example server`).
+#[derive(Parser)]
+#[command(name = "client")]
+struct Args {
+    /// Channel name.
+    #[arg(long, default_value = "my_channel")]
+    name: String,
+    /// Send each command N times and print round-trip percentiles.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+    /// Request timeout in milliseconds.
+    #[arg(long = "timeout", value_name = "MS", default_value_t = 5000)]
+    timeout_ms: u64,
+    /// Commands to send, e.g. `ping` or `"echo hello"`.
+    #[arg(value_name = "COMMAND")]
+    commands: Vec<String>,
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let mut name = "my_channel".to_string();
-    let (mut repeat, mut timeout) = (1usize, Duration::from_secs(5));
-    let mut commands = Vec::new();
-    while let Some(a) = args.next() {
-        let mut val = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value"));
-        match a.as_str() {
-            "-h" | "--help" => {
-                println!("{HELP}");
-                return Ok(());
-            }
-            "--name" => name = val("--name")?,
-            "--repeat" => repeat = val("--repeat")?.parse::<usize>()?.max(1),
-            "--timeout" => timeout = Duration::from_millis(val("--timeout")?.parse()?),
-            other if other.starts_with("--") => return Err(format!("unknown option {other} (try --help)").into()),
-            _ => commands.push(a),
-        }
-    }
+    let Args { name, repeat, timeout_ms, commands } = Args::parse();
+    let (repeat, timeout) = (repeat.max(1), Duration::from_millis(timeout_ms));
     let mut shell = ShellChannel::connect(&name)?;
     shell.set_timeout(timeout);
     println!("connected to {name:?} as client {}", shell.client_id());

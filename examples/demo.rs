@@ -19,6 +19,8 @@ mod net;
 #[path = "demo_sections/region.rs"]
 mod region;
 
+use clap::Parser;
+
 type SectionFn = fn(&std::path::Path) -> Result<(), Box<dyn std::error::Error>>;
 type ChildFn = fn(&str, &[String]) -> Result<(), Box<dyn std::error::Error>>;
 
@@ -32,22 +34,27 @@ const SECTIONS: &[(&str, &str, SectionFn, ChildFn)] = &[
     ("mesh", "venom-net mesh: four peers, each owning a quadrant", mesh::run, mesh::child),
 ];
 
+/// Every capability of Venom in one run, across real processes.
+#[derive(Parser)]
+#[command(name = "demo")]
+struct Args {
+    /// Internal: run one role of a section in a child process (SECTION ROLE ARGS...).
+    #[arg(long, num_args = 2.., value_names = ["SECTION", "ROLE"], allow_hyphen_values = true, hide = true)]
+    child: Option<Vec<String>>,
+    /// Sections to run (default: all, in order).
+    #[arg(value_name = "SECTION", value_parser = clap::builder::PossibleValuesParser::new(SECTIONS.iter().map(|s| s.0)))]
+    sections: Vec<String>,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("--help") {
-        println!("usage: demo [SECTION...]\nsections: {}", SECTIONS.iter().map(|s| s.0).collect::<Vec<_>>().join(", "));
-        return;
-    }
-    if args.get(1).map(String::as_str) == Some("--child") {
-        let (Some(section), Some(role)) = (args.get(2), args.get(3)) else {
-            eprintln!("usage: demo --child SECTION ROLE [ARGS...]");
-            std::process::exit(2);
-        };
+    let args = Args::parse();
+    if let Some(child) = &args.child {
+        let (section, role) = (&child[0], &child[1]);
         let Some(entry) = SECTIONS.iter().find(|s| s.0 == section) else {
             eprintln!("unknown section {section}");
             std::process::exit(2);
         };
-        if let Err(e) = (entry.3)(role, &args[4..]) {
+        if let Err(e) = (entry.3)(role, &child[2..]) {
             eprintln!("demo child {section}/{role} failed: {e}");
             std::process::exit(1);
         }
@@ -60,7 +67,7 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let wanted: Vec<&str> = args[1..].iter().map(String::as_str).collect();
+    let wanted: Vec<&str> = args.sections.iter().map(String::as_str).collect();
     let start = std::time::Instant::now();
     let mut failed = 0;
     for (name, title, run, _) in SECTIONS {

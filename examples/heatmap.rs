@@ -3,44 +3,50 @@
 //!
 //! Run `cargo run -p venom-examples --example heatmap -- --help`.
 
-#[path = "net_cli.rs"]
-mod net_cli;
-
-use net_cli::{Flags, Role, finish, server_tls};
+use clap::Parser;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
-use venom_core::{RegionConfig, SeqReader, SeqWriter};
-use venom_net::io::Publisher;
-use venom_net::named::NamedMirror;
+use venom_examples::net_cli::{BoxError, RoleArgs, Served, catalog_region, connect_mirror, publish, run_role, runtime};
+use venom_net::Dtype;
 use venom_net::proto::catalog::{Catalog, Pick};
 use venom_net::tls::ClientTls;
 use venom_net::typed::{Array, write_step};
-use venom_net::{Dtype, MirrorConfig, PublisherConfig};
 
-const HELP: &str =
-    "heatmap: a dynamic heatmap replicated over QUIC (TLS 1.3), rendered as PNG frames and in the terminal
-
-The server diffuses heat from two moving sources on a 64x64 f32 grid (\"heat\",
-with a \"step\" counter) in a venom SeqRegion, one atomic step per frame. The
-client mirrors it by name and, every --every steps, renders it in the terminal
-(24-bit colour on a terminal, ASCII shades otherwise) and writes a PNG frame
-(a small built-in encoder: stored zlib blocks) into a temporary directory.
-
-USAGE: heatmap [--steps N] [--every N] [--interval-ms MS] [--png-dir DIR] [--no-png]
-         server and client in this process (default)
-       heatmap --role server --listen ADDR --certs DIR [--steps N] [--interval-ms MS]
-       heatmap --role client --connect ADDR --certs DIR [--steps N] [--every N] [--png-dir DIR] [--no-png]
-         one role per terminal (the server saves its certificate in DIR; the client pins it)
-
-  --steps N         simulation steps (default 60)
-  --every N         render every Nth step (default 20)
-  --interval-ms MS  pause between steps (default 20)
-  --png-dir DIR     where PNG frames go (default: a new directory under the system temp dir)
-  --no-png          terminal only
-  -h, --help        this text";
+/// A dynamic heatmap replicated over QUIC (TLS 1.3), rendered as PNG frames
+/// and in the terminal.
+///
+/// The server diffuses heat from two moving sources on a 64x64 f32 grid
+/// ("heat", with a "step" counter) in a venom SeqRegion, one atomic step per
+/// frame. The client mirrors it by name and, every --every steps, renders it
+/// in the terminal (24-bit colour on a terminal, ASCII shades otherwise) and
+/// writes a PNG frame into a temporary directory.
+///
+/// Default: server and client in this process. `--role server --listen ADDR
+/// --certs DIR` and `--role client --connect ADDR --certs DIR`: one role per
+/// terminal (the server saves its certificate in DIR; the client pins it).
+#[derive(Parser)]
+#[command(name = "heatmap")]
+struct Args {
+    /// Simulation steps.
+    #[arg(long, value_name = "N", default_value_t = 60)]
+    steps: u64,
+    /// Render every Nth step.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    every: u64,
+    /// Pause between steps in milliseconds.
+    #[arg(long = "interval-ms", value_name = "MS", default_value_t = 20)]
+    interval_ms: u64,
+    /// Where PNG frames go (default: a new directory under the system temp dir).
+    #[arg(long = "png-dir", value_name = "DIR")]
+    png_dir: Option<PathBuf>,
+    /// Terminal only.
+    #[arg(long = "no-png")]
+    no_png: bool,
+    #[command(flatten)]
+    net: RoleArgs,
+}
 
 const N: usize = 64;
 
@@ -70,21 +76,11 @@ fn diffuse(h: &[f32], out: &mut [f32], t: u64) {
     }
 }
 
-type Served = (Publisher, ClientTls, std::thread::JoinHandle<()>);
-
-async fn serve(
-    listen: SocketAddr,
-    dir: Option<&str>,
-    steps: u64,
-    interval: Duration,
-) -> Result<Served, Box<dyn std::error::Error>> {
+async fn serve(listen: SocketAddr, dir: Option<String>, steps: u64, interval: Duration) -> Result<Served, BoxError> {
     let cat = catalog();
-    let name = format!("heatmap-{}", std::process::id());
-    let mut w = SeqWriter::create(&name, RegionConfig::new(cat.region_size() as usize))?;
-    cat.write_to(&mut w)?;
+    let mut w = catalog_region(&cat, "heatmap")?;
     let (step, heat) = (Array::<u64>::from_catalog(&cat, "step")?, Array::<f32>::from_catalog(&cat, "heat")?);
-    let (stls, ctls) = server_tls(dir)?;
-    let p = Publisher::bind(listen, Arc::new(SeqReader::open(&name)?), stls, PublisherConfig::default()).await?;
+    let (p, ctls) = publish(listen, "heatmap", dir.as_deref()).await?;
     let server = std::thread::spawn(move || {
         let (mut h, mut next) = (vec![0f32; N * N], vec![0f32; N * N]);
         for t in 1..=steps {
@@ -131,57 +127,7 @@ fn render_terminal(h: &[f32], colour_term: bool) -> String {
     s
 }
 
-/// A minimal PNG (8-bit RGB, zlib "stored" blocks: no compression).
-fn png(width: u32, height: u32, rgb: &[u8]) -> Vec<u8> {
-    fn crc32(data: &[u8]) -> u32 {
-        let mut c = !0u32;
-        for &b in data {
-            c ^= b as u32;
-            for _ in 0..8 {
-                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
-            }
-        }
-        !c
-    }
-    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        let start = out.len();
-        out.extend_from_slice(kind);
-        out.extend_from_slice(data);
-        let crc = crc32(&out[start..]);
-        out.extend_from_slice(&crc.to_be_bytes());
-    }
-    let mut raw = Vec::with_capacity(rgb.len() + height as usize);
-    for row in rgb.chunks(width as usize * 3) {
-        raw.push(0); // filter: none
-        raw.extend_from_slice(row);
-    }
-    let mut z = vec![0x78, 0x01];
-    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
-    for (i, b) in blocks.iter().enumerate() {
-        z.push((i + 1 == blocks.len()) as u8);
-        z.extend_from_slice(&(b.len() as u16).to_le_bytes());
-        z.extend_from_slice(&(!(b.len() as u16)).to_le_bytes());
-        z.extend_from_slice(b);
-    }
-    let (mut a, mut b) = (1u32, 0u32);
-    for &x in &raw {
-        a = (a + x as u32) % 65_521;
-        b = (b + a) % 65_521;
-    }
-    z.extend_from_slice(&((b << 16) | a).to_be_bytes());
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&width.to_be_bytes());
-    ihdr.extend_from_slice(&height.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    chunk(&mut out, b"IHDR", &ihdr);
-    chunk(&mut out, b"IDAT", &z);
-    chunk(&mut out, b"IEND", &[]);
-    out
-}
-
-fn write_png(dir: &Path, step: u64, h: &[f32]) -> std::io::Result<PathBuf> {
+fn write_png(dir: &Path, step: u64, h: &[f32]) -> Result<PathBuf, png::EncodingError> {
     const SCALE: usize = 4;
     let side = N * SCALE;
     let mut rgb = Vec::with_capacity(side * side * 3);
@@ -191,31 +137,27 @@ fn write_png(dir: &Path, step: u64, h: &[f32]) -> std::io::Result<PathBuf> {
         }
     }
     let path = dir.join(format!("heat-{step:05}.png"));
-    std::fs::write(&path, png(side as u32, side as u32, &rgb))?;
+    let file = std::io::BufWriter::new(std::fs::File::create(&path)?);
+    let mut enc = png::Encoder::new(file, side as u32, side as u32);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.write_header()?.write_image_data(&rgb)?;
     Ok(path)
 }
 
-async fn client(addr: SocketAddr, tls: ClientTls, f: &Flags) -> Result<(), Box<dyn std::error::Error>> {
-    let (steps, every) = (f.get("steps", 60u64), f.get("every", 20u64).max(1));
-    let dir = match (f.has("no-png"), f.opt("png-dir")) {
+async fn client(addr: SocketAddr, tls: ClientTls, a: &Args) -> Result<(), BoxError> {
+    let (steps, every) = (a.steps, a.every.max(1));
+    let dir = match (a.no_png, &a.png_dir) {
         (true, _) => None,
-        (false, Some(d)) => Some(PathBuf::from(d)),
+        (false, Some(d)) => Some(d.clone()),
         (false, None) => Some(std::env::temp_dir().join(format!("venom-heatmap-{}", std::process::id()))),
     };
     if let Some(d) = &dir {
         std::fs::create_dir_all(d)?;
     }
-    let local = format!("heatmap-mirror-{}", std::process::id());
-    let m = NamedMirror::connect(
-        addr,
-        "localhost",
-        tls,
-        &[Pick::all("step"), Pick::all("heat")],
-        &local,
-        MirrorConfig::default(),
-        Duration::from_secs(10),
-    )
-    .await?;
+    let m =
+        connect_mirror(addr, tls, &[Pick::all("step"), Pick::all("heat")], "heatmap-mirror", Duration::from_secs(10))
+            .await?;
     let cat = m.catalog().clone();
     let (s_off, h_off) = (cat.get("step")?.offset as usize, cat.get("heat")?.offset as usize);
     let mut buf = vec![0u8; cat.region_size() as usize];
@@ -253,30 +195,14 @@ async fn client(addr: SocketAddr, tls: ClientTls, f: &Flags) -> Result<(), Box<d
     Ok(())
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let f = Flags::parse(
-        HELP,
-        &["steps", "every", "interval-ms", "png-dir", "role", "listen", "connect", "certs"],
-        &["no-png"],
-    );
-    let steps: u64 = f.get("steps", 60);
-    let interval = Duration::from_millis(f.get("interval-ms", 20));
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    rt.block_on(async {
-        match f.role(7400, "/tmp/venom-heatmap")? {
-            Role::Loopback => {
-                let (p, tls, server) = serve("127.0.0.1:0".parse()?, None, steps, interval).await?;
-                client(p.local_addr()?, tls, &f).await?;
-                finish(p, server).await;
-                Ok(())
-            }
-            Role::Server { listen, certs } => {
-                let (p, _, server) = serve(listen, Some(&certs), steps, interval).await?;
-                println!("simulating {steps} steps on {}", p.local_addr()?);
-                finish(p, server).await;
-                Ok(())
-            }
-            Role::Client { connect, tls } => client(connect, tls, &f).await,
-        }
-    })
+fn main() -> Result<(), BoxError> {
+    let a = Args::parse();
+    let (steps, interval) = (a.steps, Duration::from_millis(a.interval_ms));
+    let role = a.net.resolve(7400, "/tmp/venom-heatmap")?;
+    runtime()?.block_on(run_role(
+        role,
+        &format!("simulating {steps} steps"),
+        |listen, certs| serve(listen, certs, steps, interval),
+        |addr, tls, _| client(addr, tls, &a),
+    ))
 }

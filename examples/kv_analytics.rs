@@ -7,16 +7,20 @@
 
 use std::time::SystemTime;
 
+use clap::Parser;
 use venom_collections::{EntryMeta, KvCache};
 
-const HELP: &str = "kv_analytics: usage, hit rates and hottest keys of a KvCache
-
-USAGE: kv_analytics [--name NAME] [--top N]
-
-OPTIONS:
-  --name NAME   cache segment name (default: memstream)
-  --top N       how many keys to list per ranking (default 10)
-  -h, --help    this text";
+/// Usage, hit rates and hottest keys of a KvCache.
+#[derive(Parser)]
+#[command(name = "kv_analytics")]
+struct Args {
+    /// Cache segment name.
+    #[arg(long, default_value = "memstream")]
+    name: String,
+    /// How many keys to list per ranking.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    top: usize,
+}
 
 fn ago(t: SystemTime) -> String {
     match SystemTime::now().duration_since(t) {
@@ -39,20 +43,7 @@ fn row(m: &EntryMeta) -> String {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let (mut name, mut top) = ("memstream".to_string(), 10usize);
-    while let Some(a) = args.next() {
-        let mut val = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value"));
-        match a.as_str() {
-            "-h" | "--help" => {
-                println!("{HELP}");
-                return Ok(());
-            }
-            "--name" => name = val("--name")?,
-            "--top" => top = val("--top")?.parse()?,
-            other => return Err(format!("unknown argument {other:?} (see --help)").into()),
-        }
-    }
+    let Args { name, top } = Args::parse();
     let cache = KvCache::open(&name)?;
     let s = cache.stats();
     println!("cache {name}");

@@ -7,19 +7,27 @@
 
 use std::time::Instant;
 
+use clap::Parser;
 use venom_collections::KvCache;
 
-const HELP: &str = "kv_reader: get keys from a shared-memory KvCache
-
-USAGE: kv_reader [OPTIONS] [KEY]...
-
-OPTIONS:
-  --name NAME     cache segment name (default: memstream)
-  --random N      also do N gets of random keys key-000000..key-<keys>
-  --keys K        key range for --random (default 1000)
-  -h, --help      this text
-
-Values are printed as text when they are UTF-8, else as a hex prefix.";
+/// Get keys from a shared-memory KvCache. Values are printed as text when
+/// they are UTF-8, else as a hex prefix.
+#[derive(Parser)]
+#[command(name = "kv_reader")]
+struct Args {
+    /// Cache segment name.
+    #[arg(long, default_value = "memstream")]
+    name: String,
+    /// Also do N gets of random keys key-000000..key-<keys>.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    random: u64,
+    /// Key range for --random.
+    #[arg(long = "keys", value_name = "K", default_value_t = 1000)]
+    keys_n: u64,
+    /// Keys to get.
+    #[arg(value_name = "KEY")]
+    keys: Vec<String>,
+}
 
 fn show(v: &[u8]) -> String {
     match std::str::from_utf8(v) {
@@ -32,22 +40,8 @@ fn show(v: &[u8]) -> String {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let (mut name, mut random, mut keys_n) = ("memstream".to_string(), 0u64, 1000u64);
-    let mut keys = Vec::new();
-    while let Some(a) = args.next() {
-        let mut val = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value"));
-        match a.as_str() {
-            "-h" | "--help" => {
-                println!("{HELP}");
-                return Ok(());
-            }
-            "--name" => name = val("--name")?,
-            "--random" => random = val("--random")?.parse()?,
-            "--keys" => keys_n = val("--keys")?.parse::<u64>()?.max(1),
-            k => keys.push(k.to_string()),
-        }
-    }
+    let Args { name, random, keys_n, keys } = Args::parse();
+    let keys_n = keys_n.max(1);
     let cache = KvCache::open(&name)?;
     for k in &keys {
         match cache.get(k.as_bytes())? {
@@ -60,10 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (mut hits, mut x) = (0u64, 0x9E37_79B9_7F4A_7C15u64);
         let start = Instant::now();
         for _ in 0..random {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let key = format!("key-{:06}", x % keys_n);
+            let key = format!("key-{:06}", venom_examples::xorshift64(&mut x) % keys_n);
             hits += u64::from(cache.get_into(key.as_bytes(), &mut buf)?.is_some());
         }
         let dt = start.elapsed();

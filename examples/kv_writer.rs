@@ -8,60 +8,70 @@
 
 use std::time::{Duration, Instant};
 
+use clap::{Parser, ValueEnum};
 use venom_collections::{Eviction, KvCache, KvConfig};
 
-const HELP: &str = "kv_writer: put keys into a shared-memory KvCache
+/// Put keys into a shared-memory KvCache.
+#[derive(Parser)]
+#[command(name = "kv_writer")]
+struct Args {
+    /// Cache segment name.
+    #[arg(long, default_value = "memstream")]
+    name: String,
+    /// Create the cache (fails if a live process owns the name).
+    #[arg(long)]
+    create: bool,
+    /// Entries when creating.
+    #[arg(long, value_name = "N", default_value_t = KvConfig::default().max_entries)]
+    max_entries: usize,
+    /// Value bytes when creating.
+    #[arg(long, value_name = "N", default_value_t = KvConfig::default().data_bytes)]
+    data_bytes: usize,
+    /// Eviction policy when creating.
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = Policy::Clock)]
+    eviction: Policy,
+    /// TTL in milliseconds for the entries written.
+    #[arg(long = "ttl-ms", value_name = "MS")]
+    ttl_ms: Option<u64>,
+    /// Also write N keys key-000000.. with generated values.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    load: usize,
+    /// Size of generated values.
+    #[arg(long, value_name = "S", default_value_t = 64)]
+    value_size: usize,
+    /// Delete KEY (repeatable).
+    #[arg(long = "delete", value_name = "KEY")]
+    deletes: Vec<String>,
+    /// Remove the cache name when done.
+    #[arg(long)]
+    unlink: bool,
+    /// Entries to put.
+    #[arg(value_name = "KEY=VALUE", value_parser = key_value)]
+    pairs: Vec<(String, String)>,
+}
 
-USAGE: kv_writer [OPTIONS] [KEY=VALUE]...
+/// `--eviction` values.
+#[derive(Clone, Copy, ValueEnum)]
+enum Policy {
+    Reject,
+    Clock,
+}
 
-OPTIONS:
-  --name NAME         cache segment name (default: memstream)
-  --create            create the cache (fails if a live process owns the name)
-  --max-entries N     entries when creating (default 4096)
-  --data-bytes N      value bytes when creating (default 4 MiB)
-  --eviction POLICY   reject | clock, when creating (default clock)
-  --ttl-ms MS         TTL for the entries written
-  --load N            also write N keys key-000000.. with generated values
-  --value-size S      size of generated values (default 64)
-  --delete KEY        delete KEY (repeatable)
-  --unlink            remove the cache name when done
-  -h, --help          this text";
+fn key_value(kv: &str) -> Result<(String, String), String> {
+    kv.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {kv:?}"))
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let (mut name, mut create, mut unlink) = ("memstream".to_string(), false, false);
-    let mut cfg = KvConfig { eviction: Eviction::Clock, ..KvConfig::default() };
-    let (mut ttl, mut load, mut value_size) = (None, 0usize, 64usize);
-    let (mut pairs, mut deletes) = (Vec::new(), Vec::new());
-    while let Some(a) = args.next() {
-        let mut val = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value"));
-        match a.as_str() {
-            "-h" | "--help" => {
-                println!("{HELP}");
-                return Ok(());
-            }
-            "--name" => name = val("--name")?,
-            "--create" => create = true,
-            "--unlink" => unlink = true,
-            "--max-entries" => cfg.max_entries = val("--max-entries")?.parse()?,
-            "--data-bytes" => cfg.data_bytes = val("--data-bytes")?.parse()?,
-            "--eviction" => {
-                cfg.eviction = match val("--eviction")?.as_str() {
-                    "reject" => Eviction::Reject,
-                    "clock" => Eviction::Clock,
-                    other => return Err(format!("unknown eviction policy {other:?}").into()),
-                }
-            }
-            "--ttl-ms" => ttl = Some(Duration::from_millis(val("--ttl-ms")?.parse()?)),
-            "--load" => load = val("--load")?.parse()?,
-            "--value-size" => value_size = val("--value-size")?.parse()?,
-            "--delete" => deletes.push(val("--delete")?),
-            kv => match kv.split_once('=') {
-                Some((k, v)) => pairs.push((k.to_string(), v.to_string())),
-                None => return Err(format!("expected KEY=VALUE or an option, got {kv:?} (see --help)").into()),
-            },
-        }
-    }
+    let Args { name, create, max_entries, data_bytes, eviction, ttl_ms, load, value_size, deletes, unlink, pairs } =
+        Args::parse();
+    let eviction = match eviction {
+        Policy::Reject => Eviction::Reject,
+        Policy::Clock => Eviction::Clock,
+    };
+    let cfg = KvConfig { max_entries, data_bytes, eviction, ..KvConfig::default() };
+    let ttl = ttl_ms.map(Duration::from_millis);
     let cache = if create { KvCache::create(&name, cfg)? } else { KvCache::open(&name)? };
     let put = |k: &[u8], v: &[u8]| match ttl {
         Some(t) => cache.put_with_ttl(k, v, t),

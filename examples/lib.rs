@@ -3,6 +3,7 @@
 //! The programs themselves live next to this file (see `Cargo.toml`).
 
 pub mod life_world;
+pub mod net_cli;
 
 use std::path::Path;
 use std::process::{Child, Command};
@@ -64,4 +65,14 @@ impl Drop for Children {
             let _ = c.wait();
         }
     }
+}
+
+/// Marsaglia's xorshift64 (13, 7, 17): the examples' deterministic
+/// pseudo-random stream. Advances `state` (which must be non-zero) and
+/// returns the new value.
+pub fn xorshift64(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
 }

@@ -3,41 +3,46 @@
 //!
 //! Run `cargo run -p venom-examples --example life -- --help`.
 
-#[path = "net_cli.rs"]
-mod net_cli;
-
-use net_cli::{Flags, Role, finish, server_tls};
+use clap::Parser;
 use std::net::SocketAddr;
 use std::ops::Range;
-use std::sync::Arc;
 use std::time::Duration;
-use venom_core::{RegionConfig, SeqReader, SeqWriter};
-use venom_net::io::Publisher;
-use venom_net::named::NamedMirror;
+use venom_examples::life_world;
+use venom_examples::net_cli::{BoxError, RoleArgs, Served, catalog_region, connect_mirror, publish, run_role, runtime};
+use venom_net::Dtype;
 use venom_net::proto::catalog::{Catalog, Pick};
 use venom_net::tls::ClientTls;
 use venom_net::typed::{Array, write_step};
-use venom_net::{Dtype, MirrorConfig, PublisherConfig};
 
-const HELP: &str = "life: a 256x256 Game of Life replicated over QUIC (TLS 1.3) on loopback
-
-The server keeps the world in a venom SeqRegion with a catalog (arrays
-\"generation\" and \"grid\") and writes each generation as ONE atomic step. The
-client subscribes BY NAME and renders its mirror in the terminal: the whole
-world downsampled, or with --region only that sub-region, cell by cell --
-and then it receives only those bytes.
-
-USAGE: life [--steps N] [--interval-ms MS] [--every N] [--region R0:R1,C0:C1]
-         server and client in this process (default)
-       life --role server --listen ADDR --certs DIR [--steps N] [--interval-ms MS]
-       life --role client --connect ADDR --certs DIR [--steps N] [--every N] [--region R0:R1,C0:C1]
-         one role per terminal (the server saves its certificate in DIR; the client pins it)
-
-  --steps N         generations (default 60)
-  --interval-ms MS  pause between generations (default 30)
-  --every N         render every Nth generation (default 20)
-  --region R0:R1,C0:C1  rows R0..R1 and columns C0..C1 only (e.g. 100:124,40:120)
-  -h, --help        this text";
+/// A 256x256 Game of Life replicated over QUIC (TLS 1.3).
+///
+/// The server keeps the world in a venom SeqRegion with a catalog (arrays
+/// "generation" and "grid") and writes each generation as ONE atomic step.
+/// The client subscribes BY NAME and renders its mirror in the terminal: the
+/// whole world downsampled, or with --region only that sub-region, cell by
+/// cell -- and then it receives only those bytes.
+///
+/// Default: server and client in this process. `--role server --listen ADDR
+/// --certs DIR` and `--role client --connect ADDR --certs DIR`: one role per
+/// terminal (the server saves its certificate in DIR; the client pins it).
+#[derive(Parser)]
+#[command(name = "life")]
+struct Args {
+    /// Generations.
+    #[arg(long, value_name = "N", default_value_t = 60)]
+    steps: u64,
+    /// Pause between generations in milliseconds.
+    #[arg(long = "interval-ms", value_name = "MS", default_value_t = 30)]
+    interval_ms: u64,
+    /// Render every Nth generation.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    every: u64,
+    /// Rows R0..R1 and columns C0..C1 only (e.g. 100:124,40:120).
+    #[arg(long, value_name = "R0:R1,C0:C1", value_parser = parse_region)]
+    region: Option<[Range<u64>; 2]>,
+    #[command(flatten)]
+    net: RoleArgs,
+}
 
 const N: usize = 256;
 
@@ -49,54 +54,20 @@ fn catalog() -> Catalog {
         .expect("valid catalog")
 }
 
-fn seed() -> Vec<u8> {
-    let mut x = 0x2545_F491_4F6C_DD1Du64;
-    (0..N * N)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.is_multiple_of(4) as u8
-        })
-        .collect()
-}
-
-/// One generation on a torus.
-fn step(g: &[u8], out: &mut [u8]) {
-    for r in 0..N {
-        for c in 0..N {
-            let mut n = 0;
-            for (dr, dc) in [(N - 1, N - 1), (N - 1, 0), (N - 1, 1), (0, N - 1), (0, 1), (1, N - 1), (1, 0), (1, 1)] {
-                n += g[((r + dr) % N) * N + (c + dc) % N];
-            }
-            out[r * N + c] = (n == 3 || (n == 2 && g[r * N + c] == 1)) as u8;
-        }
-    }
-}
-
 /// Runs the world for `steps` generations into a new region; returns the publisher.
-async fn serve(
-    listen: SocketAddr,
-    dir: Option<&str>,
-    steps: u64,
-    interval: Duration,
-) -> Result<(Publisher, ClientTls, std::thread::JoinHandle<()>), Box<dyn std::error::Error>> {
+async fn serve(listen: SocketAddr, dir: Option<String>, steps: u64, interval: Duration) -> Result<Served, BoxError> {
     let cat = catalog();
-    let name = format!("life-{}", std::process::id());
-    let mut w = SeqWriter::create(&name, RegionConfig::new(cat.region_size() as usize))?;
-    cat.write_to(&mut w)?;
+    let mut w = catalog_region(&cat, "life")?;
     let (generation, grid) =
         (Array::<u64>::from_catalog(&cat, "generation")?, Array::<u8>::from_catalog(&cat, "grid")?);
-    let mut world = seed();
+    let mut world = life_world::seed(N, 0x2545_F491_4F6C_DD1D);
     write_step(&mut w, |s| s.write_all(&grid, &world))?;
-    let (stls, ctls) = server_tls(dir)?;
-    let src = Arc::new(SeqReader::open(&name)?);
-    let p = Publisher::bind(listen, src, stls, PublisherConfig::default()).await?;
+    let (p, ctls) = publish(listen, "life", dir.as_deref()).await?;
     let server = std::thread::spawn(move || {
         let mut next = vec![0u8; N * N];
         for g in 1..=steps {
             std::thread::sleep(interval);
-            step(&world, &mut next);
+            life_world::step(N, &world, &mut next);
             std::mem::swap(&mut world, &mut next);
             let r = write_step(&mut w, |s| {
                 s.write_all(&grid, &world)?;
@@ -141,25 +112,13 @@ fn render(cells: &[u8], rows: usize, cols: usize, fy: usize, fx: usize) -> Strin
     s
 }
 
-async fn client(addr: SocketAddr, tls: ClientTls, f: &Flags) -> Result<(), Box<dyn std::error::Error>> {
-    let steps: u64 = f.get("steps", 60);
-    let every: u64 = f.get("every", 20u64).max(1);
-    let region = f.opt("region").map(parse_region).transpose()?;
+async fn client(addr: SocketAddr, tls: ClientTls, a: &Args) -> Result<(), BoxError> {
+    let (steps, every, region) = (a.steps, a.every.max(1), a.region.clone());
     let pick = match &region {
         Some(r) => Pick::slice("grid", r),
         None => Pick::all("grid"),
     };
-    let local = format!("life-mirror-{}", std::process::id());
-    let m = NamedMirror::connect(
-        addr,
-        "localhost",
-        tls,
-        &[Pick::all("generation"), pick],
-        &local,
-        MirrorConfig::default(),
-        Duration::from_secs(10),
-    )
-    .await?;
+    let m = connect_mirror(addr, tls, &[Pick::all("generation"), pick], "life-mirror", Duration::from_secs(10)).await?;
     let cat = m.catalog().clone();
     let (g_off, grid) = (cat.get("generation")?.offset as usize, cat.get("grid")?.clone());
     let (rows, cols) = (grid.shape[0] as usize, grid.shape[1] as usize);
@@ -206,29 +165,14 @@ fn stdout_is_terminal() -> bool {
     std::io::stdout().is_terminal()
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let f = Flags::parse(HELP, &["steps", "interval-ms", "every", "region", "role", "listen", "connect", "certs"], &[]);
-    let steps: u64 = f.get("steps", 60);
-    let interval = Duration::from_millis(f.get("interval-ms", 30));
-    if let Some(r) = f.opt("region") {
-        parse_region(r)?;
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    rt.block_on(async {
-        match f.role(7100, "/tmp/venom-life")? {
-            Role::Loopback => {
-                let (p, tls, server) = serve("127.0.0.1:0".parse()?, None, steps, interval).await?;
-                client(p.local_addr()?, tls, &f).await?;
-                finish(p, server).await;
-                Ok(())
-            }
-            Role::Server { listen, certs } => {
-                let (p, _, server) = serve(listen, Some(&certs), steps, interval).await?;
-                println!("serving {steps} generations on {}", p.local_addr()?);
-                finish(p, server).await;
-                Ok(())
-            }
-            Role::Client { connect, tls } => client(connect, tls, &f).await,
-        }
-    })
+fn main() -> Result<(), BoxError> {
+    let a = Args::parse();
+    let (steps, interval) = (a.steps, Duration::from_millis(a.interval_ms));
+    let role = a.net.resolve(7100, "/tmp/venom-life")?;
+    runtime()?.block_on(run_role(
+        role,
+        &format!("serving {steps} generations"),
+        |listen, certs| serve(listen, certs, steps, interval),
+        |addr, tls, _| client(addr, tls, &a),
+    ))
 }

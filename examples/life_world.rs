@@ -23,14 +23,7 @@ pub fn catalog(n: usize) -> Result<Catalog> {
 /// A random start (xorshift; about one cell in four alive).
 pub fn seed(n: usize, mut x: u64) -> Vec<u8> {
     x |= 1;
-    (0..n * n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.is_multiple_of(4) as u8
-        })
-        .collect()
+    (0..n * n).map(|_| crate::xorshift64(&mut x).is_multiple_of(4) as u8).collect()
 }
 
 /// One generation on a torus; returns (born, died).

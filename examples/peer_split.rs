@@ -3,35 +3,42 @@
 //!
 //! Run `cargo run -p venom-examples --example peer_split -- --help`.
 
-#[path = "net_cli.rs"]
-mod net_cli;
-
-use net_cli::{Flags, mesh_tls_from_dir, parse_peers};
+use clap::Parser;
 use std::time::{Duration, Instant};
+use venom_examples::net_cli::{BoxError, MeshArgs, runtime};
 use venom_net::Dtype;
 use venom_net::mesh::{MeshConfig, MeshLayout, MeshPeer, MeshTls};
 use venom_net::tls::CertificateAuthority;
 
-const HELP: &str = "peer_split: four peers a..d share an 8x16 grid of u32 over a QUIC mesh (mutual TLS)
-
-Each peer owns one quadrant (a: top-left, b: top-right, c: bottom-left,
-d: bottom-right) and writes a running counter into it; it mirrors the other
-quadrants DIRECTLY from their owners (no relaying). Every cell prints as
-OWNER:COUNTER, so you see where each part came from; the grid hashes must match.
-
-USAGE: peer_split [--steps N] [--interval-ms MS]
-         all four peers in this process (default)
-       peer_split --peer ID --listen ADDR --peers ID=ADDR,ID=ADDR,ID=ADDR --certs DIR [--steps N] [--linger S]
-         one peer per terminal, e.g.
-         peer_split --peer a --listen 127.0.0.1:7001 --peers b=127.0.0.1:7002,c=127.0.0.1:7003,d=127.0.0.1:7004 --certs /tmp/mesh-certs
-         (the first peer started creates a CA and one private directory per peer,
-         DIR/a .. DIR/d (0700, key 0600); each peer reads only DIR/<its id>; on
-         separate hosts, copy DIR/<id> to peer id's host only)
-
-  --steps N        counter updates per peer (default 20)
-  --interval-ms MS pause between updates (default 50)
-  --linger S       one-peer mode: seconds to keep printing after the last step (default 10)
-  -h, --help       this text";
+/// Four peers a..d share an 8x16 grid of u32 over a QUIC mesh (mutual TLS).
+///
+/// Each peer owns one quadrant (a: top-left, b: top-right, c: bottom-left,
+/// d: bottom-right) and writes a running counter into it; it mirrors the
+/// other quadrants DIRECTLY from their owners (no relaying). Every cell
+/// prints as OWNER:COUNTER, so you see where each part came from; the grid
+/// hashes must match.
+///
+/// Default: all four peers in this process. One peer per terminal, e.g.
+/// `peer_split --peer a --listen 127.0.0.1:7001 --peers
+/// b=127.0.0.1:7002,c=127.0.0.1:7003,d=127.0.0.1:7004 --certs
+/// /tmp/mesh-certs` (the first peer started creates a CA and one private
+/// directory per peer, DIR/a .. DIR/d (0700, key 0600); each peer reads only
+/// DIR/<its id>; on separate hosts, copy DIR/<id> to peer id's host only).
+#[derive(Parser)]
+#[command(name = "peer_split")]
+struct Args {
+    /// Counter updates per peer.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    steps: u32,
+    /// Pause between updates in milliseconds.
+    #[arg(long = "interval-ms", value_name = "MS", default_value_t = 50)]
+    interval_ms: u64,
+    /// One-peer mode: seconds to keep printing after the last step.
+    #[arg(long, value_name = "S", default_value_t = 10)]
+    linger: u64,
+    #[command(flatten)]
+    mesh: MeshArgs,
+}
 
 const IDS: [&str; 4] = ["a", "b", "c", "d"];
 const ROWS: u64 = 8;
@@ -69,7 +76,7 @@ fn config(me: &str, listen: std::net::SocketAddr, tls: MeshTls) -> MeshConfig {
     MeshConfig { mesh: format!("peer-split-{}", std::process::id()), layout: layout(), me: me.into(), listen, tls }
 }
 
-async fn all_in_one(steps: u32, interval: Duration) -> Result<(), Box<dyn std::error::Error>> {
+async fn all_in_one(steps: u32, interval: Duration) -> Result<(), BoxError> {
     let ca = CertificateAuthority::new("peer-split-ca")?;
     let mut peers = Vec::new();
     for id in IDS {
@@ -113,25 +120,21 @@ async fn all_in_one(steps: u32, interval: Duration) -> Result<(), Box<dyn std::e
     Ok(())
 }
 
-async fn one_peer(f: &Flags, steps: u32, interval: Duration) -> Result<(), Box<dyn std::error::Error>> {
-    let (Some(me), Some(listen), Some(peers), Some(certs)) =
-        (f.opt("peer"), f.opt("listen"), f.opt("peers"), f.opt("certs"))
-    else {
-        return Err(format!("one-peer mode needs --peer, --listen, --peers and --certs\n\n{HELP}").into());
-    };
-    let tls = mesh_tls_from_dir(std::path::Path::new(certs), me, &IDS)?;
-    let mut cfg = config(me, listen.parse()?, tls);
+async fn one_peer(a: &Args, steps: u32, interval: Duration) -> Result<(), BoxError> {
+    let Some(one) = a.mesh.one_peer(&IDS)? else { return Ok(()) };
+    let me = one.me.as_str();
+    let mut cfg = config(me, one.listen, one.tls);
     cfg.mesh = format!("peer-split-{me}-{}", std::process::id());
     let p = MeshPeer::start(cfg).await?;
-    for (id, addr) in parse_peers(peers)? {
-        p.link(&id, addr)?;
+    for (id, addr) in &one.peers {
+        p.link(id, *addr)?;
     }
     println!("peer {me} serving on {}", p.local_addr()?);
     for n in 1..=steps {
         write_counter(&p, n)?;
         tokio::time::sleep(interval).await;
     }
-    for _ in 0..f.get("linger", 10u64) {
+    for _ in 0..a.linger {
         println!("{}", render(&p)?);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -139,9 +142,13 @@ async fn one_peer(f: &Flags, steps: u32, interval: Duration) -> Result<(), Box<d
     Ok(())
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let f = Flags::parse(HELP, &["steps", "interval-ms", "peer", "listen", "peers", "certs", "linger"], &[]);
-    let (steps, interval) = (f.get("steps", 20u32), Duration::from_millis(f.get("interval-ms", 50u64)));
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    if f.has("peer") { rt.block_on(one_peer(&f, steps, interval)) } else { rt.block_on(all_in_one(steps, interval)) }
+fn main() -> Result<(), BoxError> {
+    let a = Args::parse();
+    let (steps, interval) = (a.steps, Duration::from_millis(a.interval_ms));
+    let rt = runtime()?;
+    if a.mesh.peer.is_some() {
+        rt.block_on(one_peer(&a, steps, interval))
+    } else {
+        rt.block_on(all_in_one(steps, interval))
+    }
 }

@@ -3,33 +3,38 @@
 //!
 //! Run `cargo run -p venom-examples --example peer_stress -- --help`.
 
-#[path = "net_cli.rs"]
-mod net_cli;
-
-use net_cli::{Flags, mesh_tls_from_dir, parse_peers};
+use clap::Parser;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use venom_examples::net_cli::{BoxError, MeshArgs, runtime};
 use venom_net::Dtype;
 use venom_net::mesh::{MeshConfig, MeshLayout, MeshPeer, MeshTls};
 use venom_net::tls::CertificateAuthority;
 
-const HELP: &str = "peer_stress: a 4-peer QUIC mesh (mutual TLS) under continuous writes
-
-Peers a..d each own a quadrant of a 256x256 u64 grid and write it continuously
-(each write: a step counter plus 64 random cells, ONE atomic step). Every
-second the example prints writes/s per owner, mirror updates applied/s and the
-worst lag (owner's step minus the step a peer has applied). When writes stop,
-it measures how long until all four copies are blake3-equal.
-
-USAGE: peer_stress [--duration S] [--pause-us US]
-         all four peers in this process (default)
-       peer_stress --peer ID --listen ADDR --peers ID=ADDR,... --certs DIR [--duration S] [--pause-us US]
-         one peer per terminal; each reads only its own key directory DIR/<id>
-         (see peer_split --help for the layout)
-
-  --duration S   seconds of writing (default 3)
-  --pause-us US  pause between a peer's writes in microseconds (default 100)
-  -h, --help     this text";
+/// A 4-peer QUIC mesh (mutual TLS) under continuous writes.
+///
+/// Peers a..d each own a quadrant of a 256x256 u64 grid and write it
+/// continuously (each write: a step counter plus 64 random cells, ONE atomic
+/// step). Every second the example prints writes/s per owner, mirror updates
+/// applied/s and the worst lag (owner's step minus the step a peer has
+/// applied). When writes stop, it measures how long until all four copies
+/// are blake3-equal.
+///
+/// Default: all four peers in this process. `--peer ID --listen ADDR --peers
+/// ID=ADDR,... --certs DIR`: one peer per terminal; each reads only its own
+/// key directory DIR/<id> (see peer_split --help for the layout).
+#[derive(Parser)]
+#[command(name = "peer_stress")]
+struct Args {
+    /// Seconds of writing.
+    #[arg(long, value_name = "S", default_value_t = 3.0)]
+    duration: f64,
+    /// Pause between a peer's writes in microseconds.
+    #[arg(long = "pause-us", value_name = "US", default_value_t = 100)]
+    pause_us: u64,
+    #[command(flatten)]
+    mesh: MeshArgs,
+}
 
 const IDS: [&str; 4] = ["a", "b", "c", "d"];
 
@@ -110,22 +115,18 @@ fn stress(peers: &[&MeshPeer], duration: Duration, pause: Duration) -> Result<()
     Ok(())
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let f = Flags::parse(HELP, &["duration", "pause-us", "peer", "listen", "peers", "certs"], &[]);
-    let duration = Duration::from_secs_f64(f.get("duration", 3.0));
-    let pause = Duration::from_micros(f.get("pause-us", 100));
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+fn main() -> Result<(), BoxError> {
+    let a = Args::parse();
+    let duration = Duration::try_from_secs_f64(a.duration)?;
+    let pause = Duration::from_micros(a.pause_us);
+    let rt = runtime()?;
     let _runtime = rt.enter(); // `link` spawns the mirror tasks on it
     let mesh = format!("peer-stress-{}", std::process::id());
-    if let Some(me) = f.opt("peer") {
-        let (Some(listen), Some(others), Some(certs)) = (f.opt("listen"), f.opt("peers"), f.opt("certs")) else {
-            return Err(format!("one-peer mode needs --listen, --peers and --certs\n\n{HELP}").into());
-        };
-        let tls = mesh_tls_from_dir(std::path::Path::new(certs), me, &IDS)?;
-        let cfg = MeshConfig { mesh, layout: layout(), me: me.into(), listen: listen.parse()?, tls };
+    if let Some(one) = a.mesh.one_peer(&IDS)? {
+        let cfg = MeshConfig { mesh, layout: layout(), me: one.me, listen: one.listen, tls: one.tls };
         let p = rt.block_on(MeshPeer::start(cfg))?;
-        for (id, addr) in parse_peers(others)? {
-            p.link(&id, addr)?;
+        for (id, addr) in &one.peers {
+            p.link(id, *addr)?;
         }
         stress(&[&p], duration, pause)?;
         for _ in 0..5 {

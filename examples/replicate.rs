@@ -2,6 +2,7 @@
 //!
 //! Run `cargo run --release -p venom-examples --example replicate -- --help`.
 
+use clap::{Parser, ValueEnum};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use venom_core::{RegionConfig, SeqReader, SeqWriter};
@@ -9,70 +10,66 @@ use venom_net::io::{Mirror, Publisher};
 use venom_net::tls::{ClientTls, Identity, ServerTls};
 use venom_net::{Dtype, MirrorConfig, PublisherConfig, Subscription};
 
-const HELP: &str = "replicate: publisher + mirror of a venom SeqRegion over QUIC (TLS 1.3) on loopback
-
-Each round rewrites a random DIRTY% of the publisher's region in 4 KiB blocks
-(about a quarter of each block's bytes actually change), waits until the
-mirror has applied it, and prints the bytes put on the wire. At the end the
-mirror's subscribed bytes are compared with the publisher's by blake3.
-
-USAGE: replicate [--size MIB] [--dirty PCT] [--rounds N] [--sub whole|range|slice] [--check-hash]
-
-  --size MIB      region size in MiB (default 64)
-  --dirty PCT     percent of the region rewritten per round (default 1)
-  --rounds N      rounds (default 10)
-  --sub KIND      whole (default) | range (the middle half) | slice (rows 100..200 of
-                  the region viewed as an f64 matrix with 1024 columns)
-  --check-hash    publisher sends blake3 digests, the mirror verifies them
-  -h, --help      this text";
-
+/// Publisher + mirror of a venom SeqRegion over QUIC (TLS 1.3) on loopback.
+///
+/// Each round rewrites a random DIRTY% of the publisher's region in 4 KiB
+/// blocks (about a quarter of each block's bytes actually change), waits
+/// until the mirror has applied it, and prints the bytes put on the wire. At
+/// the end the mirror's subscribed bytes are compared with the publisher's
+/// by blake3.
+#[derive(Parser)]
+#[command(name = "replicate")]
 struct Args {
+    /// Region size in MiB.
+    #[arg(long = "size", value_name = "MIB", default_value = "64", value_parser = parse_mib)]
     size: usize,
+    /// Percent of the region rewritten per round.
+    #[arg(long, value_name = "PCT", default_value_t = 1.0)]
     dirty: f64,
+    /// Rounds.
+    #[arg(long, value_name = "N", default_value_t = 10)]
     rounds: usize,
-    sub: String,
+    /// What the mirror subscribes to: whole | range (the middle half) | slice
+    /// (rows 100..200 of the region viewed as an f64 matrix with 1024 columns).
+    #[arg(long, value_enum, value_name = "KIND", default_value_t = Sub::Whole)]
+    sub: Sub,
+    /// Publisher sends blake3 digests, the mirror verifies them.
+    #[arg(long = "check-hash")]
     check_hash: bool,
 }
 
-fn parse() -> Result<Args, String> {
-    let mut a = Args { size: 64 << 20, dirty: 1.0, rounds: 10, sub: "whole".into(), check_hash: false };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut val = || it.next().ok_or(format!("{arg} needs a value"));
-        match arg.as_str() {
-            "-h" | "--help" => {
-                println!("{HELP}");
-                std::process::exit(0);
-            }
-            "--size" => a.size = val()?.parse::<usize>().map_err(|e| e.to_string())? << 20,
-            "--dirty" => a.dirty = val()?.parse().map_err(|e: std::num::ParseFloatError| e.to_string())?,
-            "--rounds" => a.rounds = val()?.parse().map_err(|e: std::num::ParseIntError| e.to_string())?,
-            "--sub" => a.sub = val()?,
-            "--check-hash" => a.check_hash = true,
-            _ => return Err(format!("unknown argument {arg}\n\n{HELP}")),
-        }
-    }
-    Ok(a)
+/// `--sub` values.
+#[derive(Clone, Copy, ValueEnum)]
+enum Sub {
+    Whole,
+    Range,
+    Slice,
+}
+
+/// MiB to bytes.
+fn parse_mib(s: &str) -> Result<usize, String> {
+    let mib: usize = s.parse().map_err(|e| format!("{e}"))?;
+    mib.checked_mul(1 << 20).ok_or_else(|| format!("{mib} MiB is too large"))
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let a = parse()?;
-    let (sub, local_size) = match a.sub.as_str() {
-        "whole" => (Subscription::whole(), a.size),
-        "range" => (Subscription::range((a.size / 4) as u64, (a.size / 2) as u64, 0), a.size / 2),
-        "slice" => {
+    let a = Args::parse();
+    let sub_name = a.sub.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default();
+    let (sub, local_size) = match a.sub {
+        Sub::Whole => (Subscription::whole(), a.size),
+        Sub::Range => (Subscription::range((a.size / 4) as u64, (a.size / 2) as u64, 0), a.size / 2),
+        Sub::Slice => {
             let rows = (a.size / (1024 * 8)) as u64;
             let sub = Subscription::slice(0, Dtype::F64, &[rows, 1024], &[100..200.min(rows), 0..1024], 0);
             (sub, 100 * 1024 * 8)
         }
-        other => return Err(format!("unknown subscription {other}").into()),
     };
     let pid = std::process::id();
     let (pub_name, mir_name) = (format!("replicate-pub-{pid}"), format!("replicate-mir-{pid}"));
     let mut w = SeqWriter::create(&pub_name, RegionConfig::new(a.size))?;
     let local = SeqWriter::create(&mir_name, RegionConfig::new(local_size))?;
     let local_reader = SeqReader::open(&mir_name)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = venom_examples::net_cli::runtime()?;
     let _enter = rt.enter();
     let id = Identity::self_signed(&["localhost"])?;
     let publisher = rt.block_on(Publisher::bind(
@@ -91,7 +88,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         MirrorConfig { check_hash: a.check_hash, ..Default::default() },
     )?;
     mirror.wait_for_update(Duration::from_secs(30))?;
-    println!("snapshot of {} MiB ({}) applied in {:.1} ms", a.size >> 20, a.sub, t.elapsed().as_secs_f64() * 1e3);
+    println!("snapshot of {} MiB ({}) applied in {:.1} ms", a.size >> 20, sub_name, t.elapsed().as_secs_f64() * 1e3);
 
     let mut rng = 0x2545_F491_4F6C_DD1Du64 ^ pid as u64;
     let blocks = ((a.size as f64 * a.dirty / 100.0) / 4096.0).ceil() as usize;

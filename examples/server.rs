@@ -10,28 +10,47 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use clap::{Parser, ValueEnum};
 use venom_core::Error;
 use venom_core::channel::{ChannelConfig, DaemonChannel, StopHandle, WaitStrategy};
 
-const HELP: &str = "server: a venom channel daemon
-
-USAGE: server [OPTIONS]
-
-OPTIONS:
-  --name NAME        channel name (default: my_channel)
-  --max-clients N    client slots (default 16)
-  --max-msg BYTES    largest command/reply (default 4096)
-  --wait MODE        spin | spin-then-park | park (default spin-then-park)
-  --duration SECS    exit after SECS seconds (default: run until Ctrl-C)
-  -h, --help         this text
-
-COMMANDS the server answers:
+/// A venom channel daemon.
+#[derive(Parser)]
+#[command(
+    name = "server",
+    after_help = "COMMANDS the server answers:
   ping               -> pong
   echo TEXT          -> TEXT
   time               -> seconds since the Unix epoch
   clients            -> number of connected clients
   stats              -> daemon counters
-  anything else      -> unknown command";
+  anything else      -> unknown command"
+)]
+struct Args {
+    /// Channel name.
+    #[arg(long, default_value = "my_channel")]
+    name: String,
+    /// Client slots.
+    #[arg(long, value_name = "N", default_value_t = ChannelConfig::default().max_clients)]
+    max_clients: usize,
+    /// Largest command/reply in bytes.
+    #[arg(long = "max-msg", value_name = "BYTES", default_value_t = ChannelConfig::default().max_msg_size)]
+    max_msg: usize,
+    /// How the daemon waits for commands.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = Wait::SpinThenPark)]
+    wait: Wait,
+    /// Exit after SECS seconds (default: run until Ctrl-C).
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
+}
+
+/// `--wait` values.
+#[derive(Clone, Copy, ValueEnum)]
+enum Wait {
+    Spin,
+    SpinThenPark,
+    Park,
+}
 
 /// Set once; the SIGINT handler only calls `stop()` (async-signal-safe).
 static STOP: OnceLock<StopHandle> = OnceLock::new();
@@ -43,32 +62,16 @@ extern "C" fn on_sigint(_: libc::c_int) {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let mut name = "my_channel".to_string();
-    let mut cfg = ChannelConfig::default();
-    let mut duration = None;
-    while let Some(a) = args.next() {
-        let mut val = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value"));
-        match a.as_str() {
-            "-h" | "--help" => {
-                println!("{HELP}");
-                return Ok(());
-            }
-            "--name" => name = val("--name")?,
-            "--max-clients" => cfg.max_clients = val("--max-clients")?.parse()?,
-            "--max-msg" => cfg.max_msg_size = val("--max-msg")?.parse()?,
-            "--wait" => {
-                cfg.wait = match val("--wait")?.as_str() {
-                    "spin" => WaitStrategy::Spin,
-                    "park" => WaitStrategy::Park,
-                    "spin-then-park" => WaitStrategy::SpinThenPark,
-                    other => return Err(format!("unknown wait mode {other}").into()),
-                }
-            }
-            "--duration" => duration = Some(Duration::from_secs_f64(val("--duration")?.parse()?)),
-            other => return Err(format!("unknown argument {other} (try --help)").into()),
-        }
-    }
+    let args = Args::parse();
+    let name = args.name;
+    let wait = match args.wait {
+        Wait::Spin => WaitStrategy::Spin,
+        Wait::SpinThenPark => WaitStrategy::SpinThenPark,
+        Wait::Park => WaitStrategy::Park,
+    };
+    let cfg =
+        ChannelConfig { max_clients: args.max_clients, max_msg_size: args.max_msg, wait, ..ChannelConfig::default() };
+    let duration = args.duration.map(Duration::try_from_secs_f64).transpose()?;
     let mut daemon = DaemonChannel::create(&name, cfg)?;
     let _ = STOP.set(daemon.stop_handle());
     // SAFETY: installing a handler that only performs async-signal-safe

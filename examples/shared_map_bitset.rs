@@ -14,17 +14,26 @@ use std::process::Command;
 use std::time::Instant;
 
 use bytemuck::{Pod, Zeroable};
+use clap::Parser;
 use venom_collections::ObjectSegment;
 
-const HELP: &str = "shared_map_bitset: processes claim jobs in a shared bitset and store results in a shared map
-
-USAGE: shared_map_bitset [OPTIONS]
-
-OPTIONS:
-  --jobs N        job ids 0..N (default 20000)
-  --workers N     worker processes (default 2)
-  --name NAME     segment name (default map-bitset-<pid>)
-  -h, --help      this text";
+/// Processes claim jobs in a shared bitset and store results in a shared map.
+#[derive(Parser)]
+#[command(name = "shared_map_bitset")]
+struct Args {
+    /// Job ids 0..N.
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    jobs: u64,
+    /// Worker processes.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    workers: u64,
+    /// Segment name (default map-bitset-<pid>).
+    #[arg(long)]
+    name: Option<String>,
+    /// Internal: run as worker number N.
+    #[arg(long = "worker", value_name = "N", hide = true)]
+    role: Option<u64>,
+}
 
 /// What a worker stores per job.
 #[repr(C)]
@@ -60,24 +69,8 @@ fn worker(name: &str, me: u64, jobs: u64) -> Result<(), Box<dyn std::error::Erro
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let (mut jobs, mut workers) = (20_000u64, 2u64);
-    let mut name = format!("map-bitset-{}", std::process::id());
-    let mut role = None;
-    while let Some(a) = args.next() {
-        let mut val = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value"));
-        match a.as_str() {
-            "-h" | "--help" => {
-                println!("{HELP}");
-                return Ok(());
-            }
-            "--jobs" => jobs = val("--jobs")?.parse()?,
-            "--workers" => workers = val("--workers")?.parse()?,
-            "--name" => name = val("--name")?,
-            "--worker" => role = Some(val("--worker")?.parse::<u64>()?),
-            other => return Err(format!("unknown argument {other:?} (try --help)").into()),
-        }
-    }
+    let Args { jobs, workers, name, role } = Args::parse();
+    let name = name.unwrap_or_else(|| format!("map-bitset-{}", std::process::id()));
     if jobs == 0 {
         return Err("--jobs must be positive".into());
     }

@@ -3,42 +3,48 @@
 //!
 //! Run `cargo run -p venom-examples --example tickers -- --help`.
 
-#[path = "net_cli.rs"]
-mod net_cli;
-
-use net_cli::{Flags, Role, finish, server_tls};
+use clap::Parser;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
-use venom_core::{RegionConfig, SeqReader, SeqWriter};
-use venom_net::io::Publisher;
-use venom_net::named::NamedMirror;
+use venom_examples::net_cli::{BoxError, RoleArgs, Served, catalog_region, connect_mirror, publish, run_role, runtime};
+use venom_net::Dtype;
 use venom_net::proto::catalog::{Catalog, Pick};
 use venom_net::tls::ClientTls;
 use venom_net::typed::{Array, write_step};
-use venom_net::{Dtype, MirrorConfig, PublisherConfig};
 
-const HELP: &str = "tickers: a price server and clients computing rolling statistics on their mirrors
-
-The server keeps arrays \"price\" (f64), \"volume\" (f64) and \"tick\" (u64) in a
-venom SeqRegion with a catalog, and writes each tick (a random walk of a few
-tickers) as ONE atomic step. Each client mirrors the arrays by name over QUIC
-(TLS 1.3) and keeps, per ticker, the rolling mean and standard deviation of
-the price and the VWAP over its last --window observed updates. A mirror
-conflates: a slow client sees the latest prices, not every tick.
-
-USAGE: tickers [--steps N] [--interval-ms MS] [--window N]
-         server + two clients in this process (default; client 2 subscribes to tickers 0..4 only)
-       tickers --role server --listen ADDR --certs DIR [--steps N] [--interval-ms MS]
-       tickers --role client --connect ADDR --certs DIR [--steps N] [--window N] [--first K]
-         one role per terminal (the server saves its certificate in DIR; the client pins it)
-
-  --steps N         ticks to stream (default 300)
-  --interval-ms MS  pause between ticks (default 5)
-  --window N        rolling window in observed updates (default 50)
-  --first K         client: subscribe to the first K tickers only (default all)
-  -h, --help        this text";
+/// A price server and clients computing rolling statistics on their mirrors.
+///
+/// The server keeps arrays "price" (f64), "volume" (f64) and "tick" (u64) in
+/// a venom SeqRegion with a catalog, and writes each tick (a random walk of a
+/// few tickers) as ONE atomic step. Each client mirrors the arrays by name
+/// over QUIC (TLS 1.3) and keeps, per ticker, the rolling mean and standard
+/// deviation of the price and the VWAP over its last --window observed
+/// updates. A mirror conflates: a slow client sees the latest prices, not
+/// every tick.
+///
+/// Default: server + two clients in this process (client 2 subscribes to
+/// tickers 0..4 only). `--role server --listen ADDR --certs DIR` and `--role
+/// client --connect ADDR --certs DIR [--first K]`: one role per terminal (the
+/// server saves its certificate in DIR; the client pins it).
+#[derive(Parser)]
+#[command(name = "tickers")]
+struct Args {
+    /// Ticks to stream.
+    #[arg(long, value_name = "N", default_value_t = 300)]
+    steps: u64,
+    /// Pause between ticks in milliseconds.
+    #[arg(long = "interval-ms", value_name = "MS", default_value_t = 5)]
+    interval_ms: u64,
+    /// Rolling window in observed updates.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    window: usize,
+    /// Client role: subscribe to the first K tickers only (default all).
+    #[arg(long, value_name = "K", default_value_t = T)]
+    first: u64,
+    #[command(flatten)]
+    net: RoleArgs,
+}
 
 const NAMES: [&str; 8] = ["AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "META", "TSLA", "AMD"];
 const T: u64 = NAMES.len() as u64;
@@ -55,25 +61,13 @@ fn catalog() -> Catalog {
 struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+        (venom_examples::xorshift64(&mut self.0) >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
-type Served = (Publisher, ClientTls, std::thread::JoinHandle<()>);
-
-async fn serve(
-    listen: SocketAddr,
-    dir: Option<&str>,
-    steps: u64,
-    interval: Duration,
-) -> Result<Served, Box<dyn std::error::Error>> {
+async fn serve(listen: SocketAddr, dir: Option<String>, steps: u64, interval: Duration) -> Result<Served, BoxError> {
     let cat = catalog();
-    let name = format!("tickers-{}", std::process::id());
-    let mut w = SeqWriter::create(&name, RegionConfig::new(cat.region_size() as usize))?;
-    cat.write_to(&mut w)?;
+    let mut w = catalog_region(&cat, "tickers")?;
     let tick = Array::<u64>::from_catalog(&cat, "tick")?;
     let price = Array::<f64>::from_catalog(&cat, "price")?;
     let volume = Array::<f64>::from_catalog(&cat, "volume")?;
@@ -83,9 +77,7 @@ async fn serve(
         s.write_all(&price, &p)?;
         s.write_all(&volume, &v)
     })?;
-    let (stls, ctls) = server_tls(dir)?;
-    let publisher =
-        Publisher::bind(listen, Arc::new(SeqReader::open(&name)?), stls, PublisherConfig::default()).await?;
+    let (publisher, ctls) = publish(listen, "tickers", dir.as_deref()).await?;
     let server = std::thread::spawn(move || {
         let mut rng = Rng(0x1234_5678_9ABC_DEF1);
         for t in 1..=steps {
@@ -141,13 +133,10 @@ async fn client(
     first: u64,
     steps: u64,
     window: usize,
-) -> Result<String, Box<dyn std::error::Error>> {
-    let local = format!("tickers-mirror-{label}-{}", std::process::id());
+) -> Result<String, BoxError> {
     let tickers = std::iter::once(0..first).collect::<Vec<_>>(); // one dimension: tickers 0..first
     let picks = [Pick::all("tick"), Pick::slice("price", &tickers), Pick::slice("volume", &tickers)];
-    let m =
-        NamedMirror::connect(addr, "localhost", tls, &picks, &local, MirrorConfig::default(), Duration::from_secs(10))
-            .await?;
+    let m = connect_mirror(addr, tls, &picks, &format!("tickers-mirror-{label}"), Duration::from_secs(10)).await?;
     let cat = m.catalog().clone();
     let (tick, price, volume) =
         (cat.get("tick")?.offset as usize, cat.get("price")?.offset as usize, cat.get("volume")?.offset as usize);
@@ -191,40 +180,28 @@ async fn client(
     Ok(out)
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let f = Flags::parse(HELP, &["steps", "interval-ms", "window", "first", "role", "listen", "connect", "certs"], &[]);
-    let steps: u64 = f.get("steps", 300);
-    let interval = Duration::from_millis(f.get("interval-ms", 5));
-    let window: usize = f.get("window", 50usize).max(1);
-    let first: u64 = f.get("first", T).clamp(1, T);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    rt.block_on(async {
-        match f.role(7200, "/tmp/venom-tickers")? {
-            Role::Loopback => {
-                let (p, tls, server) = serve("127.0.0.1:0".parse()?, None, steps, interval).await?;
-                let addr = p.local_addr()?;
-                println!("streaming {steps} ticks of {T} tickers every {interval:?}");
-                let tls2 = tls.clone();
-                let a =
-                    tokio::spawn(
-                        async move { client("1", addr, tls, T, steps, window).await.map_err(|e| e.to_string()) },
-                    );
-                let b = client("2", addr, tls2, 4, steps, window).await?;
-                println!("{}", a.await??);
-                println!("{b}");
-                finish(p, server).await;
-                Ok(())
-            }
-            Role::Server { listen, certs } => {
-                let (p, _, server) = serve(listen, Some(&certs), steps, interval).await?;
-                println!("streaming {steps} ticks on {}", p.local_addr()?);
-                finish(p, server).await;
-                Ok(())
-            }
-            Role::Client { connect, tls } => {
-                println!("{}", client("1", connect, tls, first, steps, window).await?);
-                Ok(())
-            }
+fn main() -> Result<(), BoxError> {
+    let a = Args::parse();
+    let (steps, interval) = (a.steps, Duration::from_millis(a.interval_ms));
+    let (window, first) = (a.window.max(1), a.first.clamp(1, T));
+    let role = a.net.resolve(7200, "/tmp/venom-tickers")?;
+    let clients = |addr: SocketAddr, tls: ClientTls, in_process: bool| async move {
+        if !in_process {
+            println!("{}", client("1", addr, tls, first, steps, window).await?);
+            return Ok(());
         }
-    })
+        println!("streaming {steps} ticks of {T} tickers every {interval:?}");
+        let tls2 = tls.clone();
+        let a = tokio::spawn(async move { client("1", addr, tls, T, steps, window).await.map_err(|e| e.to_string()) });
+        let b = client("2", addr, tls2, 4, steps, window).await?;
+        println!("{}", a.await??);
+        println!("{b}");
+        Ok(())
+    };
+    runtime()?.block_on(run_role(
+        role,
+        &format!("streaming {steps} ticks"),
+        |listen, certs| serve(listen, certs, steps, interval),
+        clients,
+    ))
 }

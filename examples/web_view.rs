@@ -5,9 +5,6 @@
 //! `cargo run --release -p venom-examples --example web_view` then open
 //! <http://127.0.0.1:8080/>. Run with `--help` for the flags.
 
-#[path = "net_cli.rs"]
-mod net_cli;
-
 use clap::Parser;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,12 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use venom_core::SeqReader;
 use venom_examples::life_world::LifeWorld;
+use venom_examples::net_cli::{self, BoxError};
 use venom_net::named::{NamedMirror, fetch_catalog};
 use venom_net::proto::catalog::{Catalog, Pick};
 use venom_net::web::{WebConfig, WebView};
 use venom_net::{MirrorConfig, RegionSource};
-
-type BoxError = Box<dyn std::error::Error>;
 
 /// Serves a live view of a venom region's named arrays: 2-D arrays as heat
 /// maps, 1-D arrays as line charts. Read-only.

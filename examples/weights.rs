@@ -3,40 +3,47 @@
 //!
 //! Run `cargo run -p venom-examples --example weights -- --help`.
 
-#[path = "net_cli.rs"]
-mod net_cli;
-
-use net_cli::{Flags, client_tls, server_tls};
+use clap::Parser;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use venom_core::{RegionConfig, SeqReader, SeqWriter};
-use venom_net::io::Publisher;
-use venom_net::named::NamedMirror;
+use venom_core::SeqWriter;
+use venom_examples::net_cli::{BoxError, Role, RoleArgs, catalog_region, connect_mirror, publish, runtime};
+use venom_net::Dtype;
 use venom_net::proto::catalog::{Catalog, Pick};
+use venom_net::tls::ClientTls;
 use venom_net::typed::{Array, write_step};
-use venom_net::{Dtype, MirrorConfig, PublisherConfig};
 
-const HELP: &str = "weights: broadcast a partly-changing f32 weight tensor over QUIC (TLS 1.3)
-
-The trainer keeps a ROWSx4096 f32 tensor \"weights\" (and a \"step\" counter) in a
-venom SeqRegion with a catalog. Each step updates --dirty-pct percent of the
-rows (a gradient step) as ONE atomic write; venom-net sends only the changed
-byte runs. A mirror (the inference server) subscribes by name; the example
-prints, per step, the bytes received against the full tensor size, and at the
-end checks the mirror's tensor is blake3-equal to the trainer's.
-
-USAGE: weights [--rows N] [--steps N] [--dirty-pct P]
-         trainer and mirror in this process (default)
-       weights --role server --listen ADDR --certs DIR [--rows N] [--steps N] [--dirty-pct P] [--interval-ms MS]
-       weights --role client --connect ADDR --certs DIR [--steps N]
-         one role per terminal (the server saves its certificate in DIR; the client pins it)
-
-  --rows N          tensor rows of 4096 f32 (default 1024, i.e. 16 MiB)
-  --steps N         training steps (default 10)
-  --dirty-pct P     percent of rows changed per step (default 1)
-  --interval-ms MS  server role: pause between steps (default 500)
-  -h, --help        this text";
+/// Broadcast a partly-changing f32 weight tensor over QUIC (TLS 1.3).
+///
+/// The trainer keeps a ROWSx4096 f32 tensor "weights" (and a "step" counter)
+/// in a venom SeqRegion with a catalog. Each step updates --dirty-pct percent
+/// of the rows (a gradient step) as ONE atomic write; venom-net sends only
+/// the changed byte runs. A mirror (the inference server) subscribes by
+/// name; the example prints, per step, the bytes received against the full
+/// tensor size, and at the end checks the mirror's tensor is blake3-equal to
+/// the trainer's.
+///
+/// Default: trainer and mirror in this process. `--role server --listen ADDR
+/// --certs DIR` and `--role client --connect ADDR --certs DIR`: one role per
+/// terminal (the server saves its certificate in DIR; the client pins it).
+#[derive(Parser)]
+#[command(name = "weights")]
+struct Args {
+    /// Tensor rows of 4096 f32 (1024 = 16 MiB).
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    rows: u64,
+    /// Training steps.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    steps: u64,
+    /// Percent of rows changed per step.
+    #[arg(long = "dirty-pct", value_name = "P", default_value_t = 1.0)]
+    dirty_pct: f64,
+    /// Server role: pause between steps in milliseconds.
+    #[arg(long = "interval-ms", value_name = "MS", default_value_t = 500)]
+    interval_ms: u64,
+    #[command(flatten)]
+    net: RoleArgs,
+}
 
 const COLS: u64 = 4096;
 
@@ -53,11 +60,7 @@ impl Trainer {
     fn new(rows: u64, dirty_pct: f64) -> Result<Trainer, Box<dyn std::error::Error>> {
         let cat =
             Catalog::builder().array("step", Dtype::U64, &[1]).array("weights", Dtype::F32, &[rows, COLS]).build()?;
-        let mut w = SeqWriter::create(
-            &format!("weights-{}", std::process::id()),
-            RegionConfig::new(cat.region_size() as usize),
-        )?;
-        cat.write_to(&mut w)?;
+        let mut w = catalog_region(&cat, "weights")?;
         let weights = Array::<f32>::from_catalog(&cat, "weights")?;
         let tensor: Vec<f32> = (0..rows * COLS).map(|i| ((i % 977) as f32 - 488.0) * 1e-3).collect();
         write_step(&mut w, |s| s.write_all(&weights, &tensor))?;
@@ -105,25 +108,14 @@ impl Drop for Trainer {
     }
 }
 
-async fn all_in_one(f: &Flags) -> Result<(), Box<dyn std::error::Error>> {
-    let (rows, steps) = (f.get("rows", 1024u64).max(1), f.get("steps", 10u64));
-    let mut t = Trainer::new(rows, f.get("dirty-pct", 1.0))?;
+async fn all_in_one(a: &Args) -> Result<(), BoxError> {
+    let (rows, steps) = (a.rows.max(1), a.steps);
+    let mut t = Trainer::new(rows, a.dirty_pct)?;
     let full = rows * COLS * 4;
-    let (stls, ctls) = server_tls(None)?;
-    let src = Arc::new(SeqReader::open(&format!("weights-{}", std::process::id()))?);
-    let p = Publisher::bind("127.0.0.1:0".parse()?, src, stls, PublisherConfig::default()).await?;
-    let local = format!("weights-mirror-{}", std::process::id());
+    let (p, ctls) = publish("127.0.0.1:0".parse()?, "weights", None).await?;
     let start = Instant::now();
-    let m = NamedMirror::connect(
-        p.local_addr()?,
-        "localhost",
-        ctls,
-        &[Pick::all("weights")],
-        &local,
-        MirrorConfig::default(),
-        Duration::from_secs(30),
-    )
-    .await?;
+    let m = connect_mirror(p.local_addr()?, ctls, &[Pick::all("weights")], "weights-mirror", Duration::from_secs(30))
+        .await?;
     let mut last = m.mirror().stats().bytes_received;
     println!("initial snapshot: {last} bytes on the wire for a {full}-byte tensor ({:.0?})", start.elapsed());
     println!("{:>5} {:>12} {:>12} {:>9}", "step", "bytes sent", "full size", "ratio");
@@ -152,16 +144,13 @@ async fn all_in_one(f: &Flags) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-async fn server(f: &Flags) -> Result<(), Box<dyn std::error::Error>> {
-    let (rows, steps) = (f.get("rows", 1024u64).max(1), f.get("steps", 10u64));
-    let mut t = Trainer::new(rows, f.get("dirty-pct", 1.0))?;
-    let (stls, _) = server_tls(Some(f.opt("certs").unwrap_or("/tmp/venom-weights")))?;
-    let src = Arc::new(SeqReader::open(&format!("weights-{}", std::process::id()))?);
-    let listen: SocketAddr = f.opt("listen").unwrap_or("127.0.0.1:7300").parse()?;
-    let p = Publisher::bind(listen, src, stls, PublisherConfig::default()).await?;
+async fn server(a: &Args, listen: SocketAddr, certs: &str) -> Result<(), BoxError> {
+    let (rows, steps) = (a.rows.max(1), a.steps);
+    let mut t = Trainer::new(rows, a.dirty_pct)?;
+    let (p, _) = publish(listen, "weights", Some(certs)).await?;
     println!("training {steps} steps on {}", p.local_addr()?);
     for s in 1..=steps {
-        tokio::time::sleep(Duration::from_millis(f.get("interval-ms", 500))).await;
+        tokio::time::sleep(Duration::from_millis(a.interval_ms)).await;
         t.step(s)?;
         let sent: u64 = p.stats().iter().map(|st| st.bytes_sent).sum();
         println!("step {s}: {sent} bytes sent so far to {} mirror(s)", p.stats().len());
@@ -171,17 +160,12 @@ async fn server(f: &Flags) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-async fn client(f: &Flags) -> Result<(), Box<dyn std::error::Error>> {
-    let addr: SocketAddr = f.opt("connect").unwrap_or("127.0.0.1:7300").parse()?;
-    let tls = client_tls(f.opt("certs").unwrap_or("/tmp/venom-weights"))?;
-    let local = format!("weights-mirror-{}", std::process::id());
-    let m = NamedMirror::connect(
+async fn client(a: &Args, addr: SocketAddr, tls: ClientTls) -> Result<(), BoxError> {
+    let m = connect_mirror(
         addr,
-        "localhost",
         tls,
         &[Pick::all("weights"), Pick::all("step")],
-        &local,
-        MirrorConfig::default(),
+        "weights-mirror",
         Duration::from_secs(30),
     )
     .await?;
@@ -189,7 +173,7 @@ async fn client(f: &Flags) -> Result<(), Box<dyn std::error::Error>> {
     let full = m.catalog().get("weights")?.byte_len().unwrap_or(0);
     let mut last = m.mirror().stats().bytes_received;
     println!("initial snapshot: {last} bytes for a {full}-byte tensor");
-    let steps = f.get("steps", 10u64);
+    let steps = a.steps;
     let mut seen = m.applied().map(|a| (a.epoch, a.seq));
     while step.get(&[0])? < steps {
         // An update newer than the last one seen (none is missed between the check and the wait).
@@ -205,16 +189,14 @@ async fn client(f: &Flags) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let f =
-        Flags::parse(HELP, &["rows", "steps", "dirty-pct", "interval-ms", "role", "listen", "connect", "certs"], &[]);
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    rt.block_on(async {
-        match f.opt("role") {
-            None => all_in_one(&f).await,
-            Some("server") => server(&f).await,
-            Some("client") => client(&f).await,
-            Some(r) => Err(format!("unknown role {r}").into()),
+fn main() -> Result<(), BoxError> {
+    let a = Args::parse();
+    let role = a.net.resolve(7300, "/tmp/venom-weights")?;
+    runtime()?.block_on(async {
+        match role {
+            Role::Loopback => all_in_one(&a).await,
+            Role::Server { listen, certs } => server(&a, listen, &certs).await,
+            Role::Client { connect, tls } => client(&a, connect, tls).await,
         }
     })
 }

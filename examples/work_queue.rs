@@ -16,18 +16,29 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use bytemuck::{Pod, Zeroable};
+use clap::Parser;
 use venom_collections::ObjectSegment;
 
-const HELP: &str = "work_queue: a producer process and worker processes sharing queues
-
-USAGE: work_queue [OPTIONS]
-
-OPTIONS:
-  --tasks N       tasks to produce (default 20000)
-  --workers N     worker processes (default 2)
-  --capacity N    tasks queue capacity (default 1024)
-  --name NAME     segment name (default work-queue-<pid>)
-  -h, --help      this text";
+/// A producer process and worker processes sharing queues.
+#[derive(Parser)]
+#[command(name = "work_queue")]
+struct Args {
+    /// Tasks to produce.
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    tasks: u64,
+    /// Worker processes.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    workers: u64,
+    /// Tasks queue capacity.
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    capacity: usize,
+    /// Segment name (default work-queue-<pid>).
+    #[arg(long)]
+    name: Option<String>,
+    /// Internal: run as `producer` or `worker<N>`.
+    #[arg(long, hide = true)]
+    role: Option<String>,
+}
 
 const STOP: u64 = u64::MAX;
 const WAIT: Duration = Duration::from_secs(10);
@@ -98,25 +109,8 @@ impl Drop for Kids {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let (mut tasks, mut workers, mut capacity) = (20_000u64, 2u64, 1024usize);
-    let mut name = format!("work-queue-{}", std::process::id());
-    let mut role = None;
-    while let Some(a) = args.next() {
-        let mut val = |flag: &str| args.next().ok_or_else(|| format!("{flag} needs a value"));
-        match a.as_str() {
-            "-h" | "--help" => {
-                println!("{HELP}");
-                return Ok(());
-            }
-            "--tasks" => tasks = val("--tasks")?.parse()?,
-            "--workers" => workers = val("--workers")?.parse()?,
-            "--capacity" => capacity = val("--capacity")?.parse()?,
-            "--name" => name = val("--name")?,
-            "--role" => role = Some(val("--role")?),
-            other => return Err(format!("unknown argument {other:?} (try --help)").into()),
-        }
-    }
+    let Args { tasks, workers, capacity, name, role } = Args::parse();
+    let name = name.unwrap_or_else(|| format!("work-queue-{}", std::process::id()));
     match role.as_deref() {
         Some("producer") => return producer(&name, tasks, workers),
         Some(r) if r.starts_with("worker") => return worker(&name, r[6..].parse()?),

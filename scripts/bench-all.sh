@@ -46,40 +46,9 @@ criterion_args() {
     esac
 }
 
-REDIS_PID=""
-REDIS_DIR=""
-stop_redis() {
-    if [[ -n "$REDIS_PID" ]] && kill -0 "$REDIS_PID" 2>/dev/null; then
-        kill "$REDIS_PID" 2>/dev/null || true
-        wait "$REDIS_PID" 2>/dev/null || true
-    fi
-    [[ -n "$REDIS_DIR" ]] && rm -rf "$REDIS_DIR"
-    REDIS_PID=""
-}
+# shellcheck source=scripts/redis.sh
+source scripts/redis.sh
 trap stop_redis EXIT
-
-start_redis() {
-    if ! command -v redis-server >/dev/null 2>&1; then
-        echo "bench-all: installing Debian's redis-server for the KvCache baseline"
-        SUDO=""
-        [[ "$(id -u)" -ne 0 ]] && SUDO="sudo"
-        { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null; } \
-            || echo "bench-all: could not install redis-server; Redis rows will be empty"
-    fi
-    unset VENOM_REDIS_SOCKET
-    command -v redis-server >/dev/null 2>&1 || return 0
-    REDIS_DIR="$(mktemp -d /tmp/venom-redis.XXXXXX)"
-    redis-server --port 0 --unixsocket "$REDIS_DIR/redis.sock" --unixsocketperm 700 \
-        --save "" --appendonly no --dir "$REDIS_DIR" --daemonize no --loglevel warning \
-        >"$REDIS_DIR/redis.log" 2>&1 &
-    REDIS_PID=$!
-    for _ in $(seq 1 100); do
-        [[ -S "$REDIS_DIR/redis.sock" ]] && break
-        sleep 0.05
-    done
-    [[ -S "$REDIS_DIR/redis.sock" ]] && export VENOM_REDIS_SOCKET="$REDIS_DIR/redis.sock"
-    return 0
-}
 
 echo "bench-all: building the benches"
 cargo bench -p venom-benches --no-run >/dev/null 2>&1 || cargo bench -p venom-benches --no-run
@@ -89,7 +58,7 @@ IFS=',' read -r -a BENCHES <<<"$ONLY"
 for bench in "${BENCHES[@]}"; do
     case "$bench" in seq_region|collections|channel|kvcache|net) ;; *) echo "bench-all: unknown bench $bench" >&2; exit 2 ;; esac
     mkdir -p "$OUT/$bench"
-    [[ "$bench" == kvcache ]] && start_redis
+    [[ "$bench" == kvcache ]] && start_redis bench-all
     for run in $(seq 1 "$RUNS"); do
         t0=$(date +%s)
         marker="$OUT/$bench/.start"

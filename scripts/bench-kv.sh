@@ -13,45 +13,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 
-REDIS_DIR="$(mktemp -d /tmp/venom-redis.XXXXXX)"
-REDIS_PID=""
-cleanup() {
-    if [[ -n "$REDIS_PID" ]] && kill -0 "$REDIS_PID" 2>/dev/null; then
-        redis-cli -s "$REDIS_DIR/redis.sock" shutdown nosave >/dev/null 2>&1 || kill "$REDIS_PID" 2>/dev/null || true
-        wait "$REDIS_PID" 2>/dev/null || true
-    fi
-    rm -rf "$REDIS_DIR"
-}
-trap cleanup EXIT
-
-if ! command -v redis-server >/dev/null 2>&1; then
-    echo "bench-kv: redis-server not found; installing Debian's redis-server package"
-    SUDO=""
-    [[ "$(id -u)" -ne 0 ]] && SUDO="sudo"
-    if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null; }; then
-        echo "bench-kv: could not install redis-server"
-    fi
-fi
-
-unset VENOM_REDIS_SOCKET
-if command -v redis-server >/dev/null 2>&1; then
-    redis-server --port 0 --unixsocket "$REDIS_DIR/redis.sock" --unixsocketperm 700 \
-        --save "" --appendonly no --dir "$REDIS_DIR" --daemonize no --loglevel warning \
-        >"$REDIS_DIR/redis.log" 2>&1 &
-    REDIS_PID=$!
-    for _ in $(seq 1 100); do
-        [[ -S "$REDIS_DIR/redis.sock" ]] && break
-        sleep 0.05
-    done
-    if [[ -S "$REDIS_DIR/redis.sock" ]]; then
-        export VENOM_REDIS_SOCKET="$REDIS_DIR/redis.sock"
-        echo "bench-kv: $(redis-server --version | head -c 40) listening on $VENOM_REDIS_SOCKET"
-    else
-        echo "bench-kv: redis-server did not start; Redis baseline SKIPPED ($(tail -n 3 "$REDIS_DIR/redis.log"))"
-    fi
-else
-    echo "bench-kv: redis-server unavailable; Redis baseline SKIPPED"
-fi
+# shellcheck source=scripts/redis.sh
+source scripts/redis.sh
+trap stop_redis EXIT
+start_redis bench-kv
 
 cargo bench -p venom-benches --bench kvcache -- "$@"
 

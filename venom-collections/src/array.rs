@@ -155,12 +155,7 @@ impl<T: Pod> Array<T> {
         }
         let mut patience = None;
         loop {
-            // Acquire: seqlock read side.
-            let c = Ctl(e[0].load(Ordering::Acquire));
-            if c.is_busy() {
-                self.wait(e, c, patience.get_or_insert_with(|| Patience::new(self.stall)))?;
-                continue;
-            }
+            let c = self.idle_ctl(e, &mut patience)?;
             let v = load_elem::<T>(&e[1..]);
             // Acquire fence: a newer write is reflected in the reload.
             fence(Ordering::Acquire);
@@ -186,12 +181,7 @@ impl<T: Pod> Array<T> {
         }
         let mut patience = None;
         loop {
-            // Acquire: CAS expected value.
-            let c = Ctl(e[0].load(Ordering::Acquire));
-            if c.is_busy() {
-                self.wait(e, c, patience.get_or_insert_with(|| Patience::new(self.stall)))?;
-                continue;
-            }
+            let c = self.idle_ctl(e, &mut patience)?;
             let busy = Ctl::busy(0, self.pid, c.version());
             // Acquire: we follow the previous writer.
             if e[0].compare_exchange(c.0, busy.0, Ordering::Acquire, Ordering::Relaxed).is_err() {
@@ -203,6 +193,20 @@ impl<T: Pod> Array<T> {
             // Release: publishes the element.
             e[0].store(Ctl::stable(0, c.version() + 1).0, Ordering::Release);
             return Ok(());
+        }
+    }
+
+    /// Element `e`'s control word once no writer holds it: waits (bounded,
+    /// repairing a dead writer's element) while it is busy.
+    fn idle_ctl(&self, e: &[AtomicU64], patience: &mut Option<Patience>) -> Result<Ctl> {
+        loop {
+            // Acquire: seqlock read side (for `load`) and CAS expected value
+            // (for `store`): the element's previous write is visible.
+            let c = Ctl(e[0].load(Ordering::Acquire));
+            if !c.is_busy() {
+                return Ok(c);
+            }
+            self.wait(e, c, patience.get_or_insert_with(|| Patience::new(self.stall)))?;
         }
     }
 

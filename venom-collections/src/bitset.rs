@@ -63,12 +63,16 @@ impl Bitset {
             .ok_or_else(|| Error::InvalidConfig(format!("bitset of {bits} bits is too large")))
     }
 
+    /// Runs `op` on bit `i`'s word and mask; the result is checked against
+    /// a truncated mapping like every public operation.
     #[inline]
-    fn locate(&self, i: u64) -> Result<(&AtomicU64, u64)> {
-        if i >= self.bits {
-            return Err(Error::IndexOutOfBounds { index: i, len: self.bits });
-        }
-        Ok((&self.region.words()[(i / 64) as usize], 1u64 << (i % 64)))
+    fn on_bit(&self, i: u64, op: impl FnOnce(&AtomicU64, u64) -> bool) -> Result<bool> {
+        let r = if i < self.bits {
+            Ok(op(&self.region.words()[(i / 64) as usize], 1u64 << (i % 64)))
+        } else {
+            Err(Error::IndexOutOfBounds { index: i, len: self.bits })
+        };
+        crate::object_segment::guarded(Some(self.region.segment()), r)
     }
 
     /// Sets bit `i`; returns its previous value.
@@ -78,62 +82,35 @@ impl Bitset {
     /// it then does not publish the caller's earlier writes either.
     #[inline]
     pub fn set(&self, i: u64) -> Result<bool> {
-        crate::object_segment::guarded(Some(self.region.segment()), self.set_unguarded(i))
-    }
-
-    #[inline]
-    fn set_unguarded(&self, i: u64) -> Result<bool> {
-        let (w, m) = self.locate(i)?;
-        // Acquire: as `test`.
-        if w.load(Ordering::Acquire) & m != 0 {
-            return Ok(true);
-        }
-        // AcqRel: a bit can act as a flag guarding other shared data.
-        Ok(w.fetch_or(m, Ordering::AcqRel) & m != 0)
+        self.on_bit(i, |w, m| {
+            // Acquire: as `test`.
+            // AcqRel: a bit can act as a flag guarding other shared data.
+            w.load(Ordering::Acquire) & m != 0 || w.fetch_or(m, Ordering::AcqRel) & m != 0
+        })
     }
 
     /// Clears bit `i`; returns its previous value. Like [`Bitset::set`], a
     /// bit that is already clear is only loaded.
     #[inline]
     pub fn clear(&self, i: u64) -> Result<bool> {
-        crate::object_segment::guarded(Some(self.region.segment()), self.clear_unguarded(i))
-    }
-
-    #[inline]
-    fn clear_unguarded(&self, i: u64) -> Result<bool> {
-        let (w, m) = self.locate(i)?;
-        // Acquire: as `test`.
-        if w.load(Ordering::Acquire) & m == 0 {
-            return Ok(false);
-        }
-        // AcqRel: as in `set`.
-        Ok(w.fetch_and(!m, Ordering::AcqRel) & m != 0)
+        self.on_bit(i, |w, m| {
+            // Acquire: as `test`. AcqRel: as in `set`.
+            w.load(Ordering::Acquire) & m != 0 && w.fetch_and(!m, Ordering::AcqRel) & m != 0
+        })
     }
 
     /// Flips bit `i`; returns its previous value.
     #[inline]
     pub fn flip(&self, i: u64) -> Result<bool> {
-        crate::object_segment::guarded(Some(self.region.segment()), self.flip_unguarded(i))
-    }
-
-    #[inline]
-    fn flip_unguarded(&self, i: u64) -> Result<bool> {
-        let (w, m) = self.locate(i)?;
         // AcqRel: as in `set`.
-        Ok(w.fetch_xor(m, Ordering::AcqRel) & m != 0)
+        self.on_bit(i, |w, m| w.fetch_xor(m, Ordering::AcqRel) & m != 0)
     }
 
     /// Reads bit `i`.
     #[inline]
     pub fn test(&self, i: u64) -> Result<bool> {
-        crate::object_segment::guarded(Some(self.region.segment()), self.test_unguarded(i))
-    }
-
-    #[inline]
-    fn test_unguarded(&self, i: u64) -> Result<bool> {
-        let (w, m) = self.locate(i)?;
         // Acquire: pairs with the AcqRel writers.
-        Ok(w.load(Ordering::Acquire) & m != 0)
+        self.on_bit(i, |w, m| w.load(Ordering::Acquire) & m != 0)
     }
 
     /// Number of set bits (word-by-word snapshot).

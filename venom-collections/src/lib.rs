@@ -58,7 +58,7 @@ mod words;
 pub use array::{Array, Numeric};
 pub use bitset::{Bitset, IterOnes};
 pub use directory::{MAX_OBJECT_NAME, ObjectInfo, ObjectKind};
-pub use hash::{fixed_hash, type_fingerprint};
+pub use hash::{HashSeed, fixed_hash, seeded_hash, type_fingerprint};
 pub use map::{HashMap, Iter};
 pub use object_segment::{DEFAULT_DIRECTORY_ENTRIES, ObjectSegment};
 pub use patience::DEFAULT_STALL_TIMEOUT;

@@ -267,20 +267,7 @@ fn inspect_path(name: &str, path: &Path) -> Result<SegmentInfo> {
         Err(e) => {
             // Not ours to read (another user's file): report it, don't fail.
             let meta = std::fs::symlink_metadata(path).map_err(|_| Error::NotFound(name.to_owned()))?;
-            return Ok(SegmentInfo {
-                name: name.to_owned(),
-                path: path.to_owned(),
-                file_len: meta.len(),
-                mode: meta.mode() & 0o7777,
-                uid: meta.uid(),
-                created: created(&meta),
-                header: None,
-                owner: None,
-                creator_liveness: None,
-                owner_liveness: None,
-                status: Status::Unreadable(e.to_string()),
-                identity: (meta.dev(), meta.ino()),
-            });
+            return Ok(SegmentInfo::from_file(name, path, &meta, Status::Unreadable(e.to_string())));
         }
     };
     let mut info = inspect_file(name, path, &file)?;
@@ -294,6 +281,26 @@ fn inspect_path(name: &str, path: &Path) -> Result<SegmentInfo> {
     Ok(info)
 }
 
+impl SegmentInfo {
+    /// What the file's metadata alone tells (no header read yet).
+    fn from_file(name: &str, path: &Path, meta: &std::fs::Metadata, status: Status) -> SegmentInfo {
+        SegmentInfo {
+            name: name.to_owned(),
+            path: path.to_owned(),
+            file_len: meta.len(),
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            created: created(meta),
+            header: None,
+            owner: None,
+            creator_liveness: None,
+            owner_liveness: None,
+            status,
+            identity: (meta.dev(), meta.ino()),
+        }
+    }
+}
+
 /// Opens for reading without following a symlink and without blocking on
 /// a FIFO (both are reported, never read through).
 fn open_read_only(path: &Path) -> std::io::Result<File> {
@@ -304,20 +311,7 @@ fn open_read_only(path: &Path) -> std::io::Result<File> {
 /// Inspects an open file (the fd decides the identity, not the path).
 fn inspect_file(name: &str, path: &Path, file: &File) -> Result<SegmentInfo> {
     let meta = file.metadata().map_err(|source| Error::Os { op: "fstat", source })?;
-    let mut info = SegmentInfo {
-        name: name.to_owned(),
-        path: path.to_owned(),
-        file_len: meta.len(),
-        mode: meta.mode() & 0o7777,
-        uid: meta.uid(),
-        created: created(&meta),
-        header: None,
-        owner: None,
-        creator_liveness: None,
-        owner_liveness: None,
-        status: Status::Uninitialised,
-        identity: (meta.dev(), meta.ino()),
-    };
+    let mut info = SegmentInfo::from_file(name, path, &meta, Status::Uninitialised);
     if !meta.is_file() {
         info.status = Status::Stray("not a regular file".into());
         return Ok(info);

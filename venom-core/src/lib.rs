@@ -37,7 +37,7 @@ mod name;
 pub mod process;
 mod segment;
 pub mod seq_region;
-mod seqlock;
+pub mod seqlock;
 mod shm;
 #[cfg(feature = "testkit")]
 pub mod testkit;

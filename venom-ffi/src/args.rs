@@ -5,7 +5,7 @@
 use std::ffi::{CStr, c_char};
 use std::time::Duration;
 
-use crate::status::{Failure, FfiResult};
+use crate::status::{Failure, FfiResult, guard, venom_status};
 
 /// Wait forever (the value of every `timeout_ms` parameter that means "no
 /// deadline").
@@ -106,6 +106,68 @@ impl<T> Out<T> {
         // `write` does not drop the old (uninitialised) value.
         unsafe { self.0.write(value) }
     }
+}
+
+impl<T> Out<*mut T> {
+    /// Moves `value` to the heap and stores the new handle (freed by
+    /// [`free_handle`] from the type's `_free` function).
+    ///
+    /// # Safety
+    /// As [`Out::set`].
+    pub(crate) unsafe fn set_handle(&self, value: T) {
+        // SAFETY: forwarded contract.
+        unsafe { self.set(Box::into_raw(Box::new(value))) }
+    }
+}
+
+/// The whole body of the `_open`/`_connect` functions: checks `out`, makes
+/// the handle from the name with `make`, stores it in `*out`.
+///
+/// # Safety
+/// `name` is NULL or a NUL-terminated string; `out` is NULL or valid for a
+/// write of a pointer.
+pub(crate) unsafe fn open_named<H>(
+    name: *const c_char,
+    out: *mut *mut H,
+    what: &str,
+    make: impl FnOnce(&str) -> FfiResult<H>,
+) -> venom_status {
+    guard(|| {
+        let out = self::out(out, what)?;
+        // SAFETY: forwarded contract.
+        let handle = make(unsafe { self::name(name)? })?;
+        // SAFETY: checked non-null; valid per the contract.
+        unsafe { out.set_handle(handle) };
+        Ok(())
+    })
+}
+
+/// The whole body of the `_free` functions: releases a handle stored by
+/// [`Out::set_handle`]; NULL is a no-op.
+///
+/// # Safety
+/// `ptr` is NULL or a live handle no other thread is using; it must not be
+/// used afterwards.
+pub(crate) unsafe fn free_handle<T>(ptr: *mut T) -> venom_status {
+    guard(|| {
+        if !ptr.is_null() {
+            // SAFETY: a live handle from Box::into_raw, released once.
+            drop(unsafe { Box::from_raw(ptr) });
+        }
+        Ok(())
+    })
+}
+
+/// The tail of the functions that report a value through an optional
+/// out-parameter (`*version`, `*request_id`): stores `value` in `*ptr`
+/// unless NULL, and succeeds.
+///
+/// # Safety
+/// `ptr` is NULL or valid for a write of `T`.
+pub(crate) unsafe fn store_opt<T>(ptr: *mut T, value: T) -> FfiResult {
+    // SAFETY: forwarded contract.
+    unsafe { set_opt(&opt_out(ptr), value) };
+    Ok(())
 }
 
 /// Stores `value` into an optional out-parameter.

@@ -8,7 +8,7 @@ use std::ffi::c_char;
 use venom_core::channel::Command;
 use venom_core::{ChannelConfig, DaemonChannel, StopHandle, WaitStrategy};
 
-use crate::args::{self, bytes_in, bytes_out, handle, opt_out, out, set_opt};
+use crate::args::{self, bytes_in, bytes_out, handle, opt_out, out, set_opt, store_opt};
 use crate::seq::{checked_parts, venom_write_part, write_parts};
 use crate::status::{Failure, FfiResult, guard, venom_status};
 
@@ -176,7 +176,7 @@ pub unsafe extern "C" fn venom_daemon_create(
             state: UnsafeCell::new(DaemonState { chan, held: None, pending: HashMap::new(), next_token: 1 }),
         };
         // SAFETY: checked non-null; valid per the contract.
-        unsafe { out.set(Box::into_raw(Box::new(d))) };
+        unsafe { out.set_handle(d) };
         Ok(())
     })
 }
@@ -234,9 +234,8 @@ pub unsafe extern "C" fn venom_daemon_write_data_parts(
         // SAFETY: forwarded contract.
         let parts = unsafe { checked_parts(parts, count, st.chan.data().size())? };
         let ((), v) = st.chan.write_data_with(|w| write_parts(w, parts))?;
-        // SAFETY: NULL or valid per the contract.
-        unsafe { set_opt(&opt_out(version), v) };
-        Ok(())
+        // SAFETY: `version` is NULL or valid per the contract.
+        unsafe { store_opt(version, v) }
     })
 }
 
@@ -390,11 +389,6 @@ pub unsafe extern "C" fn venom_daemon_stop(daemon: *const venom_daemon) -> venom
 /// used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_daemon_free(daemon: *mut venom_daemon) -> venom_status {
-    guard(|| {
-        if !daemon.is_null() {
-            // SAFETY: a live handle from Box::into_raw, released once.
-            drop(unsafe { Box::from_raw(daemon) });
-        }
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { args::free_handle(daemon) }
 }

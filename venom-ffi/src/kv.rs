@@ -148,7 +148,7 @@ pub unsafe extern "C" fn venom_kv_create(
         cfg.validate()?;
         let inner = KvCache::create(name, cfg)?;
         // SAFETY: checked non-null; valid per the contract.
-        unsafe { out.set(Box::into_raw(Box::new(venom_kv { inner }))) };
+        unsafe { out.set_handle(venom_kv { inner }) };
         Ok(())
     })
 }
@@ -161,14 +161,8 @@ pub unsafe extern "C" fn venom_kv_create(
 /// write of a pointer.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_kv_open(name: *const c_char, out: *mut *mut venom_kv) -> venom_status {
-    guard(|| {
-        let out = args::out(out, "cache")?;
-        // SAFETY: forwarded contract.
-        let inner = KvCache::open(unsafe { args::name(name)? })?;
-        // SAFETY: checked non-null; valid per the contract.
-        unsafe { out.set(Box::into_raw(Box::new(venom_kv { inner }))) };
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { args::open_named(name, out, "cache", |n| Ok(venom_kv { inner: KvCache::open(n)? })) }
 }
 
 /// Stores `value` under `key` (with the cache's default TTL).
@@ -329,11 +323,6 @@ pub unsafe extern "C" fn venom_kv_unlink(kv: *const venom_kv) -> venom_status {
 /// used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_kv_close(kv: *mut venom_kv) -> venom_status {
-    guard(|| {
-        if !kv.is_null() {
-            // SAFETY: a live handle from Box::into_raw, released once.
-            drop(unsafe { Box::from_raw(kv) });
-        }
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { args::free_handle(kv) }
 }

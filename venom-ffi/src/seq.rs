@@ -5,7 +5,7 @@ use std::ffi::c_char;
 
 use venom_core::{Error, RegionConfig, RegionWrite, SeqReader, SeqRegion, SeqWriter};
 
-use crate::args::{self, bytes_in, bytes_out, handle, handle_mut, opt_out, out, set_opt};
+use crate::args::{self, bytes_in, bytes_out, handle, handle_mut, out, store_opt};
 use crate::status::{Failure, FfiResult, guard, venom_status};
 
 /// The writer of a seqlock region.
@@ -59,7 +59,7 @@ pub unsafe extern "C" fn venom_seq_writer_create(
         }
         let inner = SeqWriter::create(name, cfg)?;
         // SAFETY: checked non-null; valid per the contract.
-        unsafe { out.set(Box::into_raw(Box::new(venom_seq_writer { inner }))) };
+        unsafe { out.set_handle(venom_seq_writer { inner }) };
         Ok(())
     })
 }
@@ -75,14 +75,8 @@ pub unsafe extern "C" fn venom_seq_writer_take_over(
     name: *const c_char,
     out: *mut *mut venom_seq_writer,
 ) -> venom_status {
-    guard(|| {
-        let out = args::out(out, "writer")?;
-        // SAFETY: forwarded contract.
-        let inner = SeqWriter::take_over(unsafe { args::name(name)? })?;
-        // SAFETY: checked non-null; valid per the contract.
-        unsafe { out.set(Box::into_raw(Box::new(venom_seq_writer { inner }))) };
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { args::open_named(name, out, "writer", |n| Ok(venom_seq_writer { inner: SeqWriter::take_over(n)? })) }
 }
 
 /// Writes `len` bytes at offset 0 and records `len` as the length returned
@@ -102,10 +96,8 @@ pub unsafe extern "C" fn venom_seq_writer_write(
     guard(|| {
         // SAFETY: forwarded contract.
         let (w, data) = unsafe { (handle_mut(writer, "writer")?, bytes_in(data, len, "data")?) };
-        let v = w.inner.write(data)?;
-        // SAFETY: NULL or valid per the contract.
-        unsafe { set_opt(&opt_out(version), v) };
-        Ok(())
+        // SAFETY: `version` is NULL or valid per the contract.
+        unsafe { store_opt(version, w.inner.write(data)?) }
     })
 }
 
@@ -126,10 +118,8 @@ pub unsafe extern "C" fn venom_seq_writer_write_at(
     guard(|| {
         // SAFETY: forwarded contract.
         let (w, data) = unsafe { (handle_mut(writer, "writer")?, bytes_in(data, len, "data")?) };
-        let v = w.inner.write_at(offset, data)?;
-        // SAFETY: NULL or valid per the contract.
-        unsafe { set_opt(&opt_out(version), v) };
-        Ok(())
+        // SAFETY: `version` is NULL or valid per the contract.
+        unsafe { store_opt(version, w.inner.write_at(offset, data)?) }
     })
 }
 
@@ -214,9 +204,8 @@ pub unsafe extern "C" fn venom_seq_writer_write_parts(
         // SAFETY: forwarded contract.
         let parts = unsafe { checked_parts(parts, count, w.inner.size())? };
         let ((), v) = w.inner.write_with(|rw| write_parts(rw, parts))?;
-        // SAFETY: NULL or valid per the contract.
-        unsafe { set_opt(&opt_out(version), v) };
-        Ok(())
+        // SAFETY: `version` is NULL or valid per the contract.
+        unsafe { store_opt(version, v) }
     })
 }
 
@@ -262,13 +251,8 @@ pub unsafe extern "C" fn venom_seq_writer_unlink(writer: *const venom_seq_writer
 /// be used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_seq_writer_free(writer: *mut venom_seq_writer) -> venom_status {
-    guard(|| {
-        if !writer.is_null() {
-            // SAFETY: a live handle from Box::into_raw, released once.
-            drop(unsafe { Box::from_raw(writer) });
-        }
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { args::free_handle(writer) }
 }
 
 /// Opens the region `name` for reading. `VENOM_ENOTFOUND`, `VENOM_ECORRUPT`
@@ -279,14 +263,8 @@ pub unsafe extern "C" fn venom_seq_writer_free(writer: *mut venom_seq_writer) ->
 /// write of a pointer.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_seq_reader_open(name: *const c_char, out: *mut *mut venom_seq_reader) -> venom_status {
-    guard(|| {
-        let out = args::out(out, "reader")?;
-        // SAFETY: forwarded contract.
-        let inner = SeqReader::open(unsafe { args::name(name)? })?;
-        // SAFETY: checked non-null; valid per the contract.
-        unsafe { out.set(Box::into_raw(Box::new(venom_seq_reader { inner }))) };
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { args::open_named(name, out, "reader", |n| Ok(venom_seq_reader { inner: SeqReader::open(n)? })) }
 }
 
 /// Copies the bytes of the last `venom_seq_writer_write` into `buf` and
@@ -338,10 +316,8 @@ pub unsafe extern "C" fn venom_seq_reader_read_at(
     guard(|| {
         // SAFETY: forwarded contract.
         let (r, buf) = unsafe { (handle(reader, "reader")?, bytes_out(buf, len, "buffer")?) };
-        let v = r.inner.read_at(offset, buf)?;
-        // SAFETY: NULL or valid per the contract.
-        unsafe { set_opt(&opt_out(version), v) };
-        Ok(())
+        // SAFETY: `version` is NULL or valid per the contract.
+        unsafe { store_opt(version, r.inner.read_at(offset, buf)?) }
     })
 }
 
@@ -398,13 +374,8 @@ pub unsafe extern "C" fn venom_seq_reader_wait_for_change(
 /// be used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_seq_reader_free(reader: *mut venom_seq_reader) -> venom_status {
-    guard(|| {
-        if !reader.is_null() {
-            // SAFETY: a live handle from Box::into_raw, released once.
-            drop(unsafe { Box::from_raw(reader) });
-        }
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { args::free_handle(reader) }
 }
 
 fn region_u64(region: &SeqRegion, dst: *mut u64, get: fn(&SeqRegion) -> u64) -> FfiResult {

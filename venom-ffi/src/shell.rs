@@ -4,7 +4,7 @@ use std::ffi::c_char;
 
 use venom_core::{Error, ShellChannel};
 
-use crate::args::{self, bytes_in, bytes_out, handle, handle_mut, opt_out, out, set_opt};
+use crate::args::{self, bytes_in, bytes_out, handle, handle_mut, opt_out, out, set_opt, store_opt};
 use crate::status::{Failure, guard, venom_status};
 
 /// A channel client handle: reads the daemon's data and sends it requests.
@@ -39,14 +39,8 @@ fn report_needed(e: Error, len: &args::Out<usize>) -> Failure {
 /// write of a pointer.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_shell_connect(name: *const c_char, out: *mut *mut venom_shell) -> venom_status {
-    guard(|| {
-        let out = args::out(out, "shell")?;
-        // SAFETY: forwarded contract.
-        let chan = ShellChannel::connect(unsafe { args::name(name)? })?;
-        // SAFETY: checked non-null; valid per the contract.
-        unsafe { out.set(Box::into_raw(Box::new(venom_shell { chan }))) };
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { args::open_named(name, out, "shell", |n| Ok(venom_shell { chan: ShellChannel::connect(n)? })) }
 }
 
 /// Copies the daemon's last `venom_daemon_write_data` into `buf` and stores
@@ -177,10 +171,8 @@ pub unsafe extern "C" fn venom_shell_send(
     guard(|| {
         // SAFETY: forwarded contract.
         let (s, cmd) = unsafe { (handle_mut(shell, "shell")?, bytes_in(cmd, cmd_len, "command")?) };
-        let id = s.chan.send_command(cmd)?;
-        // SAFETY: NULL or valid per the contract.
-        unsafe { set_opt(&opt_out(request_id), id) };
-        Ok(())
+        // SAFETY: `request_id` is NULL or valid per the contract.
+        unsafe { store_opt(request_id, s.chan.send_command(cmd)?) }
     })
 }
 
@@ -265,10 +257,8 @@ pub unsafe extern "C" fn venom_shell_read_data_at(
     guard(|| {
         // SAFETY: forwarded contract.
         let (s, buf) = unsafe { (handle(shell, "shell")?, bytes_out(buf, len, "buffer")?) };
-        let v = s.chan.data().read_at(offset, buf)?;
-        // SAFETY: NULL or valid per the contract.
-        unsafe { set_opt(&opt_out(version), v) };
-        Ok(())
+        // SAFETY: `version` is NULL or valid per the contract.
+        unsafe { store_opt(version, s.chan.data().read_at(offset, buf)?) }
     })
 }
 
@@ -313,11 +303,6 @@ pub unsafe extern "C" fn venom_shell_daemon_alive(shell: *const venom_shell, ali
 /// used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_shell_free(shell: *mut venom_shell) -> venom_status {
-    guard(|| {
-        if !shell.is_null() {
-            // SAFETY: a live handle from Box::into_raw, released once.
-            drop(unsafe { Box::from_raw(shell) });
-        }
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { args::free_handle(shell) }
 }

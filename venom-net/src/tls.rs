@@ -188,11 +188,7 @@ pub struct ServerTls(pub(crate) quinn::ServerConfig);
 impl ServerTls {
     /// Server certificate only (development: mirrors pin it).
     pub fn new(id: &Identity) -> Result<Self> {
-        let cfg = rustls::ServerConfig::builder_with_provider(provider())
-            .with_protocol_versions(&[&rustls::version::TLS13])?
-            .with_no_client_auth()
-            .with_single_cert(id.chain.clone(), id.key())?;
-        Self::finish(cfg)
+        Self::finish(Self::builder(provider())?.with_no_client_auth(), id)
     }
 
     /// Pinned client authentication: mirrors must present one of exactly
@@ -204,22 +200,14 @@ impl ServerTls {
         }
         let p = provider();
         let v = Arc::new(PinnedCert { certs: clients.to_vec(), provider: p.clone() });
-        let cfg = rustls::ServerConfig::builder_with_provider(p)
-            .with_protocol_versions(&[&rustls::version::TLS13])?
-            .with_client_cert_verifier(v)
-            .with_single_cert(id.chain.clone(), id.key())?;
-        Self::finish(cfg)
+        Self::finish(Self::builder(p)?.with_client_cert_verifier(v), id)
     }
 
     /// Mutual TLS: mirrors must present a certificate issued by one of `ca_roots`.
     pub fn mutual(id: &Identity, ca_roots: &[CertificateDer<'static>]) -> Result<Self> {
         let verifier =
             WebPkiClientVerifier::builder_with_provider(roots(ca_roots)?, provider()).build().map_err(cfg_err)?;
-        let cfg = rustls::ServerConfig::builder_with_provider(provider())
-            .with_protocol_versions(&[&rustls::version::TLS13])?
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(id.chain.clone(), id.key())?;
-        Self::finish(cfg)
+        Self::finish(Self::builder(provider())?.with_client_cert_verifier(verifier), id)
     }
 
     /// Raises (or lowers) the per-connection send window from
@@ -237,7 +225,17 @@ impl ServerTls {
         self.0.clone()
     }
 
-    fn finish(mut cfg: rustls::ServerConfig) -> Result<Self> {
+    /// TLS 1.3 only, with `p`'s algorithms: where every server config starts.
+    fn builder(p: Arc<CryptoProvider>) -> Result<rustls::ConfigBuilder<rustls::ServerConfig, rustls::WantsVerifier>> {
+        Ok(rustls::ServerConfig::builder_with_provider(p).with_protocol_versions(&[&rustls::version::TLS13])?)
+    }
+
+    /// Presents `id`, speaks our ALPN, uses the publisher transport limits.
+    fn finish(
+        b: rustls::ConfigBuilder<rustls::ServerConfig, rustls::server::WantsServerCert>,
+        id: &Identity,
+    ) -> Result<Self> {
+        let mut cfg = b.with_single_cert(id.chain.clone(), id.key())?;
         cfg.alpn_protocols = vec![ALPN.to_vec()];
         let q = QuicServerConfig::try_from(cfg).map_err(cfg_err)?;
         let mut s = quinn::ServerConfig::with_crypto(Arc::new(q));
@@ -253,45 +251,23 @@ pub struct ClientTls(pub(crate) quinn::ClientConfig);
 impl ClientTls {
     /// Trust exactly this publisher certificate (development setup).
     pub fn pinned(publisher_cert: CertificateDer<'static>) -> Result<Self> {
-        let p = provider();
-        let v = Arc::new(PinnedCert { certs: vec![publisher_cert], provider: p.clone() });
-        let cfg = rustls::ClientConfig::builder_with_provider(p)
-            .with_protocol_versions(&[&rustls::version::TLS13])?
-            .dangerous()
-            .with_custom_certificate_verifier(v)
-            .with_no_client_auth();
-        Self::finish(cfg)
+        Self::finish(Self::pinning(publisher_cert)?.with_no_client_auth())
     }
 
     /// Pins the publisher's certificate and presents `id` (for a publisher
     /// using [`ServerTls::pinned_clients`]).
     pub fn pinned_with_identity(publisher_cert: CertificateDer<'static>, id: &Identity) -> Result<Self> {
-        let p = provider();
-        let v = Arc::new(PinnedCert { certs: vec![publisher_cert], provider: p.clone() });
-        let cfg = rustls::ClientConfig::builder_with_provider(p)
-            .with_protocol_versions(&[&rustls::version::TLS13])?
-            .dangerous()
-            .with_custom_certificate_verifier(v)
-            .with_client_auth_cert(id.chain.clone(), id.key())?;
-        Self::finish(cfg)
+        Self::finish(Self::pinning(publisher_cert)?.with_client_auth_cert(id.chain.clone(), id.key())?)
     }
 
     /// Mutual TLS: verify the publisher against `ca_roots`, present `id`.
     pub fn mutual(ca_roots: &[CertificateDer<'static>], id: &Identity) -> Result<Self> {
-        let cfg = rustls::ClientConfig::builder_with_provider(provider())
-            .with_protocol_versions(&[&rustls::version::TLS13])?
-            .with_root_certificates(roots(ca_roots)?)
-            .with_client_auth_cert(id.chain.clone(), id.key())?;
-        Self::finish(cfg)
+        Self::finish(Self::trusting(ca_roots)?.with_client_auth_cert(id.chain.clone(), id.key())?)
     }
 
     /// Verify the publisher against `ca_roots`, no client certificate.
     pub fn with_roots(ca_roots: &[CertificateDer<'static>]) -> Result<Self> {
-        let cfg = rustls::ClientConfig::builder_with_provider(provider())
-            .with_protocol_versions(&[&rustls::version::TLS13])?
-            .with_root_certificates(roots(ca_roots)?)
-            .with_no_client_auth();
-        Self::finish(cfg)
+        Self::finish(Self::trusting(ca_roots)?.with_no_client_auth())
     }
 
     /// Sets the mirror's receive window (stream and connection) instead of
@@ -307,6 +283,28 @@ impl ClientTls {
         self.0.clone()
     }
 
+    /// TLS 1.3 only, with `p`'s algorithms: where every client config starts.
+    fn builder(p: Arc<CryptoProvider>) -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier>> {
+        Ok(rustls::ClientConfig::builder_with_provider(p).with_protocol_versions(&[&rustls::version::TLS13])?)
+    }
+
+    /// Accepts exactly `publisher_cert` (see [`PinnedCert`]).
+    fn pinning(
+        publisher_cert: CertificateDer<'static>,
+    ) -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>> {
+        let p = provider();
+        let v = Arc::new(PinnedCert { certs: vec![publisher_cert], provider: p.clone() });
+        Ok(Self::builder(p)?.dangerous().with_custom_certificate_verifier(v))
+    }
+
+    /// Verifies the publisher's chain against `ca_roots`.
+    fn trusting(
+        ca_roots: &[CertificateDer<'static>],
+    ) -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>> {
+        Ok(Self::builder(provider())?.with_root_certificates(roots(ca_roots)?))
+    }
+
+    /// Speaks our ALPN, uses the mirror transport limits.
     fn finish(mut cfg: rustls::ClientConfig) -> Result<Self> {
         cfg.alpn_protocols = vec![ALPN.to_vec()];
         let q = QuicClientConfig::try_from(cfg).map_err(cfg_err)?;

@@ -12,7 +12,7 @@ use venom_core::loom::sync::Ordering;
 
 use super::KvCache;
 use super::layout::{SLOT_EMPTY, SLOT_TOMB, STATE_LIVE, unpack_block};
-use super::seqlock;
+use venom_core::seqlock;
 
 /// The slot value for entry `e` with key hash `h`.
 pub(crate) fn slot_value(h: u64, e: usize) -> u64 {

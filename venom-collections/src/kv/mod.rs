@@ -53,13 +53,11 @@
 mod alloc;
 mod clock;
 mod config;
-mod hash;
 mod index;
 mod layout;
 mod lock;
 mod read;
 mod recover;
-mod seqlock;
 mod stats;
 mod write;
 
@@ -128,7 +126,7 @@ impl KvCache {
     /// `Error::Core(AlreadyExists)` if a live process owns the name.
     pub fn create(name: &str, cfg: KvConfig) -> Result<KvCache> {
         let layout = KvLayout::for_config(&cfg)?;
-        let seed = hash::fresh_seed();
+        let seed = crate::hash::fresh_seed();
         let ttl = match cfg.default_ttl {
             Some(t) => config::ttl_nanos(t)?,
             None => 0,

@@ -15,11 +15,11 @@ use venom_core::loom::sync::Ordering;
 use super::KvCache;
 use super::clock::now_ns;
 use super::config::GRANULE;
-use super::hash::hash_key;
 use super::index::slot_entry;
 use super::layout::{NO_BLOCK, SLOT_EMPTY, STATE_LIVE, unpack_block};
-use super::seqlock;
 use crate::error::{Error, Result};
+use crate::hash::{HashSeed, seeded_hash};
+use venom_core::seqlock;
 
 /// How long a reader keeps retrying an entry that a writer holds odd before
 /// checking whether that writer died.
@@ -127,7 +127,7 @@ impl KvCache {
     /// validated length.
     fn read(&self, key: &[u8], touch: bool, sink: &mut dyn FnMut(*const u8, usize)) -> Result<Option<usize>> {
         self.check_key(key)?;
-        let h = hash_key(self.seed, key);
+        let h = seeded_hash(HashSeed::keyed(self.seed), key);
         let mask = self.layout.index_slots - 1;
         let epoch_word = &self.header().lock.index_epoch;
         let mut spins = 0u32;
@@ -137,7 +137,7 @@ impl KvCache {
                 self.read_backoff(&mut spins, &mut stalled_since)?;
             }
             spins += 1;
-            let Some(epoch) = seqlock::read_begin(epoch_word) else { continue };
+            let Some(epoch) = seqlock::try_read_begin(epoch_word) else { continue };
             let now = now_ns();
             for i in 0..self.layout.index_slots {
                 let slot = (h as usize).wrapping_add(i) & mask;
@@ -173,7 +173,7 @@ impl KvCache {
     /// Examines entry `e` under its seqlock.
     fn look(&self, e: usize, h: u64, key: &[u8], now: u64, sink: &mut dyn FnMut(*const u8, usize)) -> Result<Look> {
         let head = self.entry(e);
-        let Some(v) = seqlock::read_begin(&head.version) else { return Ok(Look::Busy) };
+        let Some(v) = seqlock::try_read_begin(&head.version) else { return Ok(Look::Busy) };
         // Relaxed loads: validated by read_validate below.
         let block = head.block.load(Ordering::Relaxed);
         let (granule, order, state) = unpack_block(block);

@@ -9,10 +9,10 @@ use venom_core::loom::sync::Ordering;
 
 use super::KvCache;
 use super::config::GRANULE;
-use super::hash::hash_key;
 use super::layout::{NIL, NO_BLOCK, STATE_FREE, STATE_LIVE, pack_block, unpack_block};
-use super::seqlock;
 use crate::error::Result;
+use crate::hash::{HashSeed, seeded_hash};
+use venom_core::seqlock;
 
 impl KvCache {
     /// Lock held (or segment not yet published).
@@ -52,7 +52,7 @@ impl KvCache {
             // never find it) and keys must be unique.
             let ok = ok && {
                 let key = self.stored_key(e, key_len);
-                head.hash.load(Ordering::Relaxed) == hash_key(self.seed, &key) && seen.insert(key)
+                head.hash.load(Ordering::Relaxed) == seeded_hash(HashSeed::keyed(self.seed), &key) && seen.insert(key)
             };
             if !ok {
                 self.drop_entry(e);

@@ -16,7 +16,7 @@ use super::KvCache;
 use super::clock::{now_ns, to_system_time};
 use super::config::GRANULE;
 use super::layout::{STATE_LIVE, unpack_block};
-use super::seqlock;
+use venom_core::seqlock;
 
 /// A snapshot of cache-wide statistics.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -131,7 +131,7 @@ impl KvCache {
     fn entry_meta(&self, e: usize, now: u64) -> Option<EntryMeta> {
         let head = self.entry(e);
         for _ in 0..64 {
-            let Some(v) = seqlock::read_begin(&head.version) else {
+            let Some(v) = seqlock::try_read_begin(&head.version) else {
                 venom_core::loom::spin_hint();
                 continue;
             };

@@ -10,11 +10,11 @@ use super::KvCache;
 use super::alloc::order_for;
 use super::clock::now_ns;
 use super::config::{Eviction, GRANULE};
-use super::hash::hash_key;
 use super::layout::{NIL, NO_BLOCK, STATE_FREE, STATE_LIVE, pack_block, unpack_block};
 use super::lock::pause_point;
-use super::seqlock;
 use crate::error::{Error, Result};
+use crate::hash::{HashSeed, seeded_hash};
+use venom_core::seqlock;
 
 /// Why an entry is removed (selects the statistic).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -30,7 +30,7 @@ impl KvCache {
         if value.len() > self.layout.max_value_len {
             return Err(Error::ValueTooLarge { len: value.len(), max: self.layout.max_value_len });
         }
-        let h = hash_key(self.seed, key);
+        let h = seeded_hash(HashSeed::keyed(self.seed), key);
         let _guard = self.lock()?;
         let now = now_ns();
         let expires = ttl_ns.map_or(0, |t| now.saturating_add(t));
@@ -136,7 +136,7 @@ impl KvCache {
     #[inline]
     fn delete_unguarded(&self, key: &[u8]) -> Result<bool> {
         self.check_key(key)?;
-        let h = hash_key(self.seed, key);
+        let h = seeded_hash(HashSeed::keyed(self.seed), key);
         let _guard = self.lock()?;
         let Some((_, e)) = self.find_locked(key, h) else { return Ok(false) };
         if self.is_expired(e, now_ns()) {

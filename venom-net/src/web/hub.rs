@@ -12,6 +12,7 @@
 //! state wins, memory per browser is bounded (one pending frame plus
 //! `view_len / BLOCK` bits), and the writer never waits for anyone.
 
+use super::WebStats;
 use super::frame::{FrameBuilder, FrameKind, HEADER_BYTES, RUN_HEADER_BYTES};
 use crate::proto::diff::changed_runs;
 use crate::{RegionSource, Result, Snapshot};
@@ -54,18 +55,6 @@ pub(crate) enum Next {
     Closed,
 }
 
-/// Counters filled by the hub (read by `WebStats`).
-#[derive(Default, Debug, Clone, Copy)]
-pub(crate) struct HubCounters {
-    pub versions: u64,
-    pub delta_frames: u64,
-    pub delta_bytes: u64,
-    pub changed_bytes: u64,
-    pub runs: u64,
-    pub conflated_frames: u64,
-    pub snapshot_frames: u64,
-}
-
 pub(crate) struct Hub {
     /// The view (`0..view_len` of the region) at `version`.
     shadow: Vec<u8>,
@@ -74,7 +63,9 @@ pub(crate) struct Hub {
     slots: HashMap<u64, Slot>,
     next_id: u64,
     closed: bool,
-    pub(crate) counters: HubCounters,
+    /// The hub's counters, in the public shape (the fields it does not
+    /// own stay at their defaults; `WebView::stats` fills them).
+    pub(crate) counters: WebStats,
 }
 
 impl Hub {
@@ -88,7 +79,7 @@ impl Hub {
             slots: HashMap::new(),
             next_id: 0,
             closed: false,
-            counters: HubCounters::default(),
+            counters: WebStats::default(),
         };
         for c in &snap.chunks {
             let end = (c.offset + c.len).min(view_len);

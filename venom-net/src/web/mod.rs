@@ -280,9 +280,9 @@ impl WebView {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> WebStats {
-        let (version, browsers, c) = {
+        let (version, browsers, hub_counters) = {
             let hub = self.shared.hub();
-            (hub.version(), hub.browsers(), hub.counters)
+            (hub.version(), hub.browsers(), hub.counters.clone())
         };
         let a = &self.shared.counters;
         WebStats {
@@ -290,16 +290,10 @@ impl WebView {
             browsers,
             browsers_total: a.browsers_total.load(Ordering::Relaxed),
             rejected: a.rejected.load(Ordering::Relaxed),
-            versions: c.versions,
-            delta_frames: c.delta_frames,
-            delta_bytes: c.delta_bytes,
-            changed_bytes: c.changed_bytes,
-            runs: c.runs,
-            conflated_frames: c.conflated_frames,
-            snapshot_frames: c.snapshot_frames,
             frames_sent: a.frames_sent.load(Ordering::Relaxed),
             bytes_sent: a.bytes_sent.load(Ordering::Relaxed),
             last_error: self.shared.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            ..hub_counters
         }
     }
 
