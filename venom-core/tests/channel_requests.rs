@@ -112,11 +112,14 @@ fn recv_command_and_out_of_order_respond() {
     let cb = daemon.recv_command(SEC).unwrap();
     assert_eq!((ca.data(), cb.data(), ca.client()), (&b"a"[..], &b"b"[..], shell.client_id()));
     assert_eq!((ca.request_id(), cb.request_id()), (a, b));
+    // Answered out of order: the later request's reply is received while
+    // the earlier one is still unanswered, and each reply reaches its own
+    // request.
     daemon.respond(cb, b"B").unwrap();
-    daemon.respond(ca, b"A").unwrap();
     let mut buf = [0u8; 8];
     assert_eq!(shell.recv_response(&mut buf).unwrap(), (b, 1));
     assert_eq!(buf[0], b'B');
+    daemon.respond(ca, b"A").unwrap();
     assert_eq!(shell.recv_response(&mut buf).unwrap(), (a, 1));
     assert_eq!(buf[0], b'A');
     assert!(matches!(shell.recv_response(&mut buf), Err(Error::Timeout(_))));
@@ -286,14 +289,20 @@ fn corrupt_channel_headers_are_rejected() {
     // SAFETY: 8-aligned offsets inside the channel header and the queue
     // header; the fields are atomics in shared memory.
     let word = |off: usize| unsafe { &*(seg.body_ptr().add(off) as *const AtomicU64) };
-    // (offset, bad value): reply-ring offset, queue lane count, queue stride,
-    // data offset past the end, channel magic.
-    for (off, bad) in [(24, 8), (128 + 16, 1 << 30), (128 + 40, 3), (32, 1 << 40), (0, 0)] {
+    // (offset, bad value): data offset inside the queue, queue lane count,
+    // queue stride, data offset past the end, channel magic.
+    for (off, bad) in [(24, 8), (128 + 16, 1 << 30), (128 + 40, 3), (24, 1 << 40), (0, 0)] {
         let saved = word(off).swap(bad, Ordering::SeqCst);
         let r = ShellChannel::connect(&name);
         assert!(matches!(r, Err(Error::Corrupt { .. })), "offset {off}: {r:?}");
         word(off).store(saved, Ordering::SeqCst);
     }
+    // A segment of the previous layout (version 2, with reply rings) is
+    // refused with a typed error.
+    let saved = word(8).swap(2, Ordering::SeqCst);
+    let r = ShellChannel::connect(&name);
+    assert!(matches!(r, Err(Error::VersionMismatch { .. })), "{r:?}");
+    word(8).store(saved, Ordering::SeqCst);
     ShellChannel::connect(&name).unwrap();
     drop(daemon);
     // A dropped daemon unlinks its name.

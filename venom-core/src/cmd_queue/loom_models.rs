@@ -20,7 +20,8 @@ struct Model {
 }
 
 fn model(cap: usize) -> Arc<Model> {
-    let ctl = RingCtl { tail: Line(AtomicU64::new(0)), head: Line(AtomicU64::new(0)), ready: Line(EventCount::new()) };
+    let producer = ProducerCtl { tail: AtomicU64::new(0), taken: AtomicU64::new(0) };
+    let ctl = RingCtl { producer: Line(producer), head: Line(AtomicU64::new(0)), ready: Line(EventCount::new()) };
     let slots = (0..cap)
         .map(|_| ModelSlot {
             hdr: SlotHeader {
@@ -101,7 +102,7 @@ fn loom_ring_recover_tail() {
         let (mut tail, mut head) = (0, 0);
         assert!(r.try_push(&mut tail, &mut head, OutMsg::data(1, 1, b"a"), || {}));
         // Simulate the crash window: the hint lags behind the stamp.
-        m.ctl.tail.0.store(0, Ordering::Relaxed);
+        m.ctl.producer.0.tail.store(0, Ordering::Relaxed);
         let c = SendModel(m.clone());
         let consumer = loom::thread::spawn(move || {
             let r = ring(&c.0);

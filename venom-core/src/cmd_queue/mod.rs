@@ -51,6 +51,7 @@
 //! ```
 
 mod consumer;
+pub(crate) mod in_place;
 mod layout;
 #[cfg(all(test, loom))]
 mod loom_models;
