@@ -146,7 +146,9 @@ fn recv_command_and_out_of_order_respond() {
 #[test]
 fn timed_out_request_never_receives_a_late_reply() {
     let name = testkit::unique_name("chan-late");
-    let mut daemon = DaemonChannel::create(&name, ChannelConfig::default()).unwrap();
+    // Two slots: the timed-out request holds one until its late reply
+    // arrives, so the third request below must wait for that.
+    let mut daemon = DaemonChannel::create(&name, ChannelConfig { cmd_slots: 2, ..Default::default() }).unwrap();
     let stop = daemon.stop_handle();
     let h = std::thread::spawn(move || {
         daemon.run(|_, cmd| {
@@ -160,10 +162,59 @@ fn timed_out_request_never_receives_a_late_reply() {
     let mut buf = [0u8; 16];
     let r = shell.request_timeout(b"slow", &mut buf, Duration::from_millis(50));
     assert!(matches!(r, Err(Error::Timeout(_))), "{r:?}");
-    // The late "slow" reply arrives first and must be discarded.
-    let n = shell.request(b"fast", &mut buf).unwrap();
-    assert_eq!(&buf[..n], b"fast");
+    // The late "slow" reply is discarded; every reply is the right one.
+    for cmd in [&b"fast"[..], b"faster", b"fastest"] {
+        let n = shell.request(cmd, &mut buf).unwrap();
+        assert_eq!(&buf[..n], cmd);
+    }
     finish(stop, h);
+}
+
+/// A client leaves with requests outstanding (one held by the daemon, two
+/// unread); the next client of the slot withdraws them: the unread ones are
+/// never delivered, the late answer to the held one is dropped, and the
+/// new client's requests, through every slot of the ring, get their own
+/// replies. The window is `cmd_slots` requests.
+#[test]
+fn new_client_withdraws_the_predecessors_requests() {
+    let name = testkit::unique_name("chan-takeover");
+    let cfg = ChannelConfig { max_clients: 1, cmd_slots: 4, ..Default::default() };
+    let mut daemon = DaemonChannel::create(&name, cfg).unwrap();
+    let mut old = ShellChannel::connect(&name).unwrap();
+    for cmd in [&b"old 0"[..], b"old 1", b"old 2"] {
+        old.send_command(cmd).unwrap();
+    }
+    let held = daemon.recv_command(SEC).unwrap();
+    assert_eq!(held.data(), b"old 0");
+    drop(old);
+    let mut shell = ShellChannel::connect(&name).unwrap();
+    let mut buf = [0u8; 32];
+    // The full window, then Full.
+    let ids: Vec<u64> = (0..4).map(|i| shell.send_command(format!("new {i}").as_bytes()).unwrap()).collect();
+    assert!(matches!(shell.send_command(b"one too many"), Err(Error::Full)));
+    daemon.respond(held, b"late answer").unwrap();
+    for (i, id) in ids.iter().enumerate() {
+        let cmd = daemon.recv_command(SEC).unwrap();
+        assert_eq!(cmd.data(), format!("new {i}").as_bytes(), "a withdrawn request was delivered");
+        assert_eq!(cmd.request_id(), *id);
+        let reply = [cmd.data(), b"!"].concat();
+        daemon.respond(cmd, &reply).unwrap();
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let (got, n) = shell.recv_response(&mut buf).unwrap();
+        assert_eq!((got, &buf[..n]), (*id, format!("new {i}!").as_bytes()));
+    }
+    // Round trips through every slot again, the contested one included.
+    for i in 0..10 {
+        let id = shell.send_command(format!("again {i}").as_bytes()).unwrap();
+        let cmd = daemon.recv_command(SEC).unwrap();
+        let reply = [cmd.data(), b"!"].concat();
+        daemon.respond(cmd, &reply).unwrap();
+        let (got, n) = shell.recv_response(&mut buf).unwrap();
+        assert_eq!((got, &buf[..n]), (id, format!("again {i}!").as_bytes()));
+    }
+    assert!(daemon.try_recv_command().unwrap().is_none());
+    assert_eq!(daemon.stats().dropped_replies, 1, "{:?}", daemon.stats());
 }
 
 #[test]
