@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use super::command::Command;
 use super::stop::StopHandle;
-use super::{CHANNEL_LAYOUT_VERSION, CHANNEL_MAGIC, ChannelConfig, ClientId, Layout, QUEUE_OFFSET, check_layout, header};
+use super::{
+    CHANNEL_LAYOUT_VERSION, CHANNEL_MAGIC, ChannelConfig, ClientId, Layout, QUEUE_OFFSET, check_layout, header,
+};
 use crate::cmd_queue::ring::{Ring, STATUS_OK, STATUS_TOO_LARGE, STATUS_UNANSWERED};
 use crate::cmd_queue::{CmdQueue, Consumer, Message, WaitStrategy, wait_for};
 use crate::error::{Error, Result};
@@ -334,7 +336,8 @@ impl DaemonChannel {
         };
         // A reclaimed slot: skip the write (`reply_in_place` would refuse it
         // anyway once the new client has withdrawn the request).
-        if self.consumer.lane_generation(m.lane) == m.generation && ring.reply_in_place(m.pos, status, len_field, payload)
+        if self.consumer.lane_generation(m.lane) == m.generation
+            && ring.reply_in_place(m.pos, status, len_field, payload)
         {
             ring.ctl().ready.0.notify_one();
         } else {
