@@ -215,10 +215,9 @@ impl ShellChannel {
         match self.wait_reply(left, |me| me.take(pos, resp, false).map(|t| t.map(|(_, r)| r))) {
             Ok(r) => r,
             Err(e) => {
-                if matches!(e, Error::Timeout(_) | Error::DaemonGone { .. }) {
-                    // Keep the slot until the reply arrives, then drop it.
-                    self.set_held(pos, Held::Abandoned);
-                }
+                // Not taken (timeout, daemon gone, truncation): keep the
+                // slot until the late reply arrives, then drop it.
+                self.set_held(pos, Held::Abandoned);
                 Err(match e {
                     Error::Timeout(_) => Error::Timeout(timeout),
                     e => e,
