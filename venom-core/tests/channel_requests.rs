@@ -203,10 +203,14 @@ fn new_client_withdraws_the_predecessors_requests() {
         let reply = [cmd.data(), b"!"].concat();
         daemon.respond(cmd, &reply).unwrap();
     }
+    // Monitoring sees the replies waiting in their slots.
+    let slot = |info: venom_core::channel::ChannelInfo| info.clients[0];
+    assert_eq!(slot(venom_core::channel::ChannelInfo::read(&name).unwrap()).queued_replies, 4);
     for (i, id) in ids.iter().enumerate() {
         let (got, n) = shell.recv_response(&mut buf).unwrap();
         assert_eq!((got, &buf[..n]), (*id, format!("new {i}!").as_bytes()));
     }
+    assert_eq!(slot(venom_core::channel::ChannelInfo::read(&name).unwrap()).queued_replies, 0);
     // Round trips through every slot again, the contested one included.
     for i in 0..10 {
         let id = shell.send_command(format!("again {i}").as_bytes()).unwrap();
