@@ -5,7 +5,6 @@ use super::{CLOSED, PROTOCOL_ERROR, bind_endpoint};
 use crate::error::{Error, Result};
 use crate::proto::Now;
 use crate::proto::admission::Refusal;
-use crate::proto::frame::FrameType;
 use crate::proto::mirror::{Applied, MirrorConfig, MirrorSession};
 use crate::proto::region::RegionSink;
 use crate::proto::stats::{MirrorFailure, MirrorStats};
@@ -25,6 +24,15 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(2);
 /// Digest chunks hashed per slice of idle-time verification (~1 MiB): a
 /// frame arriving meanwhile waits at most one slice.
 const VERIFY_BUDGET_CHUNKS: usize = 64;
+/// Applies of at least this many bytes run in `block_in_place`.
+const BLOCKING_APPLY: usize = 1 << 20;
+
+/// Runs `f` with `block_in_place` on a multi-thread runtime (so the
+/// worker's other tasks move elsewhere meanwhile), inline otherwise.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    let multi = tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread;
+    if multi { tokio::task::block_in_place(f) } else { f() }
+}
 
 /// A replica of (part of) a remote region in a local [`RegionSink`]
 /// (normally a `SeqWriter`, whose readers use the ordinary venom-core API).
@@ -214,6 +222,9 @@ async fn run(
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
+    // Fault the local region in once, before the first snapshot is applied
+    // inside a write window (see `RegionSink::prefault`).
+    blocking(|| sink.prefault());
     let mut backoff = BACKOFF_MIN;
     let mut rng = crate::proto::jitter::Jitter::from_clock(0);
     while !*stop.borrow() {
@@ -321,12 +332,11 @@ async fn connect_once(
             let Some((h, body)) = next else {
                 return Err(conn.close_reason().map(Error::from).unwrap_or(Error::Closed));
             };
-            // Applying (a memcpy into shared memory, possibly a whole snapshot) may take a while:
-            // let other tasks move off this worker meanwhile.
-            let multi =
-                tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread;
-            let applied = if multi && h.kind == FrameType::Update && body.len() > 64 << 10 {
-                tokio::task::block_in_place(|| session.handle(h, body, sink, Now::system()))?
+            // Applying a big update (a memcpy into shared memory, possibly a whole snapshot) may
+            // take a while: let other tasks move off this worker meanwhile. Only then: the
+            // hand-off costs more than staging a frame or applying a small delta.
+            let applied = if session.apply_len(&h, &body) >= BLOCKING_APPLY {
+                blocking(|| session.handle(h, body, sink, Now::system()))?
             } else {
                 session.handle(h, body, sink, Now::system())?
             };
