@@ -18,6 +18,7 @@ const WORD: usize = 8;
 /// Runs separated by fewer than `merge_gap` equal bytes are merged (a run
 /// header costs 12 bytes on the wire, so resending a few equal bytes is
 /// cheaper). Only the first `min(old.len(), new.len())` bytes are compared.
+#[cfg_attr(not(feature = "web"), allow(dead_code))] // the web hub's; the publisher fuses it (update_shadow)
 pub(crate) fn changed_runs(old: &[u8], new: &[u8], merge_gap: usize, emit: impl FnMut(usize, usize)) {
     let n = old.len().min(new.len());
     let (old, new) = (&old[..n], &new[..n]);
@@ -25,28 +26,45 @@ pub(crate) fn changed_runs(old: &[u8], new: &[u8], merge_gap: usize, emit: impl 
     let mut i = 0;
     while i + BLOCK <= n {
         let (a, b) = (&old[i..i + BLOCK], &new[i..i + BLOCK]);
-        let mut any = 0u64;
-        for k in 0..BLOCK / WORD {
-            any |= word(a, k * WORD) ^ word(b, k * WORD);
-        }
-        if any != 0 {
-            for k in 0..BLOCK / WORD {
-                runs.word(i + k * WORD, word(a, k * WORD) ^ word(b, k * WORD));
-            }
+        if differs(a, b) {
+            runs.block(i, a, b);
         }
         i += BLOCK;
     }
-    while i + WORD <= n {
-        runs.word(i, word(old, i) ^ word(new, i));
-        i += WORD;
-    }
-    while i < n {
-        if old[i] != new[i] {
-            runs.byte(i);
-        }
-        i += 1;
-    }
+    runs.tail(i, &old[i..], &new[i..]);
     runs.finish();
+}
+
+/// [`changed_runs`] fused with the shadow update: reports the runs where
+/// `new` differs from `shadow` and copies `new` over `shadow` in the same
+/// pass (only the blocks that differ are written). Afterwards the first
+/// `min(shadow.len(), new.len())` bytes of `shadow` equal `new`.
+pub(crate) fn update_shadow(shadow: &mut [u8], new: &[u8], merge_gap: usize, emit: impl FnMut(usize, usize)) {
+    let n = shadow.len().min(new.len());
+    let (shadow, new) = (&mut shadow[..n], &new[..n]);
+    let mut runs = Runs { pending: None, gap: merge_gap, emit };
+    let mut i = 0;
+    while i + BLOCK <= n {
+        let (a, b) = (&mut shadow[i..i + BLOCK], &new[i..i + BLOCK]);
+        if differs(a, b) {
+            runs.block(i, a, b);
+            a.copy_from_slice(b);
+        }
+        i += BLOCK;
+    }
+    runs.tail(i, &shadow[i..], &new[i..]);
+    shadow[i..].copy_from_slice(&new[i..]);
+    runs.finish();
+}
+
+/// Whether two `BLOCK`-byte blocks differ (four word XORs, branch-free).
+#[inline(always)]
+fn differs(a: &[u8], b: &[u8]) -> bool {
+    let mut any = 0u64;
+    for k in 0..BLOCK / WORD {
+        any |= word(a, k * WORD) ^ word(b, k * WORD);
+    }
+    any != 0
 }
 
 /// The little-endian word at `at` (lowest address = lowest byte, so
@@ -90,6 +108,29 @@ impl<F: FnMut(usize, usize)> Runs<F> {
         }
     }
 
+    /// A differing `BLOCK`-byte block at `base`.
+    #[inline(always)]
+    fn block(&mut self, base: usize, a: &[u8], b: &[u8]) {
+        for k in 0..BLOCK / WORD {
+            self.word(base + k * WORD, word(a, k * WORD) ^ word(b, k * WORD));
+        }
+    }
+
+    /// The last `< BLOCK` bytes, at `base`: whole words, then bytes.
+    fn tail(&mut self, base: usize, a: &[u8], b: &[u8]) {
+        let mut i = 0;
+        while i + WORD <= a.len() {
+            self.word(base + i, word(a, i) ^ word(b, i));
+            i += WORD;
+        }
+        while i < a.len() {
+            if a[i] != b[i] {
+                self.byte(base + i);
+            }
+            i += 1;
+        }
+    }
+
     /// Byte `i` differs (called in increasing `i`).
     #[inline(always)]
     fn byte(&mut self, i: usize) {
@@ -113,7 +154,7 @@ impl<F: FnMut(usize, usize)> Runs<F> {
 
 #[cfg(test)]
 mod tests {
-    use super::changed_runs;
+    use super::{changed_runs, update_shadow};
     use proptest::prelude::*;
 
     fn runs(old: &[u8], new: &[u8], gap: usize) -> Vec<(usize, usize)> {
@@ -176,7 +217,14 @@ mod tests {
                 }
             }
             let (o, n) = (&old[start..], &new[start..]);
-            prop_assert_eq!(runs(o, n, gap), naive(o, n, gap));
+            let expected = naive(o, n, gap);
+            prop_assert_eq!(runs(o, n, gap), expected.clone());
+            // The fused variant: same runs, and the shadow ends up equal to `new`.
+            let mut shadow = o.to_vec();
+            let mut fused = Vec::new();
+            update_shadow(&mut shadow, n, gap, |o, l| fused.push((o, l)));
+            prop_assert_eq!(fused, expected);
+            prop_assert_eq!(&shadow[..], n);
         }
     }
 }
