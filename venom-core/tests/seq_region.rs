@@ -258,9 +258,10 @@ fn dirty_pages_inside_big_chunks() {
     // Only the page written after v1 comes back; the chunk alone would be 64 KiB.
     let v2 = w.write_at(65536 + 100, &[5; 8]).unwrap();
     w.snapshot_since(v1, &mut snap).unwrap();
-    assert_eq!(snap.chunks.iter().map(|c| (c.index, c.offset, c.len, c.version)).collect::<Vec<_>>(), vec![(
-        1, 65536, 4096, v2
-    )]);
+    assert_eq!(
+        snap.chunks.iter().map(|c| (c.index, c.offset, c.len, c.version)).collect::<Vec<_>>(),
+        vec![(1, 65536, 4096, v2)]
+    );
     // Every byte of the region, reassembled from the deltas, equals a plain read.
     let mut full = vec![0u8; size];
     w.read_at(0, &mut full).unwrap();

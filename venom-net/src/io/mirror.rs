@@ -37,6 +37,20 @@ fn blocking<R>(f: impl FnOnce() -> R) -> R {
 /// A replica of (part of) a remote region in a local [`RegionSink`]
 /// (normally a `SeqWriter`, whose readers use the ordinary venom-core API).
 ///
+/// Limits:
+/// * An update is applied in ONE sink write when its last frame arrives
+///   (local readers see all of it or none), so its frame bodies are held
+///   until then: at most twice the subscription size + 1 MiB (a hostile
+///   publisher is cut off beyond that), and a full snapshot's apply (one
+///   memcpy of the subscription) starts only after its last byte arrived.
+/// * Up to 64 MiB of received bodies are kept for reuse; bodies are read
+///   into that memory without zero-filling it first.
+/// * The local region is pre-faulted once at start ([`RegionSink::prefault`],
+///   best effort: `MADV_POPULATE_WRITE`, Linux 5.14+), so the first snapshot
+///   does not fault each page inside its write window.
+/// * Applies of 1 MiB or more run in `block_in_place` on a multi-thread
+///   runtime (other tasks move off the worker meanwhile); smaller ones inline.
+///
 /// ```no_run
 /// # async fn f(cert: rustls::pki_types::CertificateDer<'static>) -> venom_net::Result<()> {
 /// use venom_net::{io::Mirror, tls::ClientTls, MirrorConfig, Subscription};

@@ -35,8 +35,8 @@ use crate::error::{Error, Result};
 use crate::proto::Now;
 use crate::proto::digest::{ChunkDigests, DIGEST_CHUNK};
 use crate::proto::frame::{
-    self, Ack, DIGEST_SCHEME_MERKLE16K, FLAG_LAST, FLAG_REPAIR, FLAG_SNAPSHOT, Frame, FrameHeader, FrameType, HEADER_LEN, HashFrame,
-    Hello, MAX_REPAIR_CHUNKS, RepairFrame, Resync, ResyncReason, Update,
+    self, Ack, DIGEST_SCHEME_MERKLE16K, FLAG_LAST, FLAG_REPAIR, FLAG_SNAPSHOT, Frame, FrameHeader, FrameType,
+    HEADER_LEN, HashFrame, Hello, MAX_REPAIR_CHUNKS, RepairFrame, Resync, ResyncReason, Update,
 };
 use crate::proto::jitter::Jitter;
 use crate::proto::region::RegionSink;
