@@ -103,13 +103,18 @@ impl SeqRegion {
                     }
                 }
             }
-            snap.data.resize(at, 0);
+            // Copied straight into the buffer's spare capacity: a first
+            // (e.g. 64 MiB) snapshot is not zero-filled before being overwritten.
+            snap.data.clear();
+            snap.data.reserve(at);
+            let spare = &mut snap.data.spare_capacity_mut()[..at];
             for c in snap.chunks.iter() {
                 // SAFETY: offset + len <= size by construction.
-                unsafe {
-                    atomic_copy::load(self.data.add(c.offset), &mut snap.data[c.data_offset..c.data_offset + c.len])
-                };
+                unsafe { atomic_copy::load_uninit(self.data.add(c.offset), &mut spare[c.data_offset..][..c.len]) };
             }
+            // SAFETY: the spans tile `0..at` (each `data_offset` is the sum
+            // of the lengths before it), so every byte below `at` was written.
+            unsafe { snap.data.set_len(at) };
             Ok::<_, Error>(self.validated(s, s))
         })?;
         snap.version = version;
