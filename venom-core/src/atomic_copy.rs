@@ -54,6 +54,26 @@ pub unsafe fn load(src: *const u8, dst: &mut [u8]) {
     }
 }
 
+/// Like [`load`], into uninitialised memory (e.g. a `Vec`'s spare
+/// capacity); afterwards every byte of `dst` is initialised.
+///
+/// # Safety
+/// As for [`load`].
+#[inline]
+pub unsafe fn load_uninit(src: *const u8, dst: &mut [core::mem::MaybeUninit<u8>]) {
+    #[cfg(miri)]
+    for (i, d) in dst.iter_mut().enumerate() {
+        // SAFETY: in range (caller); AtomicU8 has alignment 1.
+        d.write(unsafe { (*(src.add(i) as *const AtomicU8)).load(Ordering::Relaxed) });
+    }
+    // SAFETY: forwarded caller contract; `dst` is a unique private borrow,
+    // and writing (never reading) uninitialised bytes is fine.
+    #[cfg(not(miri))]
+    unsafe {
+        copy(dst.as_mut_ptr() as *mut u8, src, dst.len())
+    }
+}
+
 /// Copies `src` into shared memory at `dst`.
 ///
 /// # Safety
@@ -197,6 +217,11 @@ mod tests {
                     load(base.add(off), &mut out);
                 }
                 assert_eq!(src, out, "off {off} len {len}");
+                let mut un = vec![core::mem::MaybeUninit::<u8>::uninit(); len];
+                // SAFETY: as above.
+                unsafe { load_uninit(base.add(off), &mut un) };
+                // SAFETY: `load_uninit` initialised every byte.
+                assert!(un.iter().zip(&src).all(|(u, s)| unsafe { u.assume_init() } == *s));
             }
         }
         let n = if cfg!(miri) { 40 } else { 5000 };

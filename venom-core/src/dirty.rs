@@ -1,15 +1,22 @@
-//! Dirty-chunk tracking for replication.
+//! Dirty tracking for replication, in two levels.
 //!
 //! The data region is divided into fixed chunks (64 KiB by default). Each
 //! chunk has a version word: the region version of the last write that
-//! touched it. Writers mark chunks *inside* their seqlock write window, so a
-//! reader that validates its window sees chunk versions and data from the
-//! same write; "which chunks changed since version N" is therefore exact:
-//! every chunk whose version is greater than N, and no other.
+//! touched it. Chunks larger than a page ([`PAGE_SIZE`](crate::seq_region::PAGE_SIZE),
+//! 4 KiB) also have one version word per page, so a 64-byte write in a
+//! 64 KiB chunk makes one page dirty, not the whole chunk. Writers mark
+//! pages and chunks *inside* their seqlock write window, so a reader that
+//! validates its window sees versions and data from the same write; "what
+//! changed since version N" is therefore exact: every page whose version is
+//! greater than N, and no other.
 //!
 //! Invariants:
 //! * `versions[i] <= region version` at every consistent read;
-//! * `versions[i]` only grows (the writer stores the new, larger version).
+//! * versions only grow (the writer stores the new, larger version);
+//! * a chunk's version is the largest of its pages' versions (both are
+//!   stored with the same version in the same window), so a reader only
+//!   looks at the pages of chunks above N: the cost of a scan follows the
+//!   dirty chunks, not the region size.
 
 use crate::loom::sync::{AtomicU64, Ordering};
 
@@ -45,6 +52,69 @@ pub(crate) fn chunk_span(offset: usize, len: usize, shift: u32) -> Option<(usize
     (len > 0).then(|| (offset >> shift, (offset + len - 1) >> shift))
 }
 
+/// The two levels of one region. Without a second level (`pages` empty),
+/// `page_shift == chunk_shift` and every "page" below is a chunk.
+#[derive(Clone, Copy)]
+pub(crate) struct Levels<'a> {
+    /// One version per chunk.
+    pub(crate) chunks: &'a [AtomicU64],
+    /// One version per page, or empty.
+    pub(crate) pages: &'a [AtomicU64],
+    /// log2 of the chunk size.
+    pub(crate) chunk_shift: u32,
+    /// log2 of the page size (`<= chunk_shift`).
+    pub(crate) page_shift: u32,
+}
+
+impl Levels<'_> {
+    /// Marks the pages and chunks covered by `len` bytes at `offset` as
+    /// written at `version` (inside a write window; see [`mark`]).
+    #[inline]
+    pub(crate) fn mark_range(&self, offset: usize, len: usize, version: u64) {
+        if !self.pages.is_empty()
+            && let Some((first, last)) = chunk_span(offset, len, self.page_shift)
+        {
+            mark(self.pages, first, last, version);
+        }
+        if let Some((first, last)) = chunk_span(offset, len, self.chunk_shift) {
+            mark(self.chunks, first, last, version);
+        }
+    }
+
+    /// Calls `found(chunk, first_page, end_page, version)` for every maximal
+    /// run `first_page..end_page` of pages above `since` inside one chunk
+    /// (pages in units of `1 << page_shift`; `version` is the run's largest).
+    /// Only the pages of chunks above `since` are looked at.
+    ///
+    /// Relaxed: called inside a seqlock read window, validated by the caller.
+    pub(crate) fn scan_pages(&self, since: u64, mut found: impl FnMut(usize, usize, usize, u64)) {
+        let per_chunk = 1usize << (self.chunk_shift - self.page_shift);
+        scan(self.chunks, since, |chunk, cv| {
+            if self.pages.is_empty() {
+                return found(chunk, chunk, chunk + 1, cv);
+            }
+            let first = chunk * per_chunk;
+            let end = (first + per_chunk).min(self.pages.len());
+            let mut run: Option<(usize, u64)> = None; // (first page, max version)
+            for p in first..end {
+                let v = self.pages[p].load(Ordering::Relaxed);
+                match (&mut run, v > since) {
+                    (Some((_, m)), true) => *m = (*m).max(v),
+                    (None, true) => run = Some((p, v)),
+                    (Some((s, m)), false) => {
+                        found(chunk, *s, p, *m);
+                        run = None;
+                    }
+                    (None, false) => {}
+                }
+            }
+            if let Some((s, m)) = run {
+                found(chunk, s, end, m);
+            }
+        });
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -63,6 +133,31 @@ mod tests {
         seen.clear();
         scan(&versions, 0, |i, v| seen.push((i, v)));
         assert_eq!(seen, vec![(1, 6), (2, 6), (3, 8)]);
+    }
+
+    #[test]
+    fn miri_pages_inside_dirty_chunks() {
+        // 3 chunks of 4 pages (the last chunk has 2 pages), page = 1 << 4.
+        let chunks: Vec<AtomicU64> = (0..3).map(|_| AtomicU64::new(0)).collect();
+        let pages: Vec<AtomicU64> = (0..10).map(|_| AtomicU64::new(0)).collect();
+        let l = Levels { chunks: &chunks, pages: &pages, chunk_shift: 6, page_shift: 4 };
+        l.mark_range(20, 30, 2); // pages 1..=3 of chunk 0
+        l.mark_range(64 + 48, 1, 4); // page 7 (chunk 1)
+        l.mark_range(64 + 16, 1, 6); // page 5 (chunk 1)
+        l.mark_range(150, 10, 8); // page 9 (chunk 2)
+        let runs = |since| {
+            let mut seen = vec![];
+            l.scan_pages(since, |c, a, b, v| seen.push((c, a, b, v)));
+            seen
+        };
+        assert_eq!(runs(0), vec![(0, 1, 4, 2), (1, 5, 6, 6), (1, 7, 8, 4), (2, 9, 10, 8)]);
+        assert_eq!(runs(4), vec![(1, 5, 6, 6), (2, 9, 10, 8)]);
+        assert_eq!(runs(8), vec![]);
+        // Without a second level, every chunk is its own page.
+        let l = Levels { chunks: &chunks, pages: &[], chunk_shift: 6, page_shift: 6 };
+        let mut seen = vec![];
+        l.scan_pages(4, |c, a, b, v| seen.push((c, a, b, v)));
+        assert_eq!(seen, vec![(1, 1, 2, 6), (2, 2, 3, 8)]);
     }
 }
 
@@ -111,6 +206,57 @@ mod loom_models {
             publish(&mut mirror, &mut shipped);
             writer.join().unwrap();
             // After the writer is done, one more pass must converge.
+            publish(&mut mirror, &mut shipped);
+            assert_eq!(mirror, [10, 20]);
+            assert_eq!(shipped, 4);
+        });
+    }
+
+    /// The same hand-off with two levels: one chunk of two one-word pages.
+    /// The publisher only looks at pages of a chunk whose version moved,
+    /// and must still never miss a page written in between.
+    #[test]
+    fn loom_two_level_handoff_never_misses_a_page() {
+        loom::model(|| {
+            // seq, one chunk version, two page versions, two one-word pages.
+            let r = Arc::new((
+                AtomicU64::new(0),
+                [AtomicU64::new(0)],
+                [AtomicU64::new(0), AtomicU64::new(0)],
+                [AtomicU64::new(0), AtomicU64::new(0)],
+            ));
+            let w = r.clone();
+            let writer = loom::thread::spawn(move || {
+                let l = Levels { chunks: &w.1, pages: &w.2, chunk_shift: 1, page_shift: 0 };
+                for (page, value) in [(0usize, 10u64), (1, 20)] {
+                    let odd = write_begin(&w.0);
+                    w.3[page].store(value, Ordering::Relaxed);
+                    l.mark_range(page, 1, odd + 1);
+                    write_end(&w.0, odd);
+                }
+            });
+            let l = Levels { chunks: &r.1, pages: &r.2, chunk_shift: 1, page_shift: 0 };
+            let mut mirror = [0u64; 2];
+            let mut shipped = 0u64;
+            let publish = |mirror: &mut [u64; 2], shipped: &mut u64| {
+                let s1 = read_begin(&r.0);
+                let mut copy = [None; 2];
+                l.scan_pages(*shipped, |_, a, b, _| {
+                    for p in a..b {
+                        copy[p] = Some(r.3[p].load(Ordering::Relaxed));
+                    }
+                });
+                if read_validate(&r.0, s1) {
+                    for (i, c) in copy.iter().enumerate() {
+                        if let Some(v) = c {
+                            mirror[i] = *v;
+                        }
+                    }
+                    *shipped = s1;
+                }
+            };
+            publish(&mut mirror, &mut shipped);
+            writer.join().unwrap();
             publish(&mut mirror, &mut shipped);
             assert_eq!(mirror, [10, 20]);
             assert_eq!(shipped, 4);

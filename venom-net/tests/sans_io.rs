@@ -318,6 +318,39 @@ fn mirror_bounds_what_a_publisher_can_make_it_buffer() {
     assert!(matches!(m.handle_frame(&frame, &mut local, n, now), Err(Error::Protocol(_))));
 }
 
+/// `apply_len` tells the I/O shell which frame will write into the sink (an
+/// update's last one) and how much (every staged body plus its own).
+#[test]
+fn apply_len_counts_only_an_updates_last_frame() {
+    use venom_net::proto::frame::{FLAG_SNAPSHOT, FrameHeader, Welcome, encode_single_update};
+    let mut local = MemRegion::new(100, 64);
+    let mut m = MirrorSession::new(MirrorConfig::default(), Subscription::range(0, 50, 0));
+    m.connect();
+    let now = Now::system();
+    let w = Frame::Welcome(Welcome { epoch: 1, owner_id: 0, region_id: 0, chunk_size: 64, region_size: 80 });
+    m.handle_frame(&w, &mut local, 0, now).unwrap();
+    let split = |f: Vec<u8>| (FrameHeader::decode(f[..8].try_into().unwrap()).unwrap(), f[8..].to_vec());
+    // A two-frame snapshot: part 0 (not last), then part 1 (last).
+    let mut a = encode_single_update(1, 2, 0, true, &[(0, &[7; 25])]);
+    a[8 + 40] = FLAG_SNAPSHOT; // clear LAST
+    let mut b = encode_single_update(1, 2, 0, true, &[(25, &[8; 25])]);
+    b[8 + 36..8 + 40].copy_from_slice(&1u32.to_le_bytes()); // part 1
+    let ((ha, a), (hb, b)) = (split(a), split(b));
+    assert_eq!(m.apply_len(&ha, &a), 0);
+    let a_len = a.len();
+    assert_eq!(m.handle(ha, a, &mut local, now).unwrap(), None);
+    assert_eq!(m.apply_len(&hb, &b), a_len + b.len());
+    assert!(m.handle(hb, b, &mut local, now).unwrap().is_some_and(|ap| ap.snapshot && ap.seq == 2));
+    let mut got = [0u8; 50];
+    RegionSink::read_at(&local, 0, &mut got).unwrap();
+    assert_eq!((&got[..25], &got[25..]), (&[7; 25][..], &[8; 25][..]));
+    // Control frames never write.
+    let mut ack = Vec::new();
+    while m.poll_transmit(&mut ack) {}
+    let (h, body) = split(ack);
+    assert_eq!(m.apply_len(&h, &body), 0);
+}
+
 #[test]
 fn corrupted_chunk_is_detected_and_repaired() {
     // 256 KiB whole-region subscription: 16 digest chunks of 16 KiB.

@@ -1,11 +1,20 @@
 //! Shared-memory layout of a [`SeqRegion`](super::SeqRegion).
 //!
+//! Layout version 2 ([`REGION_LAYOUT_VERSION`]):
+//!
 //! ```text
 //! offset                    size                  contents
 //! 0                         128                   RegionControl
 //! 128                       8 * chunk_count (⌈128⌉) chunk versions (AtomicU64)
-//! 128 + versions            size (⌈128⌉)          data
+//! 128 + versions            8 * page_count (⌈128⌉)  page versions (AtomicU64)
+//! ... + page versions       size (⌈128⌉)          data
 //! ```
+//! Pages are the second dirty level: [`PAGE_SIZE`] bytes (or the chunk size
+//! if that is smaller, in which case `page_count` is 0 and the chunk
+//! versions alone are exact). Version 1 had no page versions and no
+//! `layout_version` word (it read 0); it is refused with a typed
+//! `Error::VersionMismatch`.
+//!
 //! The whole block may sit anywhere 128-byte aligned: at the start of a
 //! `SEQ_REGION` segment body, or inside a channel segment.
 
@@ -15,6 +24,13 @@ use crate::loom::sync::AtomicU64;
 
 /// Magic stored in the control block, `b"SEQREGN1"`.
 pub(crate) const REGION_MAGIC: u64 = u64::from_le_bytes(*b"SEQREGN1");
+/// Layout version of the region block (stored in `RegionControl::layout_version`).
+pub const REGION_LAYOUT_VERSION: u32 = 2;
+/// Second-level dirty granularity: chunks larger than this carry one
+/// version per page, so a small write inside a big chunk costs a page.
+pub const PAGE_SIZE: usize = 4096;
+/// log2 of [`PAGE_SIZE`].
+pub(crate) const PAGE_SHIFT: u32 = PAGE_SIZE.trailing_zeros();
 /// Size of [`RegionControl`].
 pub(crate) const CONTROL_LEN: usize = 128;
 /// Default chunk size for dirty tracking.
@@ -49,7 +65,10 @@ pub(crate) struct RegionControl {
     /// Wakes `wait_for_change` sleepers (process-shared futex). Not under
     /// loom: it is a real futex word.
     pub(crate) change: EventCount,
-    _pad: [u64; 7],
+    /// Static after init: [`REGION_LAYOUT_VERSION`] (0 in version-1 blocks,
+    /// whose padding it reuses).
+    pub(crate) layout_version: AtomicU64,
+    _pad: [u64; 6],
 }
 
 #[cfg(not(loom))]
@@ -109,7 +128,12 @@ impl RegionConfig {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Layout {
     pub(crate) chunk_count: usize,
+    /// log2 of the page size (`min(chunk_shift, PAGE_SHIFT)`).
+    pub(crate) page_shift: u32,
+    /// Page versions; 0 when a page is a chunk (no second level).
+    pub(crate) page_count: usize,
     pub(crate) versions_at: usize,
+    pub(crate) pages_at: usize,
     pub(crate) data_at: usize,
     pub(crate) total: usize,
 }
@@ -121,9 +145,12 @@ const fn round128(n: usize) -> usize {
 impl Layout {
     pub(crate) fn of(size: usize, chunk_shift: u32) -> Layout {
         let chunk_count = size.div_ceil(1usize << chunk_shift);
+        let page_shift = chunk_shift.min(PAGE_SHIFT);
+        let page_count = if page_shift < chunk_shift { size.div_ceil(1usize << page_shift) } else { 0 };
         let versions_at = CONTROL_LEN;
-        let data_at = versions_at + round128(8 * chunk_count);
-        Layout { chunk_count, versions_at, data_at, total: data_at + round128(size) }
+        let pages_at = versions_at + round128(8 * chunk_count);
+        let data_at = pages_at + round128(8 * page_count);
+        Layout { chunk_count, page_shift, page_count, versions_at, pages_at, data_at, total: data_at + round128(size) }
     }
 }
 

@@ -7,9 +7,11 @@
 //!   and the writer is dead mid-write, the read fails with
 //!   [`Error::WriterDead`] instead of spinning; otherwise it keeps trying
 //!   until the read timeout (default 1 s) and fails with [`Error::Timeout`].
-//! * Every write marks the chunks it touched with the new version
-//!   ([`crate::dirty`]), so a replication publisher can ask which chunks
-//!   changed since version N and read them consistently.
+//! * Every write marks the chunks it touched with the new version, and,
+//!   inside chunks larger than [`PAGE_SIZE`], the pages it touched
+//!   ([`crate::dirty`]), so a replication publisher can ask which pages
+//!   changed since version N and read them consistently: the cost of a
+//!   delta follows the changed pages, not the chunk size.
 //! * [`SeqRegion::wait_for_change`] sleeps on a process-shared futex.
 //!
 //! Limits: a reader whose copy takes longer than the interval between writes
@@ -40,7 +42,9 @@ use std::time::Duration;
 
 use crate::deadline::Deadline;
 
-pub use layout::{DEFAULT_CHUNK_SIZE, MAX_REGION_SIZE, MIN_CHUNK_SIZE, RegionConfig, layout_len};
+pub use layout::{
+    DEFAULT_CHUNK_SIZE, MAX_REGION_SIZE, MIN_CHUNK_SIZE, PAGE_SIZE, REGION_LAYOUT_VERSION, RegionConfig, layout_len,
+};
 pub use reader::SeqReader;
 pub use snapshot::{ChunkRef, ChunkSnapshot};
 pub use writer::{RegionWrite, SeqWriter};
@@ -62,10 +66,13 @@ const SPIN_BUDGET: u32 = 128;
 pub struct SeqRegion {
     ctl: *const RegionControl,
     versions: *const AtomicU64,
+    pages: *const AtomicU64,
     data: *mut u8,
     size: usize,
     chunk_shift: u32,
     chunk_count: usize,
+    page_shift: u32,
+    page_count: usize,
     read_timeout: Duration,
     _segment: Arc<Segment>,
 }
@@ -112,6 +119,7 @@ impl SeqRegion {
         ctl.magic.store(REGION_MAGIC, Ordering::Relaxed);
         ctl.size.store(cfg.size as u64, Ordering::Relaxed);
         ctl.chunk_shift.store(u64::from(cfg.chunk_size.trailing_zeros()), Ordering::Relaxed);
+        ctl.layout_version.store(u64::from(REGION_LAYOUT_VERSION), Ordering::Relaxed);
         // Publication to other processes is the segment's READY Release.
         Ok(())
     }
@@ -124,9 +132,15 @@ impl SeqRegion {
         }
         // SAFETY: in bounds and 128-aligned (checked); atomics accept any bits.
         let ctl = unsafe { &*(segment.body_ptr().add(offset) as *const RegionControl) };
-        if ctl.magic.load(Ordering::Relaxed) != REGION_MAGIC {
-            return Err(Error::corrupt(segment.name(), "bad region magic"));
-        }
+        // Static words after init, published by the segment's READY Acquire: Relaxed.
+        // A version-1 block has 0 in the (then padding) version word.
+        let version = ctl.layout_version.load(Ordering::Relaxed).max(1);
+        crate::header::check_block(
+            segment.name(),
+            "region",
+            (ctl.magic.load(Ordering::Relaxed), REGION_MAGIC),
+            (version, u64::from(REGION_LAYOUT_VERSION)),
+        )?;
         let size = ctl.size.load(Ordering::Relaxed);
         let shift = ctl.chunk_shift.load(Ordering::Relaxed);
         if size == 0 || size > MAX_REGION_SIZE as u64 || !(6..=40).contains(&shift) {
@@ -138,17 +152,25 @@ impl SeqRegion {
             .map_err(|_| Error::corrupt(segment.name(), "region extends past the segment"))?;
         // SAFETY: every offset below is within `offset + lay.total`, which
         // fits in the body (checked above).
-        let (ctl, versions, data) = unsafe {
+        let (ctl, versions, pages, data) = unsafe {
             let base = segment.body_ptr().add(offset);
-            (base as *const RegionControl, base.add(lay.versions_at) as *const AtomicU64, base.add(lay.data_at))
+            (
+                base as *const RegionControl,
+                base.add(lay.versions_at) as *const AtomicU64,
+                base.add(lay.pages_at) as *const AtomicU64,
+                base.add(lay.data_at),
+            )
         };
         Ok(SeqRegion {
             ctl,
             versions,
+            pages,
             data,
             size,
             chunk_shift: shift,
             chunk_count: lay.chunk_count,
+            page_shift: lay.page_shift,
+            page_count: lay.page_count,
             read_timeout: DEFAULT_READ_TIMEOUT,
             _segment: segment,
         })
@@ -165,6 +187,23 @@ impl SeqRegion {
         unsafe { core::slice::from_raw_parts(self.versions, self.chunk_count) }
     }
 
+    /// Page versions (empty when pages are chunks).
+    pub(crate) fn pages(&self) -> &[AtomicU64] {
+        // SAFETY: `page_count` words at `pages` lie inside the block (layout
+        // checked in `attach`); 8-aligned (128-aligned start).
+        unsafe { core::slice::from_raw_parts(self.pages, self.page_count) }
+    }
+
+    /// The two dirty levels of this region.
+    pub(crate) fn dirty(&self) -> crate::dirty::Levels<'_> {
+        crate::dirty::Levels {
+            chunks: self.versions(),
+            pages: self.pages(),
+            chunk_shift: self.chunk_shift,
+            page_shift: self.page_shift,
+        }
+    }
+
     /// Data size in bytes.
     pub fn size(&self) -> usize {
         self.size
@@ -178,6 +217,13 @@ impl SeqRegion {
     /// Number of chunks.
     pub fn chunk_count(&self) -> usize {
         self.chunk_count
+    }
+
+    /// Second-level dirty granularity: [`PAGE_SIZE`], or the chunk size if
+    /// that is smaller. [`SeqRegion::snapshot_since`] reports changes in
+    /// whole pages.
+    pub fn page_size(&self) -> usize {
+        1 << self.page_shift
     }
 
     /// The segment this region lives in.

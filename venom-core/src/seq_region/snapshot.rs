@@ -2,33 +2,33 @@
 
 use super::SeqRegion;
 use crate::atomic_copy;
-use crate::dirty;
 use crate::error::{Error, Result};
 
-/// One chunk inside a [`ChunkSnapshot`].
+/// One span of a [`ChunkSnapshot`]: a whole chunk ([`SeqRegion::snapshot_all`])
+/// or a run of dirty pages inside one chunk ([`SeqRegion::snapshot_since`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChunkRef {
-    /// Chunk index.
+    /// Index of the chunk the span lies in.
     pub index: usize,
-    /// Version of the last write that touched the chunk.
+    /// Version of the last write that touched the span.
     pub version: u64,
-    /// Byte offset of the chunk in the region.
+    /// Byte offset of the span in the region.
     pub offset: usize,
     /// Length in bytes (the last chunk may be shorter than the chunk size).
     pub len: usize,
-    /// Where the chunk's bytes start in [`ChunkSnapshot::data`].
+    /// Where the span's bytes start in [`ChunkSnapshot::data`].
     pub data_offset: usize,
 }
 
-/// Chunks read together in one consistent seqlock window. Reuse one value
+/// Spans read together in one consistent seqlock window. Reuse one value
 /// across calls to avoid reallocating.
 #[derive(Clone, Debug, Default)]
 pub struct ChunkSnapshot {
     /// Region version the chunks are consistent at.
     pub version: u64,
-    /// The chunks, in index order.
+    /// The spans, in offset order.
     pub chunks: Vec<ChunkRef>,
-    /// The chunks' bytes, concatenated in `chunks` order.
+    /// The spans' bytes, concatenated in `chunks` order.
     pub data: Vec<u8>,
 }
 
@@ -40,9 +40,12 @@ impl ChunkSnapshot {
 }
 
 impl SeqRegion {
-    /// Every chunk whose version is above `since`, read in one consistent
-    /// window; `snap.version` is the region version they are consistent at.
-    /// A chunk not listed has not changed since `since`.
+    /// Every page (see [`SeqRegion::page_size`]) whose version is above
+    /// `since`, read in one consistent window, as one span per run of dirty
+    /// pages inside a chunk; `snap.version` is the region version they are
+    /// consistent at. Bytes not listed have not changed since `since`. Only
+    /// the pages of chunks that changed are looked at, and only dirty pages
+    /// are copied.
     ///
     /// ```
     /// use venom_core::{ChunkSnapshot, RegionConfig, SeqWriter};
@@ -54,6 +57,13 @@ impl SeqRegion {
     /// w.snapshot_since(v1, &mut snap)?;
     /// assert_eq!(snap.chunks.len(), 1);
     /// assert_eq!(snap.chunks[0].index, 2);
+    /// // 64 KiB chunks, 4 KiB pages: a small write costs one page.
+    /// let mut big = SeqWriter::create(&format!("{name}-big"), RegionConfig::new(1 << 20))?;
+    /// let v = big.version();
+    /// big.write_at(70_000, &[3; 8])?;
+    /// big.snapshot_since(v, &mut snap)?;
+    /// assert_eq!((snap.chunks[0].index, snap.chunks[0].offset, snap.chunks[0].len), (1, 69_632, 4096));
+    /// big.unlink()?;
     /// w.unlink()?;
     /// # Ok::<(), venom_core::Error>(())
     /// ```
@@ -73,27 +83,38 @@ impl SeqRegion {
             snap.chunks.clear();
             let mut at = 0;
             let chunks = &mut snap.chunks;
-            let mut push = |index: usize, version: u64| {
-                let offset = index * chunk;
-                let len = chunk.min(size - offset);
-                chunks.push(ChunkRef { index, version, offset, len, data_offset: at });
-                at += len;
-            };
             match since {
-                Some(since) => dirty::scan(self.versions(), since, &mut push),
+                Some(since) => {
+                    let page_shift = self.page_shift;
+                    self.dirty().scan_pages(since, |index, first, end, version| {
+                        let offset = first << page_shift;
+                        let len = (end << page_shift).min(size) - offset;
+                        chunks.push(ChunkRef { index, version, offset, len, data_offset: at });
+                        at += len;
+                    })
+                }
                 None => {
-                    for (i, v) in self.versions().iter().enumerate() {
-                        push(i, v.load(crate::loom::sync::Ordering::Relaxed));
+                    for (index, v) in self.versions().iter().enumerate() {
+                        let offset = index * chunk;
+                        let len = chunk.min(size - offset);
+                        let version = v.load(crate::loom::sync::Ordering::Relaxed);
+                        chunks.push(ChunkRef { index, version, offset, len, data_offset: at });
+                        at += len;
                     }
                 }
             }
-            snap.data.resize(at, 0);
+            // Copied straight into the buffer's spare capacity: a first
+            // (e.g. 64 MiB) snapshot is not zero-filled before being overwritten.
+            snap.data.clear();
+            snap.data.reserve(at);
+            let spare = &mut snap.data.spare_capacity_mut()[..at];
             for c in snap.chunks.iter() {
                 // SAFETY: offset + len <= size by construction.
-                unsafe {
-                    atomic_copy::load(self.data.add(c.offset), &mut snap.data[c.data_offset..c.data_offset + c.len])
-                };
+                unsafe { atomic_copy::load_uninit(self.data.add(c.offset), &mut spare[c.data_offset..][..c.len]) };
             }
+            // SAFETY: the spans tile `0..at` (each `data_offset` is the sum
+            // of the lengths before it), so every byte below `at` was written.
+            unsafe { snap.data.set_len(at) };
             Ok::<_, Error>(self.validated(s, s))
         })?;
         snap.version = version;

@@ -2,7 +2,31 @@
 
 use crate::error::{Error, Result};
 use crate::proto::frame::{FrameHeader, HEADER_LEN};
+use std::task::{Poll, ready};
 use tokio::sync::mpsc;
+
+/// Reads the next bytes of the stream into `body`'s spare capacity, up to a
+/// total length of `want` (> `body.len()`), without zero-filling the buffer
+/// first (a snapshot's bodies add up to the region size: zeroing them was a
+/// whole extra pass over the data). Returns the bytes read, 0 at the end of
+/// the stream. Cancel-safe: bytes are taken from quinn and appended in the
+/// same poll.
+async fn read_into_spare(recv: &mut quinn::RecvStream, body: &mut Vec<u8>, want: usize) -> Result<usize> {
+    body.reserve(want - body.len());
+    std::future::poll_fn(|cx| {
+        let len = body.len();
+        let n = {
+            let mut buf = tokio::io::ReadBuf::uninit(&mut body.spare_capacity_mut()[..want - len]);
+            ready!(recv.poll_read_buf(cx, &mut buf))?;
+            buf.filled().len()
+        };
+        // SAFETY: `ReadBuf` guarantees its first `n` bytes are initialised,
+        // and they are the `n` bytes of spare capacity right after `len`.
+        unsafe { body.set_len(len + n) };
+        Poll::Ready(Ok(n))
+    })
+    .await
+}
 
 /// Reads one frame into `body`: the header is validated (magic, version,
 /// type, size cap, and `max_body`) BEFORE the body buffer is sized.
@@ -23,8 +47,11 @@ pub(crate) async fn read_frame(
         return Err(Error::FrameTooLarge { len: h.body_len, max: max_body });
     }
     body.clear();
-    body.resize(h.body_len, 0);
-    recv.read_exact(body).await?;
+    while body.len() < h.body_len {
+        if read_into_spare(recv, body, h.body_len).await? == 0 {
+            return Err(Error::Truncated { needed: h.body_len, got: body.len() });
+        }
+    }
     Ok(Some(h))
 }
 
@@ -33,18 +60,17 @@ pub(crate) async fn read_frame(
 /// a `select!` without losing bytes.
 ///
 /// Invariant: `head_len <= HEADER_LEN`; once `header` is set, `body.len()`
-/// equals its (capped) body length and `body_len <= body.len()`.
+/// (the bytes received so far) is at most its (capped) body length.
 pub(crate) struct FrameReader {
     head: [u8; HEADER_LEN],
     head_len: usize,
     header: Option<FrameHeader>,
     body: Vec<u8>,
-    body_len: usize,
 }
 
 impl FrameReader {
     pub(crate) fn new() -> Self {
-        FrameReader { head: [0; HEADER_LEN], head_len: 0, header: None, body: Vec::new(), body_len: 0 }
+        FrameReader { head: [0; HEADER_LEN], head_len: 0, header: None, body: Vec::new() }
     }
 
     /// Reads the next frame; `spare` supplies the next body buffer (recycled
@@ -67,16 +93,13 @@ impl FrameReader {
                 let h = FrameHeader::decode(&self.head)?; // validated before sizing the body
                 self.body = spare();
                 self.body.clear();
-                self.body.resize(h.body_len, 0);
-                self.body_len = 0;
                 self.header = Some(h);
                 h
             }
         };
-        while self.body_len < h.body_len {
-            match recv.read(&mut self.body[self.body_len..]).await? {
-                Some(n) => self.body_len += n,
-                None => return Err(Error::Truncated { needed: h.body_len, got: self.body_len }),
+        while self.body.len() < h.body_len {
+            if read_into_spare(recv, &mut self.body, h.body_len).await? == 0 {
+                return Err(Error::Truncated { needed: h.body_len, got: self.body.len() });
             }
         }
         self.head_len = 0;

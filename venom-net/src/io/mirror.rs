@@ -5,7 +5,6 @@ use super::{CLOSED, PROTOCOL_ERROR, bind_endpoint};
 use crate::error::{Error, Result};
 use crate::proto::Now;
 use crate::proto::admission::Refusal;
-use crate::proto::frame::FrameType;
 use crate::proto::mirror::{Applied, MirrorConfig, MirrorSession};
 use crate::proto::region::RegionSink;
 use crate::proto::stats::{MirrorFailure, MirrorStats};
@@ -25,9 +24,32 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(2);
 /// Digest chunks hashed per slice of idle-time verification (~1 MiB): a
 /// frame arriving meanwhile waits at most one slice.
 const VERIFY_BUDGET_CHUNKS: usize = 64;
+/// Applies of at least this many bytes run in `block_in_place`.
+const BLOCKING_APPLY: usize = 1 << 20;
+
+/// Runs `f` with `block_in_place` on a multi-thread runtime (so the
+/// worker's other tasks move elsewhere meanwhile), inline otherwise.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    let multi = tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread;
+    if multi { tokio::task::block_in_place(f) } else { f() }
+}
 
 /// A replica of (part of) a remote region in a local [`RegionSink`]
 /// (normally a `SeqWriter`, whose readers use the ordinary venom-core API).
+///
+/// Limits:
+/// * An update is applied in ONE sink write when its last frame arrives
+///   (local readers see all of it or none), so its frame bodies are held
+///   until then: at most twice the subscription size + 1 MiB (a hostile
+///   publisher is cut off beyond that), and a full snapshot's apply (one
+///   memcpy of the subscription) starts only after its last byte arrived.
+/// * Up to 64 MiB of received bodies are kept for reuse; bodies are read
+///   into that memory without zero-filling it first.
+/// * The local region is pre-faulted once at start ([`RegionSink::prefault`],
+///   best effort: `MADV_POPULATE_WRITE`, Linux 5.14+), so the first snapshot
+///   does not fault each page inside its write window.
+/// * Applies of 1 MiB or more run in `block_in_place` on a multi-thread
+///   runtime (other tasks move off the worker meanwhile); smaller ones inline.
 ///
 /// ```no_run
 /// # async fn f(cert: rustls::pki_types::CertificateDer<'static>) -> venom_net::Result<()> {
@@ -214,6 +236,9 @@ async fn run(
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
+    // Fault the local region in once, before the first snapshot is applied
+    // inside a write window (see `RegionSink::prefault`).
+    blocking(|| sink.prefault());
     let mut backoff = BACKOFF_MIN;
     let mut rng = crate::proto::jitter::Jitter::from_clock(0);
     while !*stop.borrow() {
@@ -321,12 +346,11 @@ async fn connect_once(
             let Some((h, body)) = next else {
                 return Err(conn.close_reason().map(Error::from).unwrap_or(Error::Closed));
             };
-            // Applying (a memcpy into shared memory, possibly a whole snapshot) may take a while:
-            // let other tasks move off this worker meanwhile.
-            let multi =
-                tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread;
-            let applied = if multi && h.kind == FrameType::Update && body.len() > 64 << 10 {
-                tokio::task::block_in_place(|| session.handle(h, body, sink, Now::system()))?
+            // Applying a big update (a memcpy into shared memory, possibly a whole snapshot) may
+            // take a while: let other tasks move off this worker meanwhile. Only then: the
+            // hand-off costs more than staging a frame or applying a small delta.
+            let applied = if session.apply_len(&h, &body) >= BLOCKING_APPLY {
+                blocking(|| session.handle(h, body, sink, Now::system()))?
             } else {
                 session.handle(h, body, sink, Now::system())?
             };

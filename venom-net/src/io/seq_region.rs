@@ -70,4 +70,7 @@ impl RegionSink for SeqWriter {
         SeqRegion::read_at(self, offset, buf)?;
         Ok(())
     }
+    fn prefault(&mut self) {
+        SeqWriter::prefault(self);
+    }
 }

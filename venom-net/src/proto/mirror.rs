@@ -35,8 +35,8 @@ use crate::error::{Error, Result};
 use crate::proto::Now;
 use crate::proto::digest::{ChunkDigests, DIGEST_CHUNK};
 use crate::proto::frame::{
-    Ack, DIGEST_SCHEME_MERKLE16K, FLAG_LAST, FLAG_REPAIR, FLAG_SNAPSHOT, Frame, FrameHeader, HEADER_LEN, HashFrame,
-    Hello, MAX_REPAIR_CHUNKS, RepairFrame, Resync, ResyncReason, Update,
+    self, Ack, DIGEST_SCHEME_MERKLE16K, FLAG_LAST, FLAG_REPAIR, FLAG_SNAPSHOT, Frame, FrameHeader, FrameType,
+    HEADER_LEN, HashFrame, Hello, MAX_REPAIR_CHUNKS, RepairFrame, Resync, ResyncReason, Update,
 };
 use crate::proto::jitter::Jitter;
 use crate::proto::region::RegionSink;
@@ -412,6 +412,20 @@ impl MirrorSession {
             }
             _ => Err(Error::Protocol(format!("{:?} frame sent to a mirror", frame.kind()))),
         }
+    }
+
+    /// About how many bytes [`handle`](Self::handle) of this frame will
+    /// write into the sink: the staged update's bytes plus this frame's when
+    /// it is an update's last frame, else 0 (other frames are only staged or
+    /// are small). Lets the I/O shell move only big applies off its async
+    /// worker.
+    pub fn apply_len(&self, h: &FrameHeader, body: &[u8]) -> usize {
+        let last = h.kind == FrameType::Update && frame::peek_flags(body).is_some_and(|f| f & FLAG_LAST != 0);
+        if !last {
+            return 0;
+        }
+        let staged = self.staging.as_ref().map_or(0, |st| st.body_bytes as usize);
+        staged.saturating_add(body.len())
     }
 
     /// Handles one frame given as its validated header and owned body (the

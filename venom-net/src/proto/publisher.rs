@@ -26,7 +26,7 @@
 use crate::error::{Error, Result};
 use crate::proto::Now;
 use crate::proto::admission::AdmissionLimits;
-use crate::proto::diff::changed_runs;
+use crate::proto::diff::update_shadow;
 use crate::proto::digest::{ChunkDigests, DIGEST_CHUNK};
 use crate::proto::frame::{
     self, DIGEST_SCHEME_MERKLE16K, FLAG_LAST, FLAG_REPAIR, FLAG_SNAPSHOT, Frame, HashFrame, Hello, RUN_HEAD_LEN,
@@ -416,7 +416,7 @@ impl PublisherSession {
         let mut runs: Vec<(u64, u64)> = Vec::new();
         for_each_overlap(sub, &self.snap, |virt, new| {
             let old = &mut shadow[virt as usize..virt as usize + new.len()];
-            changed_runs(old, new, gap, |o, l| {
+            update_shadow(old, new, gap, |o, l| {
                 let v = virt + o as u64;
                 if let Some(d) = digests.as_mut() {
                     d.mark(v, l as u64); // only the changed bytes' chunks get rehashed
@@ -426,8 +426,7 @@ impl PublisherSession {
                     Some(last) if (last.0 + last.1).saturating_add(gap as u64) > v => last.1 = v + l as u64 - last.0,
                     _ => runs.push((v, l as u64)),
                 }
-            });
-            old.copy_from_slice(new);
+            }); // `old` now equals `new`
         });
         self.last_version = self.snap.version;
         let repair = !self.repair.is_empty();

@@ -41,6 +41,10 @@ pub trait RegionSink: Send {
     fn apply(&mut self, writes: &[(usize, &[u8])]) -> Result<u64>;
     /// Reads local bytes (the sink is the only writer, so this is consistent).
     fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()>;
+    /// Best effort: makes the whole region resident and writable now, so
+    /// the first snapshot's apply does not take a page fault per page.
+    /// Called once when a mirror starts; must not change the contents.
+    fn prefault(&mut self) {}
 }
 
 impl<T: RegionSource + ?Sized> RegionSource for Arc<T> {
@@ -73,6 +77,9 @@ impl<T: RegionSink + ?Sized> RegionSink for Box<T> {
     }
     fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         (**self).read_at(offset, buf)
+    }
+    fn prefault(&mut self) {
+        (**self).prefault()
     }
 }
 

@@ -107,6 +107,12 @@ pub(crate) fn encode_update_head(out: &mut Vec<u8>, u: &Update<'_>) -> usize {
     start
 }
 
+/// The flags of an update frame's body without decoding it (`None` if the
+/// body is too short to hold them).
+pub(crate) fn peek_flags(body: &[u8]) -> Option<u8> {
+    body.get(UPDATE_HEAD_LEN - 5).copied() // flags, then the 4-byte run count
+}
+
 /// Appends one run to an update frame started with [`encode_update_head`].
 pub(crate) fn push_run(out: &mut Vec<u8>, virt: u64, data: &[u8]) {
     put_u64(out, virt);
