@@ -139,22 +139,26 @@
 //! use venom_net::*;
 //! let region = MemRegion::new(4096, 1024); // the published region (test double)
 //! let mut local = MemRegion::new(4096, 1024); // the mirror's local region
-//! let mut publisher = PublisherSession::new(1, 0, 0, PublisherConfig::default());
+//! let cfg = PublisherConfig::default();
+//! // ONE encoder per region (shadow, diff, backlog), any number of sessions.
+//! let mut encoder = RegionEncoder::from_region(1, &region, cfg.encoder(0))?;
+//! let mut publisher = PublisherSession::new(1, 0, 0, cfg);
 //! let mut mirror = MirrorSession::new(MirrorConfig::default(), Subscription::whole());
 //! mirror.connect(); // queues the hello
 //! region.write_at(100, b"hello");
 //! for _ in 0..3 {
 //!     let now = Now::system(); // time is always passed in explicitly
+//!     encoder.step(&region, now.wall_ns)?; // the I/O shell runs this on its encoder thread
 //!     let mut wire = Vec::new();
 //!     while mirror.poll_transmit(&mut wire) {}
 //!     let mut at = 0;
 //!     while at < wire.len() {
 //!         let (frame, n) = Frame::decode(&wire[at..])?;
-//!         publisher.handle_frame(&frame, &region, n)?;
+//!         publisher.handle_frame(&frame, &encoder, n)?;
 //!         at += n;
 //!     }
 //!     let mut wire = Vec::new();
-//!     while publisher.poll_transmit(&region, now, &mut wire)? {}
+//!     while publisher.poll_transmit(&encoder, now, &mut wire)? {}
 //!     let mut at = 0;
 //!     while at < wire.len() {
 //!         let (frame, n) = Frame::decode(&wire[at..])?;
@@ -182,6 +186,7 @@ pub mod web;
 pub use error::{Error, Result};
 pub use io::{Mirror, Publisher, UpdateStream};
 pub use proto::Now;
+pub use proto::encoder::{EncoderConfig, RegionEncoder};
 pub use proto::mirror::{Applied, MirrorConfig, MirrorSession};
 pub use proto::publisher::{PublisherConfig, PublisherSession};
 pub use proto::region::{ChunkSpan, MemRegion, RegionSink, RegionSource, Snapshot};

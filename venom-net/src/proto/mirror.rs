@@ -36,10 +36,10 @@ use crate::proto::Now;
 use crate::proto::digest::{ChunkDigests, DIGEST_CHUNK};
 use crate::proto::frame::{
     Ack, DIGEST_SCHEME_MERKLE16K, FLAG_LAST, FLAG_REPAIR, FLAG_SNAPSHOT, Frame, FrameHeader, HEADER_LEN, HashFrame,
-    Hello, MAX_REPAIR_CHUNKS, RepairFrame, Resync, ResyncReason, Update,
+    Hello, MAX_REPAIR_CHUNKS, RepairFrame, Resume, Resync, ResyncReason, Update,
 };
 use crate::proto::jitter::Jitter;
-use crate::proto::region::RegionSink;
+use crate::proto::region::{RegionSink, UpdateTag};
 use crate::proto::stats::{MirrorFailure, MirrorStats};
 use crate::proto::subscription::{CompiledSubscription, Subscription};
 use std::collections::VecDeque;
@@ -210,6 +210,9 @@ impl MirrorSession {
             region_id: self.cfg.region_id,
             check_hash: self.cfg.check_hash,
             subscription: self.sub.clone(),
+            // Offer the applied position: within the publisher's backlog
+            // window a reconnect costs only what was missed, not a snapshot.
+            resume: self.epoch.zip(self.applied).map(|(epoch, seq)| Resume { epoch, seq }),
         };
         self.push(Frame::Hello(hello));
     }
@@ -536,9 +539,8 @@ impl MirrorSession {
                 writes.push((dst as usize, &st.bodies[body][from..from + n as usize]));
             })?;
         }
-        if !writes.is_empty() {
-            sink.apply(&writes)?;
-        }
+        let tag = UpdateTag { epoch, seq: st.seq, snapshot: st.snapshot, captured_ns: st.captured_ns };
+        sink.apply_update(&writes, tag)?;
         drop(writes);
         if self.pending_digest.take().is_some() {
             self.stats.stale_frames += 1; // its seq is no longer the applied one

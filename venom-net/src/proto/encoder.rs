@@ -1,0 +1,419 @@
+//! The shared encoder of one published region: ONE shadow and ONE diff per
+//! region version, whatever the number of mirrors.
+//!
+//! The encoder keeps a copy-on-write **shadow** of the region (one
+//! `Arc`-shared buffer per region chunk) as of its last version. Each step
+//! diffs the chunks the region reports dirty against the shadow
+//! ([`changed_runs`]), updates the shadow, encodes the changed runs once as
+//! whole-region update frames and appends them to the [`Backlog`]. Sessions
+//! ([`PublisherSession`](crate::proto::publisher::PublisherSession)) then only
+//! *cut* shared deltas to their subscription; they hold no shadow of their
+//! own. A snapshot (or a digest) is served from a [`ShadowView`]: a frozen
+//! version of the shadow that costs one `Arc` per chunk, and memory only
+//! for the chunks the encoder rewrites while the view is still held (copy
+//! on write).
+//!
+//! Two feeds:
+//! * [`RegionEncoder::from_region`] + [`step`](RegionEncoder::step): a
+//!   [`RegionSource`] (the publisher), tagged with the region's versions;
+//! * [`RegionEncoder::for_relay`] + [`ingest_update`](RegionEncoder::ingest_update):
+//!   the updates a relay mirror applies, tagged with the upstream
+//!   `(epoch, seq)`, so epochs and seqs are preserved end to end.
+//!
+//! Memory: shadow = region size (shared by every mirror) + backlog
+//! (`backlog_bytes`) + chunks pinned by views that are still held.
+
+use crate::error::{Error, Result};
+use crate::proto::backlog::{Backlog, BacklogStats, Delta, DeltaRun};
+use crate::proto::diff::changed_runs;
+use crate::proto::frame::{self, FLAG_LAST, RUN_HEAD_LEN, UPDATE_HEAD_LEN};
+use crate::proto::region::{RegionSink, RegionSource, Snapshot};
+use std::sync::{Arc, OnceLock};
+
+/// Chunk size of a relay's shadow (a sink has no dirty tracking of its own).
+pub const RELAY_CHUNK: usize = 64 << 10;
+
+/// Encoder tuning.
+#[derive(Debug, Clone)]
+pub struct EncoderConfig {
+    /// Region id stamped into the shared frames.
+    pub region_id: u32,
+    /// Target payload bytes per update frame (capped by the frame size cap).
+    pub frame_payload: usize,
+    /// Changed runs closer than this many bytes are merged.
+    pub merge_gap: usize,
+    /// Bytes of encoded deltas kept for mirrors that are behind or reconnect.
+    pub backlog_bytes: usize,
+}
+
+impl Default for EncoderConfig {
+    fn default() -> Self {
+        EncoderConfig { region_id: 0, frame_payload: 512 << 10, merge_gap: 16, backlog_bytes: 16 << 20 }
+    }
+}
+
+/// Encoder counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EncoderStats {
+    /// Deltas encoded.
+    pub deltas: u64,
+    /// Changed bytes encoded (once, for all mirrors).
+    pub payload_bytes: u64,
+    /// Shadow chunks copied because a view still held the old bytes.
+    pub cow_copies: u64,
+    /// Bytes of the shadow.
+    pub shadow_bytes: u64,
+    /// The backlog's counters.
+    pub backlog: BacklogStats,
+}
+
+/// A frozen version of the shadow (bytes of the whole region at
+/// `(epoch, version)`).
+#[derive(Debug)]
+pub struct ShadowView {
+    /// Epoch.
+    pub epoch: u64,
+    /// Region version.
+    pub version: u64,
+    chunk_size: usize,
+    size: usize,
+    pub(crate) chunks: Vec<Arc<Vec<u8>>>,
+}
+
+impl ShadowView {
+    /// Region size.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Copies region bytes `src..src + buf.len()` (fails outside the region).
+    pub fn read(&self, src: u64, buf: &mut [u8]) -> Result<()> {
+        let end = src.checked_add(buf.len() as u64).filter(|&e| e <= self.size as u64);
+        if end.is_none() {
+            return Err(Error::OutOfRange {
+                what: "shadow read",
+                offset: src,
+                len: buf.len() as u64,
+                limit: self.size as u64,
+            });
+        }
+        self.for_each_piece(src, buf.len() as u64, |at, chunk, from, n| {
+            buf[at..at + n].copy_from_slice(&chunk[from..from + n]);
+        });
+        Ok(())
+    }
+
+    /// Calls `f(offset in the range, chunk, offset in chunk, len)` for the
+    /// chunk pieces of region range `src..src + len` (inside the region).
+    pub(crate) fn for_each_piece(&self, src: u64, len: u64, mut f: impl FnMut(usize, &Arc<Vec<u8>>, usize, usize)) {
+        let (mut pos, end) = (src as usize, (src + len) as usize);
+        while pos < end {
+            let (k, from) = (pos / self.chunk_size, pos % self.chunk_size);
+            let n = (self.chunk_size - from).min(end - pos);
+            f(pos - src as usize, &self.chunks[k], from, n);
+            pos += n;
+        }
+    }
+}
+
+/// The shared encoder of one region (see the module docs).
+///
+/// Invariants: `chunks` hold the region's bytes at `version` (chunk `k`
+/// covers `k * chunk_size..`, the last one possibly shorter); the
+/// backlog's newest delta, if any, ends at `version`; `view`, once set,
+/// is a view of exactly these bytes.
+pub struct RegionEncoder {
+    cfg: EncoderConfig,
+    epoch: Option<u64>,
+    version: u64,
+    size: usize,
+    chunk_size: usize,
+    chunks: Vec<Arc<Vec<u8>>>,
+    backlog: Backlog,
+    view: OnceLock<Arc<ShadowView>>,
+    stats: EncoderStats,
+    snap: Snapshot,
+}
+
+impl RegionEncoder {
+    fn empty(size: usize, chunk_size: usize, cfg: EncoderConfig) -> Self {
+        let chunk_size = chunk_size.max(1);
+        let chunks = (0..size.div_ceil(chunk_size))
+            .map(|k| Arc::new(vec![0u8; chunk_size.min(size - k * chunk_size)]))
+            .collect();
+        let backlog = Backlog::new(cfg.backlog_bytes);
+        let stats = EncoderStats { shadow_bytes: size as u64, ..Default::default() };
+        RegionEncoder {
+            cfg,
+            epoch: None,
+            version: 0,
+            size,
+            chunk_size,
+            chunks,
+            backlog,
+            view: OnceLock::new(),
+            stats,
+            snap: Snapshot::default(),
+        }
+    }
+
+    /// An encoder of `region`'s incarnation `epoch`, its shadow filled from
+    /// one consistent snapshot.
+    pub fn from_region(epoch: u64, region: &dyn RegionSource, cfg: EncoderConfig) -> Result<Self> {
+        let mut e = Self::empty(region.size(), region.chunk_size(), cfg);
+        let mut snap = Snapshot::default();
+        region.snapshot_all(&mut snap)?;
+        for c in &snap.chunks {
+            e.write_shadow(c.offset as u64, &snap.data[c.data_offset..c.data_offset + c.len]);
+        }
+        e.epoch = Some(epoch);
+        e.version = snap.version;
+        e.snap = snap;
+        Ok(e)
+    }
+
+    /// An encoder for a relay mirror's local region `sink` (its shadow read
+    /// from it); it serves nothing until the first upstream update sets the
+    /// epoch ([`ingest_update`](Self::ingest_update)).
+    pub fn for_relay(sink: &dyn RegionSink, cfg: EncoderConfig) -> Result<Self> {
+        let mut e = Self::empty(sink.size(), RELAY_CHUNK, cfg);
+        // Fresh, unshared chunks: make_mut never copies here.
+        let mut buf = vec![0u8; RELAY_CHUNK];
+        for k in 0..e.chunks.len() {
+            let n = e.chunks[k].len();
+            sink.read_at(k * RELAY_CHUNK, &mut buf[..n])?;
+            Arc::make_mut(&mut e.chunks[k]).copy_from_slice(&buf[..n]);
+        }
+        Ok(e)
+    }
+
+    /// Copies `data` into the shadow at `src` (no diff), copying chunks a view still holds.
+    fn write_shadow(&mut self, src: u64, data: &[u8]) {
+        let (mut pos, end) = (src as usize, src as usize + data.len());
+        while pos < end {
+            let (k, from) = (pos / self.chunk_size, pos % self.chunk_size);
+            let n = (self.chunk_size - from).min(end - pos);
+            let c = &mut self.chunks[k];
+            if Arc::strong_count(c) > 1 {
+                self.stats.cow_copies += 1;
+            }
+            let at = pos - src as usize;
+            Arc::make_mut(c)[from..from + n].copy_from_slice(&data[at..at + n]);
+            pos += n;
+        }
+    }
+
+    /// Diffs `pieces` (`(region offset, new bytes)`, increasing, disjoint)
+    /// against the shadow, updates it, and appends the delta
+    /// `version -> seq` to the backlog.
+    fn ingest<'a>(&mut self, seq: u64, captured_ns: u64, pieces: impl Iterator<Item = (u64, &'a [u8])>) {
+        let _ = self.view.take(); // the cached view is of the old version
+        let gap = self.cfg.merge_gap;
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for (src, new) in pieces {
+            let (mut pos, end) = (src as usize, src as usize + new.len());
+            while pos < end {
+                let (k, from) = (pos / self.chunk_size, pos % self.chunk_size);
+                let n = (self.chunk_size - from).min(end - pos);
+                let at = pos - src as usize;
+                let (old, fresh) = (&self.chunks[k][from..from + n], &new[at..at + n]);
+                let mut changed = false;
+                changed_runs(old, fresh, gap, |o, l| {
+                    changed = true;
+                    let v = (pos + o) as u64;
+                    match runs.last_mut() {
+                        // Saturating: `merge_gap` may be any usize (usize::MAX = merge all).
+                        Some(last) if (last.0 + last.1).saturating_add(gap as u64) > v => {
+                            last.1 = v + l as u64 - last.0
+                        }
+                        _ => runs.push((v, l as u64)),
+                    }
+                });
+                if changed {
+                    let c = &mut self.chunks[k];
+                    if Arc::strong_count(c) > 1 {
+                        self.stats.cow_copies += 1;
+                    }
+                    Arc::make_mut(c)[from..from + n].copy_from_slice(fresh);
+                }
+                pos += n;
+            }
+        }
+        let delta = self.encode(seq, captured_ns, &runs);
+        self.stats.deltas += 1;
+        self.stats.payload_bytes += delta.payload_len();
+        self.backlog.push(Arc::new(delta));
+        self.version = seq;
+    }
+
+    /// Encodes the runs (read from the updated shadow) as whole-region update frames.
+    fn encode(&self, seq: u64, captured_ns: u64, runs: &[(u64, u64)]) -> Delta {
+        let epoch = self.epoch.unwrap_or(0);
+        let budget =
+            self.cfg.frame_payload.clamp(1, frame::MAX_UPDATE_BODY - UPDATE_HEAD_LEN - 64 * RUN_HEAD_LEN) as u64;
+        let mut wire = Vec::with_capacity(runs.iter().map(|r| r.1 as usize + RUN_HEAD_LEN).sum::<usize>() + 64);
+        let (mut out_runs, mut frames) = (Vec::with_capacity(runs.len()), Vec::new());
+        let (mut i, mut within, mut part) = (0usize, 0u64, 0u32);
+        loop {
+            let start = wire.len();
+            let head = frame::update_head(self.cfg.region_id, epoch, seq, self.version, captured_ns, part, 0);
+            let at = frame::encode_update_head(&mut wire, &head);
+            let (mut used, mut count) = (0u64, 0u32);
+            while i < runs.len() && used < budget && count < 64 {
+                let (src, len) = runs[i];
+                let n = (len - within).min(budget - used);
+                let from = src + within;
+                frame::push_run_head(&mut wire, from, n as u32);
+                let data_at = wire.len();
+                wire.resize(data_at + n as usize, 0);
+                self.read_shadow(from, &mut wire[data_at..]);
+                out_runs.push(DeltaRun { src: from, len: n, at: data_at });
+                (used, count, within) = (used + n, count + 1, within + n);
+                if within == len {
+                    (i, within) = (i + 1, 0);
+                }
+            }
+            let last = i == runs.len();
+            if last {
+                wire[at + frame::HEADER_LEN + UPDATE_HEAD_LEN - 5] |= FLAG_LAST;
+            }
+            frame::finish_update(&mut wire, at, count);
+            frames.push((start, wire.len(), used));
+            part += 1;
+            if last {
+                break;
+            }
+        }
+        Delta {
+            epoch,
+            seq,
+            base_seq: self.version,
+            captured_ns,
+            runs: out_runs,
+            wire: Arc::new(wire),
+            frames,
+        }
+    }
+
+    fn read_shadow(&self, src: u64, buf: &mut [u8]) {
+        let (mut pos, end) = (src as usize, src as usize + buf.len());
+        while pos < end {
+            let (k, from) = (pos / self.chunk_size, pos % self.chunk_size);
+            let n = (self.chunk_size - from).min(end - pos);
+            let at = pos - src as usize;
+            buf[at..at + n].copy_from_slice(&self.chunks[k][from..from + n]);
+            pos += n;
+        }
+    }
+
+    /// One step of the publisher feed: if `region` changed since the last
+    /// version, reads its dirty chunks in one consistent window, diffs them
+    /// and appends the delta. Returns whether a delta was appended.
+    pub fn step(&mut self, region: &dyn RegionSource, captured_ns: u64) -> Result<bool> {
+        if region.version() == self.version {
+            return Ok(false);
+        }
+        let mut snap = std::mem::take(&mut self.snap);
+        let r = region.snapshot_since(self.version, &mut snap);
+        if r.is_ok() && snap.version != self.version {
+            let pieces = snap.chunks.iter().map(|c| (c.offset as u64, &snap.data[c.data_offset..c.data_offset + c.len]));
+            self.ingest(snap.version, captured_ns, pieces);
+        }
+        self.snap = snap;
+        r.map(|()| true)
+    }
+
+    /// The version the next [`step`](Self::step) reads changes after (so
+    /// an I/O shell can take the snapshot outside its lock, then call
+    /// [`ingest_snapshot`](Self::ingest_snapshot)).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Ingests a snapshot `region.snapshot_since(self.version())` taken by the caller.
+    pub fn ingest_snapshot(&mut self, snap: &Snapshot, captured_ns: u64) {
+        if snap.version == self.version {
+            return;
+        }
+        let pieces = snap.chunks.iter().map(|c| (c.offset as u64, &snap.data[c.data_offset..c.data_offset + c.len]));
+        self.ingest(snap.version, captured_ns, pieces);
+    }
+
+    /// The relay feed: the upstream update `(epoch, seq)` wrote `writes`
+    /// (local offsets) into the relay's region. The same epoch continues the
+    /// chain with a diffed delta; a new epoch (or a seq that does not move
+    /// forward) resets the backlog, so mirrors downstream resync from the
+    /// shadow instead of applying a delta to the wrong base.
+    pub fn ingest_update(&mut self, epoch: u64, seq: u64, writes: &[(usize, &[u8])], captured_ns: u64) -> Result<()> {
+        for &(off, d) in writes {
+            if off.checked_add(d.len()).is_none_or(|e| e > self.size) {
+                return Err(Error::OutOfRange {
+                    what: "relay write",
+                    offset: off as u64,
+                    len: d.len() as u64,
+                    limit: self.size as u64,
+                });
+            }
+        }
+        let mut sorted: Vec<(usize, &[u8])> = writes.iter().filter(|w| !w.1.is_empty()).copied().collect();
+        sorted.sort_unstable_by_key(|w| w.0);
+        if self.epoch == Some(epoch) && seq > self.version {
+            self.ingest(seq, captured_ns, sorted.iter().map(|&(o, d)| (o as u64, d)));
+        } else {
+            let _ = self.view.take();
+            for (o, d) in sorted {
+                self.write_shadow(o as u64, d);
+            }
+            self.backlog.clear();
+            self.epoch = Some(epoch);
+            self.version = seq;
+        }
+        Ok(())
+    }
+
+    /// The epoch served (`None`: a relay that has no upstream state yet).
+    pub fn epoch(&self) -> Option<u64> {
+        self.epoch
+    }
+
+    /// Region size.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Chunk size of the shadow.
+    pub fn chunk_size(&self) -> usize {
+        self.chunk_size
+    }
+
+    /// The region id stamped into the shared frames.
+    pub fn region_id(&self) -> u32 {
+        self.cfg.region_id
+    }
+
+    /// The backlog.
+    pub fn backlog(&self) -> &Backlog {
+        &self.backlog
+    }
+
+    /// A frozen view of the shadow at the current version (cached until the
+    /// next delta: every caller in between shares it).
+    pub fn view(&self) -> Arc<ShadowView> {
+        self.view
+            .get_or_init(|| {
+                Arc::new(ShadowView {
+                    epoch: self.epoch.unwrap_or(0),
+                    version: self.version,
+                    chunk_size: self.chunk_size,
+                    size: self.size,
+                    chunks: self.chunks.clone(),
+                })
+            })
+            .clone()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> EncoderStats {
+        EncoderStats { backlog: self.backlog.stats(), ..self.stats }
+    }
+}
