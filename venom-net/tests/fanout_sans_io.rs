@@ -388,7 +388,8 @@ fn slow_mirror_gets_merged_catch_up() {
 
 /// origin -> relay 1 -> relay 2 -> two leaves (whole, and a slice).
 fn chain(seed: u64, loss: u64) -> Net {
-    let pcfg = PublisherConfig { ack_timeout: Some(Duration::from_millis(30)), frame_payload: 700, ..Default::default() };
+    let pcfg =
+        PublisherConfig { ack_timeout: Some(Duration::from_millis(30)), frame_payload: 700, ..Default::default() };
     let mut net = Net::new(seed, 7, pcfg, loss);
     let (_, r1) = net.add(0, Subscription::whole(), seed % 2 == 0, true);
     let (_, r2) = net.add(r1.unwrap(), Subscription::whole(), true, true);

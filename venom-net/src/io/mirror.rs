@@ -1,19 +1,19 @@
 //! The mirror I/O shell: connects, applies updates, reconnects with backoff.
 
 use super::framing::{FrameReader, is_protocol_error};
+use super::publisher::Feed;
 use super::{CLOSED, PROTOCOL_ERROR, bind_endpoint};
 use crate::error::{Error, Result};
 use crate::proto::Now;
 use crate::proto::admission::Refusal;
+use crate::proto::encoder::EncoderConfig;
 use crate::proto::frame::FrameType;
 use crate::proto::mirror::{Applied, MirrorConfig, MirrorSession};
 use crate::proto::region::RegionSink;
+use crate::proto::relay::RelaySink;
 use crate::proto::stats::{MirrorFailure, MirrorStats};
 use crate::proto::subscription::Subscription;
-use crate::proto::encoder::EncoderConfig;
-use crate::proto::relay::RelaySink;
 use crate::tls::ClientTls;
-use super::publisher::Feed;
 use std::net::SocketAddr;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};

@@ -6,10 +6,10 @@ use super::{CLOSED, PROTOCOL_ERROR, bind_endpoint};
 use crate::error::{Error, Result};
 use crate::proto::Now;
 use crate::proto::admission::{Admission, AdmissionStats, Refusal, Stage};
+use crate::proto::encoder::{EncoderStats, RegionEncoder};
 use crate::proto::frame::{Frame, MAX_CONTROL_BODY};
 use crate::proto::policy::PeerId;
 use crate::proto::publisher::{PublisherConfig, PublisherSession};
-use crate::proto::encoder::{EncoderStats, RegionEncoder};
 use crate::proto::region::{RegionSource, Snapshot};
 use crate::proto::relay::{SharedEncoder, read, write};
 use crate::proto::stats::PublisherStats;
@@ -267,6 +267,9 @@ fn encode_region(s: &Shared, region: &dyn RegionSource) {
                     enc.ingest_snapshot(&snap, now);
                     enc.version()
                 };
+                if snap.data.capacity() > crate::proto::encoder::KEEP_SNAPSHOT_BYTES {
+                    snap = Snapshot::default(); // a huge step: do not keep its buffer
+                }
                 s.feed.version.send_replace(v);
             }
             Err(Error::Timeout(_)) => {}

@@ -67,9 +67,9 @@ impl Delta {
         self.runs.iter().map(|r| r.len).sum()
     }
 
-    /// Bytes this delta holds in the backlog (its encoded frames).
+    /// Bytes this delta holds in the backlog (its encoded frames and run index).
     pub fn wire_len(&self) -> usize {
-        self.wire.len()
+        self.wire.len() + self.runs.len() * std::mem::size_of::<DeltaRun>()
     }
 
     /// The encoded frames, in order (whole-region subscription).

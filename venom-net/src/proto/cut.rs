@@ -44,7 +44,11 @@ fn overlap(sub: &CompiledSubscription, src: u64, len: u64, mut f: impl FnMut(u64
 }
 
 /// The subscribed parts of delta runs (sorted by `src`, disjoint; bytes in `buf`).
-fn cut_runs<'a>(runs: impl Iterator<Item = &'a DeltaRun>, buf: &Arc<Vec<u8>>, sub: &CompiledSubscription) -> Vec<Piece> {
+fn cut_runs<'a>(
+    runs: impl Iterator<Item = &'a DeltaRun>,
+    buf: &Arc<Vec<u8>>,
+    sub: &CompiledSubscription,
+) -> Vec<Piece> {
     let mut out = Vec::new();
     for r in runs {
         overlap(sub, r.src, r.len, |virt, skip, len| {

@@ -30,6 +30,10 @@ use crate::proto::frame::{self, FLAG_LAST, RUN_HEAD_LEN, UPDATE_HEAD_LEN};
 use crate::proto::region::{RegionSink, RegionSource, Snapshot};
 use std::sync::{Arc, OnceLock};
 
+/// Most snapshot buffer capacity kept between steps (a step that read
+/// more, e.g. a rewrite of the whole region, frees its buffer).
+pub const KEEP_SNAPSHOT_BYTES: usize = 4 << 20;
+
 /// Chunk size of a relay's shadow (a sink has no dirty tracking of its own).
 pub const RELAY_CHUNK: usize = 64 << 10;
 
@@ -168,8 +172,7 @@ impl RegionEncoder {
         }
         e.epoch = Some(epoch);
         e.version = snap.version;
-        e.snap = snap;
-        Ok(e)
+        Ok(e) // (the whole-region snapshot buffer is not kept)
     }
 
     /// An encoder for a relay mirror's local region `sink` (its shadow read
@@ -290,7 +293,10 @@ impl RegionEncoder {
             base_seq: self.version,
             captured_ns,
             runs: out_runs,
-            wire: Arc::new(wire),
+            wire: Arc::new({
+                wire.shrink_to_fit(); // the backlog counts what it holds
+                wire
+            }),
             frames,
         }
     }
@@ -316,10 +322,13 @@ impl RegionEncoder {
         let mut snap = std::mem::take(&mut self.snap);
         let r = region.snapshot_since(self.version, &mut snap);
         if r.is_ok() && snap.version != self.version {
-            let pieces = snap.chunks.iter().map(|c| (c.offset as u64, &snap.data[c.data_offset..c.data_offset + c.len]));
+            let pieces =
+                snap.chunks.iter().map(|c| (c.offset as u64, &snap.data[c.data_offset..c.data_offset + c.len]));
             self.ingest(snap.version, captured_ns, pieces);
         }
-        self.snap = snap;
+        if snap.data.capacity() <= KEEP_SNAPSHOT_BYTES {
+            self.snap = snap; // reused by the next step
+        }
         r.map(|()| true)
     }
 

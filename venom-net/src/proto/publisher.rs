@@ -599,17 +599,7 @@ impl PublisherSession {
 
 impl Cut {
     fn new(seq: u64, base_seq: u64, snapshot: bool, captured_ns: u64, pieces: Vec<Piece>) -> Self {
-        Cut {
-            seq,
-            base_seq,
-            snapshot,
-            repair: false,
-            captured_ns,
-            pieces: pieces.into(),
-            within: 0,
-            part: 0,
-            bytes: 0,
-        }
+        Cut { seq, base_seq, snapshot, repair: false, captured_ns, pieces: pieces.into(), within: 0, part: 0, bytes: 0 }
     }
 
     /// Appends the next frame of this update; returns (wire bytes, payload bytes).
@@ -677,4 +667,3 @@ fn union_ranges(a: Vec<(u64, u64)>, b: impl Iterator<Item = (u64, u64)>) -> Vec<
     }
     out
 }
-
