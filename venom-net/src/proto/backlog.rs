@@ -26,7 +26,7 @@ pub struct DeltaRun {
     pub src: u64,
     /// Length in bytes (> 0).
     pub len: u64,
-    /// Offset of the bytes inside [`Delta::wire`].
+    /// Offset of the bytes inside the delta's encoded frames.
     pub at: usize,
 }
 

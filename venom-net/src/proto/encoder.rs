@@ -4,7 +4,7 @@
 //! The encoder keeps a copy-on-write **shadow** of the region (one
 //! `Arc`-shared buffer per region chunk) as of its last version. Each step
 //! diffs the chunks the region reports dirty against the shadow
-//! ([`changed_runs`]), updates the shadow, encodes the changed runs once as
+//! (`diff::changed_runs`), updates the shadow, encodes the changed runs once as
 //! whole-region update frames and appends them to the [`Backlog`]. Sessions
 //! ([`PublisherSession`](crate::proto::publisher::PublisherSession)) then only
 //! *cut* shared deltas to their subscription; they hold no shadow of their
