@@ -104,8 +104,12 @@ fn publisher_cpu() -> Duration {
     rusage(libc::RUSAGE_SELF).saturating_sub(rusage(libc::RUSAGE_THREAD))
 }
 
-/// Anonymous resident memory of this process (heap: shadow, backlog, buffers).
+/// Anonymous resident memory of this process (heap: shadow, backlog,
+/// buffers), after returning freed heap pages to the kernel (so it counts
+/// live memory, not what the allocator kept from the snapshot phase).
 fn rss_anon() -> u64 {
+    // SAFETY: malloc_trim only releases free heap memory; no pointer is involved.
+    unsafe { libc::malloc_trim(0) };
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     s.lines()
         .find(|l| l.starts_with("RssAnon:"))

@@ -4,7 +4,7 @@
 //! a typed error.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use venom_net::proto::frame::{Frame, Hello};
+use venom_net::proto::frame::{Frame, Hello, Resume};
 use venom_net::proto::encoder::RegionEncoder;
 use venom_net::{MemRegion, Now, Part, PublisherConfig, PublisherSession, Subscription};
 
@@ -15,7 +15,9 @@ fuzz_target!(|data: &[u8]| {
     let mut enc = RegionEncoder::from_region(1, &region, cfg.encoder(0)).unwrap();
     let mut p = PublisherSession::new(1, 0, 0, cfg);
     let sub = Subscription::range(0, 20_000, 0).with(Part::Range { src: 30_000, len: 30_000, dst: 20_000 });
-    let hello = Frame::Hello(Hello { mirror_id: 1, region_id: 0, check_hash: true, subscription: sub, resume: None });
+    // A resume point from the input: a position in the chain, or anywhere.
+    let resume = data.first().map(|&b| Resume { epoch: 1, seq: b as u64 });
+    let hello = Frame::Hello(Hello { mirror_id: 1, region_id: 0, check_hash: true, subscription: sub, resume });
     p.handle_frame(&hello, &enc, 0).unwrap();
     let now = Now::system();
     let mut rest = data;

@@ -461,3 +461,35 @@ fn origin_epoch_change_goes_through_relays() {
         assert_eq!(e.mirror.applied().unwrap().epoch, 9, "new epoch reached every level");
     }
 }
+
+#[test]
+fn resume_from_an_unknown_position_gets_a_snapshot() {
+    // A mirror offering a position that is not (or no longer) in the chain,
+    // or of another epoch, is never sent a delta on a wrong base.
+    for (epoch, seq) in [(7, 1), (7, u64::MAX), (6, 0), (8, 2)] {
+        let mut net = Net::new(10, 7, PublisherConfig::default(), 0);
+        net.writes(20);
+        net.tick();
+        net.add(0, Subscription::whole(), true, false);
+        // Fake a history: the mirror believes it applied (epoch, seq).
+        let hello = venom_net::proto::frame::Hello {
+            mirror_id: 0,
+            region_id: 0,
+            check_hash: true,
+            subscription: Subscription::whole(),
+            resume: Some(venom_net::proto::frame::Resume { epoch, seq }),
+        };
+        let now = net.now();
+        let enc = read(&net.encoders[0]);
+        let e = &mut net.edges[0];
+        e.publ.handle_frame(&Frame::Hello(hello), &enc, 0).unwrap();
+        let mut out = Vec::new();
+        while e.publ.poll_transmit(&enc, now, &mut out).unwrap() && out.len() < 64 {}
+        let (f, n) = Frame::decode(&out).unwrap();
+        assert!(matches!(f, Frame::Welcome(_)));
+        let (f, _) = Frame::decode(&out[n..]).unwrap();
+        let Frame::Update(u) = f else { panic!("expected an update") };
+        assert_ne!(u.flags & FLAG_SNAPSHOT, 0, "({epoch}, {seq}) must get a snapshot");
+        assert_eq!(e.publ.stats(now.mono, 0).resumed, 0);
+    }
+}
