@@ -493,3 +493,21 @@ fn resume_from_an_unknown_position_gets_a_snapshot() {
         assert_eq!(e.publ.stats(now.mono, 0).resumed, 0);
     }
 }
+
+#[test]
+fn a_mirror_waiting_for_a_snapshot_does_not_resume() {
+    let mut net = Net::new(11, 7, PublisherConfig::default(), 0);
+    net.add(0, Subscription::whole(), false, false);
+    net.writes(10);
+    net.run_until_converged(200);
+    // Something else wrote to the local region: the application asks for a
+    // snapshot, and the connection drops before it arrives.
+    net.edges[0].local.write_at(100, b"garbage");
+    let now = net.now().mono;
+    net.edges[0].mirror.request_snapshot(now);
+    net.edges[0].snapshots = 0;
+    net.reconnect(0);
+    net.run_until_converged(300);
+    assert_eq!(net.edges[0].snapshots, 1, "no resume from untrusted bytes");
+    assert_eq!(net.edges[0].publ.stats(net.now().mono, 0).resumed, 0);
+}

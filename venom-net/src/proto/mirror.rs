@@ -158,6 +158,8 @@ pub struct MirrorSession {
     streak: u32,
     last_auto_resync: Option<Instant>,
     deferred: Option<(Instant, ResyncReason)>,
+    /// Whether the next hello may offer the applied position as a resume point.
+    resumable: bool,
     /// Jitter for the resync backoff (seeded lazily from the mirror id and the clock).
     rng: Option<Jitter>,
 }
@@ -185,12 +187,17 @@ impl MirrorSession {
             streak: 0,
             last_auto_resync: None,
             deferred: None,
+            resumable: true,
             rng: None,
         }
     }
 
     /// Starts a (new) connection: queues the hello. Partial updates are dropped.
     pub fn connect(&mut self) {
+        // A mirror that was waiting for a snapshot or a repair (a gap, a
+        // digest mismatch, a local change) does not trust its bytes: it
+        // offers no resume point, so it gets a snapshot.
+        self.resumable = self.resync_sent_at.is_none() && self.deferred.is_none() && self.repair_sent_at.is_none();
         self.out.clear();
         self.staging = None;
         self.compiled = None;
@@ -212,7 +219,7 @@ impl MirrorSession {
             subscription: self.sub.clone(),
             // Offer the applied position: within the publisher's backlog
             // window a reconnect costs only what was missed, not a snapshot.
-            resume: self.epoch.zip(self.applied).map(|(epoch, seq)| Resume { epoch, seq }),
+            resume: self.epoch.zip(self.applied).filter(|_| self.resumable).map(|(epoch, seq)| Resume { epoch, seq }),
         };
         self.push(Frame::Hello(hello));
     }
