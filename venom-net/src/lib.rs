@@ -142,6 +142,10 @@
 //!                                                        digest view that the writer rewrote since )
 //! ```
 //!
+//! With `check_hash`, whole-region mirrors share the encoder's one digest
+//! tree (~`S / 256`); a mirror with another subscription keeps its own
+//! tree over its subscribed bytes (~`sub / 256`).
+//!
 //! The pinned term is zero for mirrors at the head (nothing to pin while
 //! idle) and at most the chunks rewritten while a snapshot or a digest of
 //! that mirror is in progress. The previous per-mirror design cost

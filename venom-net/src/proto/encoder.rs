@@ -26,9 +26,34 @@
 use crate::error::{Error, Result};
 use crate::proto::backlog::{Backlog, BacklogStats, Delta, DeltaRun};
 use crate::proto::diff::changed_runs;
+use crate::proto::digest::ChunkDigests;
 use crate::proto::frame::{self, FLAG_LAST, RUN_HEAD_LEN, UPDATE_HEAD_LEN};
 use crate::proto::region::{RegionSink, RegionSource, Snapshot};
-use std::sync::{Arc, OnceLock};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Region versions whose whole-region digest root is kept for sessions
+/// that are a little behind.
+const ROOTS_KEPT: usize = 64;
+
+/// A whole-region digest root at `(epoch, version)`, or why there is none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootPoll {
+    /// The root of the region's bytes at that version.
+    Ready([u8; 32]),
+    /// Hashing work remains (the first build of the tree): ask again.
+    Pending,
+    /// Not the current version and no longer kept: wait for the next update.
+    Unavailable,
+}
+
+/// The whole-region Merkle tree of the shadow, shared by every
+/// `check_hash` session with a whole-region subscription (built on first
+/// use; then each version costs O(chunks it dirtied), once).
+struct SharedDigest {
+    tree: ChunkDigests,
+    roots: VecDeque<((u64, u64), [u8; 32])>,
+}
 
 /// Most snapshot buffer capacity kept between steps (a step that read
 /// more, e.g. a rewrite of the whole region, frees its buffer).
@@ -120,6 +145,43 @@ impl ShadowView {
     }
 }
 
+/// Rehashes up to `budget` dirty chunks of the shared tree from the shadow;
+/// once clean, records and returns the root of `key`.
+fn root_now(
+    d: &mut SharedDigest,
+    chunks: &[Arc<Vec<u8>>],
+    chunk_size: usize,
+    key: (u64, u64),
+    budget: usize,
+) -> Option<[u8; 32]> {
+    let mut buf = vec![0u8; crate::proto::digest::DIGEST_CHUNK];
+    let left = d
+        .tree
+        .refresh(budget.max(1), |virt, len| {
+            let (mut pos, end) = (virt as usize, virt as usize + len);
+            while pos < end {
+                let (k, from) = (pos / chunk_size, pos % chunk_size);
+                let n = (chunk_size - from).min(end - pos);
+                let at = pos - virt as usize;
+                buf[at..at + n].copy_from_slice(&chunks[k][from..from + n]);
+                pos += n;
+            }
+            Ok(ChunkDigests::leaf(&buf[..len]))
+        })
+        .unwrap_or(usize::MAX); // the closure never fails
+    if left != 0 {
+        return None;
+    }
+    let root = d.tree.root()?;
+    if d.roots.back().is_none_or(|(k, _)| *k != key) {
+        d.roots.push_back((key, root));
+        if d.roots.len() > ROOTS_KEPT {
+            d.roots.pop_front();
+        }
+    }
+    Some(root)
+}
+
 /// The shared encoder of one region (see the module docs).
 ///
 /// Invariants: `chunks` hold the region's bytes at `version` (chunk `k`
@@ -135,6 +197,8 @@ pub struct RegionEncoder {
     chunks: Vec<Arc<Vec<u8>>>,
     backlog: Backlog,
     view: OnceLock<Arc<ShadowView>>,
+    /// `None` until a session asks for a whole-region root.
+    digest: Mutex<Option<SharedDigest>>,
     stats: EncoderStats,
     snap: Snapshot,
 }
@@ -156,6 +220,7 @@ impl RegionEncoder {
             chunks,
             backlog,
             view: OnceLock::new(),
+            digest: Mutex::new(None),
             stats,
             snap: Snapshot::default(),
         }
@@ -242,11 +307,50 @@ impl RegionEncoder {
                 pos += n;
             }
         }
+        if let Some(d) = self.digest.get_mut().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            for &(src, len) in &runs {
+                d.tree.mark(src, len);
+            }
+        }
         let delta = self.encode(seq, captured_ns, &runs);
         self.stats.deltas += 1;
         self.stats.payload_bytes += delta.payload_len();
         self.backlog.push(Arc::new(delta));
         self.version = seq;
+        self.digest_now();
+    }
+
+    /// With a shared digest in use: the root of the new version, computed
+    /// now (O(chunks dirtied since the last root)) so sessions that are a
+    /// little behind still find the root of the seq they are at.
+    fn digest_now(&mut self) {
+        let (epoch, version) = (self.epoch.unwrap_or(0), self.version);
+        let chunks = &self.chunks;
+        let chunk_size = self.chunk_size;
+        if let Some(d) = self.digest.get_mut().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            let _ = root_now(d, chunks, chunk_size, (epoch, version), usize::MAX);
+        }
+    }
+
+    /// The root of the whole region's bytes at `(epoch, version)` (the
+    /// digest of [`crate::proto::digest`] over the region as one
+    /// subscription): cached for the last versions, computed for the
+    /// current one (at most `budget` chunks hashed per call while the
+    /// tree is first built).
+    pub fn whole_root(&self, epoch: u64, version: u64, budget: usize) -> RootPoll {
+        let mut g = self.digest.lock().unwrap_or_else(|p| p.into_inner());
+        let d =
+            g.get_or_insert_with(|| SharedDigest { tree: ChunkDigests::new(self.size as u64), roots: VecDeque::new() });
+        if let Some((_, r)) = d.roots.iter().rev().find(|(k, _)| *k == (epoch, version)) {
+            return RootPoll::Ready(*r);
+        }
+        if self.epoch != Some(epoch) || self.version != version {
+            return RootPoll::Unavailable;
+        }
+        match root_now(d, &self.chunks, self.chunk_size, (epoch, version), budget) {
+            Some(r) => RootPoll::Ready(r),
+            None => RootPoll::Pending,
+        }
     }
 
     /// Encodes the runs (read from the updated shadow) as whole-region update frames.
@@ -376,6 +480,12 @@ impl RegionEncoder {
             self.backlog.clear();
             self.epoch = Some(epoch);
             self.version = seq;
+            if let Some(d) = self.digest.get_mut().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                for &(o, w) in writes {
+                    d.tree.mark(o as u64, w.len() as u64);
+                }
+            }
+            self.digest_now();
         }
         Ok(())
     }

@@ -37,7 +37,7 @@ use crate::proto::admission::AdmissionLimits;
 use crate::proto::backlog::Delta;
 use crate::proto::cut::{self, Piece};
 use crate::proto::digest::{ChunkDigests, DIGEST_CHUNK};
-use crate::proto::encoder::{EncoderConfig, RegionEncoder, ShadowView};
+use crate::proto::encoder::{EncoderConfig, RegionEncoder, RootPoll, ShadowView};
 use crate::proto::frame::{
     self, DIGEST_SCHEME_MERKLE16K, FLAG_LAST, FLAG_REPAIR, FLAG_SNAPSHOT, Frame, HashFrame, Hello, RUN_HEAD_LEN,
     UPDATE_HEAD_LEN, Welcome,
@@ -157,7 +157,12 @@ pub struct PublisherSession {
     /// Whether `sub` is the whole region at virtual offset 0 (shared frames fit).
     whole: bool,
     check_hash: bool,
-    /// Digests of the subscribed bytes at `sent_seq` (with `check_hash`):
+    /// With `check_hash` and a whole-region subscription: roots come from
+    /// the encoder's shared tree ([`RegionEncoder::whole_root`]).
+    shared_digest: bool,
+    /// Digest chunks of the subscription (with `check_hash`; repair bound).
+    digest_chunks: usize,
+    /// Digests of the subscribed bytes at `sent_seq` (with `check_hash`, not shared):
     /// marked dirty as updates start, rehashed from `view` between updates.
     digests: Option<ChunkDigests>,
     /// The shadow view digests are rehashed from (pinned while digest work is pending).
@@ -199,6 +204,8 @@ impl PublisherSession {
             sub: None,
             whole: false,
             check_hash: false,
+            shared_digest: false,
+            digest_chunks: 0,
             digests: None,
             view: None,
             repair: Vec::new(),
@@ -250,7 +257,12 @@ impl PublisherSession {
                 self.cfg.policy.authorize(&self.peer, &sub)?;
                 self.whole = sub.runs().len() == 1 && sub.runs()[0].src == 0 && sub.total_len() == enc.size() as u64;
                 self.check_hash = h.check_hash;
-                self.digests = h.check_hash.then(|| ChunkDigests::new(sub.total_len()));
+                // Whole-region mirrors share the encoder's digest tree; the
+                // others keep one over their subscription.
+                self.shared_digest = h.check_hash && self.whole && enc.region_id() == self.region_id;
+                self.digest_chunks =
+                    if h.check_hash { sub.total_len().div_ceil(DIGEST_CHUNK as u64) as usize } else { 0 };
+                self.digests = (h.check_hash && !self.shared_digest).then(|| ChunkDigests::new(sub.total_len()));
                 self.sub = Some(sub);
                 self.stats.mirror_id = h.mirror_id;
                 self.hello = Some(h.clone());
@@ -282,7 +294,7 @@ impl PublisherSession {
             }
             Frame::Repair(r) => {
                 self.check_region(r.region_id)?;
-                let chunks = self.digests.as_ref().map(ChunkDigests::chunks).unwrap_or(0);
+                let chunks = self.digest_chunks;
                 if r.chunks.iter().any(|&c| c as usize >= chunks) {
                     return Err(Error::Protocol(
                         "repair of chunks outside the subscription (or without check_hash)".into(),
@@ -355,7 +367,9 @@ impl PublisherSession {
             self.stats.resumed += 1;
             if self.check_hash && enc.version() == r.seq {
                 // Nothing to send: verify the resumed bytes right away.
-                self.view = Some(enc.view());
+                if self.digests.is_some() {
+                    self.view = Some(enc.view());
+                }
                 self.hash_due = true;
             }
         }
@@ -401,7 +415,7 @@ impl PublisherSession {
                 .is_some_and(|t| now.mono.saturating_duration_since(t) >= self.cfg.hash_interval.saturating_mul(4));
         self.digest_turn = overdue && !self.digest_turn;
         if self.digest_turn
-            && let Some(sent) = self.poll_digest(now, out)?
+            && let Some(sent) = self.poll_digest(enc, now, out)?
         {
             return Ok(sent);
         }
@@ -417,7 +431,7 @@ impl PublisherSession {
                 };
             if !started {
                 // Idle: spend the time on the digest (bounded work per call).
-                return Ok(self.poll_digest(now, out)?.unwrap_or(false));
+                return Ok(self.poll_digest(enc, now, out)?.unwrap_or(false));
             }
         }
         self.emit_frame(now, out);
@@ -429,7 +443,10 @@ impl PublisherSession {
     /// due (and `hash_interval` passed), appends the hash frame and unpins
     /// the view. `Some(true)`: a frame was appended or hashing work remains
     /// (call again); `None`: nothing to do.
-    fn poll_digest(&mut self, now: Now, out: &mut Vec<u8>) -> Result<Option<bool>> {
+    fn poll_digest(&mut self, enc: &RegionEncoder, now: Now, out: &mut Vec<u8>) -> Result<Option<bool>> {
+        if self.shared_digest {
+            return Ok(self.poll_shared_digest(enc, now, out));
+        }
         let (Some(d), Some(sub)) = (self.digests.as_mut(), self.sub.as_ref()) else { return Ok(None) };
         if d.dirty_chunks() > 0 {
             let Some(view) = self.view.as_ref() else { return Ok(None) }; // a snapshot will mark and pin
@@ -452,6 +469,34 @@ impl PublisherSession {
         self.view = None; // digests are current: release the pinned chunks
         // The view was pinned at the seq of the last completed update (no
         // update is being cut into frames here).
+        self.push_hash(root, out);
+        Ok(Some(true))
+    }
+
+    /// Whole-region subscriptions: the root comes from the encoder, computed
+    /// once per region version for every such session (no per-mirror tree).
+    fn poll_shared_digest(&mut self, enc: &RegionEncoder, now: Now, out: &mut Vec<u8>) -> Option<bool> {
+        if !self.hash_due
+            || self.last_hash.is_some_and(|t| now.mono.saturating_duration_since(t) < self.cfg.hash_interval)
+        {
+            return None;
+        }
+        match enc.whole_root(self.epoch, self.stats.sent_seq, self.cfg.hash_budget_chunks) {
+            RootPoll::Ready(root) => {
+                self.hash_due = false;
+                self.hash_due_since = None;
+                self.last_hash = Some(now.mono);
+                self.push_hash(root, out);
+                Some(true)
+            }
+            RootPoll::Pending => Some(true),
+            // The encoder moved on and no longer keeps that root: the
+            // digest of the next completed update will be checked instead.
+            RootPoll::Unavailable => None,
+        }
+    }
+
+    fn push_hash(&mut self, root: [u8; 32], out: &mut Vec<u8>) {
         let h = HashFrame {
             region_id: self.region_id,
             epoch: self.epoch,
@@ -462,7 +507,6 @@ impl PublisherSession {
         let start = out.len();
         Frame::Hash(h).encode(out);
         self.stats.bytes_sent += (out.len() - start) as u64;
-        Ok(Some(true))
     }
 
     /// Starts a snapshot of the subscription from the encoder's current view.
