@@ -536,3 +536,42 @@ impl RegionEncoder {
         EncoderStats { backlog: self.backlog.stats(), ..self.stats }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::digest::root_of;
+    use crate::proto::region::MemRegion;
+
+    #[test]
+    fn shared_root_tracks_every_version_and_cow_keeps_views() {
+        let region = MemRegion::new(100_000, 4096);
+        region.write_at(5, b"start");
+        let mut enc = RegionEncoder::from_region(3, &region, EncoderConfig::default()).unwrap();
+        // First use builds the tree within a budget.
+        let v0 = enc.version();
+        let mut r = enc.whole_root(3, v0, 2);
+        while r == RootPoll::Pending {
+            r = enc.whole_root(3, v0, 2);
+        }
+        assert_eq!(r, RootPoll::Ready(root_of(&region.to_vec())));
+        let view = enc.view();
+        let before = region.to_vec();
+        let mut versions = Vec::new();
+        for i in 0..5u8 {
+            region.write_at(i as usize * 20_000 + 7, &[i + 1; 300]);
+            enc.step(&region, 0).unwrap();
+            versions.push((enc.version(), root_of(&region.to_vec())));
+        }
+        // Each version's root was computed at ingest, so older ones are still served.
+        for (v, root) in versions {
+            assert_eq!(enc.whole_root(3, v, 1), RootPoll::Ready(root));
+        }
+        assert_eq!(enc.whole_root(4, enc.version(), 1), RootPoll::Unavailable, "another epoch");
+        // The view taken before the writes still reads the old bytes (copy on write).
+        let mut old = vec![0u8; before.len()];
+        view.read(0, &mut old).unwrap();
+        assert_eq!(old, before);
+        assert!(enc.stats().cow_copies >= 5);
+    }
+}
