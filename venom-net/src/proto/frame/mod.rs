@@ -139,7 +139,8 @@ pub struct Hello {
     /// On a reconnect: the `(epoch, seq)` the mirror's subscribed bytes are
     /// at, so a publisher whose backlog still reaches back there sends only
     /// what was missed instead of a snapshot. Encoded after the subscription
-    /// when hello flag bit 1 is set.
+    /// when hello flag bit 1 is set (publishers built before the flag
+    /// existed refuse it as malformed: upgrade publishers and relays first).
     pub resume: Option<Resume>,
 }
 
