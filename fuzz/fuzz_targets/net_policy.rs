@@ -7,6 +7,7 @@ use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
 use venom_net::proto::frame::Frame;
 use venom_net::proto::policy::{PeerId, Policy};
+use venom_net::proto::encoder::RegionEncoder;
 use venom_net::{Error, MemRegion, PublisherConfig, PublisherSession};
 
 fuzz_target!(|data: &[u8]| {
@@ -22,10 +23,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok((Frame::Hello(hello), _)) = Frame::decode(frame) else { return };
     let region = MemRegion::new(64 << 10, 4096);
     let cfg = PublisherConfig { policy: Arc::new(policy.clone()), ..Default::default() };
+    let enc = RegionEncoder::from_region(1, &region, cfg.encoder(0)).unwrap();
     for peer in [PeerId::Anonymous, PeerId::named("m"), PeerId::Certificate { name: None, spki: [0xab; 32] }] {
         let mut s = PublisherSession::new(1, 0, 0, cfg.clone());
         s.set_peer(peer.clone());
-        let r = s.handle_frame(&Frame::Hello(hello.clone()), &region, frame.len());
+        let r = s.handle_frame(&Frame::Hello(hello.clone()), &enc, frame.len());
         if let (0, Ok(sub)) = (hello.region_id, hello.subscription.compile(64 << 10)) {
             let allowed = policy.authorize(&peer, &sub).is_ok();
             assert_eq!(allowed, !matches!(r, Err(Error::Unauthorized(_))), "session and policy disagree");

@@ -82,7 +82,7 @@
 //! | connections per certificate identity (awaiting hello + live) | 4 | `per_identity` | closed, code 3 `IdentityLimit` |
 //! | connections per source IP of anonymous peers (awaiting hello + live) | 16 | `per_address` | closed, code 3 `IdentityLimit` |
 //! | identities the policy does not list | refused | [`PublisherConfig::policy`] | closed before the hello, code 4 `Unauthorized` |
-//! | subscriptions outside the identity's grants | refused | [`PublisherConfig::policy`] | closed before the shadow is allocated, code 4 |
+//! | subscriptions outside the identity's grants | refused | [`PublisherConfig::policy`] | closed before anything is allocated for the session, code 4 |
 //! | live sessions | 64 | [`PublisherConfig::max_mirrors`] | closed, code 2 `Busy` |
 //! | oldest unacknowledged update / a send making no progress | 10 s | `liveness_timeout` | closed, code 6 `Silent` |
 //! | streams per connection | 1 bidirectional (opened by the mirror), 0 unidirectional, no datagrams | [`tls`] transport config | the peer cannot open more (QUIC stream limits) |
@@ -96,8 +96,8 @@
 //! With the defaults a publisher holds at most 16 + 16 + 64 = 96 connections
 //! in all states together. Memory it can be made to hold is at most about
 //! 200 KiB per pending connection (window, read-ahead, QUIC state) and,
-//! per live session, a shadow of its subscription plus a snapshot buffer
-//! of up to the region size plus the send window. Measured
+//! per live session, its in-flight bytes and send window (see the memory
+//! model below: no per-session shadow or snapshot buffer). Measured
 //! (`tests/admission_rss.rs`: defaults except `per_address`, lifted to model
 //! a distributed attack; 256 KiB region; debug build on a loaded 2-core
 //! machine): under 96 hostile connections (48 silent sessions, 24 stalled
@@ -119,10 +119,44 @@
 //! new mirrors. Authenticate mirrors ([`tls::ServerTls::mutual`] or
 //! [`tls::ServerTls::pinned_clients`]) to get per-identity limits and grants.
 //!
+//! ## Fan-out: encode once, replication backlog, relays
+//! One [`RegionEncoder`] per published region keeps ONE copy-on-write
+//! shadow of the region and diffs each region version ONCE; the encoded
+//! delta goes to a bounded [`backlog`](proto::backlog) keyed by
+//! `(epoch, seq)`. Each mirror's [`PublisherSession`] only cuts the shared
+//! deltas to its subscription (whole-region mirrors at the head get the
+//! shared frames as they are; a mirror that is behind gets the merge of the
+//! deltas since its seq; one that fell out of the backlog a snapshot from a
+//! frozen shadow view). A reconnecting mirror offers its `(epoch, seq)` in
+//! its hello and, within the backlog window, receives only what it missed.
+//! A mirror started with [`io::Mirror::connect_relay`] republishes its copy
+//! through [`io::Publisher::bind_relay`] with the origin's epochs and seqs.
+//!
+//! **Memory model** (publisher process, `S` = region size, `B` =
+//! [`PublisherConfig::backlog_bytes`]):
+//!
+//! ```text
+//! memory ≈ S (shared shadow) + B (backlog) + Σ_mirrors ( in-flight ≤ max_in_flight + one update
+//!                                                      + send window
+//!                                                      + chunks pinned by its current update or
+//!                                                        digest view that the writer rewrote since )
+//! ```
+//!
+//! With `check_hash`, whole-region mirrors share the encoder's one digest
+//! tree (~`S / 256`); a mirror with another subscription keeps its own
+//! tree over its subscribed bytes (~`sub / 256`).
+//!
+//! The pinned term is zero for mirrors at the head (nothing to pin while
+//! idle) and at most the chunks rewritten while a snapshot or a digest of
+//! that mirror is in progress. The previous per-mirror design cost
+//! `mirrors × S` of shadows (64 mirrors of 64 MiB: 4 GiB).
+//!
 //! ## Limits (honest list)
-//! * Memory per mirror session on the publisher: see the bounds above.
-//! * A reconnect always costs a full snapshot of the subscription (no
-//!   partial resume from a backlog).
+//! * Memory per mirror session on the publisher: see the bounds and the
+//!   memory model above.
+//! * Resume needs the same publisher epoch (a restarted origin is a new
+//!   epoch: one snapshot) and a position the backlog still reaches back to.
+//! * A relay's local region and shadow are two copies (2 × its size).
 //! * Deltas are computed per dirty chunk: a 1-byte write re-reads and
 //!   re-diffs its whole chunk (64 KiB by default) on the publisher.
 //! * `MirrorStats::lag_time` compares two hosts' wall clocks; the
@@ -139,22 +173,26 @@
 //! use venom_net::*;
 //! let region = MemRegion::new(4096, 1024); // the published region (test double)
 //! let mut local = MemRegion::new(4096, 1024); // the mirror's local region
-//! let mut publisher = PublisherSession::new(1, 0, 0, PublisherConfig::default());
+//! let cfg = PublisherConfig::default();
+//! // ONE encoder per region (shadow, diff, backlog), any number of sessions.
+//! let mut encoder = RegionEncoder::from_region(1, &region, cfg.encoder(0))?;
+//! let mut publisher = PublisherSession::new(1, 0, 0, cfg);
 //! let mut mirror = MirrorSession::new(MirrorConfig::default(), Subscription::whole());
 //! mirror.connect(); // queues the hello
 //! region.write_at(100, b"hello");
 //! for _ in 0..3 {
 //!     let now = Now::system(); // time is always passed in explicitly
+//!     encoder.step(&region, now.wall_ns)?; // the I/O shell runs this on its encoder thread
 //!     let mut wire = Vec::new();
 //!     while mirror.poll_transmit(&mut wire) {}
 //!     let mut at = 0;
 //!     while at < wire.len() {
 //!         let (frame, n) = Frame::decode(&wire[at..])?;
-//!         publisher.handle_frame(&frame, &region, n)?;
+//!         publisher.handle_frame(&frame, &encoder, n)?;
 //!         at += n;
 //!     }
 //!     let mut wire = Vec::new();
-//!     while publisher.poll_transmit(&region, now, &mut wire)? {}
+//!     while publisher.poll_transmit(&encoder, now, &mut wire)? {}
 //!     let mut at = 0;
 //!     while at < wire.len() {
 //!         let (frame, n) = Frame::decode(&wire[at..])?;
@@ -182,6 +220,7 @@ pub mod web;
 pub use error::{Error, Result};
 pub use io::{Mirror, Publisher, UpdateStream};
 pub use proto::Now;
+pub use proto::encoder::{EncoderConfig, RegionEncoder};
 pub use proto::mirror::{Applied, MirrorConfig, MirrorSession};
 pub use proto::publisher::{PublisherConfig, PublisherSession};
 pub use proto::region::{ChunkSpan, MemRegion, RegionSink, RegionSource, Snapshot};

@@ -25,7 +25,8 @@ async fn raw(ep: &quinn::Endpoint, addr: std::net::SocketAddr) -> Result<quinn::
 
 fn hello_bytes(sub: Subscription) -> Vec<u8> {
     let mut v = Vec::new();
-    Frame::Hello(Hello { mirror_id: 7, region_id: 0, check_hash: false, subscription: sub }).encode(&mut v);
+    Frame::Hello(Hello { mirror_id: 7, region_id: 0, check_hash: false, subscription: sub, resume: None })
+        .encode(&mut v);
     v
 }
 

@@ -74,7 +74,7 @@ fn publisher_memory_is_bounded_under_attack_while_a_mirror_converges() {
 
         // The attack: stalled hellos, silent sessions, stream floods.
         let mut hello = Vec::new();
-        Frame::Hello(Hello { mirror_id: 66, region_id: 0, check_hash: true, subscription: Subscription::whole() })
+        Frame::Hello(Hello { mirror_id: 66, region_id: 0, check_hash: true, subscription: Subscription::whole(), resume: None })
             .encode(&mut hello);
         let stalled = [b'V', b'N', PROTOCOL_VERSION, 1, 100, 0, 0, 0];
         let mut attackers = tokio::task::JoinSet::new();

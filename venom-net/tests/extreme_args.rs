@@ -113,6 +113,7 @@ proptest! {
         };
         let region = MemRegion::new(4096, 512);
         let mut local = MemRegion::new(4096, 512);
+        let mut enc = RegionEncoder::from_region(7, &region, cfg.encoder(0)).unwrap();
         let mut publ = PublisherSession::new(7, 1, 0, cfg);
         let mut mirror = MirrorSession::new(MirrorConfig { check_hash, resync_retry: resync, ..Default::default() }, sub);
         mirror.connect();
@@ -122,12 +123,13 @@ proptest! {
             // A clock far in the future, where representable.
             let mono = if step == 39 { t0.checked_add(far).unwrap_or(t0) } else { t0 + Duration::from_millis(step) };
             let now = Now { mono, wall_ns: step * 1_000_000 };
+            enc.step(&region, now.wall_ns).unwrap();
             publ.handle_timeout(now.mono);
             mirror.handle_timeout(now.mono);
             let mut to_mirror = Vec::new();
             for _ in 0..8 {
                 let mut f = Vec::new();
-                match publ.poll_transmit(&region, now, &mut f) {
+                match publ.poll_transmit(&enc, now, &mut f) {
                     Ok(true) => to_mirror.push(f),
                     Ok(false) | Err(_) => break,
                 }
@@ -144,7 +146,7 @@ proptest! {
             }
             for f in to_pub {
                 if let Ok((frame, n)) = Frame::decode(&f) {
-                    let _ = publ.handle_frame(&frame, &region, n);
+                    let _ = publ.handle_frame(&frame, &enc, n);
                 }
             }
             let _ = publ.stats(now.mono, step);

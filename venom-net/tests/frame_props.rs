@@ -2,7 +2,7 @@
 //! the cargo-fuzz targets in `fuzz/` go deeper).
 
 use proptest::prelude::*;
-use venom_net::proto::frame::{Ack, Frame, Hello, Resync, encode_single_update};
+use venom_net::proto::frame::{Ack, Frame, Hello, Resume, Resync, encode_single_update};
 use venom_net::{Dtype, Part, Subscription};
 
 fn any_part() -> impl Strategy<Value = Part> {
@@ -48,7 +48,7 @@ proptest! {
             Frame::Resync(Resync { region_id: a.0, epoch: a.1, last_seq: a.2, reason }),
             Frame::Repair(venom_net::proto::frame::RepairFrame { region_id: a.0, epoch: a.1, seq: a.2, chunks: vec![0, 7, u32::MAX] }),
             Frame::Hash(venom_net::proto::frame::HashFrame { region_id: a.0, epoch: a.1, seq: a.2, scheme: reason, digest: [reason; 32] }),
-            Frame::Hello(Hello { mirror_id: a.1, region_id: a.0, check_hash: check, subscription: Subscription { parts } }),
+            Frame::Hello(Hello { mirror_id: a.1, region_id: a.0, check_hash: check, subscription: Subscription { parts }, resume: check.then_some(Resume { epoch: a.1, seq: a.2 }) }),
         ];
         for f in frames {
             let mut v = Vec::new();

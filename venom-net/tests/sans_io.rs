@@ -55,6 +55,7 @@ impl Link {
 struct Sim {
     region: MemRegion,
     local: MemRegion,
+    enc: RegionEncoder,
     publ: PublisherSession,
     mirror: MirrorSession,
     to_mirror: Link,
@@ -77,6 +78,7 @@ impl Sim {
     ) -> Sim {
         let region = MemRegion::new(size, 1024);
         let local = MemRegion::new(local_size, 1024);
+        let enc = RegionEncoder::from_region(7, &region, cfg.encoder(0)).unwrap();
         let publ = PublisherSession::new(7, 1, 0, cfg);
         let mcfg = MirrorConfig {
             check_hash,
@@ -90,6 +92,7 @@ impl Sim {
         Sim {
             region,
             local,
+            enc,
             publ,
             mirror,
             to_mirror,
@@ -109,11 +112,12 @@ impl Sim {
     fn tick(&mut self, faults: Faults) {
         self.step += 1;
         let now = self.now();
+        self.enc.step(&self.region, now.wall_ns).unwrap();
         self.publ.handle_timeout(now.mono);
         self.mirror.handle_timeout(now.mono);
         for _ in 0..8 {
             let mut f = Vec::new();
-            if !self.publ.poll_transmit(&self.region, now, &mut f).unwrap() {
+            if !self.publ.poll_transmit(&self.enc, now, &mut f).unwrap() {
                 break;
             }
             // (an update frame that carries at least one run byte)
@@ -136,7 +140,7 @@ impl Sim {
         }
         while let Some(f) = self.to_pub.queue.pop_front() {
             let (frame, n) = Frame::decode(&f).unwrap();
-            self.publ.handle_frame(&frame, &self.region, n).unwrap();
+            self.publ.handle_frame(&frame, &self.enc, n).unwrap();
         }
         // What the I/O shell does between frames: a bounded slice of digest work.
         self.mirror.poll_verify(&self.local, 64, now.mono).unwrap();
@@ -226,8 +230,9 @@ fn slow_mirror_conflates_and_caps_in_flight() {
     let mut sent = 0u64;
     for _ in 0..200 {
         sim.random_writes(10);
+        sim.enc.step(&sim.region, now.wall_ns).unwrap();
         let mut f = Vec::new();
-        while sim.publ.poll_transmit(&sim.region, now, &mut f).unwrap() {
+        while sim.publ.poll_transmit(&sim.enc, now, &mut f).unwrap() {
             sent += f.len() as u64;
             f.clear();
         }
@@ -248,6 +253,7 @@ fn publisher_restart_new_epoch_resets_and_converges() {
     sim.random_writes(10);
     sim.run_until_converged(200);
     let old = sim.mirror.applied().unwrap();
+    sim.enc = RegionEncoder::from_region(8, &sim.region, EncoderConfig::default()).unwrap();
     sim.publ = PublisherSession::new(8, 1, 0, PublisherConfig::default());
     sim.to_mirror.queue.clear();
     sim.mirror.connect();

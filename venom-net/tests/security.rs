@@ -17,7 +17,8 @@ async fn closed_with_protocol_error(conn: &quinn::Connection) -> bool {
 
 fn hello(sub: Subscription) -> Vec<u8> {
     let mut v = Vec::new();
-    Frame::Hello(Hello { mirror_id: 9, region_id: 0, check_hash: false, subscription: sub }).encode(&mut v);
+    Frame::Hello(Hello { mirror_id: 9, region_id: 0, check_hash: false, subscription: sub, resume: None })
+        .encode(&mut v);
     v
 }
 

@@ -1,12 +1,15 @@
 //! The mirror I/O shell: connects, applies updates, reconnects with backoff.
 
 use super::framing::{FrameReader, is_protocol_error};
+use super::publisher::Feed;
 use super::{CLOSED, PROTOCOL_ERROR, bind_endpoint};
 use crate::error::{Error, Result};
 use crate::proto::Now;
 use crate::proto::admission::Refusal;
+use crate::proto::encoder::EncoderConfig;
 use crate::proto::mirror::{Applied, MirrorConfig, MirrorSession};
 use crate::proto::region::RegionSink;
+use crate::proto::relay::RelaySink;
 use crate::proto::stats::{MirrorFailure, MirrorStats};
 use crate::proto::subscription::Subscription;
 use crate::tls::ClientTls;
@@ -62,6 +65,8 @@ fn blocking<R>(f: impl FnOnce() -> R) -> R {
 /// ```
 pub struct Mirror {
     shared: Arc<Shared>,
+    /// A relay's encoder (see [`Mirror::connect_relay`]).
+    feed: Option<Arc<Feed>>,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -115,6 +120,49 @@ impl Mirror {
         sink: Box<dyn RegionSink>,
         cfg: MirrorConfig,
     ) -> Result<Mirror> {
+        Self::start(addr, server_name, subscription, tls, sink, cfg, None)
+    }
+
+    /// Like [`connect`](Self::connect), for a **relay**: every update this
+    /// mirror applies to `sink` is also fed, tagged with the upstream's
+    /// `(epoch, seq)`, to a shared encoder (configured by `relay`: backlog
+    /// size, frame payload) that [`Publisher::bind_relay`](super::Publisher::bind_relay)
+    /// serves to further mirrors. Chains of relays form a fan-out tree in
+    /// which every level holds the same `(epoch, seq)` names for the same
+    /// bytes, so a downstream mirror resumes across a relay restart whenever
+    /// its position is still the relay's.
+    pub fn connect_relay(
+        addr: SocketAddr,
+        server_name: &str,
+        subscription: Subscription,
+        tls: ClientTls,
+        sink: Box<dyn RegionSink>,
+        cfg: MirrorConfig,
+        relay: EncoderConfig,
+    ) -> Result<Mirror> {
+        let mut sink = RelaySink::new(sink, relay)?;
+        let feed = Arc::new(Feed::from_shared(sink.encoder()));
+        let f = feed.clone();
+        sink.on_update(Box::new(move |tag| {
+            f.version.send_replace(tag.seq);
+        }));
+        Self::start(addr, server_name, subscription, tls, Box::new(sink), cfg, Some(feed))
+    }
+
+    /// The relay encoder's feed (for `Publisher::bind_relay`).
+    pub(crate) fn feed(&self) -> Option<Arc<Feed>> {
+        self.feed.clone()
+    }
+
+    fn start(
+        addr: SocketAddr,
+        server_name: &str,
+        subscription: Subscription,
+        tls: ClientTls,
+        sink: Box<dyn RegionSink>,
+        cfg: MirrorConfig,
+        feed: Option<Arc<Feed>>,
+    ) -> Result<Mirror> {
         let bind: SocketAddr =
             if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().map_err(|_| Error::Closed)?;
         let mut endpoint = bind_endpoint(bind, None)?;
@@ -132,7 +180,7 @@ impl Mirror {
         let (stop, stop_rx) = watch::channel(false);
         let session = MirrorSession::new(cfg, subscription);
         let task = tokio::spawn(run(endpoint, addr, server_name.to_owned(), session, sink, shared.clone(), stop_rx));
-        Ok(Mirror { shared, stop, task: Some(task) })
+        Ok(Mirror { shared, feed, stop, task: Some(task) })
     }
 
     /// Like [`connect`](Self::connect), mirroring into a new venom-core

@@ -6,10 +6,12 @@ use super::{CLOSED, PROTOCOL_ERROR, bind_endpoint};
 use crate::error::{Error, Result};
 use crate::proto::Now;
 use crate::proto::admission::{Admission, AdmissionStats, Refusal, Stage};
+use crate::proto::encoder::{EncoderStats, RegionEncoder};
 use crate::proto::frame::{Frame, MAX_CONTROL_BODY};
 use crate::proto::policy::PeerId;
 use crate::proto::publisher::{PublisherConfig, PublisherSession};
-use crate::proto::region::RegionSource;
+use crate::proto::region::{RegionSource, Snapshot};
+use crate::proto::relay::{SharedEncoder, read, write};
 use crate::proto::stats::PublisherStats;
 use crate::tls::ServerTls;
 use bytes::Bytes;
@@ -25,11 +27,15 @@ const INCOMING_BUFFER: u64 = 64 << 10;
 
 /// Serves one region to any number of mirrors.
 ///
-/// Each mirror gets its own task and its own [`PublisherSession`], so a slow
-/// mirror only delays itself: its changes conflate in the region's dirty
-/// tracking while QUIC flow control holds its task back, and the writer and
-/// the other mirrors never wait for it. A change-watcher thread sleeps on
-/// the region's futex and wakes the mirror tasks.
+/// One encoder thread per region sleeps on the region's futex, diffs each
+/// new version ONCE against the region's shared shadow and appends the
+/// encoded delta to the replication backlog
+/// ([`RegionEncoder`](crate::proto::encoder::RegionEncoder)), then wakes the
+/// mirror tasks. Each mirror gets its own task and its own
+/// [`PublisherSession`], which only cuts the shared deltas to its
+/// subscription, so a slow mirror only delays itself: its changes conflate
+/// in the backlog while QUIC flow control holds its task back, and the
+/// writer, the encoder and the other mirrors never wait for it.
 ///
 /// ```no_run
 /// # async fn f() -> venom_net::Result<()> {
@@ -47,12 +53,28 @@ pub struct Publisher {
     watcher: Option<std::thread::JoinHandle<()>>,
 }
 
+/// A region's shared encoder and the signal that wakes its sessions (a
+/// relay mirror creates it before its publisher binds).
+pub(crate) struct Feed {
+    pub(crate) encoder: SharedEncoder,
+    /// Latest version encoded.
+    pub(crate) version: watch::Sender<u64>,
+}
+
+impl Feed {
+    pub(crate) fn new(encoder: RegionEncoder) -> Arc<Feed> {
+        Arc::new(Self::from_shared(Arc::new(std::sync::RwLock::new(encoder))))
+    }
+
+    pub(crate) fn from_shared(encoder: SharedEncoder) -> Feed {
+        let (version, _) = watch::channel(read(&encoder).version());
+        Feed { encoder, version }
+    }
+}
+
 struct Shared {
-    region: Arc<dyn RegionSource>,
-    epoch: u64,
+    feed: Arc<Feed>,
     cfg: PublisherConfig,
-    /// Latest region version seen by the watcher thread.
-    version: watch::Sender<u64>,
     sessions: Mutex<Vec<SessionSlot>>,
     admission: Mutex<Admission>,
     /// Per refusal kind: when it was last logged at warn level, and how many since.
@@ -78,6 +100,34 @@ impl Publisher {
         tls: ServerTls,
         cfg: PublisherConfig,
     ) -> Result<Publisher> {
+        let epoch = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1) | 1;
+        let encoder = RegionEncoder::from_region(epoch, &*region, cfg.encoder(0))?;
+        Self::serve(addr, Feed::new(encoder), Some(region), tls, cfg).await
+    }
+
+    /// Republishes a relay mirror's local copy ([`Mirror::connect_relay`](super::Mirror::connect_relay))
+    /// to further mirrors: same protocol, TLS and authorization; the
+    /// upstream's epochs and seqs are served unchanged, so fan-out becomes a
+    /// tree across hosts. Mirrors that connect before the relay has its
+    /// first upstream update wait for it. `cfg.backlog_bytes` is ignored
+    /// (the relay's encoder was configured by `connect_relay`).
+    pub async fn bind_relay(
+        addr: SocketAddr,
+        relay: &super::Mirror,
+        tls: ServerTls,
+        cfg: PublisherConfig,
+    ) -> Result<Publisher> {
+        let feed = relay.feed().ok_or(Error::Protocol("not a relay mirror (use Mirror::connect_relay)".into()))?;
+        Self::serve(addr, feed, None, tls, cfg).await
+    }
+
+    async fn serve(
+        addr: SocketAddr,
+        feed: Arc<Feed>,
+        region: Option<Arc<dyn RegionSource>>,
+        tls: ServerTls,
+        cfg: PublisherConfig,
+    ) -> Result<Publisher> {
         let limits = &cfg.admission;
         let mut server = tls.0.clone();
         // Attempts quinn holds for the accept loop, and the bytes it buffers for them.
@@ -87,13 +137,9 @@ impl Publisher {
         server.incoming_buffer_size_total(INCOMING_BUFFER * max_incoming as u64);
         let endpoint = bind_endpoint(addr, Some(&ServerTls(server)))?;
         let admission = Mutex::new(Admission::new(limits.clone(), cfg.max_mirrors));
-        let epoch = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1) | 1;
-        let (version, _) = watch::channel(region.version());
         let shared = Arc::new(Shared {
-            region,
-            epoch,
+            feed,
             cfg,
-            version,
             sessions: Mutex::new(Vec::new()),
             admission,
             pending: Mutex::new(HashMap::new()),
@@ -101,8 +147,14 @@ impl Publisher {
             next_id: AtomicU64::new(1),
             stop: AtomicBool::new(false),
         });
-        let s = shared.clone();
-        let watcher = std::thread::Builder::new().name("venom-net-watch".into()).spawn(move || watch_region(&s))?;
+        let watcher = match region {
+            Some(region) => {
+                let s = shared.clone();
+                let t = std::thread::Builder::new().name("venom-net-encode".into());
+                Some(t.spawn(move || encode_region(&s, &*region))?)
+            }
+            None => None, // a relay's encoder is fed by its mirror
+        };
         let (ep, s) = (endpoint.clone(), shared.clone());
         tokio::spawn(async move {
             while let Some(incoming) = ep.accept().await {
@@ -126,7 +178,7 @@ impl Publisher {
                 tokio::spawn(connection(incoming, ticket));
             }
         });
-        Ok(Publisher { endpoint, shared, watcher: Some(watcher) })
+        Ok(Publisher { endpoint, shared, watcher })
     }
 
     /// The bound address.
@@ -134,9 +186,14 @@ impl Publisher {
         Ok(self.endpoint.local_addr()?)
     }
 
-    /// This incarnation's epoch.
+    /// The epoch served (a relay's is its upstream's; 0 before it has one).
     pub fn epoch(&self) -> u64 {
-        self.shared.epoch
+        read(&self.shared.feed.encoder).epoch().unwrap_or(0)
+    }
+
+    /// The shared encoder's counters (deltas, CoW copies, backlog).
+    pub fn encoder_stats(&self) -> EncoderStats {
+        read(&self.shared.feed.encoder).stats()
     }
 
     /// Admission counters: connections per stage, refusals by reason.
@@ -146,7 +203,7 @@ impl Publisher {
 
     /// Statistics of every connected mirror.
     pub fn stats(&self) -> Vec<PublisherStats> {
-        let v = self.shared.region.version();
+        let v = read(&self.shared.feed.encoder).version();
         lock(&self.shared.sessions)
             .iter()
             .map(|s| {
@@ -189,14 +246,31 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Sleeps on the region's change futex and publishes each new version.
-fn watch_region(s: &Shared) {
-    let mut last = s.region.version();
+/// The region's encoder thread: sleeps on the region's change futex, reads
+/// each new version's dirty chunks (outside the encoder lock, so sessions
+/// keep cutting frames meanwhile), diffs and encodes them once, and wakes
+/// the sessions.
+fn encode_region(s: &Shared, region: &dyn RegionSource) {
+    let mut snap = Snapshot::default();
     while !s.stop.load(Ordering::Relaxed) {
-        match s.region.wait_for_change(last, Duration::from_millis(50)) {
-            Ok(v) => {
-                last = v;
-                s.version.send_replace(v);
+        let last = read(&s.feed.encoder).version(); // only this thread changes it
+        match region.wait_for_change(last, Duration::from_millis(50)) {
+            Ok(_) => {
+                if let Err(e) = region.snapshot_since(last, &mut snap) {
+                    tracing::warn!(error = %e, "region snapshot failed");
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+                let now = crate::proto::Now::system().wall_ns;
+                let v = {
+                    let mut enc = write(&s.feed.encoder);
+                    enc.ingest_snapshot(&snap, now);
+                    enc.version()
+                };
+                if snap.data.capacity() > crate::proto::encoder::KEEP_SNAPSHOT_BYTES {
+                    snap = Snapshot::default(); // a huge step: do not keep its buffer
+                }
+                s.feed.version.send_replace(v);
             }
             Err(Error::Timeout(_)) => {}
             Err(e) => {
@@ -348,7 +422,8 @@ async fn run_session(
         .map_err(|_| refused(Refusal::HelloTimeout))??;
     // The mirror only sends control frames: anything bigger is refused before it is buffered.
     let mut rx = spawn_reader(recv, MAX_CONTROL_BODY);
-    let mut session = PublisherSession::new(s.epoch, 0, 0, s.cfg.clone());
+    let epoch = read(&s.feed.encoder).epoch().unwrap_or(0);
+    let mut session = PublisherSession::new(epoch, 0, 0, s.cfg.clone());
     session.set_peer(t.peer.clone());
     let hello =
         tokio::time::timeout(hello_by.remaining(), rx.recv()).await.map_err(|_| refused(Refusal::HelloTimeout))?;
@@ -365,7 +440,7 @@ async fn run_session(
     lock(&s.pending).remove(&t.id);
     t.stage = Some(Stage::Live);
     lock(&s.sessions).push(SessionSlot { id, conn: conn.clone(), stats: stats.clone() });
-    let mut version = s.version.subscribe();
+    let mut version = s.feed.version.subscribe();
     let liveness = limits.liveness_timeout;
     loop {
         while let Ok(m) = rx.try_recv() {
@@ -374,7 +449,7 @@ async fn run_session(
         let now = Now::system();
         session.handle_timeout(now.mono);
         let mut out = Vec::new();
-        let more = session.poll_transmit(&*s.region, now, &mut out)?;
+        let more = session.poll_transmit(&read(&s.feed.encoder), now, &mut out)?;
         let st = session.stats(now.mono, 0);
         let silent = st.lag_time > liveness;
         *lock(stats) = st;
@@ -402,5 +477,5 @@ async fn run_session(
 fn handle(session: &mut PublisherSession, m: Option<Incoming>, s: &Shared) -> Result<()> {
     let (h, body) = m.ok_or(Error::Closed)??;
     let frame = Frame::decode_body(h, &body)?;
-    session.handle_frame(&frame, &*s.region, crate::proto::frame::HEADER_LEN + body.len())
+    session.handle_frame(&frame, &read(&s.feed.encoder), crate::proto::frame::HEADER_LEN + body.len())
 }

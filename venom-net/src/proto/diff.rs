@@ -18,7 +18,6 @@ const WORD: usize = 8;
 /// Runs separated by fewer than `merge_gap` equal bytes are merged (a run
 /// header costs 12 bytes on the wire, so resending a few equal bytes is
 /// cheaper). Only the first `min(old.len(), new.len())` bytes are compared.
-#[cfg_attr(not(feature = "web"), allow(dead_code))] // the web hub's; the publisher fuses it (update_shadow)
 pub(crate) fn changed_runs(old: &[u8], new: &[u8], merge_gap: usize, emit: impl FnMut(usize, usize)) {
     let n = old.len().min(new.len());
     let (old, new) = (&old[..n], &new[..n]);

@@ -36,10 +36,10 @@ use crate::proto::Now;
 use crate::proto::digest::{ChunkDigests, DIGEST_CHUNK};
 use crate::proto::frame::{
     self, Ack, DIGEST_SCHEME_MERKLE16K, FLAG_LAST, FLAG_REPAIR, FLAG_SNAPSHOT, Frame, FrameHeader, FrameType,
-    HEADER_LEN, HashFrame, Hello, MAX_REPAIR_CHUNKS, RepairFrame, Resync, ResyncReason, Update,
+    HEADER_LEN, HashFrame, Hello, MAX_REPAIR_CHUNKS, RepairFrame, Resume, Resync, ResyncReason, Update,
 };
 use crate::proto::jitter::Jitter;
-use crate::proto::region::RegionSink;
+use crate::proto::region::{RegionSink, UpdateTag};
 use crate::proto::stats::{MirrorFailure, MirrorStats};
 use crate::proto::subscription::{CompiledSubscription, Subscription};
 use std::collections::VecDeque;
@@ -158,6 +158,8 @@ pub struct MirrorSession {
     streak: u32,
     last_auto_resync: Option<Instant>,
     deferred: Option<(Instant, ResyncReason)>,
+    /// Whether the next hello may offer the applied position as a resume point.
+    resumable: bool,
     /// Jitter for the resync backoff (seeded lazily from the mirror id and the clock).
     rng: Option<Jitter>,
 }
@@ -185,12 +187,17 @@ impl MirrorSession {
             streak: 0,
             last_auto_resync: None,
             deferred: None,
+            resumable: true,
             rng: None,
         }
     }
 
     /// Starts a (new) connection: queues the hello. Partial updates are dropped.
     pub fn connect(&mut self) {
+        // A mirror that was waiting for a snapshot or a repair (a gap, a
+        // digest mismatch, a local change) does not trust its bytes: it
+        // offers no resume point, so it gets a snapshot.
+        self.resumable = self.resync_sent_at.is_none() && self.deferred.is_none() && self.repair_sent_at.is_none();
         self.out.clear();
         self.staging = None;
         self.compiled = None;
@@ -210,6 +217,9 @@ impl MirrorSession {
             region_id: self.cfg.region_id,
             check_hash: self.cfg.check_hash,
             subscription: self.sub.clone(),
+            // Offer the applied position: within the publisher's backlog
+            // window a reconnect costs only what was missed, not a snapshot.
+            resume: self.epoch.zip(self.applied).filter(|_| self.resumable).map(|(epoch, seq)| Resume { epoch, seq }),
         };
         self.push(Frame::Hello(hello));
     }
@@ -550,9 +560,8 @@ impl MirrorSession {
                 writes.push((dst as usize, &st.bodies[body][from..from + n as usize]));
             })?;
         }
-        if !writes.is_empty() {
-            sink.apply(&writes)?;
-        }
+        let tag = UpdateTag { epoch, seq: st.seq, snapshot: st.snapshot, captured_ns: st.captured_ns };
+        sink.apply_update(&writes, tag)?;
         drop(writes);
         if self.pending_digest.take().is_some() {
             self.stats.stale_frames += 1; // its seq is no longer the applied one

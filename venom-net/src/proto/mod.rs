@@ -15,21 +15,27 @@
 //! | [`subscription`] | whole region, byte ranges, n-D slices, compiled to runs |
 //! | [`catalog`] | named arrays: the catalog in a region's first 4 KiB |
 //! | [`region`] | the traits the state machines read from / write to, and [`MemRegion`](region::MemRegion) |
-//! | [`publisher`] / [`mirror`] | the two session state machines |
+//! | [`encoder`] / [`backlog`] | one shared shadow + diff per region version; the bounded ring of encoded deltas keyed by `(epoch, seq)` |
+//! | [`publisher`] / [`mirror`] | the two session state machines (a publisher session cuts shared deltas to its subscription) |
+//! | [`relay`] | a mirror sink that republishes what it applies (cascading fan-out) |
 //! | [`digest`] | incremental Merkle digests over 16 KiB chunks (`check_hash`) |
 //! | [`admission`] / [`policy`] | the bounded connection life cycle; who may read which bytes |
 //! | [`stats`] | counters both sides expose |
 
 pub mod admission;
+pub mod backlog;
 pub mod catalog;
+pub(crate) mod cut;
 pub(crate) mod diff;
 pub mod digest;
+pub mod encoder;
 pub mod frame;
 pub(crate) mod jitter;
 pub mod mirror;
 pub mod policy;
 pub mod publisher;
 pub mod region;
+pub mod relay;
 pub mod stats;
 pub mod subscription;
 mod wire;

@@ -1,4 +1,5 @@
-//! Sans-IO publisher state machine: one [`PublisherSession`] per mirror.
+//! Sans-IO publisher state machine: one [`PublisherSession`] per mirror,
+//! all of a region's sessions fed by ONE shared [`RegionEncoder`].
 //!
 //! No sockets and no implicit clocks: the I/O shell (or a test) feeds
 //! decoded frames in with [`handle_frame`](PublisherSession::handle_frame),
@@ -7,33 +8,41 @@
 //!
 //! Protocol, per session:
 //! 1. The mirror's `Hello` is compiled against the region; a `Welcome`
-//!    (epoch, region size) is queued and a full snapshot is due.
-//! 2. An update is built from ONE consistent region snapshot taken at
-//!    version `v`, and is tagged `(epoch, seq = v, base_seq)`. Deltas are
-//!    built from `snapshot_since(last sent version)`: the dirty chunks are
-//!    diffed against a per-mirror **shadow** of the subscribed bytes as last
-//!    sent, and only the changed runs go out.
+//!    (epoch, region size) is queued as soon as the encoder has an epoch,
+//!    and a full snapshot is due, unless the hello offers a resume point
+//!    `(epoch, seq)` the encoder's backlog still reaches back to: then the
+//!    mirror only gets what it missed.
+//! 2. Every update brings the mirror to the encoder's current version `v`
+//!    and is tagged `(epoch, seq = v, base_seq)`. Snapshots are cut from the
+//!    encoder's frozen [`ShadowView`]; deltas from the backlog: a mirror at
+//!    the newest delta's base gets that delta (for a whole-region
+//!    subscription, its shared frames byte for byte), one that is further
+//!    behind gets the merge of every delta since its seq, cut to its
+//!    subscription (ranges, n-D slices, named arrays). No per-mirror shadow,
+//!    no per-mirror diff.
 //! 3. Conflation: a new update is only started when the bytes in flight
 //!    (sent, not acknowledged) are below `max_in_flight` and fewer than
-//!    `max_in_flight_updates` updates are unacknowledged. Until then writes
-//!    just accumulate in the region's dirty tracking, so a slow mirror
-//!    receives the latest values in one later delta, and the writer is never
-//!    blocked. In-flight bytes are thus bounded by `max_in_flight` plus one
-//!    update (at most the subscription size).
+//!    `max_in_flight_updates` updates are unacknowledged. Until then the
+//!    encoder's deltas just accumulate in the backlog, so a slow mirror
+//!    receives the latest values in one later, merged delta (or a snapshot
+//!    once it fell out of the backlog), and neither the writer nor the other
+//!    mirrors ever wait for it. In-flight bytes are thus bounded by
+//!    `max_in_flight` plus one update (at most the subscription size).
 //! 4. On a `Resync` (or an ack timeout, for lossy transports) the session
 //!    sends a full snapshot: nothing is silently lost.
 
 use crate::error::{Error, Result};
 use crate::proto::Now;
 use crate::proto::admission::AdmissionLimits;
-use crate::proto::diff::update_shadow;
+use crate::proto::backlog::Delta;
+use crate::proto::cut::{self, Piece};
 use crate::proto::digest::{ChunkDigests, DIGEST_CHUNK};
+use crate::proto::encoder::{EncoderConfig, RegionEncoder, RootPoll, ShadowView};
 use crate::proto::frame::{
     self, DIGEST_SCHEME_MERKLE16K, FLAG_LAST, FLAG_REPAIR, FLAG_SNAPSHOT, Frame, HashFrame, Hello, RUN_HEAD_LEN,
     UPDATE_HEAD_LEN, Welcome,
 };
 use crate::proto::policy::{PeerId, Policy};
-use crate::proto::region::{RegionSource, Snapshot};
 use crate::proto::stats::PublisherStats;
 use crate::proto::subscription::CompiledSubscription;
 use std::collections::VecDeque;
@@ -67,9 +76,15 @@ pub struct PublisherConfig {
     /// per [`PublisherSession::poll_transmit`] call, so a full rehash after a
     /// snapshot is spread over many calls instead of stalling one.
     pub hash_budget_chunks: usize,
-    /// The I/O shell refuses connections beyond this many live sessions
-    /// (each holds a shadow and a snapshot buffer of up to the region size).
+    /// The I/O shell refuses connections beyond this many live sessions.
+    /// A session costs no shadow (see the crate's memory model), so this
+    /// can be raised well beyond the default; past one host's network or
+    /// CPU, fan out through relays (`io::Mirror::connect_relay`).
     pub max_mirrors: usize,
+    /// Bytes of encoded deltas the region's encoder keeps (the replication
+    /// backlog): mirrors that are behind, or reconnect, by less than this
+    /// get deltas instead of a snapshot.
+    pub backlog_bytes: usize,
     /// Caps and deadlines of the other connection stages (see [`crate::proto::admission`]).
     pub admission: AdmissionLimits,
     /// Who may subscribe to what (see [`crate::proto::policy`]); checked on the hello.
@@ -87,29 +102,52 @@ impl Default for PublisherConfig {
             hash_interval: Duration::from_millis(100),
             hash_budget_chunks: 64,
             max_mirrors: 64,
+            backlog_bytes: 16 << 20,
             admission: AdmissionLimits::default(),
             policy: Arc::new(Policy::default()),
         }
     }
 }
 
+impl PublisherConfig {
+    /// The settings of the region's shared encoder (region id `region_id`).
+    pub fn encoder(&self, region_id: u32) -> EncoderConfig {
+        EncoderConfig {
+            region_id,
+            frame_payload: self.frame_payload,
+            merge_gap: self.merge_gap,
+            backlog_bytes: self.backlog_bytes,
+        }
+    }
+}
+
 /// The update being cut into frames.
-/// Invariant: `runs` are `(virt, len)` ranges of the shadow, increasing and
-/// disjoint; `(run, within)` is the next byte to send.
-struct Outgoing {
+enum Outgoing {
+    /// A delta's shared frames, sent as they are (whole-region subscription
+    /// at exactly the delta's base): no per-mirror work but the copy.
+    Shared { delta: Arc<Delta>, next: usize, bytes: u64 },
+    /// Pieces cut to this mirror's subscription.
+    Cut(Cut),
+}
+
+/// Invariant: `pieces` are sorted by `virt` and disjoint; the front one's
+/// first `within` bytes were sent. Sent pieces are dropped (their chunks or
+/// deltas are no longer pinned).
+struct Cut {
     seq: u64,
     base_seq: u64,
     snapshot: bool,
     repair: bool,
     captured_ns: u64,
-    runs: Vec<(u64, u64)>,
-    run: usize,
+    pieces: VecDeque<Piece>,
     within: u64,
     part: u32,
     bytes: u64,
 }
 
-/// Publisher state for one mirror.
+/// Publisher state for one mirror: its subscription, its position in the
+/// region's version chain and what is in flight. The bytes come from the
+/// region's shared [`RegionEncoder`] (no per-mirror shadow).
 pub struct PublisherSession {
     epoch: u64,
     owner_id: u64,
@@ -119,10 +157,19 @@ pub struct PublisherSession {
     peer: PeerId,
     /// `None` until the hello arrived.
     sub: Option<CompiledSubscription>,
+    /// Whether `sub` is the whole region at virtual offset 0 (shared frames fit).
+    whole: bool,
     check_hash: bool,
-    /// Digests of the shadow (with `check_hash`): marked dirty as the shadow
-    /// changes, rehashed between updates.
+    /// With `check_hash` and a whole-region subscription: roots come from
+    /// the encoder's shared tree ([`RegionEncoder::whole_root`]).
+    shared_digest: bool,
+    /// Digest chunks of the subscription (with `check_hash`; repair bound).
+    digest_chunks: usize,
+    /// Digests of the subscribed bytes at `sent_seq` (with `check_hash`, not shared):
+    /// marked dirty as updates start, rehashed from `view` between updates.
     digests: Option<ChunkDigests>,
+    /// The shadow view digests are rehashed from (pinned while digest work is pending).
+    view: Option<Arc<ShadowView>>,
     /// Digest chunks the mirror asked to get in full with the next delta
     /// (sorted, distinct, each `< digests.chunks()`).
     repair: Vec<u32>,
@@ -135,21 +182,21 @@ pub struct PublisherSession {
     /// The accepted hello and the encoded welcome (to answer a repeated hello).
     hello: Option<Hello>,
     welcome: Vec<u8>,
-    /// Subscribed bytes (virtual order) as of `last_version`, once a snapshot was taken.
-    shadow: Vec<u8>,
-    last_version: u64,
+    /// A welcome was sent for `epoch`.
+    welcomed: bool,
     needs_snapshot: bool,
     outgoing: Option<Outgoing>,
     /// `(seq, bytes, sent_at)` of completed, unacknowledged updates, by seq.
     in_flight: VecDeque<(u64, u64, Instant)>,
     in_flight_bytes: u64,
     control: VecDeque<Vec<u8>>,
-    snap: Snapshot,
     stats: PublisherStats,
 }
 
 impl PublisherSession {
-    /// A session of publisher incarnation `epoch` serving region `region_id`.
+    /// A session serving region `region_id` to one mirror. `epoch` is the
+    /// initial epoch; the session follows its encoder's epoch (a relay's
+    /// upstream may change it), re-welcoming the mirror when it changes.
     pub fn new(epoch: u64, owner_id: u64, region_id: u32, cfg: PublisherConfig) -> Self {
         PublisherSession {
             epoch,
@@ -158,8 +205,12 @@ impl PublisherSession {
             cfg,
             peer: PeerId::Anonymous,
             sub: None,
+            whole: false,
             check_hash: false,
+            shared_digest: false,
+            digest_chunks: 0,
             digests: None,
+            view: None,
             repair: Vec::new(),
             hash_due: false,
             hash_due_since: None,
@@ -167,14 +218,12 @@ impl PublisherSession {
             digest_turn: false,
             hello: None,
             welcome: Vec::new(),
-            shadow: Vec::new(),
-            last_version: 0,
+            welcomed: false,
             needs_snapshot: true,
             outgoing: None,
             in_flight: VecDeque::new(),
             in_flight_bytes: 0,
             control: VecDeque::new(),
-            snap: Snapshot::default(),
             stats: PublisherStats::default(),
         }
     }
@@ -188,7 +237,7 @@ impl PublisherSession {
     /// Handles one frame from the mirror. An `Err` is a protocol violation
     /// (or [`Error::Unauthorized`] for a hello the policy refuses): the
     /// caller must drop the connection.
-    pub fn handle_frame(&mut self, frame: &Frame<'_>, region: &dyn RegionSource, wire_len: usize) -> Result<()> {
+    pub fn handle_frame(&mut self, frame: &Frame<'_>, enc: &RegionEncoder, wire_len: usize) -> Result<()> {
         self.stats.bytes_received += wire_len as u64;
         match frame {
             Frame::Hello(h) => {
@@ -197,38 +246,35 @@ impl PublisherSession {
                     if self.hello.as_ref() != Some(h) {
                         return Err(Error::Protocol("second, different hello".into()));
                     }
-                    self.control.push_back(self.welcome.clone());
-                    self.start_resync();
+                    if self.welcomed {
+                        self.control.push_back(self.welcome.clone());
+                        self.start_resync();
+                    }
                     return Ok(());
                 }
                 if h.region_id != self.region_id {
                     return Err(Error::Protocol(format!("unknown region id {}", h.region_id)));
                 }
-                let sub = h.subscription.compile(region.size() as u64)?;
-                // Before the shadow is allocated: a refused hello costs nothing.
+                let sub = h.subscription.compile(enc.size() as u64)?;
+                // Before anything is allocated for it: a refused hello costs nothing.
                 self.cfg.policy.authorize(&self.peer, &sub)?;
-                self.shadow = vec![0; sub.total_len() as usize];
+                self.whole = sub.runs().len() == 1 && sub.runs()[0].src == 0 && sub.total_len() == enc.size() as u64;
                 self.check_hash = h.check_hash;
-                self.digests = h.check_hash.then(|| ChunkDigests::new(sub.total_len()));
+                // Whole-region mirrors share the encoder's digest tree; the
+                // others keep one over their subscription.
+                self.shared_digest = h.check_hash && self.whole && enc.region_id() == self.region_id;
+                self.digest_chunks =
+                    if h.check_hash { sub.total_len().div_ceil(DIGEST_CHUNK as u64) as usize } else { 0 };
+                self.digests = (h.check_hash && !self.shared_digest).then(|| ChunkDigests::new(sub.total_len()));
                 self.sub = Some(sub);
                 self.stats.mirror_id = h.mirror_id;
-                let w = Welcome {
-                    epoch: self.epoch,
-                    owner_id: self.owner_id,
-                    region_id: self.region_id,
-                    chunk_size: region.chunk_size() as u32,
-                    region_size: region.size() as u64,
-                };
-                let mut out = Vec::new();
-                Frame::Welcome(w).encode(&mut out);
-                self.welcome = out.clone();
                 self.hello = Some(h.clone());
-                self.control.push_back(out);
-                self.needs_snapshot = true;
+                // The welcome goes out from poll_transmit once the encoder
+                // has an epoch (a relay waits for its upstream).
             }
             Frame::Ack(a) => {
                 self.check_region(a.region_id)?;
-                if a.epoch != self.epoch {
+                if a.epoch != self.epoch || !self.welcomed {
                     return Ok(()); // stale, from an earlier incarnation
                 }
                 if a.seq > self.stats.sent_seq {
@@ -245,19 +291,19 @@ impl PublisherSession {
             }
             Frame::Resync(r) => {
                 self.check_region(r.region_id)?;
-                if r.epoch == self.epoch {
+                if r.epoch == self.epoch && self.welcomed {
                     self.start_resync();
                 }
             }
             Frame::Repair(r) => {
                 self.check_region(r.region_id)?;
-                let chunks = self.digests.as_ref().map(ChunkDigests::chunks).unwrap_or(0);
+                let chunks = self.digest_chunks;
                 if r.chunks.iter().any(|&c| c as usize >= chunks) {
                     return Err(Error::Protocol(
                         "repair of chunks outside the subscription (or without check_hash)".into(),
                     ));
                 }
-                if r.epoch == self.epoch {
+                if r.epoch == self.epoch && self.welcomed {
                     self.stats.repairs += 1;
                     self.repair.extend_from_slice(&r.chunks);
                     self.repair.sort_unstable();
@@ -279,13 +325,57 @@ impl PublisherSession {
     fn start_resync(&mut self) {
         self.needs_snapshot = true;
         self.outgoing = None; // the mirror discards a half-received update
-        // The shadow may now hold an update that was never completed: no
+        // The digests may now cover an update that was never completed: no
         // digest until the snapshot is out (which makes one due again).
         self.hash_due = false;
         self.hash_due_since = None;
         self.in_flight.clear();
         self.in_flight_bytes = 0;
         self.stats.resyncs += 1;
+    }
+
+    /// Queues the welcome for the encoder's epoch: the first one (where a
+    /// hello's resume point is honoured if the backlog reaches back to it),
+    /// or a new one after the encoder's epoch changed (a relay whose
+    /// upstream restarted): then the mirror gets a snapshot of the new epoch.
+    fn welcome(&mut self, enc: &RegionEncoder, epoch: u64) {
+        let first = !self.welcomed;
+        self.epoch = epoch;
+        self.welcomed = true;
+        let w = Welcome {
+            epoch,
+            owner_id: self.owner_id,
+            region_id: self.region_id,
+            chunk_size: enc.chunk_size() as u32,
+            region_size: enc.size() as u64,
+        };
+        let mut out = Vec::new();
+        Frame::Welcome(w).encode(&mut out);
+        self.welcome = out.clone();
+        self.control.push_back(out);
+        if !first {
+            self.start_resync();
+            if let Some(d) = self.digests.as_mut() {
+                d.mark_all();
+            }
+        }
+        let resume = self.hello.as_ref().and_then(|h| h.resume);
+        if let Some(r) = resume.filter(|r| first && r.epoch == epoch)
+            && (enc.version() == r.seq || enc.backlog().since(epoch, r.seq).is_some())
+        {
+            // The mirror holds the bytes at r.seq: it gets only what it missed.
+            self.needs_snapshot = false;
+            self.stats.sent_seq = r.seq;
+            self.stats.acked_seq = r.seq;
+            self.stats.resumed += 1;
+            if self.check_hash && enc.version() == r.seq {
+                // Nothing to send: verify the resumed bytes right away.
+                if self.digests.is_some() {
+                    self.view = Some(enc.view());
+                }
+                self.hash_due = true;
+            }
+        }
     }
 
     /// Checks the ack timeout (if configured).
@@ -301,13 +391,22 @@ impl PublisherSession {
     /// nothing to do now (no change, no hello yet, or in-flight cap reached).
     /// With `check_hash`, `true` may also mean that a bounded slice of digest
     /// work was done without appending a frame: call again.
-    pub fn poll_transmit(&mut self, region: &dyn RegionSource, now: Now, out: &mut Vec<u8>) -> Result<bool> {
+    ///
+    /// Only reads `enc` (the I/O shell holds its read lock): the encoder's
+    /// deltas and views are shared, so any number of sessions poll at once.
+    pub fn poll_transmit(&mut self, enc: &RegionEncoder, now: Now, out: &mut Vec<u8>) -> Result<bool> {
+        if self.sub.is_some()
+            && let Some(e) = enc.epoch()
+            && (!self.welcomed || e != self.epoch)
+        {
+            self.welcome(enc, e);
+        }
         if let Some(f) = self.control.pop_front() {
             self.stats.bytes_sent += f.len() as u64;
             out.extend_from_slice(&f);
             return Ok(true);
         }
-        if self.sub.is_none() {
+        if self.sub.is_none() || !self.welcomed {
             return Ok(false);
         }
         // Updates go first; digest work fills the idle time. A digest owed
@@ -318,23 +417,24 @@ impl PublisherSession {
                 .hash_due_since
                 .is_some_and(|t| now.mono.saturating_duration_since(t) >= self.cfg.hash_interval.saturating_mul(4));
         self.digest_turn = overdue && !self.digest_turn;
-        if self.digest_turn {
-            if let Some(sent) = self.poll_digest(now, out)? {
-                return Ok(sent);
-            }
+        if self.digest_turn
+            && let Some(sent) = self.poll_digest(enc, now, out)?
+        {
+            return Ok(sent);
         }
         if self.outgoing.is_none() {
             let capped = self.in_flight_bytes >= self.cfg.max_in_flight as u64
                 || self.in_flight.len() >= self.cfg.max_in_flight_updates.max(1);
             let started = !capped
                 && if self.needs_snapshot {
-                    self.start_snapshot(region, now).map(|()| true)?
+                    self.start_snapshot(enc, now);
+                    true
                 } else {
-                    self.start_delta(region, now)?
+                    self.start_delta(enc, now)
                 };
             if !started {
                 // Idle: spend the time on the digest (bounded work per call).
-                return Ok(self.poll_digest(now, out)?.unwrap_or(false));
+                return Ok(self.poll_digest(enc, now, out)?.unwrap_or(false));
             }
         }
         self.emit_frame(now, out);
@@ -342,16 +442,21 @@ impl PublisherSession {
     }
 
     /// Digest work between updates: rehashes up to `hash_budget_chunks`
-    /// dirty chunks of the shadow; once none is dirty and a digest is due
-    /// (and `hash_interval` passed), appends the hash frame. `Some(true)`: a
-    /// frame was appended or hashing work remains (call again); `None`:
-    /// nothing to do.
-    fn poll_digest(&mut self, now: Now, out: &mut Vec<u8>) -> Result<Option<bool>> {
-        let Some(d) = self.digests.as_mut() else { return Ok(None) };
+    /// dirty chunks from the pinned view; once none is dirty and a digest is
+    /// due (and `hash_interval` passed), appends the hash frame and unpins
+    /// the view. `Some(true)`: a frame was appended or hashing work remains
+    /// (call again); `None`: nothing to do.
+    fn poll_digest(&mut self, enc: &RegionEncoder, now: Now, out: &mut Vec<u8>) -> Result<Option<bool>> {
+        if self.shared_digest {
+            return Ok(self.poll_shared_digest(enc, now, out));
+        }
+        let (Some(d), Some(sub)) = (self.digests.as_mut(), self.sub.as_ref()) else { return Ok(None) };
         if d.dirty_chunks() > 0 {
-            let shadow = &self.shadow;
+            let Some(view) = self.view.as_ref() else { return Ok(None) }; // a snapshot will mark and pin
+            let mut buf = vec![0u8; DIGEST_CHUNK];
             d.refresh(self.cfg.hash_budget_chunks.max(1), |virt, len| {
-                Ok(ChunkDigests::leaf(&shadow[virt as usize..virt as usize + len]))
+                read_virtual(view, sub, virt, &mut buf[..len])?;
+                Ok(ChunkDigests::leaf(&buf[..len]))
             })?;
             return Ok(Some(true));
         }
@@ -364,8 +469,37 @@ impl PublisherSession {
         self.hash_due = false;
         self.hash_due_since = None;
         self.last_hash = Some(now.mono);
-        // The shadow holds exactly the subscribed bytes of the last completed
-        // update (no update is being cut into frames here).
+        self.view = None; // digests are current: release the pinned chunks
+        // The view was pinned at the seq of the last completed update (no
+        // update is being cut into frames here).
+        self.push_hash(root, out);
+        Ok(Some(true))
+    }
+
+    /// Whole-region subscriptions: the root comes from the encoder, computed
+    /// once per region version for every such session (no per-mirror tree).
+    fn poll_shared_digest(&mut self, enc: &RegionEncoder, now: Now, out: &mut Vec<u8>) -> Option<bool> {
+        if !self.hash_due
+            || self.last_hash.is_some_and(|t| now.mono.saturating_duration_since(t) < self.cfg.hash_interval)
+        {
+            return None;
+        }
+        match enc.whole_root(self.epoch, self.stats.sent_seq, self.cfg.hash_budget_chunks) {
+            RootPoll::Ready(root) => {
+                self.hash_due = false;
+                self.hash_due_since = None;
+                self.last_hash = Some(now.mono);
+                self.push_hash(root, out);
+                Some(true)
+            }
+            RootPoll::Pending => Some(true),
+            // The encoder moved on and no longer keeps that root: the
+            // digest of the next completed update will be checked instead.
+            RootPoll::Unavailable => None,
+        }
+    }
+
+    fn push_hash(&mut self, root: [u8; 32], out: &mut Vec<u8>) {
         let h = HashFrame {
             region_id: self.region_id,
             epoch: self.epoch,
@@ -376,116 +510,109 @@ impl PublisherSession {
         let start = out.len();
         Frame::Hash(h).encode(out);
         self.stats.bytes_sent += (out.len() - start) as u64;
-        Ok(Some(true))
     }
 
-    fn start_snapshot(&mut self, region: &dyn RegionSource, now: Now) -> Result<()> {
-        region.snapshot_all(&mut self.snap)?;
-        let sub = self.sub.as_ref().ok_or(Error::Closed)?;
-        let identity = sub.runs().len() == 1
-            && sub.runs()[0].src == 0
-            && self.snap.chunks.first().is_some_and(|c| c.offset == 0 && c.data_offset == 0)
-            && self.snap.data.len() as u64 == sub.total_len();
-        if identity {
-            // Whole-region subscription: the snapshot buffer IS the new shadow (no copy).
-            std::mem::swap(&mut self.shadow, &mut self.snap.data);
-        } else {
-            let shadow = &mut self.shadow;
-            for_each_overlap(sub, &self.snap, |virt, new| {
-                shadow[virt as usize..virt as usize + new.len()].copy_from_slice(new);
-            });
-        }
+    /// Starts a snapshot of the subscription from the encoder's current view.
+    fn start_snapshot(&mut self, enc: &RegionEncoder, now: Now) {
+        let Some(sub) = self.sub.as_ref() else { return };
+        let view = enc.view();
+        let pieces = cut::from_view(&view, sub, &[(0, sub.total_len())]);
         if let Some(d) = self.digests.as_mut() {
             d.mark_all();
+            self.view = Some(view.clone());
         }
         self.repair.clear(); // the snapshot resends everything
-        self.last_version = self.snap.version;
         self.needs_snapshot = false;
-        self.outgoing = Some(Outgoing::new(self.snap.version, 0, true, now, vec![(0, sub.total_len())]));
-        Ok(())
+        self.outgoing = Some(Outgoing::Cut(Cut::new(view.version, 0, true, now.wall_ns, pieces)));
     }
 
-    /// Starts a delta; false if the region did not change.
-    fn start_delta(&mut self, region: &dyn RegionSource, now: Now) -> Result<bool> {
-        if region.version() == self.last_version && self.repair.is_empty() {
-            return Ok(false);
+    /// Starts a delta from the backlog; false if there is nothing to send.
+    /// A mirror the backlog no longer reaches back to gets a snapshot.
+    fn start_delta(&mut self, enc: &RegionEncoder, now: Now) -> bool {
+        let base = self.stats.sent_seq;
+        if enc.version() == base && self.repair.is_empty() {
+            return false;
         }
-        region.snapshot_since(self.last_version, &mut self.snap)?;
-        let sub = self.sub.as_ref().ok_or(Error::Closed)?;
-        let (shadow, gap, mut digests) = (&mut self.shadow, self.cfg.merge_gap, self.digests.as_mut());
-        let mut runs: Vec<(u64, u64)> = Vec::new();
-        for_each_overlap(sub, &self.snap, |virt, new| {
-            let old = &mut shadow[virt as usize..virt as usize + new.len()];
-            update_shadow(old, new, gap, |o, l| {
-                let v = virt + o as u64;
-                if let Some(d) = digests.as_mut() {
-                    d.mark(v, l as u64); // only the changed bytes' chunks get rehashed
+        let Some(deltas) = enc.backlog().since(self.epoch, base) else {
+            self.stats.backlog_misses += 1;
+            self.start_snapshot(enc, now);
+            return true;
+        };
+        let Some(sub) = self.sub.as_ref() else { return false };
+        let captured_ns = deltas.last().map_or(now.wall_ns, |d| d.captured_ns);
+        if let [d] = deltas.as_slice()
+            && self.whole
+            && self.repair.is_empty()
+            && enc.region_id() == self.region_id
+        {
+            // Encode once: the shared frames go out as they are.
+            if let Some(g) = self.digests.as_mut() {
+                for r in d.runs() {
+                    g.mark(r.src, r.len);
                 }
-                match runs.last_mut() {
-                    // Saturating: `merge_gap` may be any usize (usize::MAX = merge all).
-                    Some(last) if (last.0 + last.1).saturating_add(gap as u64) > v => last.1 = v + l as u64 - last.0,
-                    _ => runs.push((v, l as u64)),
-                }
-            }); // `old` now equals `new`
-        });
-        self.last_version = self.snap.version;
+                self.view = Some(enc.view());
+            }
+            self.outgoing = Some(Outgoing::Shared { delta: d.clone(), next: 0, bytes: 0 });
+            return true;
+        }
+        let mut pieces = cut::cut_merged(&deltas, sub);
+        if deltas.len() > 1 && pieces.iter().map(|p| p.len).sum::<u64>() >= sub.total_len() {
+            // Catching up would resend more than a snapshot: send the snapshot.
+            self.start_snapshot(enc, now);
+            return true;
+        }
         let repair = !self.repair.is_empty();
         if repair {
-            // Whole repaired chunks ride along (from the shadow, now at this seq).
+            // Whole repaired chunks ride along, all bytes read from the view
+            // at the new seq (the newest delta's).
             let total = sub.total_len();
             let forced = self.repair.drain(..).map(|k| {
                 let v = k as u64 * DIGEST_CHUNK as u64;
                 (v, (total - v).min(DIGEST_CHUNK as u64))
             });
-            runs = union_ranges(runs, forced);
+            let ranges = union_ranges(cut::ranges_of(&pieces), forced);
+            pieces = cut::from_view(&enc.view(), sub, &ranges);
+        }
+        if let Some(g) = self.digests.as_mut() {
+            for p in &pieces {
+                g.mark(p.virt, p.len); // only the changed bytes' chunks get rehashed
+            }
+            self.view = Some(enc.view());
         }
         // Even with no subscribed byte changed, an (empty) update goes out so
         // the mirror's seq keeps tracking the region version it is consistent at.
-        let mut o = Outgoing::new(self.snap.version, self.stats.sent_seq, false, now, runs);
-        o.repair = repair;
-        self.outgoing = Some(o);
-        Ok(true)
+        let mut c = Cut::new(enc.version(), base, false, captured_ns, pieces);
+        c.repair = repair;
+        self.outgoing = Some(Outgoing::Cut(c));
+        true
     }
 
     fn emit_frame(&mut self, now: Now, out: &mut Vec<u8>) {
-        let Some(o) = self.outgoing.as_mut() else { return };
-        let budget =
-            self.cfg.frame_payload.clamp(1, frame::MAX_UPDATE_BODY - UPDATE_HEAD_LEN - 64 * RUN_HEAD_LEN) as u64;
-        let start = out.len();
-        let flags = if o.snapshot { FLAG_SNAPSHOT } else { 0 } | if o.repair { FLAG_REPAIR } else { 0 };
-        let head = frame::update_head(self.region_id, self.epoch, o.seq, o.base_seq, o.captured_ns, o.part, flags);
-        let at = frame::encode_update_head(out, &head);
-        let (mut used, mut count) = (0u64, 0u32);
-        while o.run < o.runs.len() && used < budget && count < 64 {
-            let (virt, len) = o.runs[o.run];
-            let n = (len - o.within).min(budget - used);
-            let from = (virt + o.within) as usize;
-            frame::push_run(out, virt + o.within, &self.shadow[from..from + n as usize]);
-            used += n;
-            count += 1;
-            o.within += n;
-            if o.within == len {
-                o.run += 1;
-                o.within = 0;
+        let done = match self.outgoing.as_mut() {
+            None => return,
+            Some(Outgoing::Shared { delta, next, bytes }) => {
+                let (s, e, payload) = delta.frames[*next];
+                out.extend_from_slice(&delta.wire[s..e]);
+                *next += 1;
+                *bytes += (e - s) as u64;
+                self.stats.bytes_sent += (e - s) as u64;
+                self.stats.payload_bytes += payload;
+                (*next == delta.frames.len()).then(|| (delta.seq, *bytes, false))
             }
-        }
-        let last = o.run == o.runs.len();
-        if last {
-            out[at + frame::HEADER_LEN + UPDATE_HEAD_LEN - 5] |= FLAG_LAST;
-        }
-        frame::finish_update(out, at, count);
-        let wire = (out.len() - start) as u64;
-        o.part += 1;
-        o.bytes += wire;
-        self.stats.bytes_sent += wire;
-        self.stats.payload_bytes += used;
-        if last {
-            let o = self.outgoing.take().unwrap_or_else(|| unreachable!());
-            self.in_flight.push_back((o.seq, o.bytes, now.mono));
-            self.in_flight_bytes += o.bytes;
-            self.stats.sent_seq = o.seq;
+            Some(Outgoing::Cut(o)) => {
+                let (wire, used) = o.emit(self.region_id, self.epoch, self.cfg.frame_payload, out);
+                self.stats.bytes_sent += wire;
+                self.stats.payload_bytes += used;
+                o.pieces.is_empty().then_some((o.seq, o.bytes, o.snapshot))
+            }
+        };
+        if let Some((seq, bytes, snapshot)) = done {
+            self.outgoing = None;
+            self.in_flight.push_back((seq, bytes, now.mono));
+            self.in_flight_bytes += bytes;
+            self.stats.sent_seq = seq;
             self.stats.updates_sent += 1;
-            self.stats.snapshots_sent += o.snapshot as u64;
+            self.stats.snapshots_sent += snapshot as u64;
             if self.check_hash && !self.hash_due {
                 self.hash_due = true;
                 self.hash_due_since = Some(now.mono);
@@ -517,21 +644,60 @@ impl PublisherSession {
     }
 }
 
-impl Outgoing {
-    fn new(seq: u64, base_seq: u64, snapshot: bool, now: Now, runs: Vec<(u64, u64)>) -> Self {
-        Outgoing {
-            seq,
-            base_seq,
-            snapshot,
-            repair: false,
-            captured_ns: now.wall_ns,
-            runs,
-            run: 0,
-            within: 0,
-            part: 0,
-            bytes: 0,
-        }
+impl Cut {
+    fn new(seq: u64, base_seq: u64, snapshot: bool, captured_ns: u64, pieces: Vec<Piece>) -> Self {
+        Cut { seq, base_seq, snapshot, repair: false, captured_ns, pieces: pieces.into(), within: 0, part: 0, bytes: 0 }
     }
+
+    /// Appends the next frame of this update; returns (wire bytes, payload bytes).
+    fn emit(&mut self, region_id: u32, epoch: u64, frame_payload: usize, out: &mut Vec<u8>) -> (u64, u64) {
+        let budget = frame_payload.clamp(1, frame::MAX_UPDATE_BODY - UPDATE_HEAD_LEN - 64 * RUN_HEAD_LEN) as u64;
+        let start = out.len();
+        let flags = if self.snapshot { FLAG_SNAPSHOT } else { 0 } | if self.repair { FLAG_REPAIR } else { 0 };
+        let head = frame::update_head(region_id, epoch, self.seq, self.base_seq, self.captured_ns, self.part, flags);
+        let at = frame::encode_update_head(out, &head);
+        let (mut used, mut count) = (0u64, 0u32);
+        while let Some(p) = self.pieces.front()
+            && used < budget
+            && count < 64
+        {
+            let n = (p.len - self.within).min(budget - used);
+            let from = self.within as usize;
+            frame::push_run(out, p.virt + self.within, &p.bytes()[from..from + n as usize]);
+            used += n;
+            count += 1;
+            self.within += n;
+            if self.within == p.len {
+                self.pieces.pop_front(); // unpins its chunk or delta
+                self.within = 0;
+            }
+        }
+        if self.pieces.is_empty() {
+            out[at + frame::HEADER_LEN + UPDATE_HEAD_LEN - 5] |= FLAG_LAST;
+        }
+        frame::finish_update(out, at, count);
+        let wire = (out.len() - start) as u64;
+        self.part += 1;
+        self.bytes += wire;
+        (wire, used)
+    }
+}
+
+/// Reads the subscription's virtual bytes `virt..virt + buf.len()` from a view.
+fn read_virtual(view: &ShadowView, sub: &CompiledSubscription, virt: u64, buf: &mut [u8]) -> Result<()> {
+    let mut failed = Ok(());
+    let (mut pos, end) = (virt, virt + buf.len() as u64);
+    let mut i = sub.runs().partition_point(|r| r.virt + r.len <= virt);
+    while pos < end && failed.is_ok() {
+        let Some(r) = sub.runs().get(i) else { break };
+        let within = pos - r.virt;
+        let n = (r.len - within).min(end - pos);
+        let at = (pos - virt) as usize;
+        failed = view.read(r.src + within, &mut buf[at..at + n as usize]);
+        pos += n;
+        i += 1;
+    }
+    failed
 }
 
 /// The union of two sets of `(start, len)` ranges, sorted and disjoint
@@ -547,20 +713,4 @@ fn union_ranges(a: Vec<(u64, u64)>, b: impl Iterator<Item = (u64, u64)>) -> Vec<
         }
     }
     out
-}
-
-/// Calls `f(virt, bytes)` for every piece of a snapshot chunk that is subscribed.
-fn for_each_overlap(sub: &CompiledSubscription, snap: &Snapshot, mut f: impl FnMut(u64, &[u8])) {
-    for c in &snap.chunks {
-        let (c_start, c_end) = (c.offset as u64, (c.offset + c.len) as u64);
-        for r in &sub.runs()[sub.first_run_ending_after(c_start)..] {
-            if r.src >= c_end {
-                break;
-            }
-            let lo = r.src.max(c_start);
-            let hi = (r.src + r.len).min(c_end);
-            let d = c.data_offset + (lo - c_start) as usize;
-            f(r.virt + (lo - r.src), &snap.data[d..d + (hi - lo) as usize]);
-        }
-    }
 }

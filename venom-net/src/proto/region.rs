@@ -45,6 +45,30 @@ pub trait RegionSink: Send {
     /// the first snapshot's apply does not take a page fault per page.
     /// Called once when a mirror starts; must not change the contents.
     fn prefault(&mut self) {}
+    /// Applies one complete update tagged with the publisher's `(epoch, seq)`
+    /// (what the mirror state machine calls). The default applies `writes`
+    /// with [`apply`](Self::apply) (nothing for an empty delta); a relay
+    /// ([`crate::proto::relay::RelaySink`]) also feeds them to its encoder.
+    fn apply_update(&mut self, writes: &[(usize, &[u8])], tag: UpdateTag) -> Result<()> {
+        let _ = tag;
+        if !writes.is_empty() {
+            self.apply(writes)?;
+        }
+        Ok(())
+    }
+}
+
+/// The publisher's tag of an applied update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpdateTag {
+    /// Publisher epoch.
+    pub epoch: u64,
+    /// Region version the update brings the subscribed bytes to.
+    pub seq: u64,
+    /// A full snapshot of the subscription.
+    pub snapshot: bool,
+    /// Publisher clock when the bytes were captured (ns since the Unix epoch).
+    pub captured_ns: u64,
 }
 
 impl<T: RegionSource + ?Sized> RegionSource for Arc<T> {
@@ -80,6 +104,9 @@ impl<T: RegionSink + ?Sized> RegionSink for Box<T> {
     }
     fn prefault(&mut self) {
         (**self).prefault()
+    }
+    fn apply_update(&mut self, writes: &[(usize, &[u8])], tag: UpdateTag) -> Result<()> {
+        (**self).apply_update(writes, tag)
     }
 }
 

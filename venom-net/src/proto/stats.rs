@@ -21,6 +21,10 @@ pub struct PublisherStats {
     pub resyncs: u64,
     /// Chunk repairs requested by the mirror (after a digest mismatch).
     pub repairs: u64,
+    /// Connections resumed from the backlog (no snapshot).
+    pub resumed: u64,
+    /// Times the mirror was behind the oldest backlog delta (a snapshot instead).
+    pub backlog_misses: u64,
     /// Seq (region version) of the last update sent.
     pub sent_seq: u64,
     /// Last seq the mirror acknowledged.

@@ -23,7 +23,7 @@ mod update;
 
 use crate::proto::subscription::Subscription;
 pub use update::{Update, encode_single_update};
-pub(crate) use update::{encode_update_head, finish_update, peek_flags, push_run, update_head};
+pub(crate) use update::{encode_update_head, finish_update, peek_flags, push_run, push_run_head, update_head};
 
 use crate::error::{Error, Result};
 use crate::proto::wire::{Reader, put_u32, put_u64};
@@ -136,6 +136,21 @@ pub struct Hello {
     pub check_hash: bool,
     /// What to replicate.
     pub subscription: Subscription,
+    /// On a reconnect: the `(epoch, seq)` the mirror's subscribed bytes are
+    /// at, so a publisher whose backlog still reaches back there sends only
+    /// what was missed instead of a snapshot. Encoded after the subscription
+    /// when hello flag bit 1 is set (publishers built before the flag
+    /// existed refuse it as malformed: upgrade publishers and relays first).
+    pub resume: Option<Resume>,
+}
+
+/// A mirror's position, offered in its [`Hello`] to resume from the backlog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    /// Epoch of the last applied update.
+    pub epoch: u64,
+    /// Seq of the last applied update.
+    pub seq: u64,
 }
 
 /// Publisher → mirror: session parameters.
@@ -267,11 +282,12 @@ impl<'a> Frame<'a> {
                 let mirror_id = r.u64()?;
                 let region_id = r.u32()?;
                 let flags = r.u32()?;
-                if flags & !1 != 0 {
+                if flags & !3 != 0 {
                     return Err(Error::Malformed("unknown hello flags"));
                 }
                 let subscription = Subscription::decode(&mut r)?;
-                Frame::Hello(Hello { mirror_id, region_id, check_hash: flags & 1 != 0, subscription })
+                let resume = if flags & 2 != 0 { Some(Resume { epoch: r.u64()?, seq: r.u64()? }) } else { None };
+                Frame::Hello(Hello { mirror_id, region_id, check_hash: flags & 1 != 0, subscription, resume })
             }
             FrameType::Welcome => Frame::Welcome(Welcome {
                 epoch: r.u64()?,
@@ -325,8 +341,12 @@ impl<'a> Frame<'a> {
             Frame::Hello(h) => {
                 put_u64(out, h.mirror_id);
                 put_u32(out, h.region_id);
-                put_u32(out, h.check_hash as u32);
+                put_u32(out, h.check_hash as u32 | (h.resume.is_some() as u32) << 1);
                 h.subscription.encode(out);
+                if let Some(r) = h.resume {
+                    put_u64(out, r.epoch);
+                    put_u64(out, r.seq);
+                }
             }
             Frame::Welcome(w) => {
                 put_u64(out, w.epoch);

@@ -120,6 +120,12 @@ pub(crate) fn push_run(out: &mut Vec<u8>, virt: u64, data: &[u8]) {
     out.extend_from_slice(data);
 }
 
+/// Appends only a run header (the caller appends exactly `len` bytes next).
+pub(crate) fn push_run_head(out: &mut Vec<u8>, virt: u64, len: u32) {
+    put_u64(out, virt);
+    put_u32(out, len);
+}
+
 /// Patches the run count and body length of an update frame.
 pub(crate) fn finish_update(out: &mut [u8], start: usize, run_count: u32) {
     let at = start + HEADER_LEN + UPDATE_HEAD_LEN - 4;

@@ -1,0 +1,583 @@
+//! The shared encoder of one published region: ONE shadow and ONE diff per
+//! region version, whatever the number of mirrors.
+//!
+//! The encoder keeps a copy-on-write **shadow** of the region (one
+//! `Arc`-shared buffer per region chunk) as of its last version. Each step
+//! diffs the chunks the region reports dirty against the shadow
+//! (`diff::changed_runs`), updates the shadow, encodes the changed runs once as
+//! whole-region update frames and appends them to the [`Backlog`]. Sessions
+//! ([`PublisherSession`](crate::proto::publisher::PublisherSession)) then only
+//! *cut* shared deltas to their subscription; they hold no shadow of their
+//! own. A snapshot (or a digest) is served from a [`ShadowView`]: a frozen
+//! version of the shadow that costs one `Arc` per chunk, and memory only
+//! for the chunks the encoder rewrites while the view is still held (copy
+//! on write).
+//!
+//! Two feeds:
+//! * [`RegionEncoder::from_region`] + [`step`](RegionEncoder::step): a
+//!   [`RegionSource`] (the publisher), tagged with the region's versions;
+//! * [`RegionEncoder::for_relay`] + [`ingest_update`](RegionEncoder::ingest_update):
+//!   the updates a relay mirror applies, tagged with the upstream
+//!   `(epoch, seq)`, so epochs and seqs are preserved end to end.
+//!
+//! Memory: shadow = region size (shared by every mirror) + backlog
+//! (`backlog_bytes`) + chunks pinned by views that are still held.
+
+use crate::error::{Error, Result};
+use crate::proto::backlog::{Backlog, BacklogStats, Delta, DeltaRun};
+use crate::proto::diff::{changed_runs, update_shadow};
+use crate::proto::digest::ChunkDigests;
+use crate::proto::frame::{self, FLAG_LAST, RUN_HEAD_LEN, UPDATE_HEAD_LEN};
+use crate::proto::region::{RegionSink, RegionSource, Snapshot};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Region versions whose whole-region digest root is kept for sessions
+/// that are a little behind.
+const ROOTS_KEPT: usize = 64;
+
+/// A whole-region digest root at `(epoch, version)`, or why there is none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootPoll {
+    /// The root of the region's bytes at that version.
+    Ready([u8; 32]),
+    /// Hashing work remains (the first build of the tree): ask again.
+    Pending,
+    /// Not the current version and no longer kept: wait for the next update.
+    Unavailable,
+}
+
+/// The whole-region Merkle tree of the shadow, shared by every
+/// `check_hash` session with a whole-region subscription (built on first
+/// use; then each version costs O(chunks it dirtied), once).
+struct SharedDigest {
+    tree: ChunkDigests,
+    roots: VecDeque<((u64, u64), [u8; 32])>,
+}
+
+/// Most snapshot buffer capacity kept between steps (a step that read
+/// more, e.g. a rewrite of the whole region, frees its buffer).
+pub const KEEP_SNAPSHOT_BYTES: usize = 4 << 20;
+
+/// Chunk size of a relay's shadow (a sink has no dirty tracking of its own).
+pub const RELAY_CHUNK: usize = 64 << 10;
+
+/// Encoder tuning.
+#[derive(Debug, Clone)]
+pub struct EncoderConfig {
+    /// Region id stamped into the shared frames.
+    pub region_id: u32,
+    /// Target payload bytes per update frame (capped by the frame size cap).
+    pub frame_payload: usize,
+    /// Changed runs closer than this many bytes are merged.
+    pub merge_gap: usize,
+    /// Bytes of encoded deltas kept for mirrors that are behind or reconnect.
+    pub backlog_bytes: usize,
+}
+
+impl Default for EncoderConfig {
+    fn default() -> Self {
+        EncoderConfig { region_id: 0, frame_payload: 512 << 10, merge_gap: 16, backlog_bytes: 16 << 20 }
+    }
+}
+
+/// Encoder counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EncoderStats {
+    /// Deltas encoded.
+    pub deltas: u64,
+    /// Changed bytes encoded (once, for all mirrors).
+    pub payload_bytes: u64,
+    /// Shadow chunks copied because a view still held the old bytes.
+    pub cow_copies: u64,
+    /// Bytes of the shadow.
+    pub shadow_bytes: u64,
+    /// The backlog's counters.
+    pub backlog: BacklogStats,
+}
+
+/// A frozen version of the shadow (bytes of the whole region at
+/// `(epoch, version)`).
+#[derive(Debug)]
+pub struct ShadowView {
+    /// Epoch.
+    pub epoch: u64,
+    /// Region version.
+    pub version: u64,
+    chunk_size: usize,
+    size: usize,
+    pub(crate) chunks: Vec<Arc<Vec<u8>>>,
+}
+
+impl ShadowView {
+    /// Region size.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Copies region bytes `src..src + buf.len()` (fails outside the region).
+    pub fn read(&self, src: u64, buf: &mut [u8]) -> Result<()> {
+        let end = src.checked_add(buf.len() as u64).filter(|&e| e <= self.size as u64);
+        if end.is_none() {
+            return Err(Error::OutOfRange {
+                what: "shadow read",
+                offset: src,
+                len: buf.len() as u64,
+                limit: self.size as u64,
+            });
+        }
+        self.for_each_piece(src, buf.len() as u64, |at, chunk, from, n| {
+            buf[at..at + n].copy_from_slice(&chunk[from..from + n]);
+        });
+        Ok(())
+    }
+
+    /// Calls `f(offset in the range, chunk, offset in chunk, len)` for the
+    /// chunk pieces of region range `src..src + len` (inside the region).
+    pub(crate) fn for_each_piece(&self, src: u64, len: u64, mut f: impl FnMut(usize, &Arc<Vec<u8>>, usize, usize)) {
+        let (mut pos, end) = (src as usize, (src + len) as usize);
+        while pos < end {
+            let (k, from) = (pos / self.chunk_size, pos % self.chunk_size);
+            let n = (self.chunk_size - from).min(end - pos);
+            f(pos - src as usize, &self.chunks[k], from, n);
+            pos += n;
+        }
+    }
+}
+
+/// Rehashes up to `budget` dirty chunks of the shared tree from the shadow;
+/// once clean, records and returns the root of `key`.
+fn root_now(
+    d: &mut SharedDigest,
+    chunks: &[Arc<Vec<u8>>],
+    chunk_size: usize,
+    key: (u64, u64),
+    budget: usize,
+) -> Option<[u8; 32]> {
+    let mut buf = vec![0u8; crate::proto::digest::DIGEST_CHUNK];
+    let left = d
+        .tree
+        .refresh(budget.max(1), |virt, len| {
+            let (mut pos, end) = (virt as usize, virt as usize + len);
+            while pos < end {
+                let (k, from) = (pos / chunk_size, pos % chunk_size);
+                let n = (chunk_size - from).min(end - pos);
+                let at = pos - virt as usize;
+                buf[at..at + n].copy_from_slice(&chunks[k][from..from + n]);
+                pos += n;
+            }
+            Ok(ChunkDigests::leaf(&buf[..len]))
+        })
+        .unwrap_or(usize::MAX); // the closure never fails
+    if left != 0 {
+        return None;
+    }
+    let root = d.tree.root()?;
+    if d.roots.back().is_none_or(|(k, _)| *k != key) {
+        d.roots.push_back((key, root));
+        if d.roots.len() > ROOTS_KEPT {
+            d.roots.pop_front();
+        }
+    }
+    Some(root)
+}
+
+/// The shared encoder of one region (see the module docs).
+///
+/// Invariants: `chunks` hold the region's bytes at `version` (chunk `k`
+/// covers `k * chunk_size..`, the last one possibly shorter); the
+/// backlog's newest delta, if any, ends at `version`; `view`, once set,
+/// is a view of exactly these bytes.
+pub struct RegionEncoder {
+    cfg: EncoderConfig,
+    epoch: Option<u64>,
+    version: u64,
+    size: usize,
+    chunk_size: usize,
+    chunks: Vec<Arc<Vec<u8>>>,
+    backlog: Backlog,
+    view: OnceLock<Arc<ShadowView>>,
+    /// `None` until a session asks for a whole-region root.
+    digest: Mutex<Option<SharedDigest>>,
+    stats: EncoderStats,
+    snap: Snapshot,
+}
+
+impl RegionEncoder {
+    fn empty(size: usize, chunk_size: usize, cfg: EncoderConfig) -> Self {
+        let chunk_size = chunk_size.max(1);
+        let chunks = (0..size.div_ceil(chunk_size))
+            .map(|k| Arc::new(vec![0u8; chunk_size.min(size - k * chunk_size)]))
+            .collect();
+        let backlog = Backlog::new(cfg.backlog_bytes);
+        let stats = EncoderStats { shadow_bytes: size as u64, ..Default::default() };
+        RegionEncoder {
+            cfg,
+            epoch: None,
+            version: 0,
+            size,
+            chunk_size,
+            chunks,
+            backlog,
+            view: OnceLock::new(),
+            digest: Mutex::new(None),
+            stats,
+            snap: Snapshot::default(),
+        }
+    }
+
+    /// An encoder of `region`'s incarnation `epoch`, its shadow filled from
+    /// one consistent snapshot.
+    pub fn from_region(epoch: u64, region: &dyn RegionSource, cfg: EncoderConfig) -> Result<Self> {
+        let mut e = Self::empty(region.size(), region.chunk_size(), cfg);
+        let mut snap = Snapshot::default();
+        region.snapshot_all(&mut snap)?;
+        for c in &snap.chunks {
+            e.write_shadow(c.offset as u64, &snap.data[c.data_offset..c.data_offset + c.len]);
+        }
+        e.epoch = Some(epoch);
+        e.version = snap.version;
+        Ok(e) // (the whole-region snapshot buffer is not kept)
+    }
+
+    /// An encoder for a relay mirror's local region `sink` (its shadow read
+    /// from it); it serves nothing until the first upstream update sets the
+    /// epoch ([`ingest_update`](Self::ingest_update)).
+    pub fn for_relay(sink: &dyn RegionSink, cfg: EncoderConfig) -> Result<Self> {
+        let mut e = Self::empty(sink.size(), RELAY_CHUNK, cfg);
+        // Fresh, unshared chunks: make_mut never copies here.
+        let mut buf = vec![0u8; RELAY_CHUNK];
+        for k in 0..e.chunks.len() {
+            let n = e.chunks[k].len();
+            sink.read_at(k * RELAY_CHUNK, &mut buf[..n])?;
+            Arc::make_mut(&mut e.chunks[k]).copy_from_slice(&buf[..n]);
+        }
+        Ok(e)
+    }
+
+    /// Copies `data` into the shadow at `src` (no diff), copying chunks a view still holds.
+    fn write_shadow(&mut self, src: u64, data: &[u8]) {
+        let (mut pos, end) = (src as usize, src as usize + data.len());
+        while pos < end {
+            let (k, from) = (pos / self.chunk_size, pos % self.chunk_size);
+            let n = (self.chunk_size - from).min(end - pos);
+            let c = &mut self.chunks[k];
+            if Arc::strong_count(c) > 1 {
+                self.stats.cow_copies += 1;
+            }
+            let at = pos - src as usize;
+            Arc::make_mut(c)[from..from + n].copy_from_slice(&data[at..at + n]);
+            pos += n;
+        }
+    }
+
+    /// Diffs `pieces` (`(region offset, new bytes)`, increasing, disjoint)
+    /// against the shadow, updates it, and appends the delta
+    /// `version -> seq` to the backlog.
+    fn ingest<'a>(&mut self, seq: u64, captured_ns: u64, pieces: impl Iterator<Item = (u64, &'a [u8])>) {
+        let _ = self.view.take(); // the cached view is of the old version
+        let gap = self.cfg.merge_gap;
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for (src, new) in pieces {
+            let (mut pos, end) = (src as usize, src as usize + new.len());
+            while pos < end {
+                let (k, from) = (pos / self.chunk_size, pos % self.chunk_size);
+                let n = (self.chunk_size - from).min(end - pos);
+                let at = pos - src as usize;
+                let fresh = &new[at..at + n];
+                let mut changed = false;
+                let mut emit = |o: usize, l: usize| {
+                    changed = true;
+                    let v = (pos + o) as u64;
+                    match runs.last_mut() {
+                        // Saturating: `merge_gap` may be any usize (usize::MAX = merge all).
+                        Some(last) if (last.0 + last.1).saturating_add(gap as u64) > v => {
+                            last.1 = v + l as u64 - last.0
+                        }
+                        _ => runs.push((v, l as u64)),
+                    }
+                };
+                let c = &mut self.chunks[k];
+                if let Some(own) = Arc::get_mut(c) {
+                    // No view holds this chunk: diff and update in one pass
+                    // (only the differing blocks are written).
+                    update_shadow(&mut own[from..from + n], fresh, gap, &mut emit);
+                } else {
+                    // A view holds it: diff first, copy on write only if it changed.
+                    changed_runs(&c[from..from + n], fresh, gap, &mut emit);
+                    if changed {
+                        self.stats.cow_copies += 1;
+                        Arc::make_mut(c)[from..from + n].copy_from_slice(fresh);
+                    }
+                }
+                pos += n;
+            }
+        }
+        if let Some(d) = self.digest.get_mut().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            for &(src, len) in &runs {
+                d.tree.mark(src, len);
+            }
+        }
+        let delta = self.encode(seq, captured_ns, &runs);
+        self.stats.deltas += 1;
+        self.stats.payload_bytes += delta.payload_len();
+        self.backlog.push(Arc::new(delta));
+        self.version = seq;
+        self.digest_now();
+    }
+
+    /// With a shared digest in use: the root of the new version, computed
+    /// now (O(chunks dirtied since the last root)) so sessions that are a
+    /// little behind still find the root of the seq they are at.
+    fn digest_now(&mut self) {
+        let (epoch, version) = (self.epoch.unwrap_or(0), self.version);
+        let chunks = &self.chunks;
+        let chunk_size = self.chunk_size;
+        if let Some(d) = self.digest.get_mut().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            let _ = root_now(d, chunks, chunk_size, (epoch, version), usize::MAX);
+        }
+    }
+
+    /// The root of the whole region's bytes at `(epoch, version)` (the
+    /// digest of [`crate::proto::digest`] over the region as one
+    /// subscription): cached for the last versions, computed for the
+    /// current one (at most `budget` chunks hashed per call while the
+    /// tree is first built).
+    pub fn whole_root(&self, epoch: u64, version: u64, budget: usize) -> RootPoll {
+        let mut g = self.digest.lock().unwrap_or_else(|p| p.into_inner());
+        let d =
+            g.get_or_insert_with(|| SharedDigest { tree: ChunkDigests::new(self.size as u64), roots: VecDeque::new() });
+        if let Some((_, r)) = d.roots.iter().rev().find(|(k, _)| *k == (epoch, version)) {
+            return RootPoll::Ready(*r);
+        }
+        if self.epoch != Some(epoch) || self.version != version {
+            return RootPoll::Unavailable;
+        }
+        match root_now(d, &self.chunks, self.chunk_size, (epoch, version), budget) {
+            Some(r) => RootPoll::Ready(r),
+            None => RootPoll::Pending,
+        }
+    }
+
+    /// Encodes the runs (read from the updated shadow) as whole-region update frames.
+    fn encode(&self, seq: u64, captured_ns: u64, runs: &[(u64, u64)]) -> Delta {
+        let epoch = self.epoch.unwrap_or(0);
+        let budget =
+            self.cfg.frame_payload.clamp(1, frame::MAX_UPDATE_BODY - UPDATE_HEAD_LEN - 64 * RUN_HEAD_LEN) as u64;
+        let mut wire = Vec::with_capacity(runs.iter().map(|r| r.1 as usize + RUN_HEAD_LEN).sum::<usize>() + 64);
+        let (mut out_runs, mut frames) = (Vec::with_capacity(runs.len()), Vec::new());
+        let (mut i, mut within, mut part) = (0usize, 0u64, 0u32);
+        loop {
+            let start = wire.len();
+            let head = frame::update_head(self.cfg.region_id, epoch, seq, self.version, captured_ns, part, 0);
+            let at = frame::encode_update_head(&mut wire, &head);
+            let (mut used, mut count) = (0u64, 0u32);
+            while i < runs.len() && used < budget && count < 64 {
+                let (src, len) = runs[i];
+                let n = (len - within).min(budget - used);
+                let from = src + within;
+                frame::push_run_head(&mut wire, from, n as u32);
+                let data_at = wire.len();
+                wire.resize(data_at + n as usize, 0);
+                self.read_shadow(from, &mut wire[data_at..]);
+                out_runs.push(DeltaRun { src: from, len: n, at: data_at });
+                (used, count, within) = (used + n, count + 1, within + n);
+                if within == len {
+                    (i, within) = (i + 1, 0);
+                }
+            }
+            let last = i == runs.len();
+            if last {
+                wire[at + frame::HEADER_LEN + UPDATE_HEAD_LEN - 5] |= FLAG_LAST;
+            }
+            frame::finish_update(&mut wire, at, count);
+            frames.push((start, wire.len(), used));
+            part += 1;
+            if last {
+                break;
+            }
+        }
+        Delta {
+            epoch,
+            seq,
+            base_seq: self.version,
+            captured_ns,
+            runs: out_runs,
+            wire: Arc::new({
+                wire.shrink_to_fit(); // the backlog counts what it holds
+                wire
+            }),
+            frames,
+        }
+    }
+
+    fn read_shadow(&self, src: u64, buf: &mut [u8]) {
+        let (mut pos, end) = (src as usize, src as usize + buf.len());
+        while pos < end {
+            let (k, from) = (pos / self.chunk_size, pos % self.chunk_size);
+            let n = (self.chunk_size - from).min(end - pos);
+            let at = pos - src as usize;
+            buf[at..at + n].copy_from_slice(&self.chunks[k][from..from + n]);
+            pos += n;
+        }
+    }
+
+    /// One step of the publisher feed: if `region` changed since the last
+    /// version, reads its dirty chunks in one consistent window, diffs them
+    /// and appends the delta. Returns whether a delta was appended.
+    pub fn step(&mut self, region: &dyn RegionSource, captured_ns: u64) -> Result<bool> {
+        if region.version() == self.version {
+            return Ok(false);
+        }
+        let mut snap = std::mem::take(&mut self.snap);
+        let r = region.snapshot_since(self.version, &mut snap);
+        if r.is_ok() && snap.version != self.version {
+            let pieces =
+                snap.chunks.iter().map(|c| (c.offset as u64, &snap.data[c.data_offset..c.data_offset + c.len]));
+            self.ingest(snap.version, captured_ns, pieces);
+        }
+        if snap.data.capacity() <= KEEP_SNAPSHOT_BYTES {
+            self.snap = snap; // reused by the next step
+        }
+        r.map(|()| true)
+    }
+
+    /// The version the next [`step`](Self::step) reads changes after (so
+    /// an I/O shell can take the snapshot outside its lock, then call
+    /// [`ingest_snapshot`](Self::ingest_snapshot)).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Ingests a snapshot `region.snapshot_since(self.version())` taken by the caller.
+    pub fn ingest_snapshot(&mut self, snap: &Snapshot, captured_ns: u64) {
+        if snap.version == self.version {
+            return;
+        }
+        let pieces = snap.chunks.iter().map(|c| (c.offset as u64, &snap.data[c.data_offset..c.data_offset + c.len]));
+        self.ingest(snap.version, captured_ns, pieces);
+    }
+
+    /// The relay feed: the upstream update `(epoch, seq)` wrote `writes`
+    /// (local offsets) into the relay's region. The same epoch continues the
+    /// chain with a diffed delta; a new epoch (or a seq that does not move
+    /// forward) resets the backlog, so mirrors downstream resync from the
+    /// shadow instead of applying a delta to the wrong base.
+    pub fn ingest_update(&mut self, epoch: u64, seq: u64, writes: &[(usize, &[u8])], captured_ns: u64) -> Result<()> {
+        for &(off, d) in writes {
+            if off.checked_add(d.len()).is_none_or(|e| e > self.size) {
+                return Err(Error::OutOfRange {
+                    what: "relay write",
+                    offset: off as u64,
+                    len: d.len() as u64,
+                    limit: self.size as u64,
+                });
+            }
+        }
+        let mut sorted: Vec<(usize, &[u8])> = writes.iter().filter(|w| !w.1.is_empty()).copied().collect();
+        sorted.sort_unstable_by_key(|w| w.0);
+        if self.epoch == Some(epoch) && seq > self.version {
+            self.ingest(seq, captured_ns, sorted.iter().map(|&(o, d)| (o as u64, d)));
+        } else {
+            let _ = self.view.take();
+            for (o, d) in sorted {
+                self.write_shadow(o as u64, d);
+            }
+            self.backlog.clear();
+            self.epoch = Some(epoch);
+            self.version = seq;
+            if let Some(d) = self.digest.get_mut().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                for &(o, w) in writes {
+                    d.tree.mark(o as u64, w.len() as u64);
+                }
+            }
+            self.digest_now();
+        }
+        Ok(())
+    }
+
+    /// The epoch served (`None`: a relay that has no upstream state yet).
+    pub fn epoch(&self) -> Option<u64> {
+        self.epoch
+    }
+
+    /// Region size.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Chunk size of the shadow.
+    pub fn chunk_size(&self) -> usize {
+        self.chunk_size
+    }
+
+    /// The region id stamped into the shared frames.
+    pub fn region_id(&self) -> u32 {
+        self.cfg.region_id
+    }
+
+    /// The backlog.
+    pub fn backlog(&self) -> &Backlog {
+        &self.backlog
+    }
+
+    /// A frozen view of the shadow at the current version (cached until the
+    /// next delta: every caller in between shares it).
+    pub fn view(&self) -> Arc<ShadowView> {
+        self.view
+            .get_or_init(|| {
+                Arc::new(ShadowView {
+                    epoch: self.epoch.unwrap_or(0),
+                    version: self.version,
+                    chunk_size: self.chunk_size,
+                    size: self.size,
+                    chunks: self.chunks.clone(),
+                })
+            })
+            .clone()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> EncoderStats {
+        EncoderStats { backlog: self.backlog.stats(), ..self.stats }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::digest::root_of;
+    use crate::proto::region::MemRegion;
+
+    #[test]
+    fn shared_root_tracks_every_version_and_cow_keeps_views() {
+        let region = MemRegion::new(100_000, 4096);
+        region.write_at(5, b"start");
+        let mut enc = RegionEncoder::from_region(3, &region, EncoderConfig::default()).unwrap();
+        // First use builds the tree within a budget.
+        let v0 = enc.version();
+        let mut r = enc.whole_root(3, v0, 2);
+        while r == RootPoll::Pending {
+            r = enc.whole_root(3, v0, 2);
+        }
+        assert_eq!(r, RootPoll::Ready(root_of(&region.to_vec())));
+        let view = enc.view();
+        let before = region.to_vec();
+        let mut versions = Vec::new();
+        for i in 0..5u8 {
+            region.write_at(i as usize * 20_000 + 7, &[i + 1; 300]);
+            enc.step(&region, 0).unwrap();
+            versions.push((enc.version(), root_of(&region.to_vec())));
+        }
+        // Each version's root was computed at ingest, so older ones are still served.
+        for (v, root) in versions {
+            assert_eq!(enc.whole_root(3, v, 1), RootPoll::Ready(root));
+        }
+        assert_eq!(enc.whole_root(4, enc.version(), 1), RootPoll::Unavailable, "another epoch");
+        // The view taken before the writes still reads the old bytes (copy on write).
+        let mut old = vec![0u8; before.len()];
+        view.read(0, &mut old).unwrap();
+        assert_eq!(old, before);
+        assert!(enc.stats().cow_copies >= 5);
+    }
+}
