@@ -6,7 +6,7 @@
 //! direction, same TLS and transport settings and socket buffers as venom-net):
 //! * `raw_quinn_bulk`: one QUIC stream, 1 MiB chunks, zero-copy reads.
 //! * `raw_quinn_2streams`: two streams of 32 MiB on one connection, concurrently.
-//! * `raw_quinn_2conns`: two connections, one 32 MiB stream each, concurrently.
+//! * `raw_quinn_2conns`: two connections (two client sockets), one 32 MiB stream each, concurrently.
 //! * `tls_tcp_bulk`: rustls (ring, TLS 1.3) over a loopback TCP socket, one
 //!   blocking thread per side (the kernel-TCP baseline).
 //!
@@ -282,7 +282,10 @@ fn bench(c: &mut Criterion) {
     let mut client = bind_endpoint(lo, None).unwrap();
     client.set_default_client_config(client_tls.quinn_config());
     let conn = rt.block_on(async { client.connect(saddr, "localhost").unwrap().await.unwrap() });
-    let conn2 = rt.block_on(async { client.connect(saddr, "localhost").unwrap().await.unwrap() });
+    // The second connection gets its own endpoint (socket and driver task), like a second mirror.
+    let mut client2 = bind_endpoint(lo, None).unwrap();
+    client2.set_default_client_config(client_tls.quinn_config());
+    let conn2 = rt.block_on(async { client2.connect(saddr, "localhost").unwrap().await.unwrap() });
     let ca = venom_net::tls::CertificateAuthority::new("bench-ca").unwrap();
     let tcp_id = ca.issue(&["localhost"]).unwrap();
     let mut tcp = tls_tcp_client(tls_tcp_server(&tcp_id, &ca), &ca);
