@@ -6,11 +6,12 @@
 # replaces the generated tables and nothing else.
 #
 # usage: scripts/bench-all.sh [--only seq_region,channel,...] [--runs N] [--no-render]
-# benches: seq_region collections channel kvcache net
+# benches: seq_region collections channel kvcache net fanout
 #
 # Time on the 2-vCPU project machine: about 5 min per round of all five
 # benches when quiet, so ~15 min for the default 3 runs (~20 min at load 4–9;
-# per run: channel 40–110 s, seq_region ~65 s, collections ~90 s, kvcache ~70 s, net ~50 s).
+# per run: channel 40–110 s, seq_region ~65 s, collections ~90 s, kvcache ~70 s, net ~50 s,
+# fanout ~70 s).
 # Results land in target/bench-all/<bench>/run-<i>.json; the render step
 # (scripts/bench-table.py render) can be re-run alone on them.
 set -euo pipefail
@@ -19,7 +20,7 @@ cd "$(dirname "$0")/.."
 # criterion and the channel harness resolve paths against that.
 export CARGO_TARGET_DIR="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
 
-ONLY="seq_region,collections,channel,kvcache,net"
+ONLY="seq_region,collections,channel,kvcache,net,fanout"
 RUNS=3
 RENDER=1
 while [[ $# -gt 0 ]]; do
@@ -56,7 +57,7 @@ cargo bench -p venom-benches --no-run >/dev/null 2>&1 || cargo bench -p venom-be
 START_ALL=$(date +%s)
 IFS=',' read -r -a BENCHES <<<"$ONLY"
 for bench in "${BENCHES[@]}"; do
-    case "$bench" in seq_region|collections|channel|kvcache|net) ;; *) echo "bench-all: unknown bench $bench" >&2; exit 2 ;; esac
+    case "$bench" in seq_region|collections|channel|kvcache|net|fanout) ;; *) echo "bench-all: unknown bench $bench" >&2; exit 2 ;; esac
     mkdir -p "$OUT/$bench"
     [[ "$bench" == kvcache ]] && start_redis bench-all
     for run in $(seq 1 "$RUNS"); do

@@ -65,9 +65,22 @@ def collect(bench, run, root, marker, load, secs):
     chan = os.path.join(root, "bench-all", bench, f"channel-run-{run}.json")
     if bench == "channel" and os.path.exists(chan):
         data["channel"] = json.load(open(chan))
+    if bench == "fanout":
+        data["fanout"] = fanout_rows(os.path.join(root, "bench-all", bench, f"run-{run}.log"))
     path = os.path.join(root, "bench-all", bench, f"run-{run}.json")
     json.dump(data, open(path, "w"), indent=1)
     print(f"bench-table: {len(data['criterion'])} criterion results saved to {path}")
+
+
+def fanout_rows(log):
+    """The fan-out bench's printed summary: {mirrors: [visible ms, cpu ms, per-mirror ratio, rss MiB, target MiB]}."""
+    rows = {}
+    pat = re.compile(r"^\| (\d+) \| ([\d.]+) ms \| ([\d.]+) ms \| ([\d.]+) \| ([\d.]+) MiB \| ([\d.]+) MiB \|$")
+    for line in open(log) if os.path.exists(log) else []:
+        m = pat.match(line.strip())
+        if m:
+            rows[m.group(1)] = [float(g) for g in m.groups()[1:]]
+    return rows
 
 
 # ---------------------------------------------------------------- render
@@ -247,8 +260,24 @@ def render_generic(runs):
     return s
 
 
+def render_fanout(runs):
+    s = header(runs, " Rows come from the bench's printed summary (medians over its steps).")
+    s += ("| mirrors | last mirror visible | publisher CPU / step | per-mirror cost vs 1 mirror | "
+          "publisher RSS growth (anon) | target: region + backlog + 1 MiB/mirror |\n|---|---|---|---|---|---|\n")
+    ms = lambda v: f"{v:.1f} ms"
+    mib = lambda v: f"{v:.0f} MiB"
+    three = lambda v: f"{v:.3f}"
+    mirrors = sorted(set().union(*(r.get("fanout", {}) for r in runs)), key=int)
+    for n in mirrors:
+        col = lambda i: [r.get("fanout", {}).get(n, [None] * 5)[i] for r in runs]
+        s += (f"| {n} | {spread(col(0), ms)} | {spread(col(1), ms)} | {spread(col(2), three)} | "
+              f"{spread(col(3), mib)} | {spread(col(4), mib)} |\n")
+    return s
+
+
 RENDER = {"seq_region": render_seq_region, "collections": render_collections, "channel": render_channel,
-          "kvcache": render_kvcache, "net": render_generic}
+          "kvcache": render_kvcache, "net": render_generic,
+          "fanout": render_fanout}
 
 
 def render(md_path, root):
