@@ -195,11 +195,7 @@ mod loom_models {
                 let mut copy = [None; 2];
                 scan(&r.1, *shipped, |i, _| copy[i] = Some(r.2[i].load(Ordering::Relaxed)));
                 if read_validate(&r.0, s1) {
-                    for (i, c) in copy.iter().enumerate() {
-                        if let Some(v) = c {
-                            mirror[i] = *v;
-                        }
-                    }
+                    ship(mirror, &copy);
                     *shipped = s1;
                 }
             };
@@ -210,6 +206,15 @@ mod loom_models {
             assert_eq!(mirror, [10, 20]);
             assert_eq!(shipped, 4);
         });
+    }
+
+    /// Applies a validated copy to the mirror (the words the scan found dirty).
+    fn ship(mirror: &mut [u64; 2], copy: &[Option<u64>; 2]) {
+        for (m, c) in mirror.iter_mut().zip(copy) {
+            if let Some(v) = c {
+                *m = *v;
+            }
+        }
     }
 
     /// The same hand-off with two levels: one chunk of two one-word pages.
@@ -247,11 +252,7 @@ mod loom_models {
                     }
                 });
                 if read_validate(&r.0, s1) {
-                    for (i, c) in copy.iter().enumerate() {
-                        if let Some(v) = c {
-                            mirror[i] = *v;
-                        }
-                    }
+                    ship(mirror, &copy);
                     *shipped = s1;
                 }
             };
