@@ -233,9 +233,13 @@ def render_channel(runs):
                 vals = [next((r["rate"] / 1e6 for r in c["rates"] if (r["wait"], r["clients"], r["window"]) == k), None) for c in chans]
                 s += f"| {k[0]} | {k[1]} | {k[2]} | {spread(vals, lambda v: f'{v:.2f}')} |\n"
     s += "\nCriterion (batch means, pinned, 8 B):\n\n| benchmark | criterion median per round trip |\n|---|---|\n"
-    for bid in sorted(set().union(*(r["criterion"] for r in runs))):
-        s += f"| `{bid}` | {spread(crit(runs, bid), ns)} |\n"
-    return s
+    return s + criterion_rows(runs)
+
+
+def criterion_rows(runs):
+    """One table row per criterion id: its median, min–median–max over the runs."""
+    return "".join(f"| `{bid}` | {spread(crit(runs, bid), ns)} |\n"
+                   for bid in sorted(set().union(*(r["criterion"] for r in runs))))
 
 
 def render_kvcache(runs):
@@ -255,9 +259,7 @@ def render_kvcache(runs):
 def render_generic(runs):
     s = header(runs)
     s += "| benchmark | criterion median |\n|---|---|\n"
-    for bid in sorted(set().union(*(r["criterion"] for r in runs))):
-        s += f"| `{bid}` | {spread(crit(runs, bid), ns)} |\n"
-    return s
+    return s + criterion_rows(runs)
 
 
 def render_fanout(runs):
