@@ -13,8 +13,8 @@ use crate::proto::publisher::{PublisherConfig, PublisherSession};
 use crate::proto::region::{RegionSource, Snapshot};
 use crate::proto::relay::{SharedEncoder, read, write};
 use crate::proto::stats::PublisherStats;
+use crate::proto::transmit::Transmit;
 use crate::tls::ServerTls;
-use bytes::Bytes;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -442,14 +442,14 @@ async fn run_session(
     lock(&s.sessions).push(SessionSlot { id, conn: conn.clone(), stats: stats.clone() });
     let mut version = s.feed.version.subscribe();
     let liveness = limits.liveness_timeout;
+    let mut out = Transmit::new();
     loop {
         while let Ok(m) = rx.try_recv() {
             handle(&mut session, Some(m), &s)?;
         }
         let now = Now::system();
         session.handle_timeout(now.mono);
-        let mut out = Vec::new();
-        let more = session.poll_transmit(&read(&s.feed.encoder), now, &mut out)?;
+        let more = session.poll_transmit_chunks(&read(&s.feed.encoder), now, &mut out)?;
         let st = session.stats(now.mono, 0);
         let silent = st.lag_time > liveness;
         *lock(stats) = st;
@@ -459,8 +459,11 @@ async fn run_session(
         if more {
             // Awaits QUIC flow control: only this mirror's task waits, and not forever.
             // (`out` is empty after a slice of digest work: nothing to write.)
+            // The payload slices reference the encoder's chunks and deltas:
+            // quinn takes them without a copy.
             if !out.is_empty() {
-                tokio::time::timeout(liveness, send.write_chunk(Bytes::from(out)))
+                let mut chunks = out.take();
+                tokio::time::timeout(liveness, send.write_all_chunks(&mut chunks))
                     .await
                     .map_err(|_| refused(Refusal::Silent))??;
             }

@@ -23,6 +23,7 @@ pub(crate) struct Piece {
     pub(crate) at: usize,
 }
 
+#[cfg(test)]
 impl Piece {
     pub(crate) fn bytes(&self) -> &[u8] {
         &self.buf[self.at..self.at + self.len as usize]

@@ -21,6 +21,7 @@
 //! | [`digest`] | incremental Merkle digests over 16 KiB chunks (`check_hash`) |
 //! | [`admission`] / [`policy`] | the bounded connection life cycle; who may read which bytes |
 //! | [`stats`] | counters both sides expose |
+//! | [`transmit`] | encoded frames as byte chunks (payload slices shared, not copied) |
 
 pub mod admission;
 pub mod backlog;
@@ -38,6 +39,7 @@ pub mod region;
 pub mod relay;
 pub mod stats;
 pub mod subscription;
+pub mod transmit;
 mod wire;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};

@@ -45,6 +45,7 @@ use crate::proto::frame::{
 use crate::proto::policy::{PeerId, Policy};
 use crate::proto::stats::PublisherStats;
 use crate::proto::subscription::CompiledSubscription;
+use crate::proto::transmit::{FrameSink, Transmit};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -124,7 +125,8 @@ impl PublisherConfig {
 /// The update being cut into frames.
 enum Outgoing {
     /// A delta's shared frames, sent as they are (whole-region subscription
-    /// at exactly the delta's base): no per-mirror work but the copy.
+    /// at exactly the delta's base): no per-mirror work (and no copy into a
+    /// [`Transmit`]).
     Shared { delta: Arc<Delta>, next: usize, bytes: u64 },
     /// Pieces cut to this mirror's subscription.
     Cut(Cut),
@@ -395,6 +397,17 @@ impl PublisherSession {
     /// Only reads `enc` (the I/O shell holds its read lock): the encoder's
     /// deltas and views are shared, so any number of sessions poll at once.
     pub fn poll_transmit(&mut self, enc: &RegionEncoder, now: Now, out: &mut Vec<u8>) -> Result<bool> {
+        self.poll(enc, now, out)
+    }
+
+    /// [`poll_transmit`](Self::poll_transmit) into a [`Transmit`]: the same
+    /// bytes, but payload slices reference the encoder's shared buffers
+    /// instead of being copied (for a zero-copy transport write).
+    pub fn poll_transmit_chunks(&mut self, enc: &RegionEncoder, now: Now, out: &mut Transmit) -> Result<bool> {
+        self.poll(enc, now, out)
+    }
+
+    fn poll(&mut self, enc: &RegionEncoder, now: Now, out: &mut impl FrameSink) -> Result<bool> {
         if self.sub.is_some()
             && let Some(e) = enc.epoch()
             && (!self.welcomed || e != self.epoch)
@@ -403,7 +416,7 @@ impl PublisherSession {
         }
         if let Some(f) = self.control.pop_front() {
             self.stats.bytes_sent += f.len() as u64;
-            out.extend_from_slice(&f);
+            out.head().extend_from_slice(&f);
             return Ok(true);
         }
         if self.sub.is_none() || !self.welcomed {
@@ -418,7 +431,7 @@ impl PublisherSession {
                 .is_some_and(|t| now.mono.saturating_duration_since(t) >= self.cfg.hash_interval.saturating_mul(4));
         self.digest_turn = overdue && !self.digest_turn;
         if self.digest_turn
-            && let Some(sent) = self.poll_digest(enc, now, out)?
+            && let Some(sent) = self.poll_digest(enc, now, out.head())?
         {
             return Ok(sent);
         }
@@ -434,7 +447,7 @@ impl PublisherSession {
                 };
             if !started {
                 // Idle: spend the time on the digest (bounded work per call).
-                return Ok(self.poll_digest(enc, now, out)?.unwrap_or(false));
+                return Ok(self.poll_digest(enc, now, out.head())?.unwrap_or(false));
             }
         }
         self.emit_frame(now, out);
@@ -587,12 +600,12 @@ impl PublisherSession {
         true
     }
 
-    fn emit_frame(&mut self, now: Now, out: &mut Vec<u8>) {
+    fn emit_frame(&mut self, now: Now, out: &mut impl FrameSink) {
         let done = match self.outgoing.as_mut() {
             None => return,
             Some(Outgoing::Shared { delta, next, bytes }) => {
                 let (s, e, payload) = delta.frames[*next];
-                out.extend_from_slice(&delta.wire[s..e]);
+                out.shared(&delta.wire, s, e - s);
                 *next += 1;
                 *bytes += (e - s) as u64;
                 self.stats.bytes_sent += (e - s) as u64;
@@ -650,33 +663,48 @@ impl Cut {
     }
 
     /// Appends the next frame of this update; returns (wire bytes, payload bytes).
-    fn emit(&mut self, region_id: u32, epoch: u64, frame_payload: usize, out: &mut Vec<u8>) -> (u64, u64) {
+    /// The frame head is written first with its final length, run count and
+    /// flags, so the payload slices can follow without being copied.
+    fn emit(&mut self, region_id: u32, epoch: u64, frame_payload: usize, out: &mut impl FrameSink) -> (u64, u64) {
         let budget = frame_payload.clamp(1, frame::MAX_UPDATE_BODY - UPDATE_HEAD_LEN - 64 * RUN_HEAD_LEN) as u64;
-        let start = out.len();
-        let flags = if self.snapshot { FLAG_SNAPSHOT } else { 0 } | if self.repair { FLAG_REPAIR } else { 0 };
-        let head = frame::update_head(region_id, epoch, self.seq, self.base_seq, self.captured_ns, self.part, flags);
-        let at = frame::encode_update_head(out, &head);
-        let (mut used, mut count) = (0u64, 0u32);
-        while let Some(p) = self.pieces.front()
-            && used < budget
-            && count < 64
-        {
-            let n = (p.len - self.within).min(budget - used);
-            let from = self.within as usize;
-            frame::push_run(out, p.virt + self.within, &p.bytes()[from..from + n as usize]);
+        // Plan: the runs (at most 64, at most `budget` payload bytes) and
+        // whether they finish the update.
+        let (mut used, mut count, mut within, mut last) = (0u64, 0u32, self.within, true);
+        for p in &self.pieces {
+            if used >= budget || count >= 64 {
+                last = false;
+                break;
+            }
+            let n = (p.len - within).min(budget - used);
             used += n;
             count += 1;
+            if within + n < p.len {
+                last = false; // the budget ends inside this piece
+                break;
+            }
+            within = 0;
+        }
+        let flags = if self.snapshot { FLAG_SNAPSHOT } else { 0 }
+            | if self.repair { FLAG_REPAIR } else { 0 }
+            | if last { FLAG_LAST } else { 0 };
+        let head = frame::update_head(region_id, epoch, self.seq, self.base_seq, self.captured_ns, self.part, flags);
+        let h = out.head();
+        let at = frame::encode_update_head(h, &head);
+        frame::set_update_len(h, at, count, count as usize * RUN_HEAD_LEN + used as usize);
+        let mut sent = 0u64;
+        for _ in 0..count {
+            let Some(p) = self.pieces.front() else { break }; // planned above: never hit
+            let n = (p.len - self.within).min(budget - sent);
+            sent += n;
+            frame::push_run_head(out.head(), p.virt + self.within, n as u32);
+            out.shared(&p.buf, p.at + self.within as usize, n as usize);
             self.within += n;
             if self.within == p.len {
-                self.pieces.pop_front(); // unpins its chunk or delta
+                self.pieces.pop_front(); // unpins its chunk or delta (unless the sink shares it)
                 self.within = 0;
             }
         }
-        if self.pieces.is_empty() {
-            out[at + frame::HEADER_LEN + UPDATE_HEAD_LEN - 5] |= FLAG_LAST;
-        }
-        frame::finish_update(out, at, count);
-        let wire = (out.len() - start) as u64;
+        let wire = (frame::HEADER_LEN + UPDATE_HEAD_LEN + count as usize * RUN_HEAD_LEN) as u64 + used;
         self.part += 1;
         self.bytes += wire;
         (wire, used)

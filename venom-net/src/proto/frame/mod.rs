@@ -23,7 +23,7 @@ mod update;
 
 use crate::proto::subscription::Subscription;
 pub use update::{Update, encode_single_update};
-pub(crate) use update::{encode_update_head, finish_update, peek_flags, push_run, push_run_head, update_head};
+pub(crate) use update::{encode_update_head, finish_update, peek_flags, push_run_head, set_update_len, update_head};
 
 use crate::error::{Error, Result};
 use crate::proto::wire::{Reader, put_u32, put_u64};

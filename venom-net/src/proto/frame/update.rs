@@ -133,6 +133,16 @@ pub(crate) fn finish_update(out: &mut [u8], start: usize, run_count: u32) {
     end(out, start);
 }
 
+/// Patches the run count and body length of an update frame whose runs
+/// (`runs_len` bytes of run headers and data) are written elsewhere, after
+/// the head (the zero-copy path: the payload is not in `out`).
+pub(crate) fn set_update_len(out: &mut [u8], start: usize, run_count: u32, runs_len: usize) {
+    let at = start + HEADER_LEN + UPDATE_HEAD_LEN - 4;
+    out[at..at + 4].copy_from_slice(&run_count.to_le_bytes());
+    let body = (UPDATE_HEAD_LEN + runs_len) as u32;
+    out[start + 4..start + 8].copy_from_slice(&body.to_le_bytes());
+}
+
 /// An update header with no runs (for building frames).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn update_head(
