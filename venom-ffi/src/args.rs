@@ -120,6 +120,20 @@ impl<T> Out<*mut T> {
     }
 }
 
+impl Out<usize> {
+    /// The failure for `e`, after storing in `*len` the size a
+    /// `BufferTooSmall` needed (so the caller can retry with a large enough
+    /// buffer).
+    pub(crate) fn report_needed(&self, e: venom_core::Error) -> Failure {
+        if let venom_core::Error::BufferTooSmall { needed, .. } = e {
+            // SAFETY: checked non-null in `out`; valid per the caller's
+            // contract (the pointer it passed to `out`).
+            unsafe { self.set(needed) };
+        }
+        e.into()
+    }
+}
+
 /// The whole body of the `_open`/`_connect` functions: checks `out`, makes
 /// the handle from the name with `make`, stores it in `*out`.
 ///

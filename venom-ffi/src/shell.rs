@@ -5,7 +5,7 @@ use std::ffi::c_char;
 use venom_core::{Error, ShellChannel};
 
 use crate::args::{self, bytes_in, bytes_out, handle, handle_mut, opt_out, out, set_opt, store_opt};
-use crate::status::{Failure, guard, venom_status};
+use crate::status::{guard, venom_status};
 
 /// A channel client handle: reads the daemon's data and sends it requests.
 ///
@@ -17,17 +17,6 @@ use crate::status::{Failure, guard, venom_status};
 #[allow(non_camel_case_types)]
 pub struct venom_shell {
     chan: ShellChannel,
-}
-
-/// Writes the needed size of a `BufferTooSmall` into `len`, if that is the
-/// failure.
-fn report_needed(e: Error, len: &args::Out<usize>) -> Failure {
-    if let Error::BufferTooSmall { needed, .. } = e {
-        // SAFETY: `len` was checked non-null and is valid per the caller's
-        // contract.
-        unsafe { len.set(needed) };
-    }
-    e.into()
 }
 
 /// Connects to the channel `name`, claiming a client slot, and returns the
@@ -62,7 +51,7 @@ pub unsafe extern "C" fn venom_shell_read_data(
         // SAFETY: forwarded contract.
         let (s, buf) = unsafe { (handle(shell, "shell")?, bytes_out(buf, cap, "buffer")?) };
         let len = out(len, "len")?;
-        let n = s.chan.read_data(buf).map_err(|e| report_needed(e, &len))?;
+        let n = s.chan.read_data(buf).map_err(|e| len.report_needed(e))?;
         // SAFETY: checked non-null; valid per the contract.
         unsafe { len.set(n) };
         Ok(())
@@ -143,7 +132,7 @@ pub unsafe extern "C" fn venom_shell_request(
             (handle_mut(shell, "shell")?, bytes_in(cmd, cmd_len, "command")?, bytes_out(resp, resp_cap, "response")?)
         };
         let len = out(resp_len, "resp_len")?;
-        let n = s.chan.request_timeout(cmd, resp, args::timeout(timeout_ms)).map_err(|e| report_needed(e, &len))?;
+        let n = s.chan.request_timeout(cmd, resp, args::timeout(timeout_ms)).map_err(|e| len.report_needed(e))?;
         // SAFETY: checked non-null; valid per the contract.
         unsafe { len.set(n) };
         Ok(())
@@ -216,7 +205,7 @@ pub unsafe extern "C" fn venom_shell_recv_response(
                     // SAFETY: NULL or valid per the contract.
                     unsafe { set_opt(&id_out, id) };
                 }
-                Err(report_needed(e, &len))
+                Err(len.report_needed(e))
             }
         }
     })
