@@ -156,6 +156,20 @@ pub(crate) unsafe fn open_named<H>(
     })
 }
 
+/// The whole body of the `_config_default` functions: fills `*out` with
+/// `T`'s defaults.
+///
+/// # Safety
+/// `out` is NULL or valid for a write of `T`.
+pub(crate) unsafe fn fill_default<T: Default>(out: *mut T) -> venom_status {
+    guard(|| {
+        let out = self::out(out, "config")?;
+        // SAFETY: checked non-null; valid per the contract.
+        unsafe { out.set(T::default()) };
+        Ok(())
+    })
+}
+
 /// The whole body of the `_free` functions: releases a handle stored by
 /// [`Out::set_handle`]; NULL is a no-op.
 ///
