@@ -19,6 +19,26 @@ pub struct venom_shell {
     chan: ShellChannel,
 }
 
+/// The body of the shell's getters: stores `get(shell)` in `*dst`.
+///
+/// # Safety
+/// `shell` is NULL or a live handle; `dst` is NULL or valid for a write.
+unsafe fn shell_get<T>(
+    shell: *const venom_shell,
+    dst: *mut T,
+    what: &str,
+    get: impl FnOnce(&venom_shell) -> T,
+) -> venom_status {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let s = unsafe { handle(shell, "shell")? };
+        let dst = out(dst, what)?;
+        // SAFETY: checked non-null; valid per the contract.
+        unsafe { dst.set(get(s)) };
+        Ok(())
+    })
+}
+
 /// Connects to the channel `name`, claiming a client slot, and returns the
 /// shell in `*out`. `VENOM_ENOTFOUND` if no such channel, `VENOM_EGONE` if
 /// its daemon is dead, `VENOM_EBUSY` if every client slot is taken.
@@ -65,14 +85,8 @@ pub unsafe extern "C" fn venom_shell_read_data(
 /// `shell` is NULL or a live handle; `version` is NULL or valid for a write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_shell_data_version(shell: *const venom_shell, version: *mut u64) -> venom_status {
-    guard(|| {
-        // SAFETY: forwarded contract.
-        let s = unsafe { handle(shell, "shell")? };
-        let version = out(version, "version")?;
-        // SAFETY: checked non-null; valid per the contract.
-        unsafe { version.set(s.chan.data().version()) };
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { shell_get(shell, version, "version", |s| s.chan.data().version()) }
 }
 
 /// Waits until the daemon's data version differs from `since`, up to
@@ -218,14 +232,8 @@ pub unsafe extern "C" fn venom_shell_recv_response(
 /// `shell` is NULL or a live handle; `count` is NULL or valid for a write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_shell_outstanding(shell: *const venom_shell, count: *mut usize) -> venom_status {
-    guard(|| {
-        // SAFETY: forwarded contract.
-        let s = unsafe { handle(shell, "shell")? };
-        let count = out(count, "count")?;
-        // SAFETY: checked non-null; valid per the contract.
-        unsafe { count.set(s.chan.outstanding()) };
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { shell_get(shell, count, "count", |s| s.chan.outstanding()) }
 }
 
 /// Reads exactly `len` bytes at `offset` of the daemon's data region into
@@ -257,14 +265,8 @@ pub unsafe extern "C" fn venom_shell_read_data_at(
 /// `shell` is NULL or a live handle; `size` is NULL or valid for a write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_shell_max_msg_size(shell: *const venom_shell, size: *mut usize) -> venom_status {
-    guard(|| {
-        // SAFETY: forwarded contract.
-        let s = unsafe { handle(shell, "shell")? };
-        let size = out(size, "size")?;
-        // SAFETY: checked non-null; valid per the contract.
-        unsafe { size.set(s.chan.max_msg_size()) };
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { shell_get(shell, size, "size", |s| s.chan.max_msg_size()) }
 }
 
 /// Stores 1 in `*alive` if the daemon is alive and has not closed the
@@ -274,14 +276,8 @@ pub unsafe extern "C" fn venom_shell_max_msg_size(shell: *const venom_shell, siz
 /// `shell` is NULL or a live handle; `alive` is NULL or valid for a write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_shell_daemon_alive(shell: *const venom_shell, alive: *mut i32) -> venom_status {
-    guard(|| {
-        // SAFETY: forwarded contract.
-        let s = unsafe { handle(shell, "shell")? };
-        let alive = out(alive, "alive")?;
-        // SAFETY: checked non-null; valid per the contract.
-        unsafe { alive.set(i32::from(s.chan.daemon_alive())) };
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { shell_get(shell, alive, "alive", |s| i32::from(s.chan.daemon_alive())) }
 }
 
 /// Disconnects and frees the handle (the client slot becomes free). NULL is
