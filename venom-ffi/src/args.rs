@@ -134,6 +134,28 @@ impl Out<usize> {
     }
 }
 
+/// The tail of the functions that copy into the caller's buffer: `read`
+/// fills `buf`, `*len` gets the bytes copied, or on `BufferTooSmall` the
+/// size needed.
+///
+/// # Safety
+/// `buf` is NULL (with `cap` 0) or valid for writes of `cap` bytes; `len`
+/// is NULL or valid for a write.
+pub(crate) unsafe fn read_into(
+    buf: *mut u8,
+    cap: usize,
+    len: *mut usize,
+    read: impl FnOnce(&mut [u8]) -> venom_core::Result<usize>,
+) -> FfiResult {
+    // SAFETY: forwarded contract.
+    let buf = unsafe { bytes_out(buf, cap, "buffer")? };
+    let len = out(len, "len")?;
+    let n = read(buf).map_err(|e| len.report_needed(e))?;
+    // SAFETY: checked non-null; valid per the contract.
+    unsafe { len.set(n) };
+    Ok(())
+}
+
 /// The whole body of the `_open`/`_connect` functions: checks `out`, makes
 /// the handle from the name with `make`, stores it in `*out`.
 ///

@@ -283,12 +283,9 @@ pub unsafe extern "C" fn venom_seq_reader_read(
 ) -> venom_status {
     guard(|| {
         // SAFETY: forwarded contract.
-        let (r, buf) = unsafe { (handle(reader, "reader")?, bytes_out(buf, cap, "buffer")?) };
-        let len = out(len, "len")?;
-        let n = r.inner.read(buf).map_err(|e| len.report_needed(e))?;
-        // SAFETY: checked non-null; valid per the contract.
-        unsafe { len.set(n) };
-        Ok(())
+        let r = unsafe { handle(reader, "reader")? };
+        // SAFETY: forwarded contract.
+        unsafe { args::read_into(buf, cap, len, |buf| r.inner.read(buf)) }
     })
 }
 

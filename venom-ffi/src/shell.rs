@@ -69,12 +69,9 @@ pub unsafe extern "C" fn venom_shell_read_data(
 ) -> venom_status {
     guard(|| {
         // SAFETY: forwarded contract.
-        let (s, buf) = unsafe { (handle(shell, "shell")?, bytes_out(buf, cap, "buffer")?) };
-        let len = out(len, "len")?;
-        let n = s.chan.read_data(buf).map_err(|e| len.report_needed(e))?;
-        // SAFETY: checked non-null; valid per the contract.
-        unsafe { len.set(n) };
-        Ok(())
+        let s = unsafe { handle(shell, "shell")? };
+        // SAFETY: forwarded contract.
+        unsafe { args::read_into(buf, cap, len, |buf| s.chan.read_data(buf)) }
     })
 }
 
