@@ -8,7 +8,9 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use venom_examples::net_cli::{BoxError, RoleArgs, Served, catalog_region, connect_mirror, publish, run_role, runtime};
+use venom_examples::net_cli::{
+    BoxError, RoleArgs, Served, catalog_region, connect_mirror, publish, run_role, runtime, simulate,
+};
 use venom_net::Dtype;
 use venom_net::proto::catalog::{Catalog, Pick};
 use venom_net::tls::ClientTls;
@@ -78,25 +80,18 @@ fn diffuse(h: &[f32], out: &mut [f32], t: u64) {
 
 async fn serve(listen: SocketAddr, dir: Option<String>, steps: u64, interval: Duration) -> Result<Served, BoxError> {
     let cat = catalog();
-    let mut w = catalog_region(&cat, "heatmap")?;
+    let w = catalog_region(&cat, "heatmap")?;
     let (step, heat) = (Array::<u64>::from_catalog(&cat, "step")?, Array::<f32>::from_catalog(&cat, "heat")?);
     let (p, ctls) = publish(listen, "heatmap", dir.as_deref()).await?;
-    let server = std::thread::spawn(move || {
-        let (mut h, mut next) = (vec![0f32; N * N], vec![0f32; N * N]);
-        for t in 1..=steps {
-            std::thread::sleep(interval);
-            diffuse(&h, &mut next, t);
-            std::mem::swap(&mut h, &mut next);
-            if let Err(e) = write_step(&mut w, |s| {
-                s.write_all(&heat, &h)?;
-                s.set(&step, &[0], t)
-            }) {
-                eprintln!("server: {e}");
-                return;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(300));
-        let _ = w.unlink();
+    let (mut h, mut next) = (vec![0f32; N * N], vec![0f32; N * N]);
+    let server = simulate(w, steps, interval, move |t, w| {
+        diffuse(&h, &mut next, t);
+        std::mem::swap(&mut h, &mut next);
+        write_step(w, |s| {
+            s.write_all(&heat, &h)?;
+            s.set(&step, &[0], t)
+        })
+        .map(drop)
     });
     Ok((p, ctls, server))
 }

@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 use std::ops::Range;
 use std::time::Duration;
 use venom_examples::life_world;
-use venom_examples::net_cli::{BoxError, RoleArgs, Served, catalog_region, connect_mirror, publish, run_role, runtime};
+use venom_examples::net_cli::{
+    BoxError, RoleArgs, Served, catalog_region, connect_mirror, publish, run_role, runtime, simulate,
+};
 use venom_net::Dtype;
 use venom_net::proto::catalog::{Catalog, Pick};
 use venom_net::tls::ClientTls;
@@ -63,23 +65,15 @@ async fn serve(listen: SocketAddr, dir: Option<String>, steps: u64, interval: Du
     let mut world = life_world::seed(N, 0x2545_F491_4F6C_DD1D);
     write_step(&mut w, |s| s.write_all(&grid, &world))?;
     let (p, ctls) = publish(listen, "life", dir.as_deref()).await?;
-    let server = std::thread::spawn(move || {
-        let mut next = vec![0u8; N * N];
-        for g in 1..=steps {
-            std::thread::sleep(interval);
-            life_world::step(N, &world, &mut next);
-            std::mem::swap(&mut world, &mut next);
-            let r = write_step(&mut w, |s| {
-                s.write_all(&grid, &world)?;
-                s.set(&generation, &[0], g)
-            });
-            if let Err(e) = r {
-                eprintln!("server: {e}");
-                return;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(300)); // let the last generation reach the mirror
-        let _ = w.unlink();
+    let mut next = vec![0u8; N * N];
+    let server = simulate(w, steps, interval, move |g, w| {
+        life_world::step(N, &world, &mut next);
+        std::mem::swap(&mut world, &mut next);
+        write_step(w, |s| {
+            s.write_all(&grid, &world)?;
+            s.set(&generation, &[0], g)
+        })
+        .map(drop)
     });
     Ok((p, ctls, server))
 }

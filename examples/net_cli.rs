@@ -141,6 +141,29 @@ pub async fn publish(
     Ok((Publisher::bind(listen, src, stls, PublisherConfig::default()).await?, ctls))
 }
 
+/// Runs an example's simulation on its own thread: `steps` times, after a
+/// pause of `interval`, `step(t, writer)` writes step `t` (t = 1..=steps; a
+/// failure ends the run with a message). Then it waits a moment so the
+/// last step reaches the mirrors, and removes the region.
+pub fn simulate(
+    mut writer: SeqWriter,
+    steps: u64,
+    interval: Duration,
+    mut step: impl FnMut(u64, &mut SeqWriter) -> venom_net::Result<()> + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        for t in 1..=steps {
+            std::thread::sleep(interval);
+            if let Err(e) = step(t, &mut writer) {
+                eprintln!("server: {e}");
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = writer.unlink();
+    })
+}
+
 /// Waits for the server's simulation thread to finish, then closes the
 /// publisher (flushing what is in flight).
 pub async fn finish(publisher: Publisher, server: std::thread::JoinHandle<()>) {

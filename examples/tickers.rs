@@ -7,7 +7,9 @@ use clap::Parser;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
-use venom_examples::net_cli::{BoxError, RoleArgs, Served, catalog_region, connect_mirror, publish, run_role, runtime};
+use venom_examples::net_cli::{
+    BoxError, RoleArgs, Served, catalog_region, connect_mirror, publish, run_role, runtime, simulate,
+};
 use venom_net::Dtype;
 use venom_net::proto::catalog::{Catalog, Pick};
 use venom_net::tls::ClientTls;
@@ -78,28 +80,20 @@ async fn serve(listen: SocketAddr, dir: Option<String>, steps: u64, interval: Du
         s.write_all(&volume, &v)
     })?;
     let (publisher, ctls) = publish(listen, "tickers", dir.as_deref()).await?;
-    let server = std::thread::spawn(move || {
-        let mut rng = Rng(0x1234_5678_9ABC_DEF1);
-        for t in 1..=steps {
-            std::thread::sleep(interval);
-            for i in 0..T as usize {
-                if rng.next() < 0.5 {
-                    p[i] *= 1.0 + (rng.next() - 0.5) * 0.004; // +-0.2%
-                    v[i] = (rng.next() * 900.0 + 100.0).round();
-                }
-            }
-            let r = write_step(&mut w, |s| {
-                s.write_all(&price, &p)?;
-                s.write_all(&volume, &v)?;
-                s.set(&tick, &[0], t)
-            });
-            if let Err(e) = r {
-                eprintln!("server: {e}");
-                return;
+    let mut rng = Rng(0x1234_5678_9ABC_DEF1);
+    let server = simulate(w, steps, interval, move |t, w| {
+        for i in 0..T as usize {
+            if rng.next() < 0.5 {
+                p[i] *= 1.0 + (rng.next() - 0.5) * 0.004; // +-0.2%
+                v[i] = (rng.next() * 900.0 + 100.0).round();
             }
         }
-        std::thread::sleep(Duration::from_millis(300));
-        let _ = w.unlink();
+        write_step(w, |s| {
+            s.write_all(&price, &p)?;
+            s.write_all(&volume, &v)?;
+            s.set(&tick, &[0], t)
+        })
+        .map(drop)
     });
     Ok((publisher, ctls, server))
 }

@@ -120,6 +120,42 @@ impl<T> Out<*mut T> {
     }
 }
 
+impl Out<usize> {
+    /// The failure for `e`, after storing in `*len` the size a
+    /// `BufferTooSmall` needed (so the caller can retry with a large enough
+    /// buffer).
+    pub(crate) fn report_needed(&self, e: venom_core::Error) -> Failure {
+        if let venom_core::Error::BufferTooSmall { needed, .. } = e {
+            // SAFETY: checked non-null in `out`; valid per the caller's
+            // contract (the pointer it passed to `out`).
+            unsafe { self.set(needed) };
+        }
+        e.into()
+    }
+}
+
+/// The tail of the functions that copy into the caller's buffer: `read`
+/// fills `buf`, `*len` gets the bytes copied, or on `BufferTooSmall` the
+/// size needed.
+///
+/// # Safety
+/// `buf` is NULL (with `cap` 0) or valid for writes of `cap` bytes; `len`
+/// is NULL or valid for a write.
+pub(crate) unsafe fn read_into(
+    buf: *mut u8,
+    cap: usize,
+    len: *mut usize,
+    read: impl FnOnce(&mut [u8]) -> venom_core::Result<usize>,
+) -> FfiResult {
+    // SAFETY: forwarded contract.
+    let buf = unsafe { bytes_out(buf, cap, "buffer")? };
+    let len = out(len, "len")?;
+    let n = read(buf).map_err(|e| len.report_needed(e))?;
+    // SAFETY: checked non-null; valid per the contract.
+    unsafe { len.set(n) };
+    Ok(())
+}
+
 /// The whole body of the `_open`/`_connect` functions: checks `out`, makes
 /// the handle from the name with `make`, stores it in `*out`.
 ///
@@ -138,6 +174,20 @@ pub(crate) unsafe fn open_named<H>(
         let handle = make(unsafe { self::name(name)? })?;
         // SAFETY: checked non-null; valid per the contract.
         unsafe { out.set_handle(handle) };
+        Ok(())
+    })
+}
+
+/// The whole body of the `_config_default` functions: fills `*out` with
+/// `T`'s defaults.
+///
+/// # Safety
+/// `out` is NULL or valid for a write of `T`.
+pub(crate) unsafe fn fill_default<T: Default>(out: *mut T) -> venom_status {
+    guard(|| {
+        let out = self::out(out, "config")?;
+        // SAFETY: checked non-null; valid per the contract.
+        unsafe { out.set(T::default()) };
         Ok(())
     })
 }

@@ -132,12 +132,8 @@ fn wait_strategy(raw: u32) -> FfiResult<WaitStrategy> {
 /// `out` is NULL or valid for a write of `venom_channel_config`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_channel_config_default(out: *mut venom_channel_config) -> venom_status {
-    guard(|| {
-        let out = args::out(out, "config")?;
-        // SAFETY: checked non-null; valid per the contract.
-        unsafe { out.set(venom_channel_config::default()) };
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { args::fill_default(out) }
 }
 
 /// Creates the channel `name` and returns its daemon in `*out`.

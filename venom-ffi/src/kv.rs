@@ -104,12 +104,8 @@ impl Default for venom_kv_config {
 /// `out` is NULL or valid for a write of `venom_kv_config`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_kv_config_default(out: *mut venom_kv_config) -> venom_status {
-    guard(|| {
-        let out = args::out(out, "config")?;
-        // SAFETY: checked non-null; valid per the contract.
-        unsafe { out.set(venom_kv_config::default()) };
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { args::fill_default(out) }
 }
 
 /// Creates the cache `name` (`config` NULL = defaults) and returns it in

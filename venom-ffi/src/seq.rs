@@ -3,7 +3,7 @@
 
 use std::ffi::c_char;
 
-use venom_core::{Error, RegionConfig, RegionWrite, SeqReader, SeqRegion, SeqWriter};
+use venom_core::{RegionConfig, RegionWrite, SeqReader, SeqRegion, SeqWriter};
 
 use crate::args::{self, bytes_in, bytes_out, handle, handle_mut, out, store_opt};
 use crate::status::{Failure, FfiResult, guard, venom_status};
@@ -283,18 +283,9 @@ pub unsafe extern "C" fn venom_seq_reader_read(
 ) -> venom_status {
     guard(|| {
         // SAFETY: forwarded contract.
-        let (r, buf) = unsafe { (handle(reader, "reader")?, bytes_out(buf, cap, "buffer")?) };
-        let len = out(len, "len")?;
-        let n = r.inner.read(buf).map_err(|e| {
-            if let Error::BufferTooSmall { needed, .. } = e {
-                // SAFETY: checked non-null; valid per the contract.
-                unsafe { len.set(needed) };
-            }
-            Failure::from(e)
-        })?;
-        // SAFETY: checked non-null; valid per the contract.
-        unsafe { len.set(n) };
-        Ok(())
+        let r = unsafe { handle(reader, "reader")? };
+        // SAFETY: forwarded contract.
+        unsafe { args::read_into(buf, cap, len, |buf| r.inner.read(buf)) }
     })
 }
 

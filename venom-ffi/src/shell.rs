@@ -5,7 +5,7 @@ use std::ffi::c_char;
 use venom_core::{Error, ShellChannel};
 
 use crate::args::{self, bytes_in, bytes_out, handle, handle_mut, opt_out, out, set_opt, store_opt};
-use crate::status::{Failure, guard, venom_status};
+use crate::status::{guard, venom_status};
 
 /// A channel client handle: reads the daemon's data and sends it requests.
 ///
@@ -19,15 +19,24 @@ pub struct venom_shell {
     chan: ShellChannel,
 }
 
-/// Writes the needed size of a `BufferTooSmall` into `len`, if that is the
-/// failure.
-fn report_needed(e: Error, len: &args::Out<usize>) -> Failure {
-    if let Error::BufferTooSmall { needed, .. } = e {
-        // SAFETY: `len` was checked non-null and is valid per the caller's
-        // contract.
-        unsafe { len.set(needed) };
-    }
-    e.into()
+/// The body of the shell's getters: stores `get(shell)` in `*dst`.
+///
+/// # Safety
+/// `shell` is NULL or a live handle; `dst` is NULL or valid for a write.
+unsafe fn shell_get<T>(
+    shell: *const venom_shell,
+    dst: *mut T,
+    what: &str,
+    get: impl FnOnce(&venom_shell) -> T,
+) -> venom_status {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let s = unsafe { handle(shell, "shell")? };
+        let dst = out(dst, what)?;
+        // SAFETY: checked non-null; valid per the contract.
+        unsafe { dst.set(get(s)) };
+        Ok(())
+    })
 }
 
 /// Connects to the channel `name`, claiming a client slot, and returns the
@@ -60,12 +69,9 @@ pub unsafe extern "C" fn venom_shell_read_data(
 ) -> venom_status {
     guard(|| {
         // SAFETY: forwarded contract.
-        let (s, buf) = unsafe { (handle(shell, "shell")?, bytes_out(buf, cap, "buffer")?) };
-        let len = out(len, "len")?;
-        let n = s.chan.read_data(buf).map_err(|e| report_needed(e, &len))?;
-        // SAFETY: checked non-null; valid per the contract.
-        unsafe { len.set(n) };
-        Ok(())
+        let s = unsafe { handle(shell, "shell")? };
+        // SAFETY: forwarded contract.
+        unsafe { args::read_into(buf, cap, len, |buf| s.chan.read_data(buf)) }
     })
 }
 
@@ -76,14 +82,8 @@ pub unsafe extern "C" fn venom_shell_read_data(
 /// `shell` is NULL or a live handle; `version` is NULL or valid for a write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_shell_data_version(shell: *const venom_shell, version: *mut u64) -> venom_status {
-    guard(|| {
-        // SAFETY: forwarded contract.
-        let s = unsafe { handle(shell, "shell")? };
-        let version = out(version, "version")?;
-        // SAFETY: checked non-null; valid per the contract.
-        unsafe { version.set(s.chan.data().version()) };
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { shell_get(shell, version, "version", |s| s.chan.data().version()) }
 }
 
 /// Waits until the daemon's data version differs from `since`, up to
@@ -143,7 +143,7 @@ pub unsafe extern "C" fn venom_shell_request(
             (handle_mut(shell, "shell")?, bytes_in(cmd, cmd_len, "command")?, bytes_out(resp, resp_cap, "response")?)
         };
         let len = out(resp_len, "resp_len")?;
-        let n = s.chan.request_timeout(cmd, resp, args::timeout(timeout_ms)).map_err(|e| report_needed(e, &len))?;
+        let n = s.chan.request_timeout(cmd, resp, args::timeout(timeout_ms)).map_err(|e| len.report_needed(e))?;
         // SAFETY: checked non-null; valid per the contract.
         unsafe { len.set(n) };
         Ok(())
@@ -216,7 +216,7 @@ pub unsafe extern "C" fn venom_shell_recv_response(
                     // SAFETY: NULL or valid per the contract.
                     unsafe { set_opt(&id_out, id) };
                 }
-                Err(report_needed(e, &len))
+                Err(len.report_needed(e))
             }
         }
     })
@@ -229,14 +229,8 @@ pub unsafe extern "C" fn venom_shell_recv_response(
 /// `shell` is NULL or a live handle; `count` is NULL or valid for a write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_shell_outstanding(shell: *const venom_shell, count: *mut usize) -> venom_status {
-    guard(|| {
-        // SAFETY: forwarded contract.
-        let s = unsafe { handle(shell, "shell")? };
-        let count = out(count, "count")?;
-        // SAFETY: checked non-null; valid per the contract.
-        unsafe { count.set(s.chan.outstanding()) };
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { shell_get(shell, count, "count", |s| s.chan.outstanding()) }
 }
 
 /// Reads exactly `len` bytes at `offset` of the daemon's data region into
@@ -268,14 +262,8 @@ pub unsafe extern "C" fn venom_shell_read_data_at(
 /// `shell` is NULL or a live handle; `size` is NULL or valid for a write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_shell_max_msg_size(shell: *const venom_shell, size: *mut usize) -> venom_status {
-    guard(|| {
-        // SAFETY: forwarded contract.
-        let s = unsafe { handle(shell, "shell")? };
-        let size = out(size, "size")?;
-        // SAFETY: checked non-null; valid per the contract.
-        unsafe { size.set(s.chan.max_msg_size()) };
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { shell_get(shell, size, "size", |s| s.chan.max_msg_size()) }
 }
 
 /// Stores 1 in `*alive` if the daemon is alive and has not closed the
@@ -285,14 +273,8 @@ pub unsafe extern "C" fn venom_shell_max_msg_size(shell: *const venom_shell, siz
 /// `shell` is NULL or a live handle; `alive` is NULL or valid for a write.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_shell_daemon_alive(shell: *const venom_shell, alive: *mut i32) -> venom_status {
-    guard(|| {
-        // SAFETY: forwarded contract.
-        let s = unsafe { handle(shell, "shell")? };
-        let alive = out(alive, "alive")?;
-        // SAFETY: checked non-null; valid per the contract.
-        unsafe { alive.set(i32::from(s.chan.daemon_alive())) };
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { shell_get(shell, alive, "alive", |s| i32::from(s.chan.daemon_alive())) }
 }
 
 /// Disconnects and frees the handle (the client slot becomes free). NULL is
