@@ -30,6 +30,7 @@ use criterion::{BenchmarkId, Criterion, SamplingMode};
 use std::io::{BufRead, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use venom_benches::Rng;
 use venom_core::{RegionConfig, SeqReader, SeqWriter};
 use venom_net::io::{Mirror, Publisher};
 use venom_net::proto::admission::AdmissionLimits;
@@ -44,16 +45,6 @@ const COUNTS: [usize; 4] = [1, 8, 32, 64];
 const CHILD: &str = "VENOM_FANOUT_CHILD";
 const CERT: &str = "VENOM_FANOUT_CERT";
 const T: Duration = Duration::from_secs(120);
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 /// A mirror sink that keeps nothing (see the module docs).
 struct NullSink(u64);

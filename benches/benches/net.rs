@@ -40,6 +40,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use venom_benches::Rng;
 use venom_core::{RegionConfig, SeqReader, SeqRegion, SeqWriter};
 use venom_net::io::{Mirror, Publisher, bind_endpoint};
 use venom_net::tls::{ClientTls, Identity, ServerTls};
@@ -63,16 +64,6 @@ impl RegionSink for SharedSink {
     }
     fn prefault(&mut self) {
         self.0.lock().unwrap().prefault();
-    }
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
     }
 }
 

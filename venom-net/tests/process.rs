@@ -26,19 +26,6 @@ fn publisher_child(arg: &str) {
     });
 }
 
-async fn converge_with(w: &SeqWriter, local: &MemRegion, timeout: Duration) {
-    let start = Instant::now();
-    let mut buf = vec![0u8; w.size()];
-    loop {
-        w.read_at(0, &mut buf).unwrap();
-        if blake3::hash(&buf) == blake3::hash(&local.to_vec()) {
-            return;
-        }
-        assert!(start.elapsed() < timeout, "mirror did not converge within {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[test]
 fn publisher_process_killed_and_restarted() {
     if let Some(arg) = testkit::child_arg("publisher") {

@@ -7,7 +7,7 @@
 mod common;
 use common::*;
 use rustls::pki_types::CertificateDer;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use venom_core::{RegionConfig, SeqReader, SeqWriter, testkit};
 use venom_net::io::{Mirror, Publisher};
 use venom_net::tls::{ClientTls, Identity, ServerTls};
@@ -41,19 +41,6 @@ fn relay_child(arg: &str) {
             .unwrap();
         tokio::time::sleep(Duration::from_secs(30)).await;
     });
-}
-
-async fn converge_with(w: &SeqWriter, local: &MemRegion, timeout: Duration) {
-    let start = Instant::now();
-    let mut buf = vec![0u8; w.size()];
-    loop {
-        w.read_at(0, &mut buf).unwrap();
-        if blake3::hash(&buf) == blake3::hash(&local.to_vec()) {
-            return;
-        }
-        assert!(start.elapsed() < timeout, "leaf did not converge within {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[test]

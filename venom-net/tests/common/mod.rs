@@ -123,3 +123,18 @@ pub async fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bo
 pub async fn eventually(timeout: Duration, what: &str, cond: impl FnMut() -> bool) {
     assert!(wait_until(timeout, cond).await, "timed out waiting for {what}");
 }
+
+/// Waits (polling every 20 ms, at most `timeout`) until `local` holds the
+/// same bytes as the writer's region, compared by blake3.
+pub async fn converge_with(w: &venom_core::SeqWriter, local: &MemRegion, timeout: Duration) {
+    let start = Instant::now();
+    let mut buf = vec![0u8; w.size()];
+    loop {
+        w.read_at(0, &mut buf).unwrap();
+        if blake3::hash(&buf) == blake3::hash(&local.to_vec()) {
+            return;
+        }
+        assert!(start.elapsed() < timeout, "local copy did not converge within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
