@@ -8,22 +8,8 @@ use venom_net::proto::frame::{FLAG_SNAPSHOT, Frame};
 use venom_net::proto::relay::{RelaySink, SharedEncoder, read, write};
 use venom_net::*;
 
-/// xorshift64*: a tiny seeded generator (no dependency).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
+mod common;
+use common::Rng;
 
 const SIZE: usize = 32 << 10;
 

@@ -7,22 +7,8 @@ use venom_net::proto::frame::Frame;
 use venom_net::proto::mirror::subscribed_hash;
 use venom_net::*;
 
-/// xorshift64*: a tiny seeded generator (no dependency).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
+mod common;
+use common::Rng;
 
 #[derive(Clone, Copy, Default)]
 struct Faults {
