@@ -159,6 +159,34 @@ impl Segment {
         Ok(())
     }
 
+    /// Like [`Segment::check_mapped`], but first touches the last byte of
+    /// the mapping. Any shrink of the file cuts its last page, so this
+    /// notices a truncation even in a process that only touches the front of
+    /// the segment (a consumer waiting on an empty queue polls a few lines
+    /// near the header). Costs one load of a cold line: blocking waits call
+    /// it on their liveness interval, not on every poll.
+    ///
+    /// ```
+    /// use venom_core::{Segment, SegmentKind};
+    /// let name = format!("doc-probe-{}", std::process::id());
+    /// let seg = Segment::builder(&name, SegmentKind::RAW).body_len(1 << 16).create()?;
+    /// seg.probe_truncation()?;
+    /// seg.unlink()?;
+    /// # Ok::<(), venom_core::Error>(())
+    /// ```
+    pub fn probe_truncation(&self) -> Result<()> {
+        let last = self.map.len() - 1;
+        // SAFETY: `last` is inside the mapping, which lives as long as
+        // `self`. The byte is read with an atomic load because another
+        // process may write it concurrently. If the file no longer covers
+        // it, the load faults and the truncation handler replaces the
+        // mapping with zero pages and marks it lost (see `truncation`).
+        let byte = unsafe { &*(self.map.as_ptr().add(last) as *const core::sync::atomic::AtomicU8) };
+        // Relaxed: only the fault matters, not the value.
+        byte.load(core::sync::atomic::Ordering::Relaxed);
+        self.check_mapped()
+    }
+
     #[cold]
     #[inline(never)]
     fn truncated(&self) -> Error {

@@ -132,13 +132,15 @@ fn a_new_mirror_evicts_the_oldest_stalled_hello() {
         let addr = p.local_addr().unwrap();
         let ep = client_endpoint(&dev.client());
         let mut stalled = Vec::new();
-        for _ in 0..4 {
+        for i in 0..4 {
             let conn = raw(&ep, addr).await.unwrap();
             let (mut send, _recv) = conn.open_bi().await.unwrap();
             send.write_all(STALLED_HELLO).await.unwrap();
             stalled.push((conn, send));
+            // The publisher finishes its side of each handshake on its own task: wait,
+            // so that the order it admits them in is the order they were opened in.
+            assert!(wait_until(Duration::from_secs(3), || p.admission().awaiting_hello == i + 1).await);
         }
-        assert!(wait_until(Duration::from_secs(3), || p.admission().awaiting_hello == 4).await);
         tokio::time::sleep(Duration::from_millis(150)).await;
         let start = Instant::now();
         let local = MemRegion::new(64 << 10, 4096);

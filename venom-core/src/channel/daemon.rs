@@ -316,7 +316,10 @@ impl DaemonChannel {
                 }
                 Ok(None)
             },
-            &stopped,
+            || {
+                seg.probe_truncation()?;
+                stopped()
+            },
         )
     }
 

@@ -378,7 +378,7 @@ impl ShellChannel {
 
 /// `Err(DaemonGone)` if the daemon closed the channel or died.
 fn daemon_check(seg: &Segment, daemon: ProcessId) -> Result<()> {
-    seg.check_mapped()?;
+    seg.probe_truncation()?;
     // Acquire: pairs with the daemon's Release in Drop.
     if header(seg).closed.load(Ordering::Acquire) != 0 || !daemon.is_alive() {
         return Err(Error::DaemonGone { pid: daemon.pid });

@@ -147,7 +147,7 @@ impl Consumer {
         // SAFETY (both derefs of `q`): `self.q` keeps the queue alive for the
         // whole call; a raw pointer avoids cloning the Arc on every pop.
         let doorbell = unsafe { (*q).block.doorbell() };
-        wait_for(self.wait, doorbell, timeout, || self.try_pop(buf), || unsafe { (*q).check_mapped() })
+        wait_for(self.wait, doorbell, timeout, || self.try_pop(buf), || unsafe { (*q).probe_truncation() })
     }
 }
 

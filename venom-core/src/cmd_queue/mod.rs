@@ -144,6 +144,14 @@ impl Inner {
             Backing::Foreign => Ok(()),
         }
     }
+
+    /// [`Segment::probe_truncation`]: for the liveness checks of waits.
+    pub(crate) fn probe_truncation(&self) -> Result<()> {
+        match &self.backing {
+            Backing::Segment(seg) => seg.probe_truncation(),
+            Backing::Foreign => Ok(()),
+        }
+    }
 }
 
 // SAFETY: `block.base` points into memory kept alive by `backing` (or by the

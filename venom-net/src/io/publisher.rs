@@ -343,16 +343,18 @@ async fn connection(incoming: quinn::Incoming, mut t: Ticket) {
         t.s.log_refusal(Refusal::Unauthorized, remote, &peer, "identity not listed in the policy");
         return refuse(&conn, Refusal::Unauthorized, format!("{peer} is not listed"));
     }
+    // Registered before the admission may name it as the oldest stalled
+    // connection: another task's eviction must always find it to close it.
+    lock(&t.s.pending).insert(t.id, conn.clone());
     let done = lock(&t.s.admission).handshake_done(t.id, &peer, remote.ip(), std::time::Instant::now());
     let evicted = match done {
         Ok(e) => e,
         Err(r) => {
-            t.s.log_refusal(r, remote, &peer, "refusing connection");
+            t.s.log_refusal(r, remote, &peer, "refusing connection"); // dropping `t` unregisters it
             return refuse(&conn, r, r.to_string());
         }
     };
     (t.stage, t.peer) = (Some(Stage::AwaitingHello), peer);
-    lock(&t.s.pending).insert(t.id, conn.clone());
     if let Some(old) = evicted.and_then(|old| lock(&t.s.pending).remove(&old)) {
         let why = "awaiting-hello cap full: closing the oldest stalled connection";
         t.s.log_refusal(Refusal::HelloTimeout, old.remote_address(), &PeerId::Anonymous, why);
