@@ -1,0 +1,286 @@
+//! Prototype one-line request/reply protocols (issue 12): what an in-place
+//! reply could cost, measured in the channel bench's own harness (two real
+//! processes, same placement, same floor) with raw shared memory and no
+//! library code, so the figures bound what a channel built on each
+//! variant can reach.
+//!
+//! The shared block (a RAW segment body, 256 bytes, 128-aligned):
+//! ```text
+//! offset   0  slot line   64 B  stamp, len, 2 reserved header words, 32 payload bytes
+//!                               (the layout of a cmd_queue slot line)
+//! offset 128  lane ctl     8 B  the lane generation (read-mostly: written at set-up only)
+//! offset 192  daemon epoch 8 B  the daemon's pass counter (written by the daemon only)
+//! ```
+//! The slot line sits alone in its 128-byte pair so the adjacent-line
+//! prefetcher pulls nothing else along.
+//!
+//! The stamp is one word: `state << 62 | generation << 32 | request id`.
+//! The client owns the line while it is EMPTY or REPLIED, the daemon while
+//! it is REQUEST: each side writes it only while it owns it, so no variant
+//! needs a locked read-modify-write (the in-place design of the last round
+//! claimed the slot with a CAS and measured ~10 % slower than two lines).
+//!
+//! Variants (all echo the payload):
+//! * **A, plain stores**: the client stores payload, length, then the stamp
+//!   (Release); the daemon polls the stamp (Acquire), reads the payload,
+//!   stores the reply payload, length, then the reply stamp (Release).
+//!   Generation 0, no checks: the protocol's bare cost.
+//! * **B, + generation and request id**: A plus what a real protocol checks.
+//!   The request stamp carries the client's lane generation and request id;
+//!   the daemon answers only a stamp whose generation equals the lane's
+//!   current generation (one load of the read-mostly lane line) and, after
+//!   every reply, publishes its pass counter (one store to a line only it
+//!   writes: the grace period a takeover would wait on instead of fencing
+//!   with a CAS); the client accepts only the reply stamp that echoes its
+//!   own generation and request id (one compare).
+//! * **C, B with the line written as one 64-byte store**: both sides build
+//!   the whole line (stamp included) in a register and write it with one
+//!   AVX-512 store, so the line is written by one store per hop (x86 does
+//!   not architecturally promise that a 64-byte store is seen at once, so
+//!   this is a measurement, not a protocol candidate; the reader still reads
+//!   per word with atomics, stamp first).
+//! * **D, B with `cldemote`**: after writing the line each side demotes it
+//!   to the shared cache level, so the other side's poll can be served from
+//!   the LLC instead of by a snoop of the writer's core.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use venom_core::{Segment, SegmentKind};
+
+use super::{Peer, RoundTrip, place_peer, spin_until};
+
+/// Stamp states (bits 63..62).
+const REQUEST: u64 = 1 << 62;
+const REPLIED: u64 = 2 << 62;
+/// The client stores this stamp to stop the daemon.
+const QUIT: u64 = 3 << 62;
+/// Request ids wrap at 32 bits.
+const ID_MASK: u64 = 0xFFFF_FFFF;
+/// The generation the prototypes run under (any non-zero value).
+const GENERATION: u64 = 7;
+/// Bytes of payload carried in the slot line.
+const INLINE: usize = 32;
+
+/// One prototype variant.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Variant {
+    /// Plain Release stores, no checks.
+    A,
+    /// + generation / request-id checks and the daemon's pass counter.
+    B,
+    /// B, each side writing the line as one 64-byte store.
+    C,
+    /// B, each side demoting the line after writing it.
+    D,
+}
+
+impl Variant {
+    fn parse(s: &str) -> Variant {
+        match s {
+            "a" => Variant::A,
+            "b" => Variant::B,
+            "c" => Variant::C,
+            _ => Variant::D,
+        }
+    }
+
+    fn tag(self) -> &'static str {
+        match self {
+            Variant::A => "a",
+            Variant::B => "b",
+            Variant::C => "c",
+            Variant::D => "d",
+        }
+    }
+
+    /// Whether this variant can run on this CPU.
+    pub fn supported(self) -> bool {
+        match self {
+            Variant::C => std::arch::is_x86_feature_detected!("avx512f"),
+            Variant::D => std::arch::is_x86_feature_detected!("cldemote"),
+            _ => true,
+        }
+    }
+
+    fn generation(self) -> u64 {
+        if self == Variant::A { 0 } else { GENERATION }
+    }
+}
+
+/// The three words of the block, as atomics.
+struct Block<'a> {
+    line: &'a [AtomicU64; 8],
+    lane_generation: &'a AtomicU64,
+    epoch: &'a AtomicU64,
+}
+
+fn block(seg: &Segment) -> Block<'_> {
+    let base = seg.body_ptr();
+    // SAFETY: the body is 256 bytes, 128-aligned (so every offset below is
+    // 8-aligned and in bounds); AtomicU64 accepts any bits and both
+    // processes touch these words only through atomics (variant C's
+    // 64-byte store excepted, see `store_line`).
+    unsafe {
+        Block {
+            line: &*(base as *const [AtomicU64; 8]),
+            lane_generation: &*(base.add(128) as *const AtomicU64),
+            epoch: &*(base.add(192) as *const AtomicU64),
+        }
+    }
+}
+
+/// Writes `words` (stamp first) into the line: per word with the stamp
+/// last (A, B, D), or as one 64-byte store (C); D then demotes the line.
+fn store_line(line: &[AtomicU64; 8], words: &[u64; 8], variant: Variant) {
+    match variant {
+        Variant::C => {
+            // SAFETY: C runs only where avx512f is detected (`supported`);
+            // the line is 64-aligned and 64 bytes. The other process reads
+            // it only with atomic loads, and reads it only after it saw the
+            // stamp this store carries.
+            unsafe { store64(line.as_ptr() as *mut u8, words) }
+        }
+        _ => {
+            for i in 1..8 {
+                // Relaxed: published by the Release store of the stamp.
+                line[i].store(words[i], Ordering::Relaxed);
+            }
+            // Release: the payload and length above are visible before the
+            // stamp that hands the line over.
+            line[0].store(words[0], Ordering::Release);
+            if variant == Variant::D {
+                demote(line.as_ptr() as *const u8);
+            }
+        }
+    }
+}
+
+/// One 64-byte AVX-512 store of `words` to `dst`.
+///
+/// # Safety
+/// avx512f must be available; `dst` must be 64-aligned, valid for 64 bytes.
+#[target_feature(enable = "avx512f")]
+unsafe fn store64(dst: *mut u8, words: &[u64; 8]) {
+    use std::arch::x86_64::{_mm512_loadu_si512, _mm512_store_si512};
+    // SAFETY: `words` is 64 readable bytes; `dst` per the caller. The store
+    // is a single instruction: on x86 (TSO) every earlier store is visible
+    // before it, which is the Release the protocol needs; the compiler does
+    // not move other memory accesses across it because the intrinsic's
+    // pointer escapes.
+    unsafe {
+        let v = _mm512_loadu_si512(words.as_ptr() as *const _);
+        _mm512_store_si512(dst as *mut _, v);
+    }
+}
+
+/// `cldemote` of the line at `p` (a hint: a no-op where unsupported).
+fn demote(p: *const u8) {
+    // SAFETY: cldemote only hints the cache hierarchy; it neither reads nor
+    // writes memory architecturally, and `p` points into a live mapping.
+    unsafe { std::arch::asm!("cldemote [{0}]", in(reg) p, options(nostack, preserves_flags, readonly)) };
+}
+
+/// Reads the line's length and payload into `out` (Relaxed: ordered by the
+/// Acquire load of the stamp the caller did first).
+fn load_payload(line: &[AtomicU64; 8], out: &mut [u64; 4]) -> u64 {
+    for (i, w) in out.iter_mut().enumerate() {
+        *w = line[4 + i].load(Ordering::Relaxed);
+    }
+    line[1].load(Ordering::Relaxed)
+}
+
+/// Child: the prototype daemon for `"NAME VARIANT"`: answers every REQUEST
+/// stamp of the current generation by echoing the payload.
+pub fn daemon(arg: &str) {
+    let (name, variant) = arg.split_once(' ').expect("name variant");
+    let variant = Variant::parse(variant);
+    place_peer();
+    let seg = Segment::open(name, SegmentKind::RAW).expect("open");
+    let b = block(&seg);
+    let mut passes = 0u64;
+    let mut idle = 0u64;
+    loop {
+        // Acquire: the payload written before the stamp is visible below.
+        let s = b.line[0].load(Ordering::Acquire);
+        if s == QUIT {
+            return;
+        }
+        if s & (3 << 62) == REQUEST {
+            idle = 0;
+            let generation = (s >> 32) & 0x3FFF_FFFF;
+            // Acquire: pairs with the Release of a takeover that bumped the
+            // generation (set-up only here; a mismatch means a stale slot).
+            if variant != Variant::A && generation != b.lane_generation.load(Ordering::Acquire) {
+                std::hint::spin_loop();
+                continue;
+            }
+            let mut payload = [0u64; 4];
+            let len = load_payload(b.line, &mut payload);
+            let reply = REPLIED | (s & !(3 << 62));
+            let words = [reply, len, 0, 0, payload[0], payload[1], payload[2], payload[3]];
+            store_line(b.line, &words, variant);
+            if variant != Variant::A {
+                passes += 1;
+                // Release: a takeover that reads this pass count knows every
+                // reply the daemon started before it is written.
+                b.epoch.store(passes, Ordering::Release);
+            }
+            continue;
+        }
+        std::hint::spin_loop();
+        idle += 1;
+        // Nothing waits forever: a vanished client (its segment unlinked,
+        // this mapping kept alive) stops the daemon after ~10 s of silence.
+        if idle & 0xFFFFF == 0 && idle > 400_000_000 {
+            return;
+        }
+    }
+}
+
+/// The client side of one prototype (see the module docs).
+pub struct OneLine {
+    seg: Segment,
+    variant: Variant,
+    len: usize,
+    id: u64,
+    _peer: Peer,
+}
+
+/// Starts the prototype daemon for `variant` and returns its client,
+/// `len` payload bytes per request (≤ 32).
+pub fn one_line(variant: Variant, len: usize, pinned: bool) -> OneLine {
+    assert!(len <= INLINE);
+    let name = format!("bench-proto-{}-{}", std::process::id(), variant.tag());
+    let seg = Segment::builder(&name, SegmentKind::RAW).body_len(256).create().expect("create block");
+    // Release: set-up, before the daemon starts.
+    block(&seg).lane_generation.store(variant.generation(), Ordering::Release);
+    let peer = Peer::spawn("proto", &format!("{name} {}", variant.tag()), pinned);
+    let mut p = OneLine { seg, variant, len, id: 0, _peer: peer };
+    p.round_trip(); // waits until the daemon is up
+    p
+}
+
+impl RoundTrip for OneLine {
+    fn round_trip(&mut self) {
+        let b = block(&self.seg);
+        self.id = (self.id + 1) & ID_MASK;
+        let tag = self.variant.generation() << 32 | self.id;
+        let msg = [0x0707_0707_0707_0707u64; 4];
+        let words = [REQUEST | tag, self.len as u64, 0, 0, msg[0], msg[1], msg[2], msg[3]];
+        store_line(b.line, &words, self.variant);
+        let want = REPLIED | tag;
+        // Acquire: the reply payload is visible once its stamp is.
+        spin_until(|| b.line[0].load(Ordering::Acquire) == want, "one-line prototype");
+        let mut reply = [0u64; 4];
+        let len = load_payload(b.line, &mut reply);
+        std::hint::black_box((len, reply));
+    }
+}
+
+impl Drop for OneLine {
+    fn drop(&mut self) {
+        // Release: nothing to publish, the daemon just stops.
+        block(&self.seg).line[0].store(QUIT, Ordering::Release);
+        let _ = self.seg.unlink();
+    }
+}
