@@ -4,15 +4,18 @@
 //! library code, so the figures bound what a channel built on each
 //! variant can reach.
 //!
-//! The shared block (a RAW segment body, 256 bytes, 128-aligned):
+//! The shared block (a RAW segment body, 128-aligned):
 //! ```text
-//! offset   0  slot line   64 B  stamp, len, 2 reserved header words, 32 payload bytes
-//!                               (the layout of a cmd_queue slot line)
-//! offset 128  lane ctl     8 B  the lane generation (read-mostly: written at set-up only)
-//! offset 192  daemon epoch 8 B  the daemon's pass counter (written by the daemon only)
+//! offset 0  slot lines   R B    `slots` × 64 B: stamp, len, 2 reserved header words,
+//!                               32 payload bytes (the layout of a cmd_queue slot line);
+//!                               R = max(128, slots × 64)
+//! R         lane ctl     8 B    the lane generation (read-mostly: written at set-up only)
+//! R + 128   daemon epoch 8 B    the daemon's pass counter (written by the daemon only)
 //! ```
-//! The slot line sits alone in its 128-byte pair so the adjacent-line
-//! prefetcher pulls nothing else along.
+//! With one slot the line sits alone in its 128-byte pair so the
+//! adjacent-line prefetcher pulls nothing else along; variant E uses 64
+//! contiguous slot lines, request `i` in line `i % 64`, as a cmd_queue ring
+//! of depth 64 does.
 //!
 //! The stamp is one word: `state << 62 | generation << 32 | request id`.
 //! The client owns the line while it is EMPTY or REPLIED, the daemon while
@@ -42,6 +45,10 @@
 //! * **D, B with `cldemote`**: after writing the line each side demotes it
 //!   to the shared cache level, so the other side's poll can be served from
 //!   the LLC instead of by a snoop of the writer's core.
+//! * **E, B over a 64-slot ring**: B, but request `i` uses slot line
+//!   `i % 64` of a 4 KiB ring (a real in-place channel cycles through its
+//!   lane's ring like this, so every round trip touches a line last used 64
+//!   round trips ago).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -60,6 +67,13 @@ const ID_MASK: u64 = 0xFFFF_FFFF;
 const GENERATION: u64 = 7;
 /// Bytes of payload carried in the slot line.
 const INLINE: usize = 32;
+/// Slot lines of variant E's ring.
+const RING_SLOTS: usize = 64;
+
+/// Bytes of the slot-line region for `slots` lines.
+fn lines_len(slots: usize) -> usize {
+    (slots * 64).max(128)
+}
 
 /// One prototype variant.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -72,6 +86,8 @@ pub enum Variant {
     C,
     /// B, each side demoting the line after writing it.
     D,
+    /// B over a ring of 64 slot lines.
+    E,
 }
 
 impl Variant {
@@ -80,7 +96,8 @@ impl Variant {
             "a" => Variant::A,
             "b" => Variant::B,
             "c" => Variant::C,
-            _ => Variant::D,
+            "d" => Variant::D,
+            _ => Variant::E,
         }
     }
 
@@ -90,14 +107,19 @@ impl Variant {
             Variant::B => "b",
             Variant::C => "c",
             Variant::D => "d",
+            Variant::E => "e",
         }
     }
 
-    /// Whether this variant can run on this CPU.
+    fn slots(self) -> usize {
+        if self == Variant::E { RING_SLOTS } else { 1 }
+    }
+
+    /// Whether this variant can run on this CPU (`cldemote` is a no-op
+    /// hint where unsupported, so D always runs).
     pub fn supported(self) -> bool {
         match self {
             Variant::C => std::arch::is_x86_feature_detected!("avx512f"),
-            Variant::D => std::arch::is_x86_feature_detected!("cldemote"),
             _ => true,
         }
     }
@@ -107,24 +129,27 @@ impl Variant {
     }
 }
 
-/// The three words of the block, as atomics.
+/// The block's words, as atomics.
 struct Block<'a> {
-    line: &'a [AtomicU64; 8],
+    lines: &'a [[AtomicU64; 8]],
     lane_generation: &'a AtomicU64,
     epoch: &'a AtomicU64,
 }
 
-fn block(seg: &Segment) -> Block<'_> {
+fn block(seg: &Segment, slots: usize) -> Block<'_> {
     let base = seg.body_ptr();
-    // SAFETY: the body is 256 bytes, 128-aligned (so every offset below is
-    // 8-aligned and in bounds); AtomicU64 accepts any bits and both
-    // processes touch these words only through atomics (variant C's
-    // 64-byte store excepted, see `store_line`).
+    let r = lines_len(slots);
+    assert!(seg.body_len() >= r + 256, "prototype block too small");
+    // SAFETY: the body is at least r + 256 bytes (checked) and 128-aligned,
+    // so the `slots` 64-byte lines and the two words at r and r + 128 are
+    // in bounds and aligned; AtomicU64 accepts any bits and both processes
+    // touch these words only through atomics (variant C's 64-byte store
+    // excepted, see `store_line`).
     unsafe {
         Block {
-            line: &*(base as *const [AtomicU64; 8]),
-            lane_generation: &*(base.add(128) as *const AtomicU64),
-            epoch: &*(base.add(192) as *const AtomicU64),
+            lines: std::slice::from_raw_parts(base as *const [AtomicU64; 8], slots),
+            lane_generation: &*(base.add(r) as *const AtomicU64),
+            epoch: &*(base.add(r + 128) as *const AtomicU64),
         }
     }
 }
@@ -196,12 +221,17 @@ pub fn daemon(arg: &str) {
     let variant = Variant::parse(variant);
     place_peer();
     let seg = Segment::open(name, SegmentKind::RAW).expect("open");
-    let b = block(&seg);
+    let slots = variant.slots();
+    let b = block(&seg, slots);
     let mut passes = 0u64;
     let mut idle = 0u64;
+    // The next request arrives in slot `next % slots` (the client sends
+    // request ids 1, 2, ... into slots 0, 1, ...).
+    let mut next = 0usize;
     loop {
+        let line = &b.lines[next % slots];
         // Acquire: the payload written before the stamp is visible below.
-        let s = b.line[0].load(Ordering::Acquire);
+        let s = line[0].load(Ordering::Acquire);
         if s == QUIT {
             return;
         }
@@ -215,10 +245,11 @@ pub fn daemon(arg: &str) {
                 continue;
             }
             let mut payload = [0u64; 4];
-            let len = load_payload(b.line, &mut payload);
+            let len = load_payload(line, &mut payload);
             let reply = REPLIED | (s & !(3 << 62));
             let words = [reply, len, 0, 0, payload[0], payload[1], payload[2], payload[3]];
-            store_line(b.line, &words, variant);
+            store_line(line, &words, variant);
+            next = next.wrapping_add(1);
             if variant != Variant::A {
                 passes += 1;
                 // Release: a takeover that reads this pass count knows every
@@ -251,9 +282,10 @@ pub struct OneLine {
 pub fn one_line(variant: Variant, len: usize, pinned: bool) -> OneLine {
     assert!(len <= INLINE);
     let name = format!("bench-proto-{}-{}", std::process::id(), variant.tag());
-    let seg = Segment::builder(&name, SegmentKind::RAW).body_len(256).create().expect("create block");
+    let body = lines_len(variant.slots()) + 256;
+    let seg = Segment::builder(&name, SegmentKind::RAW).body_len(body).create().expect("create block");
     // Release: set-up, before the daemon starts.
-    block(&seg).lane_generation.store(variant.generation(), Ordering::Release);
+    block(&seg, variant.slots()).lane_generation.store(variant.generation(), Ordering::Release);
     let peer = Peer::spawn("proto", &format!("{name} {}", variant.tag()), pinned);
     let mut p = OneLine { seg, variant, len, id: 0, _peer: peer };
     p.round_trip(); // waits until the daemon is up
@@ -262,17 +294,22 @@ pub fn one_line(variant: Variant, len: usize, pinned: bool) -> OneLine {
 
 impl RoundTrip for OneLine {
     fn round_trip(&mut self) {
-        let b = block(&self.seg);
+        let slots = self.variant.slots();
+        let b = block(&self.seg, slots);
+        // Request id `i` uses slot `(i - 1) % slots` (ids start at 1 and,
+        // with 64 slots dividing 2^32, stay in step with the daemon's count
+        // across the wrap).
+        let line = &b.lines[(self.id as usize) % slots];
         self.id = (self.id + 1) & ID_MASK;
         let tag = self.variant.generation() << 32 | self.id;
         let msg = [0x0707_0707_0707_0707u64; 4];
         let words = [REQUEST | tag, self.len as u64, 0, 0, msg[0], msg[1], msg[2], msg[3]];
-        store_line(b.line, &words, self.variant);
+        store_line(line, &words, self.variant);
         let want = REPLIED | tag;
         // Acquire: the reply payload is visible once its stamp is.
-        spin_until(|| b.line[0].load(Ordering::Acquire) == want, "one-line prototype");
+        spin_until(|| line[0].load(Ordering::Acquire) == want, "one-line prototype");
         let mut reply = [0u64; 4];
-        let len = load_payload(b.line, &mut reply);
+        let len = load_payload(line, &mut reply);
         std::hint::black_box((len, reply));
     }
 }
@@ -280,7 +317,8 @@ impl RoundTrip for OneLine {
 impl Drop for OneLine {
     fn drop(&mut self) {
         // Release: nothing to publish, the daemon just stops.
-        block(&self.seg).line[0].store(QUIT, Ordering::Release);
+        let slots = self.variant.slots();
+        block(&self.seg, slots).lines[(self.id as usize) % slots][0].store(QUIT, Ordering::Release);
         let _ = self.seg.unlink();
     }
 }
