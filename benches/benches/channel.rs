@@ -170,7 +170,13 @@ fn word(seg: &Segment) -> &AtomicU64 {
 /// lines). The floor of any protocol whose request and reply travel on
 /// separate lines, each written by one side only (venom's rings, iceoryx2's
 /// queues).
-fn cacheline2(name: &str) {
+fn cacheline2(arg: &str) {
+    // "NAME" or "NAME work": the latter spins `one_line::WORK_NS` between
+    // seeing the request and answering (the control for proto F).
+    let (name, with_work) = match arg.split_once(' ') {
+        Some((name, _)) => (name, true),
+        None => (arg, false),
+    };
     place_peer();
     let seg = Segment::open(name, SegmentKind::RAW).expect("open");
     let w = word(&seg);
@@ -184,6 +190,9 @@ fn cacheline2(name: &str) {
             return;
         }
         if v != last {
+            if with_work {
+                one_line::work(one_line::WORK_NS);
+            }
             r.store(v, Ordering::Release);
             last = v;
         }
@@ -218,10 +227,11 @@ impl Drop for Line2 {
     }
 }
 
-fn line2(pinned: bool) -> Line2 {
+fn line2(pinned: bool, with_work: bool) -> Line2 {
     let name = format!("bench-line2-{}", std::process::id());
     let seg = Segment::builder(&name, SegmentKind::RAW).body_len(256).create().expect("create line");
-    let peer = Peer::spawn("cacheline2", &name, pinned);
+    let arg = if with_work { format!("{name} work") } else { name };
+    let peer = Peer::spawn("cacheline2", &arg, pinned);
     let mut l = Line2 { seg, next: 1, _peer: peer };
     l.round_trip();
     l
@@ -758,7 +768,7 @@ fn harness() {
             (
                 "two-line ping-pong (request and reply on separate lines)".into(),
                 rounds,
-                Box::new(|p| Box::new(line2(p))),
+                Box::new(|p| Box::new(line2(p, false))),
             ),
             ("venom spin, 8 B".into(), rounds, Box::new(|p| Box::new(channel("spin", 8, p)))),
             (
@@ -790,6 +800,21 @@ fn harness() {
                 "one-line proto E (B over a 64-slot ring), 8 B".into(),
                 rounds,
                 Box::new(|p| Box::new(one_line::one_line(Variant::E, 8, p))),
+            ),
+            (
+                "one-line proto F (E + daemon work before the reply), 8 B".into(),
+                rounds,
+                Box::new(|p| Box::new(one_line::one_line(Variant::F, 8, p))),
+            ),
+            (
+                "one-line proto G (F + client poll back-off), 8 B".into(),
+                rounds,
+                Box::new(|p| Box::new(one_line::one_line(Variant::G, 8, p))),
+            ),
+            (
+                "one-line proto control: two-line ping-pong + F's daemon work".into(),
+                rounds,
+                Box::new(|p| Box::new(line2(p, true))),
             ),
             ("venom spin, 32 B".into(), rounds, Box::new(|p| Box::new(channel("spin", 32, p)))),
             ("venom default (spin-then-park), 8 B".into(), rounds, Box::new(|p| Box::new(channel("default", 8, p)))),

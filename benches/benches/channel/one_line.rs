@@ -49,6 +49,17 @@
 //!   `i % 64` of a 4 KiB ring (a real in-place channel cycles through its
 //!   lane's ring like this, so every round trip touches a line last used 64
 //!   round trips ago).
+//! * **F, E with daemon work**: E, but the daemon spends [`WORK_NS`] ns
+//!   of local work (TSC spin: what a real daemon spends in its dispatch,
+//!   handler and bookkeeping) between reading a request and
+//!   writing its reply. The client polls the line meanwhile, so the line
+//!   the daemon read is pulled back before the daemon writes it: one more
+//!   transfer per reply than E plus the work.
+//! * **G, F with a client back-off**: F, but the client spins locally for
+//!   twice [`WORK_NS`] (the request's transfer plus the daemon's work)
+//!   after sending before its first poll, so it does not pull the line
+//!   back while the daemon works. (A real client cannot
+//!   know the daemon's handler time; this bounds what a back-off can buy.)
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -67,8 +78,33 @@ const ID_MASK: u64 = 0xFFFF_FFFF;
 const GENERATION: u64 = 7;
 /// Bytes of payload carried in the slot line.
 const INLINE: usize = 32;
-/// Slot lines of variant E's ring.
+/// Slot lines of the ring of variants E, F and G.
 const RING_SLOTS: usize = 64;
+/// Nanoseconds of [`work`] in variants F and G.
+pub const WORK_NS: u64 = 60;
+
+/// TSC ticks per nanosecond, measured once per process over 20 ms.
+fn ticks_per_ns() -> f64 {
+    static TPN: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TPN.get_or_init(|| {
+        // SAFETY: rdtsc has no preconditions on x86_64.
+        let (t0, c0) = (std::time::Instant::now(), unsafe { std::arch::x86_64::_rdtsc() });
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        // SAFETY: as above.
+        let c1 = unsafe { std::arch::x86_64::_rdtsc() };
+        (c1 - c0) as f64 / t0.elapsed().as_nanos() as f64
+    })
+}
+
+/// Local work that touches no shared memory: spins on the TSC for `ns`
+/// nanoseconds.
+pub fn work(ns: u64) {
+    let ticks = (ns as f64 * ticks_per_ns()) as u64;
+    // SAFETY: rdtsc has no preconditions on x86_64.
+    let start = unsafe { std::arch::x86_64::_rdtsc() };
+    // SAFETY: as above.
+    while unsafe { std::arch::x86_64::_rdtsc() }.wrapping_sub(start) < ticks {}
+}
 
 /// Bytes of the slot-line region for `slots` lines.
 fn lines_len(slots: usize) -> usize {
@@ -88,6 +124,10 @@ pub enum Variant {
     D,
     /// B over a ring of 64 slot lines.
     E,
+    /// E with daemon work between reading a request and replying.
+    F,
+    /// F with the client backing off its poll by the same work.
+    G,
 }
 
 impl Variant {
@@ -97,7 +137,9 @@ impl Variant {
             "b" => Variant::B,
             "c" => Variant::C,
             "d" => Variant::D,
-            _ => Variant::E,
+            "e" => Variant::E,
+            "f" => Variant::F,
+            _ => Variant::G,
         }
     }
 
@@ -108,11 +150,13 @@ impl Variant {
             Variant::C => "c",
             Variant::D => "d",
             Variant::E => "e",
+            Variant::F => "f",
+            Variant::G => "g",
         }
     }
 
     fn slots(self) -> usize {
-        if self == Variant::E { RING_SLOTS } else { 1 }
+        if matches!(self, Variant::E | Variant::F | Variant::G) { RING_SLOTS } else { 1 }
     }
 
     /// Whether this variant can run on this CPU (`cldemote` is a no-op
@@ -221,6 +265,7 @@ pub fn daemon(arg: &str) {
     let variant = Variant::parse(variant);
     place_peer();
     let seg = Segment::open(name, SegmentKind::RAW).expect("open");
+    ticks_per_ns();
     let slots = variant.slots();
     let b = block(&seg, slots);
     let mut passes = 0u64;
@@ -246,6 +291,9 @@ pub fn daemon(arg: &str) {
             }
             let mut payload = [0u64; 4];
             let len = load_payload(line, &mut payload);
+            if matches!(variant, Variant::F | Variant::G) {
+                work(WORK_NS);
+            }
             let reply = REPLIED | (s & !(3 << 62));
             let words = [reply, len, 0, 0, payload[0], payload[1], payload[2], payload[3]];
             store_line(line, &words, variant);
@@ -286,6 +334,7 @@ pub fn one_line(variant: Variant, len: usize, pinned: bool) -> OneLine {
     let seg = Segment::builder(&name, SegmentKind::RAW).body_len(body).create().expect("create block");
     // Release: set-up, before the daemon starts.
     block(&seg, variant.slots()).lane_generation.store(variant.generation(), Ordering::Release);
+    ticks_per_ns(); // calibrated before the daemon spins on the other core
     let peer = Peer::spawn("proto", &format!("{name} {}", variant.tag()), pinned);
     let mut p = OneLine { seg, variant, len, id: 0, _peer: peer };
     p.round_trip(); // waits until the daemon is up
@@ -305,6 +354,10 @@ impl RoundTrip for OneLine {
         let msg = [0x0707_0707_0707_0707u64; 4];
         let words = [REQUEST | tag, self.len as u64, 0, 0, msg[0], msg[1], msg[2], msg[3]];
         store_line(line, &words, self.variant);
+        if self.variant == Variant::G {
+            // The request's transfer plus the daemon's work.
+            work(2 * WORK_NS);
+        }
         let want = REPLIED | tag;
         // Acquire: the reply payload is visible once its stamp is.
         spin_until(|| line[0].load(Ordering::Acquire) == want, "one-line prototype");
