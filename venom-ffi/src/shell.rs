@@ -152,7 +152,7 @@ pub unsafe extern "C" fn venom_shell_request(
 
 /// Pipelining: sends the command without waiting for its reply and stores
 /// its request id in `*request_id` unless NULL. Collect replies with
-/// `venom_shell_recv_response`. At most `cmd_slots` requests may be
+/// `venom_shell_recv_response`. At most `cmd_slots - 1` requests may be
 /// outstanding; beyond that `VENOM_EFULL` until replies are collected.
 /// While requests are outstanding `venom_shell_request` fails with
 /// `VENOM_EBUSY`. Waits up to 5 s for ring room if the daemon is behind.
@@ -177,8 +177,8 @@ pub unsafe extern "C" fn venom_shell_send(
 }
 
 /// Pipelining: waits up to `timeout_ms` for the next reply to a
-/// `venom_shell_send` request (the oldest request's if it has arrived,
-/// else the oldest that has), copies it into `buf`, its length into `*len` and its request
+/// `venom_shell_send` request (replies arrive in the order the daemon
+/// answers), copies it into `buf`, its length into `*len` and its request
 /// id into `*request_id` (unless NULL; also set for `VENOM_ETOOLARGE` and
 /// `VENOM_ENOREPLY` replies). If `buf` is too small: `VENOM_ETOOSMALL` with
 /// the size needed in `*len`, and the reply stays queued. `VENOM_ETIMEDOUT`

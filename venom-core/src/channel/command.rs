@@ -13,8 +13,6 @@ use crate::cmd_queue::Message;
 pub struct Command {
     pub(super) client: ClientId,
     pub(super) request_id: u64,
-    /// Ring position of the request (its reply is written there).
-    pub(super) pos: u64,
     pub(super) data: Vec<u8>,
     /// Where `Drop` reports an unanswered command; `None` once answered.
     pub(super) unanswered: Option<mpsc::Sender<Message>>,
@@ -45,12 +43,6 @@ impl Command {
     }
 
     pub(super) fn message(&self) -> Message {
-        Message {
-            lane: self.client.slot(),
-            generation: self.client.generation,
-            tag: self.request_id,
-            len: 0,
-            pos: self.pos,
-        }
+        Message { lane: self.client.slot(), generation: self.client.generation, tag: self.request_id, len: 0 }
     }
 }

@@ -8,8 +8,9 @@ use super::command::Command;
 use super::stop::StopHandle;
 use super::{
     CHANNEL_LAYOUT_VERSION, CHANNEL_MAGIC, ChannelConfig, ClientId, Layout, QUEUE_OFFSET, check_layout, header,
+    reply_rings,
 };
-use crate::cmd_queue::ring::{Ring, STATUS_OK, STATUS_TOO_LARGE, STATUS_UNANSWERED};
+use crate::cmd_queue::ring::{OutMsg, Ring, STATUS_TOO_LARGE, STATUS_UNANSWERED};
 use crate::cmd_queue::{CmdQueue, Consumer, Message, WaitStrategy, wait_for};
 use crate::error::{Error, Result};
 use crate::header::SegmentKind;
@@ -29,8 +30,8 @@ pub struct DaemonStats {
     /// Commands dropped because their client slot was reclaimed by a new
     /// client before the daemon reached them.
     pub stale_commands: u64,
-    /// Replies nobody will read because their client is gone (its slot
-    /// was reclaimed by a new client).
+    /// Replies dropped because their client is gone (slot reclaimed) or its
+    /// reply ring was full (a client not following the protocol).
     pub dropped_replies: u64,
     /// Replies rejected for exceeding `max_msg_size` (the client got a
     /// `ReplyTooLarge` error).
@@ -74,8 +75,9 @@ pub struct DaemonChannel {
     seg: Arc<Segment>,
     queue: CmdQueue,
     consumer: Consumer,
-    /// Each client slot's request ring: replies are written in place.
-    rings: Vec<Ring>,
+    replies: Vec<Ring>,
+    /// Per client slot: (next reply position, cached reply-ring head).
+    reply_pos: Vec<(u64, u64)>,
     data: SeqWriter,
     stop: StopHandle,
     cmd_buf: Vec<u8>,
@@ -87,8 +89,8 @@ pub struct DaemonChannel {
     stats: DaemonStats,
 }
 
-// SAFETY: the rings point into `seg`, which the daemon keeps alive; every
-// access through them is atomic.
+// SAFETY: the reply rings point into `seg`, which the daemon keeps alive;
+// every access through them is atomic.
 unsafe impl Send for DaemonChannel {}
 
 impl std::fmt::Debug for DaemonChannel {
@@ -117,20 +119,24 @@ impl DaemonChannel {
                 h.magic.store(CHANNEL_MAGIC, Ordering::Relaxed);
                 h.version.store(CHANNEL_LAYOUT_VERSION, Ordering::Relaxed);
                 h.queue_len.store(lay.geo.total_len() as u64, Ordering::Relaxed);
+                h.replies_offset.store(lay.replies_offset as u64, Ordering::Relaxed);
                 h.data_offset.store(lay.data_offset as u64, Ordering::Relaxed);
                 h.wait.store(cfg.wait.to_raw(), Ordering::Relaxed);
                 // SAFETY: the body is unpublished and zeroed; QUEUE_OFFSET is
-                // 128-aligned and the queue fits before the data region.
+                // 128-aligned and the queue fits before the reply rings.
                 unsafe { CmdQueue::init_at(seg.body_ptr().add(QUEUE_OFFSET), lay.geo.total_len(), &qcfg)? };
                 // SAFETY: unpublished; data_offset is 128-aligned (all blocks
                 // before it are multiples of 128 bytes).
                 unsafe { SeqRegion::init_in(seg, lay.data_offset, &region_cfg) }
             })?;
         let seg = Arc::new(seg);
-        let (data_offset, _) = check_layout(&seg)?;
+        let (replies_offset, data_offset, _) = check_layout(&seg)?;
         let queue = CmdQueue::from_segment(seg.clone(), QUEUE_OFFSET, cfg.wait)?;
         let geo = queue.inner.block.geo;
-        let rings: Vec<Ring> = (0..geo.lanes).map(|i| queue.inner.block.ring(i)).collect();
+        let base = reply_rings(&seg, &geo, replies_offset, data_offset)?;
+        // SAFETY: the reply ring array lies inside the body (checked), which
+        // `seg` keeps mapped; i < lanes.
+        let replies: Vec<Ring> = (0..geo.lanes).map(|i| unsafe { geo.ring_at(base, i) }).collect();
         let consumer = queue.consumer()?;
         let data = SeqWriter::claim(SeqRegion::attach(seg.clone(), data_offset)?)?;
         let stop = StopHandle { flag: Arc::new(AtomicBool::new(false)), queue: queue.clone() };
@@ -138,12 +144,13 @@ impl DaemonChannel {
         Ok(DaemonChannel {
             unanswered_tx,
             unanswered_rx,
+            reply_pos: vec![(0, 0); geo.lanes],
             cmd_buf: Vec::with_capacity(geo.max_msg),
             reply_buf: Vec::with_capacity(geo.max_msg),
             seg,
             queue,
             consumer,
-            rings,
+            replies,
             data,
             stop,
             spare: Vec::new(),
@@ -267,7 +274,10 @@ impl DaemonChannel {
     fn report_unanswered(&mut self) {
         while let Ok(m) = self.unanswered_rx.try_recv() {
             self.stats.unanswered += 1;
-            self.push_reply(m, STATUS_UNANSWERED, 0, &[]);
+            self.push_reply(
+                m,
+                OutMsg { tag: m.tag, generation: m.generation, status: STATUS_UNANSWERED, len_field: 0, payload: &[] },
+            );
         }
     }
 
@@ -275,7 +285,6 @@ impl DaemonChannel {
         Command {
             client: ClientId { slot: m.lane as u32, generation: m.generation },
             request_id: m.tag,
-            pos: m.pos,
             data,
             unanswered: Some(self.unanswered_tx.clone()),
         }
@@ -283,7 +292,7 @@ impl DaemonChannel {
 
     /// Pops the next command of a current client into `buf`.
     fn next_command(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<Message> {
-        let DaemonChannel { consumer, stop, stats, queue, seg, rings, .. } = self;
+        let DaemonChannel { consumer, stop, stats, queue, seg, .. } = self;
         let flag = &stop.flag;
         let stopped = || {
             seg.check_mapped()?;
@@ -302,14 +311,8 @@ impl DaemonChannel {
                         stats.commands += 1;
                         return Ok(Some(m));
                     }
-                    // The sender's slot now belongs to a newer client: not
-                    // delivered, but answered (UNANSWERED, read by nobody),
-                    // which hands the ring slot back to the new client.
+                    // The sender's slot now belongs to a newer client.
                     stats.stale_commands += 1;
-                    if let Some(ring) = rings.get(m.lane) {
-                        ring.reply_in_place(m.pos, STATUS_UNANSWERED, 0, &[]);
-                        ring.ctl().ready.0.notify_one();
-                    }
                 }
                 Ok(None)
             },
@@ -320,36 +323,43 @@ impl DaemonChannel {
         )
     }
 
-    /// Writes the reply for `m` into the slot of its request.
+    /// Writes the reply for `m` into its client's reply ring.
     fn send_reply(&mut self, m: Message, reply: &[u8]) -> Result<()> {
         let max = self.queue.max_msg_size();
-        let result = if reply.len() > max {
+        let (msg, result) = if reply.len() > max {
             self.stats.oversized_replies += 1;
             let len_field = u32::try_from(reply.len()).unwrap_or(u32::MAX);
-            self.push_reply(m, STATUS_TOO_LARGE, len_field, &[]);
-            Err(Error::ReplyTooLarge { id: m.tag, len: reply.len(), max })
+            let msg =
+                OutMsg { tag: m.tag, generation: m.generation, status: STATUS_TOO_LARGE, len_field, payload: &[] };
+            (msg, Err(Error::ReplyTooLarge { id: m.tag, len: reply.len(), max }))
         } else {
-            // `reply.len() <= max <= MAX_MSG_SIZE` fits in u32.
-            self.push_reply(m, STATUS_OK, reply.len() as u32, reply);
-            Ok(())
+            (OutMsg::data(m.tag, m.generation, reply), Ok(()))
         };
+        self.push_reply(m, msg);
         self.seg.check_mapped()?;
         result
     }
 
-    /// Answers `m` in place and wakes the client if it sleeps. The reply is
-    /// written even if its client is gone (slot reclaimed): it hands the
-    /// ring slot back, and the new client never reads it (see
-    /// `cmd_queue::in_place`).
-    fn push_reply(&mut self, m: Message, status: u32, len_field: u32, payload: &[u8]) {
-        let Some(ring) = self.rings.get(m.lane).copied() else {
+    /// Pushes `msg` into the reply ring of `m`'s client, unless the slot now
+    /// belongs to another client.
+    fn push_reply(&mut self, m: Message, msg: OutMsg<'_>) {
+        let Some(ring) = self.replies.get(m.lane).copied() else {
             return;
         };
+        // A reclaimed slot: the client this reply was for is gone. (If the
+        // slot is reclaimed right after this check, one stale reply can land;
+        // the new client discards it by generation, and its ring has one slot
+        // of headroom for it.)
         if self.consumer.lane_generation(m.lane) != m.generation {
             self.stats.dropped_replies += 1;
+            return;
         }
-        ring.reply_in_place(m.pos, status, len_field, payload);
-        ring.ctl().ready.0.notify_one();
+        let (tail, cached) = &mut self.reply_pos[m.lane];
+        if ring.try_push(tail, cached, msg, || {}) {
+            ring.ctl().ready.0.notify_one();
+        } else {
+            self.stats.dropped_replies += 1;
+        }
     }
 }
 
@@ -358,7 +368,7 @@ impl Drop for DaemonChannel {
         // Release: orders our last replies before the flag; shells read it
         // with Acquire and report DaemonGone.
         header(&self.seg).closed.store(1, Ordering::Release);
-        for ring in &self.rings {
+        for ring in &self.replies {
             ring.ctl().ready.0.notify_all();
         }
         // Unlink now rather than when the last `Arc<Segment>` goes (a

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use super::{QUEUE_OFFSET, check_layout, header};
+use super::{QUEUE_OFFSET, check_layout, header, reply_rings};
 use crate::SegmentKind;
 use crate::cmd_queue::CmdQueue;
 use crate::error::Result;
@@ -29,7 +29,7 @@ pub struct ClientSlot {
     pub generation: u64,
     /// Commands queued for the daemon.
     pub queued_commands: u64,
-    /// Replies written in place and not yet taken by the shell.
+    /// Replies waiting for the shell.
     pub queued_replies: u64,
 }
 
@@ -62,23 +62,26 @@ impl ChannelInfo {
     /// Reads the channel `name` without joining it.
     pub fn read(name: &str) -> Result<ChannelInfo> {
         let seg = Arc::new(Segment::open(name, SegmentKind::CHANNEL)?);
-        let (data_offset, wait) = check_layout(&seg)?;
+        let (replies_offset, data_offset, wait) = check_layout(&seg)?;
         let queue = CmdQueue::from_segment(seg.clone(), QUEUE_OFFSET, wait)?;
         let geo = queue.inner.block.geo;
+        let base = reply_rings(&seg, &geo, replies_offset, data_offset)?;
         let data = SeqRegion::attach(seg.clone(), data_offset)?;
         let clients = queue
             .lane_stats()
             .into_iter()
             .filter_map(|lane| {
                 let owner = lane.owner?;
-                let ring = queue.inner.block.ring(lane.lane);
+                // SAFETY: the reply ring array is inside the body (checked by
+                // `reply_rings`) and lane.lane < lanes.
+                let reply = unsafe { geo.ring_at(base, lane.lane) };
                 Some(ClientSlot {
                     slot: lane.lane,
                     pid: owner.pid,
                     alive: lane.owner_alive,
                     generation: lane.generation,
                     queued_commands: lane.queued,
-                    queued_replies: ring.untaken_replies(),
+                    queued_replies: reply.pending(),
                 })
             })
             .collect();

@@ -6,33 +6,24 @@
 //! * a [`CmdQueue`](crate::cmd_queue::CmdQueue) whose lanes are the client
 //!   slots (one SPSC request ring per client, a futex doorbell for the
 //!   daemon);
+//! * one SPSC **reply ring** per client slot, with its own futex for the
+//!   client to sleep on;
 //! * a [`SeqRegion`](crate::SeqRegion) for the daemon's published data.
 //!
-//! **Replies in place.** The daemon writes each reply into the ring slot of
-//! its own request and publishes it with a reply stamp in the slot's first
-//! cache line, next to the header and the first 32 payload bytes. A request
-//! of up to 32 bytes and its reply of up to 32 bytes therefore each move
-//! one cache line, and the shell waits for a reply by polling that one
-//! stamp. A slot is held until its reply is taken, so a client never has
-//! more than `cmd_slots` requests outstanding; the shell sleeps on a futex
-//! in its ring's control block. The protocol (stamp states, slot reuse,
-//! take-over) is in the crate-private `cmd_queue::in_place` module.
-//!
 //! **Replies reach the right request.** Every request carries
-//! `(slot, generation, request id)` and lives at a ring position that only
-//! grows. The daemon writes a reply only after a CAS from exactly that
-//! position's request stamp; a shell that takes over a slot first withdraws
-//! every request its predecessor left (the daemon's late CAS then fails and
-//! the reply is dropped) and uses positions past them, so a reply meant for
-//! a dead predecessor is never read. A reply to a timed-out request keeps
-//! its slot until it arrives and is then discarded.
+//! `(slot, generation, request id)`; the daemon copies them into the reply,
+//! which goes into the reply ring *of that slot only*. A shell accepts a
+//! reply only if its generation is the shell's own (a reply meant for a dead
+//! predecessor in the same slot is discarded) and its id is one it is
+//! waiting for (a late reply to a timed-out request is discarded).
 //!
 //! **Crashes.** A client killed at any point (even mid-push) blocks nobody:
 //! its unfinished push is invisible, its slot is reclaimed by the next
 //! connecting shell (which finds the owner dead), and the slot's generation
-//! bump makes the daemon drop the dead client's remaining commands. If the
-//! daemon dies, shells waiting on it get [`Error::DaemonGone`] within their
-//! timeout (they check the daemon's pid and start time while they wait).
+//! bump makes the daemon drop the dead client's remaining commands and
+//! replies. If the daemon dies, shells waiting on it get
+//! [`Error::DaemonGone`] within their timeout (they
+//! check the daemon's pid and start time while they wait).
 //!
 //! **Daemon restarts: reconnect by hand.** A restarted daemon creates a fresh
 //! segment (the old one is reclaimed because its creator is dead), so old
@@ -84,28 +75,25 @@ use crate::seq_region::{self, RegionConfig};
 /// "VNMCHANL", little-endian.
 const CHANNEL_MAGIC: u64 = u64::from_le_bytes(*b"VNMCHANL");
 /// Bumped on any incompatible change of the channel layout.
-///
-/// 3: replies in place (no reply rings; the header loses `replies_offset`,
-/// stamps carry a reply state).
-const CHANNEL_LAYOUT_VERSION: u64 = 3;
+const CHANNEL_LAYOUT_VERSION: u64 = 2;
 /// Offset of the command queue block in the body.
 const QUEUE_OFFSET: usize = 128;
 
 /// Shape of a channel.
 ///
-/// Shared memory used: about `max_clients × cmd_slots × (64 +
+/// Shared memory used: about `2 × max_clients × cmd_slots × (64 +
 /// round_up(max_msg_size - 32, 64))` bytes for the rings plus `data_size` (e.g. 16 × 32 ×
-/// 4 KiB ≈ 2.2 MB with the defaults; tmpfs only backs pages once
-/// touched). Every slot is sized for the largest message (a request or
-/// its reply), so with large `max_msg_size` lower `cmd_slots` (1 MiB × 16
-/// clients × 32 slots would be 512 MiB).
+/// 4 KiB × 2 ≈ 4.3 MB with the defaults; tmpfs only backs pages once
+/// touched). Every slot is sized for the largest message, so with large
+/// `max_msg_size` lower `cmd_slots` (1 MiB × 16 clients × 32 slots × 2 would
+/// be 1 GiB).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChannelConfig {
     /// Bytes of the published data region (default 64 KiB).
     pub data_size: usize,
     /// Commands each client can have queued or in flight (rounded up to a
-    /// power of two, ≥ 2; default 32). A client may have `cmd_slots`
-    /// requests outstanding (a slot is held until its reply is taken).
+    /// power of two, ≥ 2; default 32). A client may have `cmd_slots - 1`
+    /// requests outstanding.
     pub cmd_slots: usize,
     /// Most clients connected at once (default 16).
     pub max_clients: usize,
@@ -166,6 +154,7 @@ struct ChannelHeader {
     magic: AtomicU64,
     version: AtomicU64,
     queue_len: AtomicU64,
+    replies_offset: AtomicU64,
     data_offset: AtomicU64,
     /// The daemon's wait strategy (shell default).
     wait: AtomicU64,
@@ -177,6 +166,7 @@ struct ChannelHeader {
 #[derive(Clone, Copy, Debug)]
 struct Layout {
     geo: Geometry,
+    replies_offset: usize,
     data_offset: usize,
     total: usize,
 }
@@ -186,8 +176,9 @@ impl Layout {
         let geo = Geometry::new(cfg.max_clients, cfg.cmd_slots, cfg.max_msg_size)?;
         let region = RegionConfig::new(cfg.data_size).chunk_size(cfg.chunk_size);
         let data_len = seq_region::layout_len(&region)?;
-        let data_offset = QUEUE_OFFSET + geo.total_len();
-        Ok((Layout { geo, data_offset, total: data_offset + data_len }, region))
+        let replies_offset = QUEUE_OFFSET + geo.total_len();
+        let data_offset = replies_offset + geo.lanes * geo.ring_len();
+        Ok((Layout { geo, replies_offset, data_offset, total: data_offset + data_len }, region))
     }
 }
 
@@ -198,9 +189,8 @@ fn header(seg: &Segment) -> &ChannelHeader {
 }
 
 /// Validates the channel header of an opened segment and returns the
-/// data offset and the daemon's wait strategy. The queue geometry is
-/// validated again by the queue itself.
-fn check_layout(seg: &Segment) -> Result<(usize, WaitStrategy)> {
+/// layout. The queue geometry is validated again by the queue itself.
+fn check_layout(seg: &Segment) -> Result<(usize, usize, WaitStrategy)> {
     let name = seg.name();
     if seg.body_len() < QUEUE_OFFSET {
         return Err(Error::corrupt(name, "channel body too short"));
@@ -214,11 +204,24 @@ fn check_layout(seg: &Segment) -> Result<(usize, WaitStrategy)> {
         (h.version.load(Ordering::Relaxed), CHANNEL_LAYOUT_VERSION),
     )?;
     let get = |a: &AtomicU64| usize::try_from(a.load(Ordering::Relaxed)).unwrap_or(usize::MAX);
-    let (queue_len, data) = (get(&h.queue_len), get(&h.data_offset));
-    let ok = QUEUE_OFFSET.checked_add(queue_len) == Some(data) && data <= seg.body_len() && data % 128 == 0;
+    let (queue_len, replies, data) = (get(&h.queue_len), get(&h.replies_offset), get(&h.data_offset));
+    let ok = QUEUE_OFFSET.checked_add(queue_len) == Some(replies)
+        && replies <= data
+        && data <= seg.body_len()
+        && replies % 128 == 0
+        && data % 128 == 0;
     if !ok {
         return Err(Error::corrupt(name, "channel offsets inconsistent"));
     }
     let wait = WaitStrategy::from_raw(h.wait.load(Ordering::Relaxed)).unwrap_or_default();
-    Ok((data, wait))
+    Ok((replies, data, wait))
+}
+
+/// Reply rings of a channel segment, checked against the queue geometry.
+fn reply_rings(seg: &Segment, geo: &Geometry, replies_offset: usize, data_offset: usize) -> Result<*mut u8> {
+    if replies_offset + geo.lanes * geo.ring_len() > data_offset {
+        return Err(Error::corrupt(seg.name(), "reply rings overlap the data region"));
+    }
+    // SAFETY: replies_offset < body_len (checked by check_layout).
+    Ok(unsafe { seg.body_ptr().add(replies_offset) })
 }

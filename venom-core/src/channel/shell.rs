@@ -1,10 +1,10 @@
 //! The client side of a channel.
 
-use std::collections::VecDeque;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{ClientId, QUEUE_OFFSET, check_layout, header};
+use super::{ClientId, QUEUE_OFFSET, check_layout, header, reply_rings};
 use crate::cmd_queue::ring::{Ring, STATUS_TOO_LARGE, STATUS_UNANSWERED};
 use crate::cmd_queue::{CmdQueue, Producer, WaitStrategy, wait_for};
 use crate::error::{Error, Result};
@@ -22,18 +22,15 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// takes over: ~10–50 µs depending on the CPU's spin-hint latency.
 const REPLY_FAST_SPINS: u32 = 256;
 
-/// What a slot this shell holds is waiting for. A slot is held from its
-/// request until its reply is taken; slots are freed oldest first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Held {
-    /// The reply to the synchronous request in flight.
-    Sync,
-    /// The reply to a pipelined request (taken by `recv_response`).
-    Pipelined,
-    /// The reply to a timed-out request: discarded when it arrives.
-    Abandoned,
-    /// Reply taken: free once every older slot is.
-    Taken,
+/// Which replies a poll of the reply ring may return.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// The reply to this id (synchronous request).
+    Id(u64),
+    /// Any reply to a pipelined request.
+    Any,
+    /// None: only discard replies nobody waits for.
+    Absorb,
 }
 
 /// A client of a channel: reads the daemon's data and sends it commands.
@@ -62,24 +59,25 @@ pub struct ShellChannel {
     name: String,
     seg: Arc<Segment>,
     producer: Producer,
-    /// Our lane's request ring; replies arrive in the request slots.
-    ring: Ring,
-    /// Ring position of our first request: request id = position - first + 1.
-    first: u64,
-    /// Oldest position we still hold; every slot before it is free.
-    oldest: u64,
-    /// States of positions `oldest..oldest + held.len()`; the next request
-    /// goes at the end. At most `cmd_slots` long.
-    held: VecDeque<Held>,
+    reply: Ring,
+    /// Next reply position to read (we are the reply ring's only consumer).
+    reply_head: u64,
     data: SeqRegion,
     daemon: ProcessId,
     wait: WaitStrategy,
     timeout: Duration,
+    next_id: u64,
+    /// Requests sent whose replies we have not consumed (incl. abandoned
+    /// ones). Kept `<= depth - 1`, so the daemon never finds our reply ring
+    /// full (one slot stays free for a predecessor's stray reply).
+    in_flight: usize,
     /// Requests sent with `send_command` and not yet received.
     pipelined: usize,
+    /// Ids of timed-out requests whose replies are discarded on arrival.
+    abandoned: HashSet<u64>,
 }
 
-// SAFETY: `ring` points into `seg`, which we keep alive; atomic access only.
+// SAFETY: `reply` points into `seg`, which we keep alive; atomic access only.
 unsafe impl Send for ShellChannel {}
 
 impl std::fmt::Debug for ShellChannel {
@@ -95,29 +93,33 @@ impl ShellChannel {
     /// [`Error::TooManyClients`].
     pub fn connect(name: &str) -> Result<ShellChannel> {
         let seg = Arc::new(Segment::open(name, SegmentKind::CHANNEL)?);
-        let (data_offset, wait) = check_layout(&seg)?;
+        let (replies_offset, data_offset, wait) = check_layout(&seg)?;
         let daemon = seg.creator();
         daemon_check(&seg, daemon)?;
         let queue = CmdQueue::from_segment(seg.clone(), QUEUE_OFFSET, wait)?;
+        let geo = queue.inner.block.geo;
+        let base = reply_rings(&seg, &geo, replies_offset, data_offset)?;
         let data = SeqRegion::attach(seg.clone(), data_offset)?;
         let producer = queue.producer()?;
-        let ring = producer.ring();
-        let first = producer.next_pos();
-        let (oldest, held) = adopt_predecessor(ring, first);
-        ring.set_taken(oldest);
+        // SAFETY: the reply ring array is inside the body (checked) and our
+        // lane index is < lanes.
+        let reply = unsafe { geo.ring_at(base, producer.lane()) };
+        // We are now the reply ring's consumer: drop a predecessor's leftovers.
+        let reply_head = reply.drain();
         Ok(ShellChannel {
             name: name.to_owned(),
             seg,
             producer,
-            ring,
-            first,
-            oldest,
-            held,
+            reply,
+            reply_head,
             data,
             daemon,
             wait,
             timeout: DEFAULT_REQUEST_TIMEOUT,
+            next_id: 1,
+            in_flight: 0,
             pipelined: 0,
+            abandoned: HashSet::new(),
         })
     }
 
@@ -196,26 +198,26 @@ impl ShellChannel {
         if self.pipelined > 0 {
             return Err(Error::RequestsOutstanding { count: self.pipelined });
         }
-        let (pos, waited) = self.send(cmd, timeout, Held::Sync)?;
+        let (id, waited) = self.send(cmd, timeout)?;
         if self.wait != WaitStrategy::Park {
-            // Fast path: poll only our request slot's stamp (one load of a
-            // line that also carries the reply header and a small reply)
-            // until the reply lands; the wait below then takes it at once.
-            // Bounded: past it, the clocked wait takes over.
+            // Fast path: poll only our reply ring's next stamp (one load of
+            // a line that also carries the header and a small reply) until
+            // something lands there; the full scan below then finds it at
+            // once. Bounded: past it, the clocked wait takes over.
             for _ in 0..REPLY_FAST_SPINS {
-                if self.ring.replied(pos) {
+                if self.reply.published(self.reply_head) {
                     break;
                 }
                 crate::loom::spin_hint();
             }
         }
         let left = timeout.saturating_sub(waited);
-        match self.wait_reply(left, |me| me.take(pos, resp, false).map(|t| t.map(|(_, r)| r))) {
-            Ok(r) => r,
+        match self.wait_reply(Want::Id(id), resp, left) {
+            Ok((_, n)) => Ok(n),
             Err(e) => {
-                // Not taken (timeout, daemon gone, truncation): keep the
-                // slot until the late reply arrives, then drop it.
-                self.set_held(pos, Held::Abandoned);
+                if matches!(e, Error::Timeout(_) | Error::DaemonGone { .. }) {
+                    self.abandoned.insert(id);
+                }
                 Err(match e {
                     Error::Timeout(_) => Error::Timeout(timeout),
                     e => e,
@@ -225,23 +227,21 @@ impl ShellChannel {
     }
 
     /// Pipelining: sends `cmd` without waiting for the reply and returns its
-    /// request id. At most `cmd_slots` requests may be outstanding (fewer
-    /// while replies to timed-out requests are still awaited); beyond that
-    /// this fails with [`Error::Full`] until [`ShellChannel::recv_response`]
-    /// collects some replies.
+    /// request id. At most `cmd_slots - 1` requests may be outstanding;
+    /// beyond that this fails with [`Error::Full`] until
+    /// [`ShellChannel::recv_response`] collects some replies.
     pub fn send_command(&mut self, cmd: &[u8]) -> Result<u64> {
-        let (pos, _) = self.send(cmd, self.timeout, Held::Pipelined)?;
+        let (id, _) = self.send(cmd, self.timeout)?;
         self.pipelined += 1;
-        Ok(self.id_of(pos))
+        Ok(id)
     }
 
-    /// Pipelining: a reply to a [`ShellChannel::send_command`] request, as
-    /// `(request id, length)`, copied into `buf`: the oldest request's
-    /// reply if it is there, else the oldest one that has arrived (the
-    /// daemon may answer out of order). If `buf` is too small the reply
-    /// stays queued and [`Error::BufferTooSmall`] says how much is needed.
-    /// Fails at once with [`Error::Timeout`] when no pipelined request is
-    /// outstanding.
+    /// Pipelining: the next reply to a [`ShellChannel::send_command`] request,
+    /// as `(request id, length)`, copied into `buf`. Replies come in the
+    /// order the daemon answers (FIFO with [`DaemonChannel::run`](super::DaemonChannel::run)).
+    /// If `buf` is too small the reply stays queued and
+    /// [`Error::BufferTooSmall`] says how much is needed. Fails at once with
+    /// [`Error::Timeout`] when no pipelined request is outstanding.
     pub fn recv_response(&mut self, buf: &mut [u8]) -> Result<(u64, usize)> {
         self.recv_response_timeout(buf, self.timeout)
     }
@@ -251,7 +251,7 @@ impl ShellChannel {
         if self.pipelined == 0 {
             return Err(Error::Timeout(Duration::ZERO));
         }
-        self.wait_reply(timeout, |me| me.take_any(buf))
+        self.wait_reply(Want::Any, buf, timeout)
     }
 
     /// Requests sent with `send_command` whose replies are not yet received.
@@ -259,164 +259,121 @@ impl ShellChannel {
         self.pipelined
     }
 
-    fn id_of(&self, pos: u64) -> u64 {
-        pos - self.first + 1
-    }
-
     fn capacity(&self) -> usize {
-        self.ring.capacity() as usize
+        self.reply.capacity() as usize - 1
     }
 
-    fn set_held(&mut self, pos: u64, state: Held) {
-        if let Some(h) = pos.checked_sub(self.oldest).and_then(|i| self.held.get_mut(i as usize)) {
-            *h = state;
-        }
-    }
-
-    /// Frees the oldest held slots whose replies are taken, or have arrived
-    /// for a timed-out request.
-    fn free_taken(&mut self) {
-        let before = self.oldest;
-        while let Some(&front) = self.held.front() {
-            let free = match front {
-                Held::Taken => true,
-                Held::Abandoned => self.ring.replied(self.oldest),
-                Held::Sync | Held::Pipelined => false,
-            };
-            if !free {
-                break;
-            }
-            self.held.pop_front();
-            self.oldest += 1;
-        }
-        if self.oldest != before {
-            self.ring.set_taken(self.oldest);
-        }
-    }
-
-    /// Pushes `cmd` into a free slot and returns its position and the time
-    /// spent waiting for room. The fast path reads no clock.
-    fn send(&mut self, cmd: &[u8], timeout: Duration, state: Held) -> Result<(u64, Duration)> {
+    /// Pushes `cmd` and returns its id and the time spent waiting for room.
+    /// The fast path reads no clock.
+    fn send(&mut self, cmd: &[u8], timeout: Duration) -> Result<(u64, Duration)> {
         if cmd.len() > self.max_msg_size() {
             return Err(Error::MessageTooLarge { len: cmd.len(), max: self.max_msg_size() });
         }
-        self.free_taken();
         let mut waited = Duration::ZERO;
-        if self.held.len() >= self.capacity() {
-            if self.pipelined > 0 {
-                return Err(Error::Full);
+        if self.in_flight >= self.capacity() {
+            // Make room by discarding replies to abandoned requests.
+            self.take_reply(Want::Absorb, &mut [])?;
+            if self.in_flight >= self.capacity() {
+                if self.pipelined > 0 {
+                    return Err(Error::Full);
+                }
+                let t = Instant::now();
+                self.wait_reply(Want::Absorb, &mut [], timeout)?;
+                waited = t.elapsed();
             }
-            // Only replies to timed-out requests hold the slots: wait for
-            // the oldest to arrive.
-            let t = Instant::now();
-            self.wait_reply(timeout, |me| {
-                me.free_taken();
-                Ok((me.held.len() < me.capacity()).then_some(()))
-            })?;
-            waited = t.elapsed();
         }
-        let pos = self.producer.next_pos();
-        debug_assert_eq!(pos, self.oldest + self.held.len() as u64);
-        let id = self.id_of(pos);
+        let id = self.next_id;
+        self.next_id += 1;
         match self.producer.try_push_tagged(id, cmd) {
             Ok(()) => {}
             Err(Error::Full) => {
-                // Not expected (a slot we hold free has been read by the
-                // daemon); wait for the ring's head like a plain queue.
                 let t = Instant::now();
                 self.producer.push_tagged(id, cmd, timeout.saturating_sub(waited))?;
                 waited += t.elapsed();
             }
             Err(e) => return Err(e),
         }
-        self.held.push_back(state);
-        Ok((pos, waited))
+        self.in_flight += 1;
+        Ok((id, waited))
     }
 
-    /// Waits for `poll` on our ring's futex, checking the daemon's liveness.
-    fn wait_reply<T>(&mut self, timeout: Duration, mut poll: impl FnMut(&mut Self) -> Result<Option<T>>) -> Result<T> {
-        let ring = self.ring;
+    fn wait_reply(&mut self, want: Want, buf: &mut [u8], timeout: Duration) -> Result<(u64, usize)> {
+        let ring = self.reply;
         let seg: *const Segment = &*self.seg;
         let (daemon, wait) = (self.daemon, self.wait);
         // SAFETY: `self.seg` keeps the segment alive for this whole call and
-        // is not replaced by `poll`; a raw pointer avoids cloning the Arc
-        // (two locked RMWs) on every request.
+        // is not replaced by `take_reply`; a raw pointer avoids cloning the
+        // Arc (two locked RMWs) on every request.
         let check = || daemon_check(unsafe { &*seg }, daemon);
-        let got = wait_for(wait, &ring.ctl().ready.0, timeout, || poll(self), check);
+        let got = wait_for(wait, &ring.ctl().ready.0, timeout, || self.take_reply(want, buf), check);
         // A reply read from a truncated (zeroed) ring is not the daemon's.
         self.seg.check_mapped()?;
         got
     }
 
-    /// Takes the reply to `pos` if it has arrived: `Some((id, result))`.
-    /// With `keep_if_small` a reply larger than `buf` stays in its slot
-    /// (pipelined); otherwise it is discarded with the error.
-    fn take(&mut self, pos: u64, buf: &mut [u8], keep_if_small: bool) -> Result<Option<(u64, Result<usize>)>> {
-        let Some(p) = self.ring.reply(pos) else { return Ok(None) };
-        let (id, max) = (self.id_of(pos), self.max_msg_size());
-        let result = if p.generation != self.producer.generation() {
-            // The daemon writes only status, length and payload; the
-            // generation is our own request's. Anything else is corruption.
-            Err(Error::corrupt(&self.name, "reply slot carries another client's generation"))
-        } else if p.status == STATUS_TOO_LARGE {
-            Err(Error::ReplyTooLarge { id, len: p.len, max })
-        } else if p.status == STATUS_UNANSWERED {
-            Err(Error::NoReply { id })
-        } else if p.len > max {
-            Err(Error::corrupt(&self.name, format!("reply of {} bytes over the maximum", p.len)))
-        } else if p.len > buf.len() {
-            if keep_if_small {
-                return Err(Error::BufferTooSmall { needed: p.len, got: buf.len() });
+    /// Consumes replies nobody waits for and returns the first one `want`
+    /// accepts. With `Want::Absorb` it returns `(0, 0)` once there is room
+    /// for another request.
+    fn take_reply(&mut self, want: Want, buf: &mut [u8]) -> Result<Option<(u64, usize)>> {
+        let max = self.max_msg_size();
+        loop {
+            if want == Want::Absorb && self.in_flight < self.capacity() {
+                return Ok(Some((0, 0)));
             }
-            Err(Error::BufferTooSmall { needed: p.len, got: buf.len() })
-        } else {
-            // Copy before freeing the slot: a later request reuses it.
-            self.ring.read_payload(pos, &mut buf[..p.len]);
-            Ok(p.len)
-        };
-        self.set_held(pos, Held::Taken);
-        self.free_taken();
-        Ok(Some((id, result)))
-    }
-
-    /// Takes a pipelined reply: the oldest pipelined request's if it has
-    /// arrived (the fast-path check), else the oldest that has.
-    fn take_any(&mut self, buf: &mut [u8]) -> Result<Option<(u64, usize)>> {
-        self.free_taken();
-        for i in 0..self.held.len() {
-            if self.held[i] != Held::Pipelined {
+            let head = self.reply_head;
+            let Some(p) = self.reply.peek(head) else { return Ok(None) };
+            if p.generation != self.producer.generation() {
+                // A reply meant for a previous client in this slot.
+                self.consume(head);
                 continue;
             }
-            let pos = self.oldest + i as u64;
-            if let Some((id, result)) = self.take(pos, buf, true)? {
-                self.pipelined -= 1;
-                return result.map(|n| Some((id, n)));
+            if !self.abandoned.is_empty() && self.abandoned.remove(&p.tag) {
+                self.in_flight = self.in_flight.saturating_sub(1);
+                self.consume(head);
+                continue;
             }
+            match want {
+                // A live pipelined reply: leave it for recv_response.
+                Want::Absorb => return Ok(None),
+                // An id we are not waiting for (only a misbehaving daemon
+                // sends one while no pipelined request is out): discard.
+                Want::Id(id) if p.tag != id => {
+                    self.consume(head);
+                    continue;
+                }
+                _ => {}
+            }
+            let result = if p.status == STATUS_TOO_LARGE {
+                Err(Error::ReplyTooLarge { id: p.tag, len: p.len, max })
+            } else if p.status == STATUS_UNANSWERED {
+                Err(Error::NoReply { id: p.tag })
+            } else if p.len > max {
+                Err(Error::corrupt(&self.name, format!("reply of {} bytes over the maximum", p.len)))
+            } else if p.len > buf.len() {
+                if want == Want::Any {
+                    // Leave it queued; the caller can retry with a larger buffer.
+                    return Err(Error::BufferTooSmall { needed: p.len, got: buf.len() });
+                }
+                Err(Error::BufferTooSmall { needed: p.len, got: buf.len() })
+            } else {
+                // Copy before `consume`: releasing the slot lets the daemon
+                // overwrite it.
+                self.reply.read_payload(head, &mut buf[..p.len]);
+                Ok(Some((p.tag, p.len)))
+            };
+            self.consume(head);
+            self.in_flight = self.in_flight.saturating_sub(1);
+            if want == Want::Any {
+                self.pipelined = self.pipelined.saturating_sub(1);
+            }
+            return result;
         }
-        Ok(None)
     }
-}
 
-/// A new owner of a client slot adopts its predecessor's last `cmd_slots`
-/// positions: those whose request the daemon has not answered yet stay
-/// held (as abandoned requests: freed once the daemon's reply hands the slot
-/// back, see `cmd_queue::in_place`), the others are free. Returns the
-/// oldest held position and the held states from it up to `first`.
-fn adopt_predecessor(ring: Ring, first: u64) -> (u64, VecDeque<Held>) {
-    let cap = ring.capacity();
-    let mut held = VecDeque::with_capacity(cap as usize);
-    let mut oldest = first;
-    for pos in first.saturating_sub(cap)..first {
-        if ring.awaiting_reply(pos) {
-            if held.is_empty() {
-                oldest = pos;
-            }
-            held.push_back(Held::Abandoned);
-        } else if !held.is_empty() {
-            held.push_back(Held::Taken);
-        }
+    fn consume(&mut self, head: u64) {
+        self.reply_head = head + 1;
+        self.reply.release_to(head + 1);
     }
-    (oldest, held)
 }
 
 /// `Err(DaemonGone)` if the daemon closed the channel or died.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::ring::{Ring, STAMP_POS_MASK};
+use super::ring::Ring;
 use super::{Inner, WaitStrategy, wait_for};
 use crate::error::{Error, Result};
 use crate::loom::sync::Ordering;
@@ -21,9 +21,6 @@ pub struct Message {
     pub tag: u64,
     /// Payload length in bytes.
     pub len: usize,
-    /// Ring position of the message in its lane (where a channel writes
-    /// the reply in place).
-    pub(crate) pos: u64,
 }
 
 /// The single consumer of a [`CmdQueue`](super::CmdQueue). Releases the
@@ -120,19 +117,7 @@ impl Consumer {
             if lane == lanes {
                 lane = 0;
             }
-            let stamp = ring.stamp(head);
-            if stamp & STAMP_POS_MASK != head + 1 {
-                continue;
-            }
-            if stamp != head + 1 {
-                // Our position but not a plain request stamp (a hostile or
-                // corrupted producer): nothing to deliver.
-                self.heads[this] = head + 1;
-                ring.release_to(head + 1);
-                continue;
-            }
-            // The Acquire load of the stamp above orders these loads.
-            let p = ring.header(head);
+            let Some(p) = ring.peek(head) else { continue };
             if p.len > max {
                 // Skip a corrupt slot rather than trusting its length.
                 self.corrupt += 1;
@@ -150,7 +135,7 @@ impl Consumer {
             self.cursor = lane;
             // The payload may be zeroes from a truncated mapping.
             self.q.check_mapped()?;
-            return Ok(Some(Message { lane: this, generation: p.generation, tag: p.tag, len: p.len, pos: head }));
+            return Ok(Some(Message { lane: this, generation: p.generation, tag: p.tag, len: p.len }));
         }
         self.q.check_mapped()?;
         Ok(None)

@@ -1,7 +1,6 @@
 //! Loom models of the ring protocol (`scripts/loom.sh`): push/pop with a
 //! full ring, producer take-over after a crash between stamp and tail hint,
-//! and the lanes-used mark. The channel's in-place replies are modelled in
-//! `in_place_loom`.
+//! and the channel's reply handoff across a client-slot reclaim.
 
 use super::ring::*;
 use crate::futex::EventCount;
@@ -10,19 +9,18 @@ use loom::sync::Arc;
 
 /// A ring allocated on the heap with loom atomics.
 #[repr(C)]
-pub(super) struct ModelSlot {
+struct ModelSlot {
     hdr: SlotHeader,
     payload: [u64; 1],
 }
 
-pub(super) struct Model {
-    pub(super) ctl: RingCtl,
+struct Model {
+    ctl: RingCtl,
     slots: Vec<ModelSlot>,
 }
 
-pub(super) fn model(cap: usize) -> Arc<Model> {
-    let producer = ProducerCtl { tail: AtomicU64::new(0), taken: AtomicU64::new(0) };
-    let ctl = RingCtl { producer: Line(producer), head: Line(AtomicU64::new(0)), ready: Line(EventCount::new()) };
+fn model(cap: usize) -> Arc<Model> {
+    let ctl = RingCtl { tail: Line(AtomicU64::new(0)), head: Line(AtomicU64::new(0)), ready: Line(EventCount::new()) };
     let slots = (0..cap)
         .map(|_| ModelSlot {
             hdr: SlotHeader {
@@ -37,7 +35,7 @@ pub(super) fn model(cap: usize) -> Arc<Model> {
     Arc::new(Model { ctl, slots })
 }
 
-pub(super) fn ring(m: &Model) -> Ring {
+fn ring(m: &Model) -> Ring {
     Ring {
         ctl: &m.ctl,
         slots: m.slots.as_ptr() as *mut u8,
@@ -50,7 +48,7 @@ pub(super) fn ring(m: &Model) -> Ring {
     }
 }
 
-pub(super) struct SendModel(pub(super) Arc<Model>);
+struct SendModel(Arc<Model>);
 // SAFETY: test-only; the model is shared through atomics.
 unsafe impl Send for SendModel {}
 
@@ -103,7 +101,7 @@ fn loom_ring_recover_tail() {
         let (mut tail, mut head) = (0, 0);
         assert!(r.try_push(&mut tail, &mut head, OutMsg::data(1, 1, b"a"), || {}));
         // Simulate the crash window: the hint lags behind the stamp.
-        m.ctl.producer.0.tail.store(0, Ordering::Relaxed);
+        m.ctl.tail.0.store(0, Ordering::Relaxed);
         let c = SendModel(m.clone());
         let consumer = loom::thread::spawn(move || {
             let r = ring(&c.0);
@@ -130,6 +128,40 @@ fn loom_ring_recover_tail() {
     });
 }
 
+/// The reply handoff across a slot reclaim: the daemon checks the lane
+/// generation and pushes a reply for the old client while a new client
+/// bumps the generation and drains the ring. Whatever interleaving, at
+/// most one stale reply survives the drain (the headroom the shell
+/// reserves) and it carries the old generation, so the new client's
+/// generation filter discards it.
+#[test]
+fn loom_ring_reply_handoff_across_reclaim() {
+    loom::model(|| {
+        let m = model(2);
+        let generation = Arc::new(AtomicU64::new(1));
+        let (d, g) = (SendModel(m.clone()), generation.clone());
+        let daemon = loom::thread::spawn(move || {
+            let r = ring(&d.0);
+            let (mut tail, mut head) = (0, 0);
+            // Acquire: as in DaemonChannel::send_reply.
+            if g.load(Ordering::Acquire) == 1 {
+                assert!(r.try_push(&mut tail, &mut head, OutMsg::data(9, 1, b"old"), || {}));
+            }
+        });
+        let r = ring(&m);
+        let mine = generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut head = r.drain();
+        daemon.join().unwrap();
+        let mut stale = 0;
+        while let Some(p) = r.peek(head) {
+            assert_ne!(p.generation, mine, "a reply for the old client carries the old generation");
+            stale += 1;
+            head += 1;
+        }
+        assert!(stale <= 1);
+    });
+}
+
 /// `QueueHeader::lanes_used`: a producer raises the high-water mark before
 /// its first push, so a consumer that has seen any message of lane 1 never
 /// reads a mark that excludes lane 1 (it would skip the lane). The weakened
@@ -152,7 +184,7 @@ fn lanes_used_model(mark_first: bool) {
             }
         });
         let r = ring(&m);
-        if r.stamp(0) == 1 {
+        if r.published(0) {
             // Relaxed: as in Consumer::try_pop.
             assert!(used.load(Ordering::Relaxed) >= 2, "lane skipped by the consumer");
         }

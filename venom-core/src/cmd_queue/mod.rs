@@ -51,9 +51,6 @@
 //! ```
 
 mod consumer;
-pub(crate) mod in_place;
-#[cfg(all(test, loom))]
-mod in_place_loom;
 mod layout;
 #[cfg(all(test, loom))]
 mod loom_models;

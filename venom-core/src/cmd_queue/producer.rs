@@ -86,16 +86,6 @@ impl Producer {
         self.ring.max_msg
     }
 
-    /// The lane's ring (channels read in-place replies from it).
-    pub(crate) fn ring(&self) -> Ring {
-        self.ring
-    }
-
-    /// The ring position the next push will use.
-    pub(crate) fn next_pos(&self) -> u64 {
-        self.tail
-    }
-
     /// Pushes `msg` if the lane has room: [`Error::Full`] if not,
     /// [`Error::MessageTooLarge`] if `msg` exceeds the maximum.
     pub fn try_push(&mut self, msg: &[u8]) -> Result<()> {

@@ -1,7 +1,7 @@
 //! A bounded single-producer/single-consumer ring of message slots in
-//! shared memory: the building block of the command queue (one request
-//! ring per producer lane). Channels also carry each reply back in the slot
-//! of its request (see [`in_place`](super::in_place)).
+//! shared memory: the building block of the command queue (one
+//! request ring per client) and of channel replies (one reply ring per
+//! client).
 //!
 //! Algorithm: a Lamport SPSC ring with the publication moved into the slot,
 //! in the style of rigtorp's `SPSCQueue` with per-slot stamps:
@@ -26,13 +26,6 @@
 //! cycles through 64 adjacent lines (one TLB entry) instead of 64 lines
 //! 4 KiB apart (64 TLB entries, which showed in the p99).
 //!
-//! Stamp encoding: the low 62 bits of a stamp are `pos + 1`; the top two
-//! bits are a state used only by channels' in-place replies (0 for a
-//! request, so a plain queue only ever sees `pos + 1`; [`STAMP_REPLIED`]
-//! for a reply written in place).
-//! Positions are 64-bit counters that never wrap in practice (2^62
-//! messages at one per nanosecond is 146 years).
-//!
 //! Crash behaviour: a producer killed before its stamp store leaves nothing
 //! visible (the slot is simply overwritten by the next producer); the stamp
 //! store is the single atomic commit point. A producer killed after the stamp
@@ -49,11 +42,6 @@ pub(crate) const SLOT_HEADER_LEN: usize = 32;
 pub(crate) const SLOT_LINE: usize = 64;
 /// Payload bytes stored in the slot line, next to the stamp.
 pub(crate) const INLINE_LEN: usize = SLOT_LINE - SLOT_HEADER_LEN;
-
-/// Low bits of a stamp: `pos + 1`.
-pub(crate) const STAMP_POS_MASK: u64 = (1 << 62) - 1;
-/// Stamp state: the reply is in the slot.
-pub(crate) const STAMP_REPLIED: u64 = 2 << 62;
 
 /// Reply status: the payload is the reply.
 pub(crate) const STATUS_OK: u32 = 0;
@@ -72,9 +60,8 @@ pub(crate) struct Line<T>(pub(crate) T);
 /// The header at the start of each slot.
 #[repr(C)]
 pub(crate) struct SlotHeader {
-    /// Publication stamp: `state | (pos + 1)` once the message for ring
-    /// position `pos` is complete (state 0 for a request). Written by the
-    /// producer (`Release`), and for in-place replies by the daemon.
+    /// Publication stamp: `pos + 1` once the message for ring position
+    /// `pos` is complete. Written only by the producer, `Release`.
     pub(crate) seq: AtomicU64,
     /// Caller's tag (the request id for channels).
     pub(crate) tag: AtomicU64,
@@ -84,27 +71,16 @@ pub(crate) struct SlotHeader {
     pub(crate) meta: AtomicU64,
 }
 
-/// The producer's line of a ring's control block.
-#[repr(C)]
-pub(crate) struct ProducerCtl {
-    /// Next position the producer will publish. A hint for a producer that
-    /// takes over the ring (the stamps are authoritative). Producer-written.
-    pub(crate) tail: AtomicU64,
-    /// Channels only: every position before it has had its in-place reply
-    /// taken by the client (a monitoring hint for `ChannelInfo`).
-    /// Client-written, `Relaxed`.
-    pub(crate) taken: AtomicU64,
-}
-
 /// Control block of one ring: three cache lines.
 #[repr(C)]
 pub(crate) struct RingCtl {
-    /// Producer-written hints (tail, replies taken).
-    pub(crate) producer: Line<ProducerCtl>,
+    /// Next position the producer will publish. A hint for a producer that
+    /// takes over the ring (the stamps are authoritative). Producer-written.
+    pub(crate) tail: Line<AtomicU64>,
     /// Next position the consumer will read; every slot before it is free.
     /// Consumer-written, `Release`.
     pub(crate) head: Line<AtomicU64>,
-    /// Where the producer sleeps waiting for an in-place reply (channels).
+    /// Where a consumer of this ring alone sleeps (channel reply rings).
     pub(crate) ready: Line<EventCount>,
 }
 
@@ -157,7 +133,7 @@ impl Ring {
 
     /// Header, inline payload and overflow pointers of the slot for `pos`.
     #[inline]
-    pub(super) fn slot(&self, pos: u64) -> (&SlotHeader, *mut u8, *mut u8) {
+    fn slot(&self, pos: u64) -> (&SlotHeader, *mut u8, *mut u8) {
         let index = (pos & self.mask) as usize;
         // SAFETY: index < cap, so the slot line and the overflow area lie
         // inside the ring (struct invariant); the header is 8-aligned, and
@@ -170,7 +146,7 @@ impl Ring {
 
     /// Payload bytes that fit in a slot line.
     #[inline]
-    pub(super) fn inline_len(&self) -> usize {
+    fn inline_len(&self) -> usize {
         self.stride - SLOT_HEADER_LEN
     }
 
@@ -197,36 +173,13 @@ impl Ring {
                 return false;
             }
         }
-        self.fill(t, msg);
-        mid_push();
-        // Release: the commit point; makes the header and payload visible to
-        // a consumer that reads this stamp with Acquire.
-        self.slot(t).0.seq.store(t + 1, Ordering::Release);
-        *tail = t + 1;
-        // Relaxed: only a hint for a producer taking over (see recover_tail).
-        self.ctl().producer.0.tail.store(t + 1, Ordering::Relaxed);
-        true
-    }
-
-    /// Writes the header fields and payload of `msg` into the slot of
-    /// `pos` (relaxed atomic stores; the caller publishes them with a
-    /// Release store of the stamp). The caller owns the slot.
-    pub(super) fn fill(&self, pos: u64, msg: OutMsg<'_>) {
         debug_assert!(msg.payload.len() <= self.max_msg);
-        let (hdr, _, _) = self.slot(pos);
-        // Relaxed: these stores are published by the caller's Release stamp.
+        let (hdr, inline, ext) = self.slot(t);
+        // Relaxed: these stores are published by the Release stamp below.
         hdr.tag.store(msg.tag, Ordering::Relaxed);
         hdr.generation.store(msg.generation, Ordering::Relaxed);
-        self.fill_body(pos, msg.status, msg.len_field, msg.payload);
-    }
-
-    /// Writes the length/status word and the payload of the slot of `pos`
-    /// (relaxed atomic stores, published by the caller's stamp).
-    pub(super) fn fill_body(&self, pos: u64, status: u32, len_field: u32, payload: &[u8]) {
-        let (hdr, inline, ext) = self.slot(pos);
-        // Relaxed: published by the caller's Release stamp.
-        hdr.meta.store(u64::from(len_field) | (u64::from(status) << 32), Ordering::Relaxed);
-        let (head_part, rest) = payload.split_at(payload.len().min(self.inline_len()));
+        hdr.meta.store(u64::from(msg.len_field) | (u64::from(msg.status) << 32), Ordering::Relaxed);
+        let (head_part, rest) = msg.payload.split_at(msg.payload.len().min(self.inline_len()));
         // SAFETY: the inline part holds inline_len() bytes and the overflow
         // area the rest of max_msg >= payload.len() (struct invariant);
         // atomic_copy accesses are atomic.
@@ -236,38 +189,41 @@ impl Ring {
                 atomic_copy::store(ext, rest);
             }
         }
+        mid_push();
+        // Release: the commit point; makes the header and payload visible to
+        // a consumer that reads this stamp with Acquire.
+        hdr.seq.store(t + 1, Ordering::Release);
+        *tail = t + 1;
+        // Relaxed: only a hint for a producer taking over (see recover_tail).
+        self.ctl().tail.0.store(t + 1, Ordering::Relaxed);
+        true
     }
 
-    /// The stamp of the slot of `pos`, `Acquire`: pairs with the Release
-    /// store that wrote it, so the header and payload loads that follow see
-    /// that writer's stores. Shares its cache line with the header and the
-    /// first 32 payload bytes.
+    /// Consumer: whether the message at `head` is published: one Acquire
+    /// load of the slot's stamp, which shares its cache line with the
+    /// header and the first 32 payload bytes (the fast-path check).
     #[inline]
-    pub(crate) fn stamp(&self, pos: u64) -> u64 {
-        // Acquire: see above.
-        self.slot(pos).0.seq.load(Ordering::Acquire)
+    pub(crate) fn published(&self, head: u64) -> bool {
+        // Acquire: as in `peek`.
+        self.slot(head).0.seq.load(Ordering::Acquire) == head + 1
     }
 
-    /// Consumer: the message at `head`, if it is published (a plain
-    /// request stamp `head + 1`). Used by the models; `Consumer::try_pop`
-    /// also skips other states.
-    #[cfg(test)]
+    /// Consumer: the message at `head`, if it is published.
     pub(crate) fn peek(&self, head: u64) -> Option<Peeked> {
-        (self.stamp(head) == head + 1).then(|| self.header(head))
-    }
-
-    /// The header of the slot of `pos`; call after an Acquire load of its
-    /// stamp showed the fields are complete.
-    pub(crate) fn header(&self, pos: u64) -> Peeked {
-        let (hdr, _, _) = self.slot(pos);
-        // Relaxed: ordered after the caller's Acquire load of the stamp.
+        let (hdr, _, _) = self.slot(head);
+        // Acquire: pairs with the producer's Release stamp store; the header
+        // and payload loads below see the producer's writes.
+        if hdr.seq.load(Ordering::Acquire) != head + 1 {
+            return None;
+        }
+        // Relaxed: ordered after the Acquire above.
         let meta = hdr.meta.load(Ordering::Relaxed);
-        Peeked {
+        Some(Peeked {
             tag: hdr.tag.load(Ordering::Relaxed),
             generation: hdr.generation.load(Ordering::Relaxed),
             len: (meta & 0xFFFF_FFFF) as usize,
             status: (meta >> 32) as u32,
-        }
+        })
     }
 
     /// Consumer: copies the payload of the peeked message at `head` into
@@ -299,10 +255,10 @@ impl Ring {
     /// its stamp and its hint store). Bounded by the capacity.
     pub(crate) fn recover_tail(&self) -> u64 {
         // Acquire: see the predecessor's stamps that precede its hint.
-        let mut t = self.ctl().producer.0.tail.load(Ordering::Acquire);
+        let mut t = self.ctl().tail.0.load(Ordering::Acquire);
         for _ in 0..=self.capacity() {
-            // Any state: a replied or cancelled request was published too.
-            if self.stamp(t) & STAMP_POS_MASK == t + 1 {
+            // Acquire: as in `peek`.
+            if self.slot(t).0.seq.load(Ordering::Acquire) == t + 1 {
                 t += 1;
             } else {
                 break;
@@ -319,12 +275,28 @@ impl Ring {
         let head = self.ctl().head.0.load(Ordering::Acquire);
         let mut n = 0;
         while n < self.capacity() {
-            if self.stamp(head + n) & STAMP_POS_MASK != head + n + 1 {
+            // Acquire: as in `peek`.
+            if self.slot(head + n).0.seq.load(Ordering::Acquire) != head + n + 1 {
                 break;
             }
             n += 1;
         }
         n
+    }
+
+    /// Consumer taking over the ring: discards every published message and
+    /// returns the new head.
+    pub(crate) fn drain(&self) -> u64 {
+        // Acquire: pairs with the previous consumer's Release of `head`.
+        let mut h = self.ctl().head.0.load(Ordering::Acquire);
+        for _ in 0..=self.capacity() {
+            if self.peek(h).is_none() {
+                break;
+            }
+            h += 1;
+        }
+        self.release_to(h);
+        h
     }
 }
 

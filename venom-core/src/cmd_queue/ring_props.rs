@@ -78,7 +78,7 @@ proptest! {
                 }
                 Op::TakeOver { lagging_hint } => {
                     if lagging_hint && tail > 0 {
-                        ring.ctl().producer.0.tail.store(tail - 1, Ordering::Relaxed);
+                        ring.ctl().tail.0.store(tail - 1, Ordering::Relaxed);
                     }
                     prop_assert_eq!(ring.recover_tail(), tail);
                     cached_head = ring.ctl().head.0.load(Ordering::Acquire);
