@@ -16,7 +16,10 @@
 //! * the ratio of each to the **floor measured right before that row**: a
 //!   two-process ping-pong of ONE cache line. A "two-line ping-pong" row
 //!   (request word and reply word on separate lines, as in every ring-based
-//!   protocol) shows how much of the gap is the second line;
+//!   protocol) shows how much of the gap is the second line; "one-line
+//!   proto" rows (module `one_line`) run candidate in-place reply protocols
+//!   on raw shared memory (no locked read-modify-write) to show what a
+//!   one-line channel can reach (`VENOM_BENCH_ONLY=proto` keeps them);
 //!   (the hypervisor moves vCPUs between physical cores, so the floor
 //!   drifts within a run).
 //!
@@ -31,6 +34,9 @@
 //! are 8 bytes (one `u64` for iceoryx2) unless a row says otherwise; the
 //! venom daemon echoes the command.
 
+#[path = "channel/one_line.rs"]
+mod one_line;
+
 use std::hint::black_box;
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -40,6 +46,7 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use iceoryx2::prelude::*;
+use one_line::Variant;
 use venom_core::channel::{ChannelConfig, DaemonChannel, ShellChannel, WaitStrategy};
 use venom_core::cmd_queue::{CmdQueue, QueueConfig};
 use venom_core::{Segment, SegmentKind};
@@ -163,7 +170,13 @@ fn word(seg: &Segment) -> &AtomicU64 {
 /// lines). The floor of any protocol whose request and reply travel on
 /// separate lines, each written by one side only (venom's rings, iceoryx2's
 /// queues).
-fn cacheline2(name: &str) {
+fn cacheline2(arg: &str) {
+    // "NAME" or "NAME work": the latter spins `one_line::WORK_NS` between
+    // seeing the request and answering (the control for proto F).
+    let (name, with_work) = match arg.split_once(' ') {
+        Some((name, _)) => (name, true),
+        None => (arg, false),
+    };
     place_peer();
     let seg = Segment::open(name, SegmentKind::RAW).expect("open");
     let w = word(&seg);
@@ -177,6 +190,9 @@ fn cacheline2(name: &str) {
             return;
         }
         if v != last {
+            if with_work {
+                one_line::work(one_line::WORK_NS);
+            }
             r.store(v, Ordering::Release);
             last = v;
         }
@@ -211,10 +227,11 @@ impl Drop for Line2 {
     }
 }
 
-fn line2(pinned: bool) -> Line2 {
+fn line2(pinned: bool, with_work: bool) -> Line2 {
     let name = format!("bench-line2-{}", std::process::id());
     let seg = Segment::builder(&name, SegmentKind::RAW).body_len(256).create().expect("create line");
-    let peer = Peer::spawn("cacheline2", &name, pinned);
+    let arg = if with_work { format!("{name} work") } else { name };
+    let peer = Peer::spawn("cacheline2", &arg, pinned);
     let mut l = Line2 { seg, next: 1, _peer: peer };
     l.round_trip();
     l
@@ -751,9 +768,54 @@ fn harness() {
             (
                 "two-line ping-pong (request and reply on separate lines)".into(),
                 rounds,
-                Box::new(|p| Box::new(line2(p))),
+                Box::new(|p| Box::new(line2(p, false))),
             ),
             ("venom spin, 8 B".into(), rounds, Box::new(|p| Box::new(channel("spin", 8, p)))),
+            (
+                "one-line proto A (plain Release stores), 8 B".into(),
+                rounds,
+                Box::new(|p| Box::new(one_line::one_line(Variant::A, 8, p))),
+            ),
+            (
+                "one-line proto B (A + generation/request id), 8 B".into(),
+                rounds,
+                Box::new(|p| Box::new(one_line::one_line(Variant::B, 8, p))),
+            ),
+            (
+                "one-line proto B (A + generation/request id), 32 B".into(),
+                rounds,
+                Box::new(|p| Box::new(one_line::one_line(Variant::B, 32, p))),
+            ),
+            (
+                "one-line proto C (B, line as one 64-byte store), 8 B".into(),
+                rounds,
+                Box::new(|p| Box::new(one_line::one_line(Variant::C, 8, p))),
+            ),
+            (
+                "one-line proto D (B + cldemote after writing), 8 B".into(),
+                rounds,
+                Box::new(|p| Box::new(one_line::one_line(Variant::D, 8, p))),
+            ),
+            (
+                "one-line proto E (B over a 64-slot ring), 8 B".into(),
+                rounds,
+                Box::new(|p| Box::new(one_line::one_line(Variant::E, 8, p))),
+            ),
+            (
+                "one-line proto F (E + daemon work before the reply), 8 B".into(),
+                rounds,
+                Box::new(|p| Box::new(one_line::one_line(Variant::F, 8, p))),
+            ),
+            (
+                "one-line proto G (F + client poll back-off), 8 B".into(),
+                rounds,
+                Box::new(|p| Box::new(one_line::one_line(Variant::G, 8, p))),
+            ),
+            (
+                "one-line proto control: two-line ping-pong + F's daemon work".into(),
+                rounds,
+                Box::new(|p| Box::new(line2(p, true))),
+            ),
             ("venom spin, 32 B".into(), rounds, Box::new(|p| Box::new(channel("spin", 32, p)))),
             ("venom default (spin-then-park), 8 B".into(), rounds, Box::new(|p| Box::new(channel("default", 8, p)))),
             ("venom park, 8 B".into(), slow, Box::new(|p| Box::new(channel("park", 8, p)))),
@@ -763,6 +825,10 @@ fn harness() {
         ];
         for (path, n, make) in paths {
             if !wanted(&path) {
+                continue;
+            }
+            if path.contains("proto C") && !Variant::C.supported() {
+                eprintln!("{placement:>8} {path}: skipped (this CPU lacks the instruction)");
                 continue;
             }
             let floor = measure(rounds, &mut line(pinned));
@@ -857,16 +923,17 @@ fn print_summary(rounds: usize, rows: &[Row], rates: &[(&str, usize, usize, f64)
     };
     println!("\n(batch medians; > 1 means venom spin is faster)");
     println!(
-        "| placement | venom spin / two-line ping-pong | iceoryx2 req-resp / venom spin | iceoryx2 pub-sub / venom spin | Unix socket / venom spin | venom default / spin |"
+        "| placement | venom spin / two-line ping-pong | one-line proto B 8 B / venom spin | iceoryx2 req-resp / venom spin | iceoryx2 pub-sub / venom spin | Unix socket / venom spin | venom default / spin |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for placement in ["pinned", "unpinned"] {
         let Some(spin) = find(placement, "venom spin, 8") else { continue };
         let r = |other: Option<f64>| other.map_or("–".to_string(), |o| format!("{:.2}×", o / spin));
         let dflt = find(placement, "venom default").map_or("–".to_string(), |d| format!("{:.2}×", d / spin));
         let two = find(placement, "two-line").map_or("–".to_string(), |t| format!("{:.2}×", spin / t));
         println!(
-            "| {placement} | {two} | {} | {} | {} | {dflt} |",
+            "| {placement} | {two} | {} | {} | {} | {} | {dflt} |",
+            r(find(placement, "one-line proto B (A + generation/request id), 8")),
             r(find(placement, "iceoryx2 request")),
             r(find(placement, "iceoryx2 publish")),
             r(find(placement, "Unix")),
@@ -893,6 +960,7 @@ fn main() {
             "client" => client(&arg),
             "ice_server" => ice_server(&arg),
             "ice_pong" => ice_pong(&arg),
+            "proto" => one_line::daemon(&arg),
             other => panic!("unknown bench role {other}"),
         }
         return;
