@@ -176,11 +176,10 @@ impl Segment {
     /// ```
     pub fn probe_truncation(&self) -> Result<()> {
         let last = self.map.len() - 1;
-        // SAFETY: `last` is inside the mapping, which lives as long as
-        // `self`. The byte is read with an atomic load because another
-        // process may write it concurrently. If the file no longer covers
-        // it, the load faults and the truncation handler replaces the
-        // mapping with zero pages and marks it lost (see `truncation`).
+        // If the file no longer covers the byte, the load below faults and the
+        // truncation handler replaces the mapping with zero pages, marked lost.
+        // SAFETY: `last` is inside the mapping, which lives as long as `self`;
+        // atomic because another process may write the byte concurrently.
         let byte = unsafe { &*(self.map.as_ptr().add(last) as *const core::sync::atomic::AtomicU8) };
         // Relaxed: only the fault matters, not the value.
         byte.load(core::sync::atomic::Ordering::Relaxed);

@@ -184,11 +184,10 @@ fn block(seg: &Segment, slots: usize) -> Block<'_> {
     let base = seg.body_ptr();
     let r = lines_len(slots);
     assert!(seg.body_len() >= r + 256, "prototype block too small");
-    // SAFETY: the body is at least r + 256 bytes (checked) and 128-aligned,
-    // so the `slots` 64-byte lines and the two words at r and r + 128 are
-    // in bounds and aligned; AtomicU64 accepts any bits and both processes
-    // touch these words only through atomics (variant C's 64-byte store
-    // excepted, see `store_line`).
+    // Both processes touch these words only through atomics (variant C's
+    // 64-byte store excepted, see `store_line`).
+    // SAFETY: the body is at least r + 256 bytes (checked) and 128-aligned, so
+    // the lines and the words at r and r + 128 are in bounds and aligned.
     unsafe {
         Block {
             lines: std::slice::from_raw_parts(base as *const [AtomicU64; 8], slots),
@@ -231,11 +230,10 @@ fn store_line(line: &[AtomicU64; 8], words: &[u64; 8], variant: Variant) {
 #[target_feature(enable = "avx512f")]
 unsafe fn store64(dst: *mut u8, words: &[u64; 8]) {
     use std::arch::x86_64::{_mm512_loadu_si512, _mm512_store_si512};
-    // SAFETY: `words` is 64 readable bytes; `dst` per the caller. The store
-    // is a single instruction: on x86 (TSO) every earlier store is visible
-    // before it, which is the Release the protocol needs; the compiler does
-    // not move other memory accesses across it because the intrinsic's
-    // pointer escapes.
+    // One instruction: on x86 (TSO) every earlier store is visible before it
+    // (the Release the protocol needs); the compiler keeps other accesses on
+    // their side of it because the intrinsic's pointer escapes.
+    // SAFETY: `words` is 64 readable bytes; `dst` per the caller.
     unsafe {
         let v = _mm512_loadu_si512(words.as_ptr() as *const _);
         _mm512_store_si512(dst as *mut _, v);
