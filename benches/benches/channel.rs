@@ -764,53 +764,13 @@ fn harness() {
         place(if pinned { Some(0) } else { None });
         // (path, rounds, constructor)
         type Make = Box<dyn Fn(bool) -> Box<dyn RoundTrip>>;
-        let paths: Vec<(String, usize, Make)> = vec![
+        let mut paths: Vec<(String, usize, Make)> = vec![
             (
                 "two-line ping-pong (request and reply on separate lines)".into(),
                 rounds,
                 Box::new(|p| Box::new(line2(p, false))),
             ),
             ("venom spin, 8 B".into(), rounds, Box::new(|p| Box::new(channel("spin", 8, p)))),
-            (
-                "one-line proto A (plain Release stores), 8 B".into(),
-                rounds,
-                Box::new(|p| Box::new(one_line::one_line(Variant::A, 8, p))),
-            ),
-            (
-                "one-line proto B (A + generation/request id), 8 B".into(),
-                rounds,
-                Box::new(|p| Box::new(one_line::one_line(Variant::B, 8, p))),
-            ),
-            (
-                "one-line proto B (A + generation/request id), 32 B".into(),
-                rounds,
-                Box::new(|p| Box::new(one_line::one_line(Variant::B, 32, p))),
-            ),
-            (
-                "one-line proto C (B, line as one 64-byte store), 8 B".into(),
-                rounds,
-                Box::new(|p| Box::new(one_line::one_line(Variant::C, 8, p))),
-            ),
-            (
-                "one-line proto D (B + cldemote after writing), 8 B".into(),
-                rounds,
-                Box::new(|p| Box::new(one_line::one_line(Variant::D, 8, p))),
-            ),
-            (
-                "one-line proto E (B over a 64-slot ring), 8 B".into(),
-                rounds,
-                Box::new(|p| Box::new(one_line::one_line(Variant::E, 8, p))),
-            ),
-            (
-                "one-line proto F (E + daemon work before the reply), 8 B".into(),
-                rounds,
-                Box::new(|p| Box::new(one_line::one_line(Variant::F, 8, p))),
-            ),
-            (
-                "one-line proto G (F + client poll back-off), 8 B".into(),
-                rounds,
-                Box::new(|p| Box::new(one_line::one_line(Variant::G, 8, p))),
-            ),
             (
                 "one-line proto control: two-line ping-pong + F's daemon work".into(),
                 rounds,
@@ -823,6 +783,14 @@ fn harness() {
             ("iceoryx2 publish-subscribe ping-pong, u64".into(), rounds, Box::new(|p| Box::new(ice_ps(p)))),
             ("Unix domain socket, 8 B".into(), slow, Box::new(|p| Box::new(uds(p)))),
         ];
+        // The one-line prototypes go right after the venom spin row they are
+        // compared with.
+        let protos = one_line::ROWS.iter().map(|&(variant, size, label)| {
+            let make: Make = Box::new(move |p| Box::new(one_line::one_line(variant, size, p)));
+            (format!("one-line proto {label}, {size} B"), rounds, make)
+        });
+        let at = paths.iter().position(|(path, ..)| path.starts_with("venom spin")).map_or(0, |i| i + 1);
+        paths.splice(at..at, protos);
         for (path, n, make) in paths {
             if !wanted(&path) {
                 continue;

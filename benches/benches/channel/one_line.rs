@@ -130,6 +130,18 @@ pub enum Variant {
     G,
 }
 
+/// The prototype rows the channel bench runs: variant, payload size, label.
+pub const ROWS: [(Variant, usize, &str); 8] = [
+    (Variant::A, 8, "A (plain Release stores)"),
+    (Variant::B, 8, "B (A + generation/request id)"),
+    (Variant::B, 32, "B (A + generation/request id)"),
+    (Variant::C, 8, "C (B, line as one 64-byte store)"),
+    (Variant::D, 8, "D (B + cldemote after writing)"),
+    (Variant::E, 8, "E (B over a 64-slot ring)"),
+    (Variant::F, 8, "F (E + daemon work before the reply)"),
+    (Variant::G, 8, "G (F + client poll back-off)"),
+];
+
 impl Variant {
     fn parse(s: &str) -> Variant {
         match s {
