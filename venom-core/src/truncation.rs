@@ -20,7 +20,12 @@
 //! * every public operation checks the lost flag before it reports success
 //!   ([`Segment::check_mapped`](crate::Segment::check_mapped)) and returns
 //!   [`Error::Truncated`](crate::Error::Truncated) instead, so the zeroes are
-//!   never handed out as data.
+//!   never handed out as data;
+//! * blocking waits (queue pops, channel requests, the daemon's loop) also
+//!   touch the mapping's last byte on their liveness interval
+//!   ([`Segment::probe_truncation`](crate::Segment::probe_truncation)): a
+//!   waiter that only polls lines near the header notices any shrink within
+//!   that interval instead of timing out on a zeroed segment.
 //!
 //! Any other `SIGBUS` is passed on to the handler that was installed before
 //! ours exactly as the kernel would have: an `SA_SIGINFO` handler gets the
