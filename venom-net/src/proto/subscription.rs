@@ -17,6 +17,7 @@
 
 use crate::error::{Error, Result};
 use crate::proto::wire::{Reader, put_u16, put_u64};
+use crate::proto::wire_code::wire_code_enum;
 use std::ops::Range;
 
 /// Most parts in one subscription.
@@ -26,21 +27,21 @@ pub const MAX_NDIM: usize = 8;
 /// Most contiguous runs a subscription may compile to.
 pub const MAX_RUNS: usize = 1 << 16;
 
-/// Element type of a typed array (only its size matters for slicing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-#[allow(missing_docs)]
-pub enum Dtype {
-    U8 = 0,
-    I8 = 1,
-    U16 = 2,
-    I16 = 3,
-    U32 = 4,
-    I32 = 5,
-    F32 = 6,
-    U64 = 7,
-    I64 = 8,
-    F64 = 9,
+wire_code_enum! {
+    /// Element type of a typed array (only its size matters for slicing).
+    #[allow(missing_docs)]
+    pub enum Dtype {
+        U8 = 0,
+        I8 = 1,
+        U16 = 2,
+        I16 = 3,
+        U32 = 4,
+        I32 = 5,
+        F32 = 6,
+        U64 = 7,
+        I64 = 8,
+        F64 = 9,
+    }
 }
 
 impl Dtype {
@@ -52,23 +53,6 @@ impl Dtype {
             Dtype::U32 | Dtype::I32 | Dtype::F32 => 4,
             Dtype::U64 | Dtype::I64 | Dtype::F64 => 8,
         }
-    }
-
-    fn from_u8(v: u8) -> Result<Self> {
-        use Dtype::*;
-        Ok(match v {
-            0 => U8,
-            1 => I8,
-            2 => U16,
-            3 => I16,
-            4 => U32,
-            5 => I32,
-            6 => F32,
-            7 => U64,
-            8 => I64,
-            9 => F64,
-            _ => return Err(Error::Malformed("unknown dtype")),
-        })
     }
 }
 
@@ -238,7 +222,7 @@ impl Subscription {
                 0 => Part::Whole { dst: r.u64()? },
                 1 => Part::Range { src: r.u64()?, len: r.u64()?, dst: r.u64()? },
                 2 => {
-                    let dtype = Dtype::from_u8(r.u8()?)?;
+                    let dtype = Dtype::from_code(r.u8()?).ok_or(Error::Malformed("unknown dtype"))?;
                     let ndim = r.u8()? as usize;
                     if ndim == 0 || ndim > MAX_NDIM {
                         return Err(Error::Malformed("slice dimension count out of range"));
