@@ -27,33 +27,40 @@ pub const MAX_NDIM: usize = 8;
 /// Most contiguous runs a subscription may compile to.
 pub const MAX_RUNS: usize = 1 << 16;
 
-wire_code_enum! {
-    /// Element type of a typed array (only its size matters for slicing).
-    #[allow(missing_docs)]
-    pub enum Dtype {
-        U8 = 0,
-        I8 = 1,
-        U16 = 2,
-        I16 = 3,
-        U32 = 4,
-        I32 = 5,
-        F32 = 6,
-        U64 = 7,
-        I64 = 8,
-        F64 = 9,
-    }
+/// Declares [`Dtype`] from one table: each element type's wire code and
+/// the Rust type whose size it has.
+macro_rules! dtypes {
+    ($($variant:ident = $code:literal: $rust:ty,)+) => {
+        wire_code_enum! {
+            /// Element type of a typed array (only its size matters for slicing).
+            #[allow(missing_docs)]
+            pub enum Dtype {
+                $($variant = $code,)+
+            }
+        }
+
+        impl Dtype {
+            /// Size of one element in bytes.
+            pub fn size(self) -> u64 {
+                match self {
+                    $(Dtype::$variant => core::mem::size_of::<$rust>() as u64,)+
+                }
+            }
+        }
+    };
 }
 
-impl Dtype {
-    /// Size of one element in bytes.
-    pub fn size(self) -> u64 {
-        match self {
-            Dtype::U8 | Dtype::I8 => 1,
-            Dtype::U16 | Dtype::I16 => 2,
-            Dtype::U32 | Dtype::I32 | Dtype::F32 => 4,
-            Dtype::U64 | Dtype::I64 | Dtype::F64 => 8,
-        }
-    }
+dtypes! {
+    U8 = 0: u8,
+    I8 = 1: i8,
+    U16 = 2: u16,
+    I16 = 3: i16,
+    U32 = 4: u32,
+    I32 = 5: i32,
+    F32 = 6: f32,
+    U64 = 7: u64,
+    I64 = 8: i64,
+    F64 = 9: f64,
 }
 
 /// One piece of a subscription. `dst` is the offset in the mirror's local region.
