@@ -9,12 +9,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use venom_examples::net_cli::{
-    BoxError, RoleArgs, Served, catalog_region, connect_mirror, publish, run_role, runtime, simulate,
+    BoxError, GridRegion, RoleArgs, Served, catalog_region, connect_mirror, publish, run_role, runtime, simulate,
 };
-use venom_net::Dtype;
-use venom_net::proto::catalog::{Catalog, Pick};
+use venom_net::proto::catalog::Pick;
 use venom_net::tls::ClientTls;
-use venom_net::typed::{Array, write_step};
 
 /// A dynamic heatmap replicated over QUIC (TLS 1.3), rendered as PNG frames
 /// and in the terminal.
@@ -52,14 +50,6 @@ struct Args {
 
 const N: usize = 64;
 
-fn catalog() -> Catalog {
-    Catalog::builder()
-        .array("step", Dtype::U64, &[1])
-        .array("heat", Dtype::F32, &[N as u64, N as u64])
-        .build()
-        .expect("valid")
-}
-
 /// One explicit diffusion step with two orbiting heat sources.
 fn diffuse(h: &[f32], out: &mut [f32], t: u64) {
     for r in 0..N {
@@ -79,19 +69,14 @@ fn diffuse(h: &[f32], out: &mut [f32], t: u64) {
 }
 
 async fn serve(listen: SocketAddr, dir: Option<String>, steps: u64, interval: Duration) -> Result<Served, BoxError> {
-    let cat = catalog();
-    let w = catalog_region(&cat, "heatmap")?;
-    let (step, heat) = (Array::<u64>::from_catalog(&cat, "step")?, Array::<f32>::from_catalog(&cat, "heat")?);
+    let sim = GridRegion::<f32>::new("step", "heat", N)?;
+    let w = catalog_region(&sim.catalog, "heatmap")?;
     let (p, ctls) = publish(listen, "heatmap", dir.as_deref()).await?;
     let (mut h, mut next) = (vec![0f32; N * N], vec![0f32; N * N]);
     let server = simulate(w, steps, interval, move |t, w| {
         diffuse(&h, &mut next, t);
         std::mem::swap(&mut h, &mut next);
-        write_step(w, |s| {
-            s.write_all(&heat, &h)?;
-            s.set(&step, &[0], t)
-        })
-        .map(drop)
+        sim.write(w, t, &h)
     });
     Ok((p, ctls, server))
 }

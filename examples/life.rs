@@ -9,12 +9,11 @@ use std::ops::Range;
 use std::time::Duration;
 use venom_examples::life_world;
 use venom_examples::net_cli::{
-    BoxError, RoleArgs, Served, catalog_region, connect_mirror, publish, run_role, runtime, simulate,
+    BoxError, GridRegion, RoleArgs, Served, catalog_region, connect_mirror, publish, run_role, runtime, simulate,
 };
-use venom_net::Dtype;
-use venom_net::proto::catalog::{Catalog, Pick};
+use venom_net::proto::catalog::Pick;
 use venom_net::tls::ClientTls;
-use venom_net::typed::{Array, write_step};
+use venom_net::typed::write_step;
 
 /// A 256x256 Game of Life replicated over QUIC (TLS 1.3).
 ///
@@ -48,32 +47,18 @@ struct Args {
 
 const N: usize = 256;
 
-fn catalog() -> Catalog {
-    Catalog::builder()
-        .array("generation", Dtype::U64, &[1])
-        .array("grid", Dtype::U8, &[N as u64, N as u64])
-        .build()
-        .expect("valid catalog")
-}
-
 /// Runs the world for `steps` generations into a new region; returns the publisher.
 async fn serve(listen: SocketAddr, dir: Option<String>, steps: u64, interval: Duration) -> Result<Served, BoxError> {
-    let cat = catalog();
-    let mut w = catalog_region(&cat, "life")?;
-    let (generation, grid) =
-        (Array::<u64>::from_catalog(&cat, "generation")?, Array::<u8>::from_catalog(&cat, "grid")?);
+    let sim = GridRegion::<u8>::new("generation", "grid", N)?;
+    let mut w = catalog_region(&sim.catalog, "life")?;
     let mut world = life_world::seed(N, 0x2545_F491_4F6C_DD1D);
-    write_step(&mut w, |s| s.write_all(&grid, &world))?;
+    write_step(&mut w, |s| s.write_all(&sim.grid, &world))?;
     let (p, ctls) = publish(listen, "life", dir.as_deref()).await?;
     let mut next = vec![0u8; N * N];
     let server = simulate(w, steps, interval, move |g, w| {
         life_world::step(N, &world, &mut next);
         std::mem::swap(&mut world, &mut next);
-        write_step(w, |s| {
-            s.write_all(&grid, &world)?;
-            s.set(&generation, &[0], g)
-        })
-        .map(drop)
+        sim.write(w, g, &world)
     });
     Ok((p, ctls, server))
 }

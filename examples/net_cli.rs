@@ -17,7 +17,8 @@ use venom_net::mesh::MeshTls;
 use venom_net::named::NamedMirror;
 use venom_net::proto::catalog::{Catalog, Pick};
 use venom_net::tls::{CertificateAuthority, ClientTls, Identity, ServerTls};
-use venom_net::{MirrorConfig, PublisherConfig};
+use venom_net::typed::{Array, Element, write_step};
+use venom_net::{Dtype, MirrorConfig, PublisherConfig};
 
 /// The examples' error type.
 pub type BoxError = Box<dyn std::error::Error>;
@@ -139,6 +140,38 @@ pub async fn publish(
     let (stls, ctls) = server_tls(certs)?;
     let src = Arc::new(SeqReader::open(&region_name(example))?);
     Ok((Publisher::bind(listen, src, stls, PublisherConfig::default()).await?, ctls))
+}
+
+/// The region of a grid simulation (heatmap, life): a one-element `u64`
+/// step counter and an `n`x`n` grid of `T`, both named in the catalog at the
+/// start of the region.
+pub struct GridRegion<T> {
+    /// The catalog naming both arrays.
+    pub catalog: Catalog,
+    /// The step counter.
+    pub counter: Array<u64>,
+    /// The grid, row-major.
+    pub grid: Array<T>,
+}
+
+impl<T: Element> GridRegion<T> {
+    /// The catalog and arrays for a counter named `counter` and an `n`x`n`
+    /// grid named `grid`.
+    pub fn new(counter: &str, grid: &str, n: usize) -> Result<Self, BoxError> {
+        let catalog =
+            Catalog::builder().array(counter, Dtype::U64, &[1]).array(grid, T::DTYPE, &[n as u64, n as u64]).build()?;
+        let (counter, grid) = (Array::from_catalog(&catalog, counter)?, Array::from_catalog(&catalog, grid)?);
+        Ok(GridRegion { catalog, counter, grid })
+    }
+
+    /// Writes `cells` and the counter `step` as one atomic step.
+    pub fn write(&self, w: &mut SeqWriter, step: u64, cells: &[T]) -> venom_net::Result<()> {
+        write_step(w, |s| {
+            s.write_all(&self.grid, cells)?;
+            s.set(&self.counter, &[0], step)
+        })
+        .map(drop)
+    }
 }
 
 /// Runs an example's simulation on its own thread: `steps` times, after a

@@ -21,7 +21,8 @@ use std::hint::black_box;
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput};
 use crossbeam_queue::ArrayQueue;
 use venom_collections::{Array, ObjectSegment};
 
@@ -40,27 +41,42 @@ fn next(x: &mut u64) -> u64 {
     *x
 }
 
+/// Bits of the benchmarked bitset.
+const BITS: u64 = 1 << 20;
+
+/// The next bit of a walk over the bitset with a prime stride (consecutive
+/// operations touch different words).
+#[inline]
+fn next_bit(i: &mut u64) -> u64 {
+    *i = (*i + 7919) & (BITS - 1);
+    *i
+}
+
+/// Benches `name` as [`BATCH`]` / 2` pairs of `push` then `pop` per
+/// iteration (the single-thread queue and stack rows).
+fn push_pop_pairs<P, R>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    push: impl Fn(u64) -> P,
+    pop: impl Fn() -> R,
+) {
+    g.bench_function(name, |b| {
+        b.iter(|| {
+            for i in 0..BATCH / 2 {
+                let _ = push(black_box(i));
+                black_box(pop());
+            }
+        })
+    });
+}
+
 fn single(c: &mut Criterion, seg: &ObjectSegment) {
     let mut g = c.benchmark_group("coll_single");
     g.throughput(Throughput::Elements(BATCH));
     let q = seg.queue::<u64>("q1", QCAP).unwrap();
-    g.bench_function("queue_push_pop", |b| {
-        b.iter(|| {
-            for i in 0..BATCH / 2 {
-                let _ = q.try_push(black_box(i));
-                black_box(q.try_pop());
-            }
-        })
-    });
+    push_pop_pairs(&mut g, "queue_push_pop", |v| q.try_push(v), || q.try_pop());
     let aq = ArrayQueue::<u64>::new(QCAP);
-    g.bench_function("crossbeam_arrayqueue_push_pop", |b| {
-        b.iter(|| {
-            for i in 0..BATCH / 2 {
-                let _ = aq.push(black_box(i));
-                black_box(aq.pop());
-            }
-        })
-    });
+    push_pop_pairs(&mut g, "crossbeam_arrayqueue_push_pop", |v| aq.push(v), || aq.pop());
     {
         use iceoryx2::prelude::*;
         iceoryx2::prelude::set_log_level(LogLevel::Error);
@@ -88,14 +104,7 @@ fn single(c: &mut Criterion, seg: &ObjectSegment) {
         });
     }
     let st = seg.stack::<u64>("s1", QCAP).unwrap();
-    g.bench_function("stack_push_pop", |b| {
-        b.iter(|| {
-            for i in 0..BATCH / 2 {
-                let _ = st.push(black_box(i));
-                black_box(st.pop());
-            }
-        })
-    });
+    push_pop_pairs(&mut g, "stack_push_pop", |v| st.push(v), || st.pop());
     let m = seg.hash_map::<u64, u64>("m1", MAP_CAP).unwrap();
     let std_m = Mutex::new(StdMap::new());
     for k in 0..MAP_KEYS {
@@ -141,14 +150,13 @@ fn single(c: &mut Criterion, seg: &ObjectSegment) {
             }
         })
     });
-    let bits = seg.bitset("b1", 1 << 20).unwrap();
+    let bits = seg.bitset("b1", BITS).unwrap();
     g.bench_function("bitset_set", |b| {
         // After the first pass every bit is set: mostly the load-only path.
         let mut i = 0u64;
         b.iter(|| {
             for _ in 0..BATCH {
-                i = (i + 7919) & ((1 << 20) - 1);
-                black_box(bits.set(i).unwrap());
+                black_box(bits.set(next_bit(&mut i)).unwrap());
             }
         })
     });
@@ -157,9 +165,9 @@ fn single(c: &mut Criterion, seg: &ObjectSegment) {
         let mut i = 0u64;
         b.iter(|| {
             for _ in 0..BATCH / 2 {
-                i = (i + 7919) & ((1 << 20) - 1);
-                black_box(bits.set(i).unwrap());
-                black_box(bits.clear(i).unwrap());
+                let bit = next_bit(&mut i);
+                black_box(bits.set(bit).unwrap());
+                black_box(bits.clear(bit).unwrap());
             }
         })
     });
@@ -167,8 +175,7 @@ fn single(c: &mut Criterion, seg: &ObjectSegment) {
         let mut i = 0u64;
         b.iter(|| {
             for _ in 0..BATCH {
-                i = (i + 7919) & ((1 << 20) - 1);
-                black_box(bits.test(i).unwrap());
+                black_box(bits.test(next_bit(&mut i)).unwrap());
             }
         })
     });

@@ -88,12 +88,6 @@ pub struct Array<T: Pod> {
     _t: PhantomData<fn(T) -> T>,
 }
 
-// SAFETY: a mapping handle plus a pointer into it; all shared accesses are
-// atomic and elements are copied.
-unsafe impl<T: Pod> Send for Array<T> {}
-// SAFETY: as above.
-unsafe impl<T: Pod> Sync for Array<T> {}
-
 const fn is_word<T>() -> bool {
     core::mem::size_of::<T>() <= 8
 }

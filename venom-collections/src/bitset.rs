@@ -44,11 +44,6 @@ impl std::fmt::Debug for Bitset {
     }
 }
 
-// SAFETY: a mapping handle plus a pointer into it; all accesses are atomic.
-unsafe impl Send for Bitset {}
-// SAFETY: as above.
-unsafe impl Sync for Bitset {}
-
 impl Bitset {
     pub(crate) fn from_region(region: Region) -> Bitset {
         let bits = region.capacity;

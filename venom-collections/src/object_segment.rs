@@ -72,6 +72,24 @@ pub(crate) struct Region {
     pub capacity: u64,
 }
 
+// SAFETY: `ptr` points into the mapping that `_mapping` keeps alive, and
+// `words` only ever hands it out as `&[AtomicU64]`: every access, from any
+// thread, is atomic. The handles built on a region (stack, map, bitset,
+// array) copy their `Pod` values in and out of those words, so they are
+// `Send + Sync` through it (checked below).
+unsafe impl Send for Region {}
+// SAFETY: as above.
+unsafe impl Sync for Region {}
+
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<crate::Stack<u64>>();
+    send_sync::<crate::Array<u64>>();
+    send_sync::<crate::Bitset>();
+    send_sync::<crate::HashMap<u64, u64>>();
+    send_sync::<crate::Queue<u64>>();
+};
+
 /// `r`, unless the segment was truncated under this process's mapping (the
 /// contents `r` was computed from were zero pages): then
 /// `Error::Core(Truncated)`. Every public operation on a segment ends here.

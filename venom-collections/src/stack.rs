@@ -179,12 +179,6 @@ pub struct Stack<T: Pod> {
     _t: PhantomData<fn(T) -> T>,
 }
 
-// SAFETY: a mapping handle plus a pointer into it; all shared accesses are
-// atomic and values are copied.
-unsafe impl<T: Pod> Send for Stack<T> {}
-// SAFETY: as above.
-unsafe impl<T: Pod> Sync for Stack<T> {}
-
 impl<T: Pod> Stack<T> {
     pub(crate) fn from_region(region: Region) -> Stack<T> {
         Stack { region, stride: 1 + words_for::<T>(), _t: PhantomData }

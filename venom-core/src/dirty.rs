@@ -172,40 +172,85 @@ mod loom_models {
     /// with the writer's final bytes, never missing a write.
     #[test]
     fn loom_dirty_handoff_never_misses_a_write() {
+        // seq, two chunk versions, two one-word chunks.
+        type Chunks = (AtomicU64, [AtomicU64; 2], [AtomicU64; 2]);
         loom::model(|| {
-            // seq, two chunk versions, two one-word chunks.
-            let r = Arc::new((
-                AtomicU64::new(0),
-                [AtomicU64::new(0), AtomicU64::new(0)],
-                [AtomicU64::new(0), AtomicU64::new(0)],
-            ));
-            let w = r.clone();
-            let writer = loom::thread::spawn(move || {
-                for (chunk, value) in [(0usize, 10u64), (1, 20)] {
-                    let odd = write_begin(&w.0);
-                    w.2[chunk].store(value, Ordering::Relaxed);
-                    mark(&w.1, chunk, chunk, odd + 1);
-                    write_end(&w.0, odd);
-                }
-            });
-            let mut mirror = [0u64; 2];
-            let mut shipped = 0u64;
-            let publish = |mirror: &mut [u64; 2], shipped: &mut u64| {
-                let s1 = read_begin(&r.0);
-                let mut copy = [None; 2];
-                scan(&r.1, *shipped, |i, _| copy[i] = Some(r.2[i].load(Ordering::Relaxed)));
-                if read_validate(&r.0, s1) {
-                    ship(mirror, &copy);
-                    *shipped = s1;
-                }
-            };
-            publish(&mut mirror, &mut shipped);
-            writer.join().unwrap();
-            // After the writer is done, one more pass must converge.
-            publish(&mut mirror, &mut shipped);
-            assert_eq!(mirror, [10, 20]);
-            assert_eq!(shipped, 4);
+            handoff::<Chunks>(
+                |r| &r.0,
+                |r, chunk, value, version| {
+                    r.2[chunk].store(value, Ordering::Relaxed);
+                    mark(&r.1, chunk, chunk, version);
+                },
+                |r, since, copy| scan(&r.1, since, |i, _| copy[i] = Some(r.2[i].load(Ordering::Relaxed))),
+            );
         });
+    }
+
+    /// The same hand-off with two levels: one chunk of two one-word pages.
+    /// The publisher only looks at pages of a chunk whose version moved,
+    /// and must still never miss a page written in between.
+    #[test]
+    fn loom_two_level_handoff_never_misses_a_page() {
+        // seq, one chunk version, two page versions, two one-word pages.
+        type Pages = (AtomicU64, [AtomicU64; 1], [AtomicU64; 2], [AtomicU64; 2]);
+        fn levels(r: &Pages) -> Levels<'_> {
+            Levels { chunks: &r.1, pages: &r.2, chunk_shift: 1, page_shift: 0 }
+        }
+        loom::model(|| {
+            handoff::<Pages>(
+                |r| &r.0,
+                |r, page, value, version| {
+                    r.3[page].store(value, Ordering::Relaxed);
+                    levels(r).mark_range(page, 1, version);
+                },
+                |r, since, copy| {
+                    levels(r).scan_pages(since, |_, a, b, _| {
+                        for p in a..b {
+                            copy[p] = Some(r.3[p].load(Ordering::Relaxed));
+                        }
+                    })
+                },
+            );
+        });
+    }
+
+    /// Drives one hand-off over a zeroed shared state `r`: a writer thread stores
+    /// 10 into word 0 then 20 into word 1, each in its own seqlock write on
+    /// `seq(r)` that `write(r, word, value, version)` marks dirty; the
+    /// publisher, before and after the writer ends, copies the words
+    /// `dirty(r, since, copy)` reports changed since the version it last
+    /// shipped, keeping a copy only if the seqlock validates. After the
+    /// writer is done, one more pass must converge to `[10, 20]` at version 4.
+    fn handoff<S: Default + Send + Sync + 'static>(
+        seq: fn(&S) -> &AtomicU64,
+        write: fn(&S, usize, u64, u64),
+        dirty: fn(&S, u64, &mut [Option<u64>; 2]),
+    ) {
+        let r = Arc::new(S::default());
+        let w = r.clone();
+        let writer = loom::thread::spawn(move || {
+            for (word, value) in [(0usize, 10u64), (1, 20)] {
+                let odd = write_begin(seq(&w));
+                write(&w, word, value, odd + 1);
+                write_end(seq(&w), odd);
+            }
+        });
+        let mut mirror = [0u64; 2];
+        let mut shipped = 0u64;
+        let mut publish = || {
+            let s1 = read_begin(seq(&r));
+            let mut copy = [None; 2];
+            dirty(&r, shipped, &mut copy);
+            if read_validate(seq(&r), s1) {
+                ship(&mut mirror, &copy);
+                shipped = s1;
+            }
+        };
+        publish();
+        writer.join().unwrap();
+        publish();
+        assert_eq!(mirror, [10, 20]);
+        assert_eq!(shipped, 4);
     }
 
     /// Applies a validated copy to the mirror (the words the scan found dirty).
@@ -215,52 +260,5 @@ mod loom_models {
                 *m = *v;
             }
         }
-    }
-
-    /// The same hand-off with two levels: one chunk of two one-word pages.
-    /// The publisher only looks at pages of a chunk whose version moved,
-    /// and must still never miss a page written in between.
-    #[test]
-    fn loom_two_level_handoff_never_misses_a_page() {
-        loom::model(|| {
-            // seq, one chunk version, two page versions, two one-word pages.
-            let r = Arc::new((
-                AtomicU64::new(0),
-                [AtomicU64::new(0)],
-                [AtomicU64::new(0), AtomicU64::new(0)],
-                [AtomicU64::new(0), AtomicU64::new(0)],
-            ));
-            let w = r.clone();
-            let writer = loom::thread::spawn(move || {
-                let l = Levels { chunks: &w.1, pages: &w.2, chunk_shift: 1, page_shift: 0 };
-                for (page, value) in [(0usize, 10u64), (1, 20)] {
-                    let odd = write_begin(&w.0);
-                    w.3[page].store(value, Ordering::Relaxed);
-                    l.mark_range(page, 1, odd + 1);
-                    write_end(&w.0, odd);
-                }
-            });
-            let l = Levels { chunks: &r.1, pages: &r.2, chunk_shift: 1, page_shift: 0 };
-            let mut mirror = [0u64; 2];
-            let mut shipped = 0u64;
-            let publish = |mirror: &mut [u64; 2], shipped: &mut u64| {
-                let s1 = read_begin(&r.0);
-                let mut copy = [None; 2];
-                l.scan_pages(*shipped, |_, a, b, _| {
-                    for p in a..b {
-                        copy[p] = Some(r.3[p].load(Ordering::Relaxed));
-                    }
-                });
-                if read_validate(&r.0, s1) {
-                    ship(mirror, &copy);
-                    *shipped = s1;
-                }
-            };
-            publish(&mut mirror, &mut shipped);
-            writer.join().unwrap();
-            publish(&mut mirror, &mut shipped);
-            assert_eq!(mirror, [10, 20]);
-            assert_eq!(shipped, 4);
-        });
     }
 }

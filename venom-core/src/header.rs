@@ -25,6 +25,8 @@
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
+// Words of blocks inside a segment body: loom atomics in loom builds.
+use crate::loom::sync as body;
 
 /// `b"VENOMSEG"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"VENOMSEG");
@@ -203,6 +205,15 @@ pub fn validate_header_bytes(bytes: &[u8], expected: Option<SegmentKind>) -> Res
     Ok(fields)
 }
 
+/// A size or offset word of a block inside a segment body, as `usize`
+/// (`usize::MAX` if it does not fit, which the caller's bounds checks then
+/// reject). Relaxed: such words are static after init, published by the
+/// segment's READY Acquire (or the caller's protocol) before the block could
+/// be mapped.
+pub(crate) fn static_usize(word: &body::AtomicU64) -> usize {
+    usize::try_from(word.load(body::Ordering::Relaxed)).unwrap_or(usize::MAX)
+}
+
 /// Checks the magic and layout version of a block inside a segment body
 /// (a channel header, a command queue...). `what` names the block in the
 /// error message. Both words are static after init, so callers load them
@@ -224,6 +235,23 @@ pub(crate) fn check_block(
         });
     }
     Ok(())
+}
+
+/// [`check_block`] on the block's own magic and version words. Relaxed:
+/// both are static after init, published by the segment's READY Acquire (or
+/// the caller's protocol) before the block could be mapped.
+pub(crate) fn check_block_words(
+    name: &str,
+    what: &str,
+    (magic, expected_magic): (&body::AtomicU64, u64),
+    (version, expected_version): (&body::AtomicU64, u64),
+) -> Result<()> {
+    check_block(
+        name,
+        what,
+        (magic.load(Ordering::Relaxed), expected_magic),
+        (version.load(Ordering::Relaxed), expected_version),
+    )
 }
 
 impl SegmentHeader {

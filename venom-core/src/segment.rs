@@ -361,14 +361,10 @@ impl SegmentBuilder {
         let mut backoff = Backoff::default();
         loop {
             let past = deadline.is_past();
-            let map = match Mapping::open(&os) {
-                Ok(m) => m,
+            let map = match map_sized(&os, &deadline, &mut backoff) {
+                Ok(Some(m)) => m,
+                Ok(None) => return Ok(Existing::Stale(0)),
                 Err(ShmFailure::NotFound) => return Ok(Existing::Gone),
-                Err(ShmFailure::Empty) if past => return Ok(Existing::Stale(0)),
-                Err(ShmFailure::Empty) => {
-                    backoff.sleep();
-                    continue;
-                }
                 Err(f) => return Err(failure(name, f)),
             };
             if map.len() < HEADER_LEN {
@@ -427,16 +423,8 @@ impl SegmentBuilder {
         let mut backoff = Backoff::default();
         loop {
             let past = deadline.is_past();
-            let map = match Mapping::open(&os) {
-                Ok(m) => m,
-                Err(ShmFailure::Empty) if past => {
-                    return Err(Error::corrupt(name.as_str(), "empty object (creator never sized it)"));
-                }
-                Err(ShmFailure::Empty) => {
-                    backoff.sleep();
-                    continue;
-                }
-                Err(f) => return Err(failure(&name, f)),
+            let Some(map) = map_sized(&os, &deadline, &mut backoff).map_err(|f| failure(&name, f))? else {
+                return Err(Error::corrupt(name.as_str(), "empty object (creator never sized it)"));
             };
             if map.len() < HEADER_LEN {
                 if past {
@@ -470,6 +458,21 @@ impl SegmentBuilder {
                 }
                 other => return Err(Error::corrupt(name.as_str(), format!("unknown init state {other}"))),
             }
+        }
+    }
+}
+
+/// Maps `os` once its creator has sized it (it is empty between its
+/// `shm_open` and its `ftruncate`), retrying with `backoff`; `Ok(None)` if it
+/// is still empty when `deadline` has passed.
+fn map_sized(os: &str, deadline: &Deadline, backoff: &mut Backoff) -> Result<Option<Mapping>, ShmFailure> {
+    loop {
+        let past = deadline.is_past();
+        match Mapping::open(os) {
+            Ok(m) => return Ok(Some(m)),
+            Err(ShmFailure::Empty) if past => return Ok(None),
+            Err(ShmFailure::Empty) => backoff.sleep(),
+            Err(f) => return Err(f),
         }
     }
 }

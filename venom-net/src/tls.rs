@@ -131,6 +131,14 @@ impl CertificateAuthority {
     }
 }
 
+/// TLS 1.3 only: where every config, server or client, starts (no other
+/// version is ever enabled).
+fn tls13_only<S: rustls::ConfigSide>(
+    b: rustls::ConfigBuilder<S, rustls::WantsVersions>,
+) -> Result<rustls::ConfigBuilder<S, rustls::WantsVerifier>> {
+    Ok(b.with_protocol_versions(&[&rustls::version::TLS13])?)
+}
+
 fn roots(certs: &[CertificateDer<'static>]) -> Result<Arc<RootCertStore>> {
     let mut r = RootCertStore::empty();
     for c in certs {
@@ -188,7 +196,7 @@ pub struct ServerTls(pub(crate) quinn::ServerConfig);
 impl ServerTls {
     /// Server certificate only (development: mirrors pin it).
     pub fn new(id: &Identity) -> Result<Self> {
-        Self::finish(Self::builder(provider())?.with_no_client_auth(), id)
+        Self::finish(tls13_only(rustls::ServerConfig::builder_with_provider(provider()))?.with_no_client_auth(), id)
     }
 
     /// Pinned client authentication: mirrors must present one of exactly
@@ -200,14 +208,17 @@ impl ServerTls {
         }
         let p = provider();
         let v = Arc::new(PinnedCert { certs: clients.to_vec(), provider: p.clone() });
-        Self::finish(Self::builder(p)?.with_client_cert_verifier(v), id)
+        Self::finish(tls13_only(rustls::ServerConfig::builder_with_provider(p))?.with_client_cert_verifier(v), id)
     }
 
     /// Mutual TLS: mirrors must present a certificate issued by one of `ca_roots`.
     pub fn mutual(id: &Identity, ca_roots: &[CertificateDer<'static>]) -> Result<Self> {
         let verifier =
             WebPkiClientVerifier::builder_with_provider(roots(ca_roots)?, provider()).build().map_err(cfg_err)?;
-        Self::finish(Self::builder(provider())?.with_client_cert_verifier(verifier), id)
+        Self::finish(
+            tls13_only(rustls::ServerConfig::builder_with_provider(provider()))?.with_client_cert_verifier(verifier),
+            id,
+        )
     }
 
     /// Raises (or lowers) the per-connection send window from
@@ -223,11 +234,6 @@ impl ServerTls {
     /// The quinn server config (for tools and benchmarks using quinn directly).
     pub fn quinn_config(&self) -> quinn::ServerConfig {
         self.0.clone()
-    }
-
-    /// TLS 1.3 only, with `p`'s algorithms: where every server config starts.
-    fn builder(p: Arc<CryptoProvider>) -> Result<rustls::ConfigBuilder<rustls::ServerConfig, rustls::WantsVerifier>> {
-        Ok(rustls::ServerConfig::builder_with_provider(p).with_protocol_versions(&[&rustls::version::TLS13])?)
     }
 
     /// Presents `id`, speaks our ALPN, uses the publisher transport limits.
@@ -283,25 +289,21 @@ impl ClientTls {
         self.0.clone()
     }
 
-    /// TLS 1.3 only, with `p`'s algorithms: where every client config starts.
-    fn builder(p: Arc<CryptoProvider>) -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier>> {
-        Ok(rustls::ClientConfig::builder_with_provider(p).with_protocol_versions(&[&rustls::version::TLS13])?)
-    }
-
     /// Accepts exactly `publisher_cert` (see [`PinnedCert`]).
     fn pinning(
         publisher_cert: CertificateDer<'static>,
     ) -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>> {
         let p = provider();
         let v = Arc::new(PinnedCert { certs: vec![publisher_cert], provider: p.clone() });
-        Ok(Self::builder(p)?.dangerous().with_custom_certificate_verifier(v))
+        Ok(tls13_only(rustls::ClientConfig::builder_with_provider(p))?.dangerous().with_custom_certificate_verifier(v))
     }
 
     /// Verifies the publisher's chain against `ca_roots`.
     fn trusting(
         ca_roots: &[CertificateDer<'static>],
     ) -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::client::WantsClientCert>> {
-        Ok(Self::builder(provider())?.with_root_certificates(roots(ca_roots)?))
+        Ok(tls13_only(rustls::ClientConfig::builder_with_provider(provider()))?
+            .with_root_certificates(roots(ca_roots)?))
     }
 
     /// Speaks our ALPN, uses the mirror transport limits.
@@ -333,6 +335,36 @@ impl PinnedCert {
     }
 }
 
+/// The handshake-signature checks of both verifier traits (their methods
+/// have the same names and signatures): TLS 1.2 is refused, TLS 1.3 uses
+/// the pinned provider's algorithms.
+macro_rules! pinned_signature_checks {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            _message: &[u8],
+            _cert: &CertificateDer<'_>,
+            _dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            // TLS 1.2 is never enabled.
+            Err(rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls13RequiredForQuic))
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.provider.signature_verification_algorithms.supported_schemes()
+        }
+    };
+}
+
 impl ClientCertVerifier for PinnedCert {
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
         &[]
@@ -347,27 +379,7 @@ impl ClientCertVerifier for PinnedCert {
         self.check(end_entity).map(|()| ClientCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        ServerCertVerifier::verify_tls12_signature(self, message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        ServerCertVerifier::verify_tls13_signature(self, message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        ServerCertVerifier::supported_verify_schemes(self)
-    }
+    pinned_signature_checks!();
 }
 
 impl ServerCertVerifier for PinnedCert {
@@ -382,26 +394,5 @@ impl ServerCertVerifier for PinnedCert {
         self.check(end_entity).map(|()| ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        // TLS 1.2 is never enabled.
-        Err(rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls13RequiredForQuic))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
-    }
+    pinned_signature_checks!();
 }

@@ -47,12 +47,6 @@ pub struct HashMap<K: Pod + Eq, V: Pod> {
     _t: PhantomData<Invariant<(K, V)>>,
 }
 
-// SAFETY: a mapping handle plus a pointer into it; all shared accesses are
-// atomic and keys/values are copied.
-unsafe impl<K: Pod + Eq, V: Pod> Send for HashMap<K, V> {}
-// SAFETY: as above.
-unsafe impl<K: Pod + Eq, V: Pod> Sync for HashMap<K, V> {}
-
 impl<K: Pod + Eq, V: Pod> HashMap<K, V> {
     pub(crate) fn from_region(region: Region) -> Self {
         let mask = region.capacity - 1;

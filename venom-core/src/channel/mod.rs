@@ -68,6 +68,7 @@ pub use stop::StopHandle;
 pub use crate::cmd_queue::WaitStrategy;
 use crate::cmd_queue::{DEFAULT_MAX_MSG_SIZE, Geometry};
 use crate::error::{Error, Result};
+use crate::header::static_usize;
 use crate::loom::sync::{AtomicU64, Ordering};
 use crate::segment::Segment;
 use crate::seq_region::{self, RegionConfig};
@@ -196,15 +197,9 @@ fn check_layout(seg: &Segment) -> Result<(usize, usize, WaitStrategy)> {
         return Err(Error::corrupt(name, "channel body too short"));
     }
     let h = header(seg);
-    // Relaxed: static after init, published by the segment's READY Acquire.
-    crate::header::check_block(
-        name,
-        "channel",
-        (h.magic.load(Ordering::Relaxed), CHANNEL_MAGIC),
-        (h.version.load(Ordering::Relaxed), CHANNEL_LAYOUT_VERSION),
-    )?;
-    let get = |a: &AtomicU64| usize::try_from(a.load(Ordering::Relaxed)).unwrap_or(usize::MAX);
-    let (queue_len, replies, data) = (get(&h.queue_len), get(&h.replies_offset), get(&h.data_offset));
+    crate::header::check_block_words(name, "channel", (&h.magic, CHANNEL_MAGIC), (&h.version, CHANNEL_LAYOUT_VERSION))?;
+    let (queue_len, replies, data) =
+        (static_usize(&h.queue_len), static_usize(&h.replies_offset), static_usize(&h.data_offset));
     let ok = QUEUE_OFFSET.checked_add(queue_len) == Some(replies)
         && replies <= data
         && data <= seg.body_len()

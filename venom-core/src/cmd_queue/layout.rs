@@ -15,6 +15,7 @@
 use super::ring::{INLINE_LEN, Line, RING_CTL_LEN, Ring, RingCtl, SLOT_LINE};
 use crate::error::{Error, Result};
 use crate::futex::EventCount;
+use crate::header::static_usize;
 use crate::loom::sync::{AtomicU64, Ordering};
 
 /// "VNMQUEUE", little-endian.
@@ -182,18 +183,15 @@ impl Block {
         }
         // SAFETY: at least 256 bytes, aligned (checked); atomics accept any bits.
         let h = unsafe { &*(base as *const QueueHeader) };
-        // Relaxed: the block was published before we could map it (segment
-        // READY Acquire, or the caller's protocol).
-        crate::header::check_block(
+        crate::header::check_block_words(
             name,
             "command queue",
-            (h.magic.load(Ordering::Relaxed), QUEUE_MAGIC),
-            (h.version.load(Ordering::Relaxed), QUEUE_LAYOUT_VERSION),
+            (&h.magic, QUEUE_MAGIC),
+            (&h.version, QUEUE_LAYOUT_VERSION),
         )?;
-        let field = |a: &AtomicU64| usize::try_from(a.load(Ordering::Relaxed)).unwrap_or(usize::MAX);
-        let geo = Geometry::new(field(&h.lanes), field(&h.depth), field(&h.max_msg))
+        let geo = Geometry::new(static_usize(&h.lanes), static_usize(&h.depth), static_usize(&h.max_msg))
             .map_err(|e| Error::corrupt(name, format!("queue header: {e}")))?;
-        if geo.depth != field(&h.depth) || geo.stride != field(&h.stride) {
+        if geo.depth != static_usize(&h.depth) || geo.stride != static_usize(&h.stride) {
             return Err(Error::corrupt(name, "queue depth or stride inconsistent"));
         }
         if geo.total_len() > len {

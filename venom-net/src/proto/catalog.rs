@@ -168,14 +168,6 @@ impl CatalogBuilder {
     }
 }
 
-fn dtype_from_u8(v: u8) -> Result<Dtype> {
-    use Dtype::*;
-    [U8, I8, U16, I16, U32, I32, F32, U64, I64, F64]
-        .into_iter()
-        .find(|d| *d as u8 == v)
-        .ok_or(Error::CatalogMalformed("unknown dtype"))
-}
-
 fn valid_name(name: &str) -> bool {
     (1..=MAX_NAME).contains(&name.len())
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
@@ -290,7 +282,7 @@ impl Catalog {
             let name = std::str::from_utf8(r.bytes(name_len).map_err(trunc)?)
                 .map_err(|_| Error::CatalogMalformed("bad array name"))?
                 .to_owned();
-            let dtype = dtype_from_u8(r.u8().map_err(trunc)?)?;
+            let dtype = Dtype::from_code(r.u8().map_err(trunc)?).ok_or(Error::CatalogMalformed("unknown dtype"))?;
             let ndim = r.u8().map_err(trunc)? as usize;
             if ndim == 0 || ndim > MAX_NDIM {
                 return Err(Error::CatalogMalformed("shape needs 1..=8 dimensions, each > 0"));

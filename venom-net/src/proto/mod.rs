@@ -41,6 +41,7 @@ pub mod stats;
 pub mod subscription;
 pub mod transmit;
 mod wire;
+mod wire_code;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 

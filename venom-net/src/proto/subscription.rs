@@ -17,6 +17,7 @@
 
 use crate::error::{Error, Result};
 use crate::proto::wire::{Reader, put_u16, put_u64};
+use crate::proto::wire_code::wire_code_enum;
 use std::ops::Range;
 
 /// Most parts in one subscription.
@@ -26,50 +27,40 @@ pub const MAX_NDIM: usize = 8;
 /// Most contiguous runs a subscription may compile to.
 pub const MAX_RUNS: usize = 1 << 16;
 
-/// Element type of a typed array (only its size matters for slicing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-#[allow(missing_docs)]
-pub enum Dtype {
-    U8 = 0,
-    I8 = 1,
-    U16 = 2,
-    I16 = 3,
-    U32 = 4,
-    I32 = 5,
-    F32 = 6,
-    U64 = 7,
-    I64 = 8,
-    F64 = 9,
+/// Declares [`Dtype`] from one table: each element type's wire code and
+/// the Rust type whose size it has.
+macro_rules! dtypes {
+    ($($variant:ident = $code:literal: $rust:ty,)+) => {
+        wire_code_enum! {
+            /// Element type of a typed array (only its size matters for slicing).
+            #[allow(missing_docs)]
+            pub enum Dtype {
+                $($variant = $code,)+
+            }
+        }
+
+        impl Dtype {
+            /// Size of one element in bytes.
+            pub fn size(self) -> u64 {
+                match self {
+                    $(Dtype::$variant => core::mem::size_of::<$rust>() as u64,)+
+                }
+            }
+        }
+    };
 }
 
-impl Dtype {
-    /// Size of one element in bytes.
-    pub fn size(self) -> u64 {
-        match self {
-            Dtype::U8 | Dtype::I8 => 1,
-            Dtype::U16 | Dtype::I16 => 2,
-            Dtype::U32 | Dtype::I32 | Dtype::F32 => 4,
-            Dtype::U64 | Dtype::I64 | Dtype::F64 => 8,
-        }
-    }
-
-    fn from_u8(v: u8) -> Result<Self> {
-        use Dtype::*;
-        Ok(match v {
-            0 => U8,
-            1 => I8,
-            2 => U16,
-            3 => I16,
-            4 => U32,
-            5 => I32,
-            6 => F32,
-            7 => U64,
-            8 => I64,
-            9 => F64,
-            _ => return Err(Error::Malformed("unknown dtype")),
-        })
-    }
+dtypes! {
+    U8 = 0: u8,
+    I8 = 1: i8,
+    U16 = 2: u16,
+    I16 = 3: i16,
+    U32 = 4: u32,
+    I32 = 5: i32,
+    F32 = 6: f32,
+    U64 = 7: u64,
+    I64 = 8: i64,
+    F64 = 9: f64,
 }
 
 /// One piece of a subscription. `dst` is the offset in the mirror's local region.
@@ -238,7 +229,7 @@ impl Subscription {
                 0 => Part::Whole { dst: r.u64()? },
                 1 => Part::Range { src: r.u64()?, len: r.u64()?, dst: r.u64()? },
                 2 => {
-                    let dtype = Dtype::from_u8(r.u8()?)?;
+                    let dtype = Dtype::from_code(r.u8()?).ok_or(Error::Malformed("unknown dtype"))?;
                     let ndim = r.u8()? as usize;
                     if ndim == 0 || ndim > MAX_NDIM {
                         return Err(Error::Malformed("slice dimension count out of range"));

@@ -22,6 +22,7 @@
 mod update;
 
 use crate::proto::subscription::Subscription;
+use crate::proto::wire_code::wire_code_enum;
 pub use update::{Update, encode_single_update};
 pub(crate) use update::{encode_update_head, finish_update, peek_flags, push_run_head, set_update_len, update_head};
 
@@ -54,41 +55,28 @@ pub const FLAG_REPAIR: u8 = 4;
 /// Most digest chunks one [`RepairFrame`] may name.
 pub const MAX_REPAIR_CHUNKS: usize = 1024;
 
-/// Frame types. Values 16.. are reserved for the region catalog and mesh
-/// ownership frames of later protocol versions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum FrameType {
-    /// Mirror → publisher: subscription request.
-    Hello = 1,
-    /// Publisher → mirror: session parameters.
-    Welcome = 2,
-    /// Publisher → mirror: one frame of a snapshot or delta.
-    Update = 3,
-    /// Publisher → mirror: integrity digest of the subscribed bytes at a seq.
-    Hash = 4,
-    /// Mirror → publisher: cumulative acknowledgement.
-    Ack = 5,
-    /// Mirror → publisher: please send a full snapshot.
-    Resync = 6,
-    /// Mirror → publisher: resend these digest chunks in full.
-    Repair = 7,
+wire_code_enum! {
+    /// Frame types. Values 16.. are reserved for the region catalog and mesh
+    /// ownership frames of later protocol versions.
+    pub enum FrameType {
+        /// Mirror → publisher: subscription request.
+        Hello = 1,
+        /// Publisher → mirror: session parameters.
+        Welcome = 2,
+        /// Publisher → mirror: one frame of a snapshot or delta.
+        Update = 3,
+        /// Publisher → mirror: integrity digest of the subscribed bytes at a seq.
+        Hash = 4,
+        /// Mirror → publisher: cumulative acknowledgement.
+        Ack = 5,
+        /// Mirror → publisher: please send a full snapshot.
+        Resync = 6,
+        /// Mirror → publisher: resend these digest chunks in full.
+        Repair = 7,
+    }
 }
 
 impl FrameType {
-    fn from_u8(v: u8) -> Result<Self> {
-        Ok(match v {
-            1 => FrameType::Hello,
-            2 => FrameType::Welcome,
-            3 => FrameType::Update,
-            4 => FrameType::Hash,
-            5 => FrameType::Ack,
-            6 => FrameType::Resync,
-            7 => FrameType::Repair,
-            _ => return Err(Error::UnknownFrameType(v)),
-        })
-    }
-
     /// The body length cap of this frame type.
     pub fn max_body(self) -> usize {
         match self {
@@ -116,7 +104,7 @@ impl FrameHeader {
         if b[2] != PROTOCOL_VERSION {
             return Err(Error::UnsupportedVersion(b[2]));
         }
-        let kind = FrameType::from_u8(b[3])?;
+        let kind = FrameType::from_code(b[3]).ok_or(Error::UnknownFrameType(b[3]))?;
         let body_len = u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as usize;
         if body_len > kind.max_body() {
             return Err(Error::FrameTooLarge { len: body_len, max: kind.max_body() });
@@ -229,20 +217,20 @@ pub struct RepairFrame {
     pub chunks: Vec<u32>,
 }
 
-/// Why a mirror asks for a resync.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum ResyncReason {
-    /// A delta did not apply on top of the last applied seq.
-    Gap = 1,
-    /// The blake3 check failed.
-    HashMismatch = 2,
-    /// The frames of one update arrived out of order.
-    BrokenUpdate = 3,
-    /// Repeated request after a timeout.
-    Retry = 4,
-    /// Asked for by the application.
-    Requested = 5,
+wire_code_enum! {
+    /// Why a mirror asks for a resync.
+    pub enum ResyncReason {
+        /// A delta did not apply on top of the last applied seq.
+        Gap = 1,
+        /// The blake3 check failed.
+        HashMismatch = 2,
+        /// The frames of one update arrived out of order.
+        BrokenUpdate = 3,
+        /// Repeated request after a timeout.
+        Retry = 4,
+        /// Asked for by the application.
+        Requested = 5,
+    }
 }
 
 /// A decoded frame.
