@@ -160,28 +160,32 @@ fn uds_server(path: &str) {
 }
 
 fn word(seg: &Segment) -> &AtomicU64 {
-    // SAFETY: the body is 128-aligned and at least 8 bytes; AtomicU64 accepts
-    // any bits and is the only way either process touches it.
-    unsafe { &*(seg.body_ptr() as *const AtomicU64) }
+    word_at(seg, 0)
 }
 
-/// Child: the two-line ping-pong responder: polls the request word (offset
-/// 0) and copies it to the reply word (offset 128, another 128-byte pair of
-/// lines). The floor of any protocol whose request and reply travel on
-/// separate lines, each written by one side only (venom's rings, iceoryx2's
-/// queues).
-fn cacheline2(arg: &str) {
-    // "NAME" or "NAME work": the latter spins `one_line::WORK_NS` between
-    // seeing the request and answering (the control for proto F).
+/// The word at byte `at` (0 or 128) of a ping-pong segment.
+fn word_at(seg: &Segment, at: usize) -> &AtomicU64 {
+    assert!(at == 0 || at + 8 <= seg.body_len());
+    // SAFETY: `at` is 0 or 128 and inside the body (checked), which is
+    // 128-aligned; AtomicU64 accepts any bits and is the only way either
+    // process touches it.
+    unsafe { &*(seg.body_ptr().add(at) as *const AtomicU64) }
+}
+
+/// Child: the ping-pong responder. `cacheline` (one line, the floor) answers
+/// an odd ping `v` with `v + 1` in the same word. `cacheline2` (two lines)
+/// copies the ping into its own reply word at byte 128: the floor of any
+/// protocol whose request and reply travel on separate lines, each written
+/// by one side only (venom's rings, iceoryx2's queues); with the argument
+/// "NAME work" it first spins `one_line::WORK_NS` (the control for proto F).
+fn cacheline_peer(arg: &str, lines: usize) {
     let (name, with_work) = match arg.split_once(' ') {
         Some((name, _)) => (name, true),
         None => (arg, false),
     };
     place_peer();
     let seg = Segment::open(name, SegmentKind::RAW).expect("open");
-    let w = word(&seg);
-    // SAFETY: the body is 256 bytes.
-    let r = unsafe { &*(seg.body_ptr().add(128) as *const AtomicU64) };
+    let (w, r) = (word(&seg), word_at(&seg, 128 * (lines - 1)));
     let mut last = 0;
     loop {
         // Acquire/Release: a plain message-passing handshake.
@@ -189,72 +193,68 @@ fn cacheline2(arg: &str) {
         if v == u64::MAX {
             return;
         }
-        if v != last {
+        if v != last && (lines == 2 || v % 2 == 1) {
             if with_work {
                 one_line::work(one_line::WORK_NS);
             }
-            r.store(v, Ordering::Release);
-            last = v;
+            let answer = if lines == 2 { v } else { v + 1 };
+            r.store(answer, Ordering::Release);
+            last = answer;
         }
         std::hint::spin_loop();
     }
 }
 
-/// The two-line ping-pong (see [`cacheline2`]).
-struct Line2 {
+/// A bare cache-line ping-pong with a peer process: the client stores a
+/// counter into word 0; the peer answers in the same line (the one-line
+/// floor, [`cacheline`]) or in its own line at byte 128 ([`cacheline2`]).
+struct PingPong {
     seg: Segment,
+    /// 0 (one line) or 128 (two lines).
+    reply_at: usize,
     next: u64,
     _peer: Peer,
 }
 
-impl RoundTrip for Line2 {
-    fn round_trip(&mut self) {
-        let w = word(&self.seg);
-        // SAFETY: the body is 256 bytes.
-        let r = unsafe { &*(self.seg.body_ptr().add(128) as *const AtomicU64) };
-        // Release/Acquire: the ping (line 0) and the pong (line 2).
-        w.store(self.next, Ordering::Release);
-        let want = self.next;
-        spin_until(|| r.load(Ordering::Acquire) == want, "cache line 2");
-        self.next += 1;
+impl PingPong {
+    fn start(kind: &str, lines: usize, arg_suffix: &str, pinned: bool) -> PingPong {
+        let name = format!("bench-{kind}-{}", std::process::id());
+        let seg = Segment::builder(&name, SegmentKind::RAW).body_len(128 * lines).create().expect("create line");
+        let peer = Peer::spawn(kind, &format!("{name}{arg_suffix}"), pinned);
+        let mut l = PingPong { seg, reply_at: 128 * (lines - 1), next: 1, _peer: peer };
+        l.round_trip(); // waits until the peer is up
+        l
     }
 }
 
-impl Drop for Line2 {
+impl RoundTrip for PingPong {
+    fn round_trip(&mut self) {
+        let (w, r) = (word(&self.seg), word_at(&self.seg, self.reply_at));
+        // Release/Acquire: the ping and the pong.
+        w.store(self.next, Ordering::Release);
+        // One line: the peer overwrites the ping with next + 1; two lines: it
+        // echoes the ping in its own line.
+        let want = if self.reply_at == 0 { self.next + 1 } else { self.next };
+        spin_until(|| r.load(Ordering::Acquire) == want, "cache line");
+        self.next = want + 1;
+    }
+}
+
+impl Drop for PingPong {
     fn drop(&mut self) {
         word(&self.seg).store(u64::MAX, Ordering::Release);
         let _ = self.seg.unlink();
     }
 }
 
-fn line2(pinned: bool, with_work: bool) -> Line2 {
-    let name = format!("bench-line2-{}", std::process::id());
-    let seg = Segment::builder(&name, SegmentKind::RAW).body_len(256).create().expect("create line");
-    let arg = if with_work { format!("{name} work") } else { name };
-    let peer = Peer::spawn("cacheline2", &arg, pinned);
-    let mut l = Line2 { seg, next: 1, _peer: peer };
-    l.round_trip();
-    l
+/// The one-line floor.
+fn line(pinned: bool) -> PingPong {
+    PingPong::start("cacheline", 1, "", pinned)
 }
 
-/// Child: the cache-line ping-pong responder: answers odd with odd + 1.
-fn cacheline(name: &str) {
-    place_peer();
-    let seg = Segment::open(name, SegmentKind::RAW).expect("open");
-    let w = word(&seg);
-    let mut last = 0;
-    loop {
-        // Acquire/Release: a plain message-passing handshake.
-        let v = w.load(Ordering::Acquire);
-        if v == u64::MAX {
-            return;
-        }
-        if v != last && v % 2 == 1 {
-            w.store(v + 1, Ordering::Release);
-            last = v + 1;
-        }
-        std::hint::spin_loop();
-    }
+/// The two-line ping-pong, optionally with the prototypes' responder work.
+fn line2(pinned: bool, with_work: bool) -> PingPong {
+    PingPong::start("cacheline2", 2, if with_work { " work" } else { "" }, pinned)
 }
 
 fn ice_node() -> Node<ipc::Service> {
@@ -273,16 +273,26 @@ fn ice_server(name: &str) {
     let service =
         node.service_builder(&ice_name(name)).request_response::<u64, u64>().open_or_create().expect("rr service");
     let server = service.server_builder().create().expect("server");
+    ice_echo(|| {
+        server.receive().expect("receive").map(|req| {
+            let v = *req;
+            req.send_copy(v).expect("respond");
+            v
+        })
+    });
+}
+
+/// The iceoryx2 peers' loop: `echo` answers the next message if there is
+/// one and returns it; busy-waits between messages; returns on the quit
+/// message (or after 600 s, should the bench have died).
+fn ice_echo(mut echo: impl FnMut() -> Option<u64>) {
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut spins = 0u32;
     loop {
-        if let Some(req) = server.receive().expect("receive") {
-            let v = *req;
-            req.send_copy(v).expect("respond");
-            if v == ICE_QUIT {
-                return;
-            }
-            continue;
+        match echo() {
+            Some(ICE_QUIT) => return,
+            Some(_) => continue,
+            None => {}
         }
         std::hint::spin_loop();
         spins = spins.wrapping_add(1);
@@ -317,24 +327,11 @@ fn ice_pong(name: &str) {
     let b2a = ice_pubsub(&node, &format!("{name}/b2a"));
     let sub = a2b.subscriber_builder().create().expect("subscriber");
     let publ = b2a.publisher_builder().create().expect("publisher");
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let mut spins = 0u32;
-    loop {
-        if let Some(s) = sub.receive().expect("receive") {
-            let v = *s;
-            drop(s);
-            publ.loan_uninit().expect("loan").write_payload(v).send().expect("send");
-            if v == ICE_QUIT {
-                return;
-            }
-            continue;
-        }
-        std::hint::spin_loop();
-        spins = spins.wrapping_add(1);
-        if spins & 0xFFFF == 0 && Instant::now() > deadline {
-            return;
-        }
-    }
+    ice_echo(|| {
+        let v = *sub.receive().expect("receive")?;
+        publ.loan_uninit().expect("loan").write_payload(v).send().expect("send");
+        Some(v)
+    });
 }
 
 /// Child: one of several throughput clients: waits for `go`, runs.
@@ -393,6 +390,19 @@ fn spin_until(mut done: impl FnMut() -> bool, what: &str) {
             assert!(Instant::now() < d, "{what}: peer not answering");
         }
     }
+}
+
+/// [`spin_until`] `recv` returns a value; returns it.
+fn spin_for<T>(mut recv: impl FnMut() -> Option<T>, what: &str) -> T {
+    let mut got = None;
+    spin_until(
+        || {
+            got = recv();
+            got.is_some()
+        },
+        what,
+    );
+    got.expect("spin_until returns once recv returned a value")
 }
 
 struct Channel {
@@ -471,39 +481,6 @@ impl Drop for Uds {
     }
 }
 
-struct Line {
-    seg: Segment,
-    next: u64,
-    _peer: Peer,
-}
-
-fn line(pinned: bool) -> Line {
-    let name = format!("bench-line-{}", std::process::id());
-    let seg = Segment::builder(&name, SegmentKind::RAW).body_len(128).create().expect("create line");
-    let peer = Peer::spawn("cacheline", &name, pinned);
-    let mut l = Line { seg, next: 1, _peer: peer };
-    l.round_trip(); // waits until the peer is up
-    l
-}
-
-impl RoundTrip for Line {
-    fn round_trip(&mut self) {
-        let w = word(&self.seg);
-        // Release/Acquire: the ping and the pong.
-        w.store(self.next, Ordering::Release);
-        let want = self.next + 1;
-        spin_until(|| w.load(Ordering::Acquire) == want, "cache line");
-        self.next += 2;
-    }
-}
-
-impl Drop for Line {
-    fn drop(&mut self) {
-        word(&self.seg).store(u64::MAX, Ordering::Release);
-        let _ = self.seg.unlink();
-    }
-}
-
 /// iceoryx2 request-response client (busy-waits for the response).
 struct IceRr {
     client: iceoryx2::port::client::Client<ipc::Service, u64, (), u64, ()>,
@@ -520,19 +497,28 @@ fn ice_rr(pinned: bool) -> IceRr {
     let client = service.client_builder().create().expect("client");
     let peer = Peer::spawn("ice_server", &name, pinned);
     let c = IceRr { client, next: 0, _peer: peer, _node: node };
-    // The first request may go out before the server port exists (it is
-    // then dropped): retry until one is answered.
+    ping_until_answered(
+        "iceoryx2 server",
+        || c.client.send_copy(0).expect("request"),
+        |pending| pending.receive().expect("receive").is_some(),
+    );
+    c
+}
+
+/// iceoryx2 drops what is sent before the peer's port exists: sends a first
+/// message (`send`) until one is answered, for at most 10 s.
+fn ping_until_answered<P>(peer: &str, mut send: impl FnMut() -> P, mut answered: impl FnMut(&P) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let pending = c.client.send_copy(0).expect("request");
+        let sent = send();
         let t = Instant::now();
         while t.elapsed() < Duration::from_millis(50) {
-            if pending.receive().expect("receive").is_some() {
-                return c;
+            if answered(&sent) {
+                return;
             }
             std::hint::spin_loop();
         }
-        assert!(Instant::now() < deadline, "iceoryx2 server not answering");
+        assert!(Instant::now() < deadline, "{peer} not answering");
     }
 }
 
@@ -540,15 +526,7 @@ impl RoundTrip for IceRr {
     fn round_trip(&mut self) {
         self.next = (self.next + 1) % (ICE_QUIT - 1);
         let pending = self.client.loan_uninit().expect("loan").write_payload(self.next).send().expect("send");
-        let mut got = None;
-        spin_until(
-            || {
-                got = pending.receive().expect("receive").map(|r| *r);
-                got.is_some()
-            },
-            "iceoryx2 request-response",
-        );
-        black_box(got);
+        black_box(spin_for(|| pending.receive().expect("receive").map(|r| *r), "iceoryx2 request-response"));
     }
 }
 
@@ -582,35 +560,19 @@ fn ice_ps(pinned: bool) -> IcePs {
     let sub = b2a.subscriber_builder().create().expect("subscriber");
     let peer = Peer::spawn("ice_pong", &name, pinned);
     let p = IcePs { publ, sub, next: 0, _peer: peer, _node: node };
-    // Samples published before the peer subscribed are lost: ping until
-    // the first pong.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        p.publ.send_copy(0).expect("send");
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_millis(50) {
-            if p.sub.receive().expect("receive").is_some() {
-                return p;
-            }
-            std::hint::spin_loop();
-        }
-        assert!(Instant::now() < deadline, "iceoryx2 pong not answering");
-    }
+    ping_until_answered(
+        "iceoryx2 pong",
+        || p.publ.send_copy(0).expect("send"),
+        |_| p.sub.receive().expect("receive").is_some(),
+    );
+    p
 }
 
 impl RoundTrip for IcePs {
     fn round_trip(&mut self) {
         self.next = (self.next + 1) % (ICE_QUIT - 1);
         self.publ.loan_uninit().expect("loan").write_payload(self.next).send().expect("send");
-        let mut got = None;
-        spin_until(
-            || {
-                got = self.sub.receive().expect("receive").map(|s| *s);
-                got.is_some()
-            },
-            "iceoryx2 publish-subscribe",
-        );
-        black_box(got);
+        black_box(spin_for(|| self.sub.receive().expect("receive").map(|s| *s), "iceoryx2 publish-subscribe"));
     }
 }
 
@@ -923,8 +885,8 @@ fn main() {
         match role.as_str() {
             "daemon" => daemon(&arg),
             "uds" => uds_server(&arg),
-            "cacheline" => cacheline(&arg),
-            "cacheline2" => cacheline2(&arg),
+            "cacheline" => cacheline_peer(&arg, 1),
+            "cacheline2" => cacheline_peer(&arg, 2),
             "client" => client(&arg),
             "ice_server" => ice_server(&arg),
             "ice_pong" => ice_pong(&arg),
