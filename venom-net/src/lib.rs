@@ -129,7 +129,7 @@
 //! deltas since its seq; one that fell out of the backlog a snapshot from a
 //! frozen shadow view). A reconnecting mirror offers its `(epoch, seq)` in
 //! its hello and, within the backlog window, receives only what it missed.
-//! A mirror started with [`io::Mirror::connect_relay`] republishes its copy
+//! A mirror started with [`MirrorConfig::relay`] republishes its copy
 //! through [`io::Publisher::bind_relay`] with the origin's epochs and seqs.
 //!
 //! **Memory model** (publisher process, `S` = region size, `B` =

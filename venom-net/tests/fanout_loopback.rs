@@ -1,5 +1,5 @@
 //! Fan-out over real QUIC on loopback: one publisher, several mirrors and a
-//! relay (Mirror::connect_relay + Publisher::bind_relay) with leaves of its
+//! relay (MirrorConfig::relay + Publisher::bind_relay) with leaves of its
 //! own; everyone converges blake3-equal, with the origin's epoch and seqs.
 
 mod common;
@@ -30,16 +30,9 @@ fn publisher_with_mirrors_and_a_relay_converges() {
             .collect();
         // ...and a relay republishing its copy to two leaves.
         let relay_local = MemRegion::new(size, 16 << 10);
-        let relay = Mirror::connect_relay(
-            addr,
-            "localhost",
-            whole.clone(),
-            dev.client(),
-            Box::new(relay_local.clone()),
-            MirrorConfig { check_hash: true, ..Default::default() },
-            EncoderConfig::default(),
-        )
-        .unwrap();
+        let cfg = MirrorConfig { check_hash: true, relay: Some(EncoderConfig::default()), ..Default::default() };
+        let relay = Mirror::connect(addr, "localhost", whole.clone(), dev.client(), Box::new(relay_local.clone()), cfg)
+            .unwrap();
         let rp = Publisher::bind_relay(loopback(), &relay, dev.server(), PublisherConfig::default()).await.unwrap();
         let leaves: Vec<MemRegion> = (0..2).map(|_| MemRegion::new(size, 16 << 10)).collect();
         let leaf_mirrors: Vec<Mirror> =

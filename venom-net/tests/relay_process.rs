@@ -1,4 +1,4 @@
-//! A relay in a real child process (Mirror::connect_relay +
+//! A relay in a real child process (MirrorConfig::relay +
 //! Publisher::bind_relay) is killed with SIGKILL and restarted; the leaf
 //! mirror behind it stays consistent: it resumes without a snapshot when the
 //! origin did not move meanwhile, and converges blake3-equal with the
@@ -25,16 +25,8 @@ fn relay_child(arg: &str) {
         let origin = format!("127.0.0.1:{}", a[0]).parse().unwrap();
         let tls = ClientTls::pinned(id.cert().clone()).unwrap();
         let local = Box::new(MemRegion::new(SIZE, 16 << 10)); // a fresh process: fresh memory
-        let relay = Mirror::connect_relay(
-            origin,
-            "localhost",
-            Subscription::whole(),
-            tls,
-            local,
-            MirrorConfig::default(),
-            EncoderConfig::default(),
-        )
-        .unwrap();
+        let cfg = MirrorConfig { relay: Some(EncoderConfig::default()), ..Default::default() };
+        let relay = Mirror::connect(origin, "localhost", Subscription::whole(), tls, local, cfg).unwrap();
         let addr = format!("127.0.0.1:{}", a[1]).parse().unwrap();
         let _p = Publisher::bind_relay(addr, &relay, ServerTls::new(&id).unwrap(), PublisherConfig::default())
             .await

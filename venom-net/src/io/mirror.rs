@@ -6,7 +6,6 @@ use super::{CLOSED, PROTOCOL_ERROR, bind_endpoint};
 use crate::error::{Error, Result};
 use crate::proto::Now;
 use crate::proto::admission::Refusal;
-use crate::proto::encoder::EncoderConfig;
 use crate::proto::mirror::{Applied, MirrorConfig, MirrorSession};
 use crate::proto::region::RegionSink;
 use crate::proto::relay::RelaySink;
@@ -65,7 +64,7 @@ fn blocking<R>(f: impl FnOnce() -> R) -> R {
 /// ```
 pub struct Mirror {
     shared: Arc<Shared>,
-    /// A relay's encoder (see [`Mirror::connect_relay`]).
+    /// A relay's encoder (see [`MirrorConfig::relay`]).
     feed: Option<Arc<Feed>>,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -112,6 +111,15 @@ impl Mirror {
     /// `sink`. Returns at once; connection, reconnection (exponential
     /// backoff 20 ms..2 s) and resync run on a tokio task. Call inside a
     /// tokio runtime.
+    ///
+    /// With [`MirrorConfig::relay`] set, the mirror is a **relay**: every
+    /// update it applies to `sink` is also fed, tagged with the upstream's
+    /// `(epoch, seq)`, to a shared encoder that
+    /// [`Publisher::bind_relay`](super::Publisher::bind_relay) serves to
+    /// further mirrors. Chains of relays form a fan-out tree in which every
+    /// level holds the same `(epoch, seq)` names for the same bytes, so a
+    /// downstream mirror resumes across a relay restart whenever its
+    /// position is still the relay's.
     pub fn connect(
         addr: SocketAddr,
         server_name: &str,
@@ -120,49 +128,18 @@ impl Mirror {
         sink: Box<dyn RegionSink>,
         cfg: MirrorConfig,
     ) -> Result<Mirror> {
-        Self::start(addr, server_name, subscription, tls, sink, cfg, None)
-    }
-
-    /// Like [`connect`](Self::connect), for a **relay**: every update this
-    /// mirror applies to `sink` is also fed, tagged with the upstream's
-    /// `(epoch, seq)`, to a shared encoder (configured by `relay`: backlog
-    /// size, frame payload) that [`Publisher::bind_relay`](super::Publisher::bind_relay)
-    /// serves to further mirrors. Chains of relays form a fan-out tree in
-    /// which every level holds the same `(epoch, seq)` names for the same
-    /// bytes, so a downstream mirror resumes across a relay restart whenever
-    /// its position is still the relay's.
-    pub fn connect_relay(
-        addr: SocketAddr,
-        server_name: &str,
-        subscription: Subscription,
-        tls: ClientTls,
-        sink: Box<dyn RegionSink>,
-        cfg: MirrorConfig,
-        relay: EncoderConfig,
-    ) -> Result<Mirror> {
-        let mut sink = RelaySink::new(sink, relay)?;
-        let feed = Arc::new(Feed::from_shared(sink.encoder()));
-        let f = feed.clone();
-        sink.on_update(Box::new(move |tag| {
-            f.version.send_replace(tag.seq);
-        }));
-        Self::start(addr, server_name, subscription, tls, Box::new(sink), cfg, Some(feed))
-    }
-
-    /// The relay encoder's feed (for `Publisher::bind_relay`).
-    pub(crate) fn feed(&self) -> Option<Arc<Feed>> {
-        self.feed.clone()
-    }
-
-    fn start(
-        addr: SocketAddr,
-        server_name: &str,
-        subscription: Subscription,
-        tls: ClientTls,
-        sink: Box<dyn RegionSink>,
-        cfg: MirrorConfig,
-        feed: Option<Arc<Feed>>,
-    ) -> Result<Mirror> {
+        let (sink, feed): (Box<dyn RegionSink>, _) = match &cfg.relay {
+            None => (sink, None),
+            Some(relay) => {
+                let mut sink = RelaySink::new(sink, relay.clone())?;
+                let feed = Arc::new(Feed::from_shared(sink.encoder()));
+                let f = feed.clone();
+                sink.on_update(Box::new(move |tag| {
+                    f.version.send_replace(tag.seq);
+                }));
+                (Box::new(sink), Some(feed))
+            }
+        };
         let bind: SocketAddr =
             if addr.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().map_err(|_| Error::Closed)?;
         let mut endpoint = bind_endpoint(bind, None)?;
@@ -181,6 +158,11 @@ impl Mirror {
         let session = MirrorSession::new(cfg, subscription);
         let task = tokio::spawn(run(endpoint, addr, server_name.to_owned(), session, sink, shared.clone(), stop_rx));
         Ok(Mirror { shared, feed, stop, task: Some(task) })
+    }
+
+    /// The relay encoder's feed (for `Publisher::bind_relay`).
+    pub(crate) fn feed(&self) -> Option<Arc<Feed>> {
+        self.feed.clone()
     }
 
     /// Like [`connect`](Self::connect), mirroring into a new venom-core

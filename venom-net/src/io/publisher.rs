@@ -105,19 +105,19 @@ impl Publisher {
         Self::serve(addr, Feed::new(encoder), Some(region), tls, cfg).await
     }
 
-    /// Republishes a relay mirror's local copy ([`Mirror::connect_relay`](super::Mirror::connect_relay))
+    /// Republishes a relay mirror's local copy (a [`Mirror`](super::Mirror) connected with [`MirrorConfig::relay`](crate::MirrorConfig::relay))
     /// to further mirrors: same protocol, TLS and authorization; the
     /// upstream's epochs and seqs are served unchanged, so fan-out becomes a
     /// tree across hosts. Mirrors that connect before the relay has its
     /// first upstream update wait for it. `cfg.backlog_bytes` is ignored
-    /// (the relay's encoder was configured by `connect_relay`).
+    /// (the relay's encoder was configured by `MirrorConfig::relay`).
     pub async fn bind_relay(
         addr: SocketAddr,
         relay: &super::Mirror,
         tls: ServerTls,
         cfg: PublisherConfig,
     ) -> Result<Publisher> {
-        let feed = relay.feed().ok_or(Error::Protocol("not a relay mirror (use Mirror::connect_relay)".into()))?;
+        let feed = relay.feed().ok_or(Error::Protocol("not a relay mirror (set MirrorConfig::relay)".into()))?;
         Self::serve(addr, feed, None, tls, cfg).await
     }
 

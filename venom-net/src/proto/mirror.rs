@@ -76,6 +76,12 @@ pub struct MirrorConfig {
     pub max_faults: u32,
     /// Clean digest chunks re-read per digest check (background scrub).
     pub scrub_chunks: usize,
+    /// Make this mirror a **relay** (default `None`): every update it
+    /// applies is also fed, tagged with the upstream's `(epoch, seq)`, to a
+    /// shared encoder configured by this (backlog size, frame payload)
+    /// through a [`RelaySink`](crate::proto::relay::RelaySink), which
+    /// `io::Publisher::bind_relay` serves to further mirrors.
+    pub relay: Option<crate::proto::encoder::EncoderConfig>,
 }
 
 impl Default for MirrorConfig {
@@ -89,6 +95,7 @@ impl Default for MirrorConfig {
             resync_backoff_max: Duration::from_secs(5),
             max_faults: 8,
             scrub_chunks: 4,
+            relay: None,
         }
     }
 }

@@ -80,7 +80,7 @@ pub struct PublisherConfig {
     /// The I/O shell refuses connections beyond this many live sessions.
     /// A session costs no shadow (see the crate's memory model), so this
     /// can be raised well beyond the default; past one host's network or
-    /// CPU, fan out through relays (`io::Mirror::connect_relay`).
+    /// CPU, fan out through relays (`MirrorConfig::relay`).
     pub max_mirrors: usize,
     /// Bytes of encoded deltas the region's encoder keeps (the replication
     /// backlog): mirrors that are behind, or reconnect, by less than this
