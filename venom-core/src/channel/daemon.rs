@@ -89,10 +89,6 @@ pub struct DaemonChannel {
     stats: DaemonStats,
 }
 
-// SAFETY: the reply rings point into `seg`, which the daemon keeps alive;
-// every access through them is atomic.
-unsafe impl Send for DaemonChannel {}
-
 impl std::fmt::Debug for DaemonChannel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DaemonChannel").field("name", &self.seg.name()).field("stats", &self.stats).finish()

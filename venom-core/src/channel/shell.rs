@@ -77,9 +77,6 @@ pub struct ShellChannel {
     abandoned: HashSet<u64>,
 }
 
-// SAFETY: `reply` points into `seg`, which we keep alive; atomic access only.
-unsafe impl Send for ShellChannel {}
-
 impl std::fmt::Debug for ShellChannel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ShellChannel").field("name", &self.name).field("client", &self.client_id()).finish()

@@ -37,9 +37,6 @@ pub struct Consumer {
     corrupt: u64,
 }
 
-// SAFETY: the rings point into memory kept alive by `q`; atomic access only.
-unsafe impl Send for Consumer {}
-
 impl std::fmt::Debug for Consumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Consumer").field("lanes", &self.rings.len()).field("wait", &self.wait).finish()

@@ -23,9 +23,6 @@ pub struct Producer {
     cached_head: u64,
 }
 
-// SAFETY: `ring` points into memory kept alive by `q`; all accesses are atomic.
-unsafe impl Send for Producer {}
-
 impl std::fmt::Debug for Producer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Producer").field("lane", &self.lane).field("generation", &self.generation).finish()

@@ -120,6 +120,21 @@ pub(crate) struct Ring {
     pub(crate) max_msg: usize,
 }
 
+// SAFETY: a `Ring` is a view that owns nothing: whoever holds one keeps its
+// mapping alive (the invariant above), which is the same condition on any
+// thread, and every access through it is atomic. This one argument makes
+// the handles built on rings (producer, consumer, shell, daemon) `Send`.
+unsafe impl Send for Ring {}
+
+#[cfg(not(loom))]
+const _: () = {
+    const fn send<T: Send>() {}
+    send::<crate::cmd_queue::Producer>();
+    send::<crate::cmd_queue::Consumer>();
+    send::<crate::channel::ShellChannel>();
+    send::<crate::channel::DaemonChannel>();
+};
+
 impl Ring {
     pub(crate) fn ctl(&self) -> &RingCtl {
         // SAFETY: struct invariant: `ctl` points into a live mapping (or a
