@@ -178,6 +178,25 @@ pub(crate) unsafe fn open_named<H>(
     })
 }
 
+/// The whole body of the `_create(name, config, out)` functions: like
+/// [`open_named`], with the configuration (`config`, NULL = `C`'s defaults)
+/// passed to `make` with the name.
+///
+/// # Safety
+/// As [`open_named`]; `config` is NULL or valid for reads.
+pub(crate) unsafe fn create_named<C: Copy + Default, H>(
+    name: *const c_char,
+    config: *const C,
+    out: *mut *mut H,
+    what: &str,
+    make: impl FnOnce(&str, C) -> FfiResult<H>,
+) -> venom_status {
+    // SAFETY: NULL or valid for reads per the contract.
+    let c = unsafe { config.as_ref() }.copied().unwrap_or_default();
+    // SAFETY: forwarded contract.
+    unsafe { open_named(name, out, what, |name| make(name, c)) }
+}
+
 /// The whole body of the `_config_default` functions: fills `*out` with
 /// `T`'s defaults.
 ///

@@ -151,30 +151,25 @@ pub unsafe extern "C" fn venom_daemon_create(
     config: *const venom_channel_config,
     out: *mut *mut venom_daemon,
 ) -> venom_status {
-    guard(|| {
-        let out = args::out(out, "daemon")?;
-        // SAFETY: forwarded contract.
-        let name = unsafe { args::name(name)? };
-        // SAFETY: NULL or valid for reads per the contract.
-        let c = unsafe { config.as_ref() }.copied().unwrap_or_default();
-        let cfg = ChannelConfig {
-            data_size: c.data_size,
-            cmd_slots: c.cmd_slots,
-            max_clients: c.max_clients,
-            max_msg_size: c.max_msg_size,
-            wait: wait_strategy(c.wait)?,
-            chunk_size: c.chunk_size,
-            mode: c.mode,
-        };
-        let chan = DaemonChannel::create(name, cfg)?;
-        let d = venom_daemon {
-            stop: chan.stop_handle(),
-            state: UnsafeCell::new(DaemonState { chan, held: None, pending: HashMap::new(), next_token: 1 }),
-        };
-        // SAFETY: checked non-null; valid per the contract.
-        unsafe { out.set_handle(d) };
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        args::create_named(name, config, out, "daemon", |name, c: venom_channel_config| {
+            let cfg = ChannelConfig {
+                data_size: c.data_size,
+                cmd_slots: c.cmd_slots,
+                max_clients: c.max_clients,
+                max_msg_size: c.max_msg_size,
+                wait: wait_strategy(c.wait)?,
+                chunk_size: c.chunk_size,
+                mode: c.mode,
+            };
+            let chan = DaemonChannel::create(name, cfg)?;
+            Ok(venom_daemon {
+                stop: chan.stop_handle(),
+                state: UnsafeCell::new(DaemonState { chan, held: None, pending: HashMap::new(), next_token: 1 }),
+            })
+        })
+    }
 }
 
 /// Publishes `len` bytes at offset 0 of the channel's data region (shells

@@ -121,32 +121,27 @@ pub unsafe extern "C" fn venom_kv_create(
     config: *const venom_kv_config,
     out: *mut *mut venom_kv,
 ) -> venom_status {
-    guard(|| {
-        let out = args::out(out, "cache")?;
-        // SAFETY: forwarded contract.
-        let name = unsafe { args::name(name)? };
-        // SAFETY: NULL or valid for reads per the contract.
-        let c = unsafe { config.as_ref() }.copied().unwrap_or_default();
-        let eviction = match c.eviction {
-            VENOM_EVICT_REJECT => Eviction::Reject,
-            VENOM_EVICT_CLOCK => Eviction::Clock,
-            other => return Err(Failure::inval(format!("unknown eviction policy {other}"))),
-        };
-        let cfg = KvConfig {
-            max_entries: c.max_entries,
-            data_bytes: c.data_bytes,
-            max_key_len: c.max_key_len,
-            max_value_len: c.max_value_len,
-            eviction,
-            default_ttl: (c.default_ttl_ms != 0).then(|| Duration::from_millis(c.default_ttl_ms)),
-            mode: c.mode,
-        };
-        cfg.validate()?;
-        let inner = KvCache::create(name, cfg)?;
-        // SAFETY: checked non-null; valid per the contract.
-        unsafe { out.set_handle(venom_kv { inner }) };
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        args::create_named(name, config, out, "cache", |name, c: venom_kv_config| {
+            let eviction = match c.eviction {
+                VENOM_EVICT_REJECT => Eviction::Reject,
+                VENOM_EVICT_CLOCK => Eviction::Clock,
+                other => return Err(Failure::inval(format!("unknown eviction policy {other}"))),
+            };
+            let cfg = KvConfig {
+                max_entries: c.max_entries,
+                data_bytes: c.data_bytes,
+                max_key_len: c.max_key_len,
+                max_value_len: c.max_value_len,
+                eviction,
+                default_ttl: (c.default_ttl_ms != 0).then(|| Duration::from_millis(c.default_ttl_ms)),
+                mode: c.mode,
+            };
+            cfg.validate()?;
+            Ok(venom_kv { inner: KvCache::create(name, cfg)? })
+        })
+    }
 }
 
 /// Opens the existing cache `name`. `VENOM_ENOTFOUND`, `VENOM_ECORRUPT`,
