@@ -1,6 +1,6 @@
 //! The mirror I/O shell: connects, applies updates, reconnects with backoff.
 
-use super::framing::{FrameReader, is_protocol_error};
+use super::framing::{FrameReader, Received, is_protocol_error};
 use super::publisher::Feed;
 use super::{CLOSED, PROTOCOL_ERROR, bind_endpoint};
 use crate::error::{Error, Result};
@@ -391,16 +391,21 @@ async fn connect_once(
                 }
                 _ = stop.changed() => return Ok(()),
             };
-            let Some((h, body)) = next else {
+            let Some(next) = next else {
                 return Err(conn.close_reason().map(Error::from).unwrap_or(Error::Closed));
             };
             // Applying a big update (a memcpy into shared memory, possibly a whole snapshot) may
             // take a while: let other tasks move off this worker meanwhile. Only then: the
             // hand-off costs more than staging a frame or applying a small delta.
-            let applied = if session.apply_len(&h, &body) >= BLOCKING_APPLY {
-                blocking(|| session.handle(h, body, sink, Now::system()))?
-            } else {
-                session.handle(h, body, sink, Now::system())?
+            let applied = match next {
+                Received::Whole(h, body) if session.apply_len(&h, &body) >= BLOCKING_APPLY => {
+                    blocking(|| session.handle(h, body, sink, Now::system()))?
+                }
+                Received::Whole(h, body) => session.handle(h, body, sink, Now::system())?,
+                Received::Gathered(g) if session.apply_len_gathered(&g) >= BLOCKING_APPLY => {
+                    blocking(|| session.handle_gathered(g, sink, Now::system()))?
+                }
+                Received::Gathered(g) => session.handle_gathered(g, sink, Now::system())?,
             };
             *lock(&shared.stats) = session.stats().clone();
             if let Some(a) = applied {

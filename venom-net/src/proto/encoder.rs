@@ -21,7 +21,9 @@
 //!   `(epoch, seq)`, so epochs and seqs are preserved end to end.
 //!
 //! Memory: shadow = region size (shared by every mirror) + backlog
-//! (`backlog_bytes`) + chunks pinned by views that are still held.
+//! (`backlog_bytes`) + chunks pinned by views that are still held + the
+//! step's snapshot buffer (kept up to a quarter of the region, see
+//! [`keeps_snapshot_buffer`]).
 
 use crate::error::{Error, Result};
 use crate::proto::backlog::{Backlog, BacklogStats, Delta, DeltaRun};
@@ -55,9 +57,18 @@ struct SharedDigest {
     roots: VecDeque<((u64, u64), [u8; 32])>,
 }
 
-/// Most snapshot buffer capacity kept between steps (a step that read
-/// more, e.g. a rewrite of the whole region, frees its buffer).
+/// Snapshot buffer capacity always kept between steps.
 pub const KEEP_SNAPSHOT_BYTES: usize = 4 << 20;
+
+/// Whether a step's snapshot buffer of `capacity` bytes is kept for the
+/// next step of a region of `size` bytes: up to [`KEEP_SNAPSHOT_BYTES`] or a
+/// quarter of the region, whichever is more (a step that read more, e.g. a
+/// rewrite of the whole region, frees its buffer). Steps of the same size
+/// then reuse warm memory instead of page-faulting a fresh buffer in each
+/// time (a 10 % step of a 64 MiB region: 1600 faults per step).
+pub fn keeps_snapshot_buffer(capacity: usize, size: usize) -> bool {
+    capacity <= KEEP_SNAPSHOT_BYTES.max(size / 4)
+}
 
 /// Chunk size of a relay's shadow (a sink has no dirty tracking of its own).
 pub const RELAY_CHUNK: usize = 64 << 10;
@@ -436,7 +447,7 @@ impl RegionEncoder {
                 snap.chunks.iter().map(|c| (c.offset as u64, &snap.data[c.data_offset..c.data_offset + c.len]));
             self.ingest(snap.version, captured_ns, pieces);
         }
-        if snap.data.capacity() <= KEEP_SNAPSHOT_BYTES {
+        if keeps_snapshot_buffer(snap.data.capacity(), self.size) {
             self.snap = snap; // reused by the next step
         }
         r.map(|()| true)
