@@ -208,7 +208,7 @@ impl Gather {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::frame::{HEADER_LEN, encode_single_update};
+    use crate::proto::frame::{Frame, HEADER_LEN, encode_single_update};
 
     /// Feeds `body` to a gather in pieces of at most `step` bytes.
     fn gather(body: &[u8], step: usize) -> Result<GatheredUpdate> {
@@ -270,5 +270,61 @@ mod tests {
         let mut long = body.to_vec();
         long.push(0);
         assert!(gather(&long, 1000).is_err());
+    }
+
+    #[test]
+    fn gathered_frames_apply_like_contiguous_ones() {
+        use crate::proto::Now;
+        use crate::proto::frame::{FLAG_LAST, FLAG_SNAPSHOT, Welcome, encode_update_head, finish_update};
+        use crate::proto::frame::{push_run_head, update_head};
+        use crate::proto::mirror::{MirrorConfig, MirrorSession};
+        use crate::proto::region::MemRegion;
+        use crate::proto::subscription::Subscription;
+        let size = 300_000usize;
+        let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+        // A two-frame snapshot, two runs per frame.
+        let cuts = [[0, 70_000, 150_000], [150_000, 220_000, size]];
+        let frames: Vec<Vec<u8>> = (0..2u32)
+            .map(|part| {
+                let mut out = Vec::new();
+                let flags = FLAG_SNAPSHOT | if part == 1 { FLAG_LAST } else { 0 };
+                let at = encode_update_head(&mut out, &update_head(0, 9, 5, 0, 0, part, flags));
+                let c = cuts[part as usize];
+                for w in c.windows(2) {
+                    push_run_head(&mut out, w[0] as u64, (w[1] - w[0]) as u32);
+                    out.extend_from_slice(&data[w[0]..w[1]]);
+                }
+                finish_update(&mut out, at, 2);
+                out
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for gathered in [false, true] {
+            let mut local = MemRegion::new(size, 4096);
+            let mut m = MirrorSession::new(MirrorConfig::default(), Subscription::whole());
+            m.connect();
+            let now = Now::system();
+            let w = Welcome { epoch: 9, owner_id: 0, region_id: 0, chunk_size: 4096, region_size: size as u64 };
+            m.handle_frame(&Frame::Welcome(w), &mut local, 0, now).unwrap();
+            let mut applied = None;
+            for f in &frames {
+                let h = FrameHeader::decode(f[..HEADER_LEN].try_into().unwrap()).unwrap();
+                let body = f[HEADER_LEN..].to_vec();
+                assert!(applied.is_none(), "applied before the last frame");
+                applied = if gathered {
+                    let g = gather(&body, 1400).unwrap();
+                    assert_eq!(m.apply_len_gathered(&g) > 0, m.apply_len(&h, &body) > 0);
+                    m.handle_gathered(g, &mut local, now)
+                } else {
+                    m.handle(h, body, &mut local, now)
+                }
+                .unwrap();
+            }
+            assert_eq!(applied.map(|a| (a.epoch, a.seq, a.snapshot)), Some((9, 5, true)));
+            assert_eq!(local.to_vec(), data);
+            let st = m.stats();
+            seen.push((st.bytes_received, st.payload_bytes, st.snapshots_applied));
+        }
+        assert_eq!(seen[0], seen[1], "same counters on both paths");
     }
 }
