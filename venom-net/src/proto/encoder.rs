@@ -212,6 +212,8 @@ pub struct RegionEncoder {
     digest: Mutex<Option<SharedDigest>>,
     stats: EncoderStats,
     snap: Snapshot,
+    /// An evicted delta's encoded-frame buffer, reused by the next delta.
+    spare_wire: Vec<u8>,
 }
 
 impl RegionEncoder {
@@ -234,6 +236,7 @@ impl RegionEncoder {
             digest: Mutex::new(None),
             stats,
             snap: Snapshot::default(),
+            spare_wire: Vec::new(),
         }
     }
 
@@ -329,10 +332,13 @@ impl RegionEncoder {
                 d.tree.mark(src, len);
             }
         }
-        let delta = self.encode(seq, captured_ns, &runs);
+        let spare = std::mem::take(&mut self.spare_wire);
+        let delta = self.encode(seq, captured_ns, &runs, spare);
         self.stats.deltas += 1;
         self.stats.payload_bytes += delta.payload_len();
-        self.backlog.push(Arc::new(delta));
+        if let Some(w) = self.backlog.push_reclaim(Arc::new(delta)) {
+            self.spare_wire = w;
+        }
         self.version = seq;
         self.digest_now();
     }
@@ -370,12 +376,23 @@ impl RegionEncoder {
         }
     }
 
-    /// Encodes the runs (read from the updated shadow) as whole-region update frames.
-    fn encode(&self, seq: u64, captured_ns: u64, runs: &[(u64, u64)]) -> Delta {
+    /// Encodes the runs (read from the updated shadow) as whole-region
+    /// update frames, into `spare` if it is large enough.
+    fn encode(&self, seq: u64, captured_ns: u64, runs: &[(u64, u64)], spare: Vec<u8>) -> Delta {
         let epoch = self.epoch.unwrap_or(0);
         let budget =
             self.cfg.frame_payload.clamp(1, frame::MAX_UPDATE_BODY - UPDATE_HEAD_LEN - 64 * RUN_HEAD_LEN) as u64;
-        let mut wire = Vec::with_capacity(runs.iter().map(|r| r.1 as usize + RUN_HEAD_LEN).sum::<usize>() + 64);
+        let payload = runs.iter().map(|r| r.1 as usize).sum::<usize>();
+        let frames_max = payload.div_ceil(budget as usize).max(runs.len().div_ceil(64)) + 1;
+        let need = payload + runs.len() * RUN_HEAD_LEN + frames_max * (frame::HEADER_LEN + UPDATE_HEAD_LEN);
+        let mut wire = if spare.capacity() >= need && spare.capacity() <= need + need / 2 {
+            let mut w = spare; // warm pages: no fault per 4 KiB
+            w.clear();
+            w
+        } else {
+            // 1/16 slack, so the buffer still fits a slightly larger delta when reused.
+            Vec::with_capacity(need + need / 16)
+        };
         let (mut out_runs, mut frames) = (Vec::with_capacity(runs.len()), Vec::new());
         let (mut i, mut within, mut part) = (0usize, 0u64, 0u32);
         loop {
@@ -415,7 +432,10 @@ impl RegionEncoder {
             captured_ns,
             runs: out_runs,
             wire: Arc::new({
-                wire.shrink_to_fit(); // the backlog counts what it holds
+                // The backlog counts what it holds: at most 1/4 unused.
+                if wire.capacity() > wire.len() + wire.len() / 4 {
+                    wire.shrink_to_fit();
+                }
                 wire
             }),
             frames,
