@@ -406,8 +406,7 @@ impl RegionEncoder {
                 let from = src + within;
                 frame::push_run_head(&mut wire, from, n as u32);
                 let data_at = wire.len();
-                wire.resize(data_at + n as usize, 0);
-                self.read_shadow(from, &mut wire[data_at..]);
+                self.extend_from_shadow(from, n as usize, &mut wire); // no zero-fill first
                 out_runs.push(DeltaRun { src: from, len: n, at: data_at });
                 (used, count, within) = (used + n, count + 1, within + n);
                 if within == len {
@@ -442,13 +441,13 @@ impl RegionEncoder {
         }
     }
 
-    fn read_shadow(&self, src: u64, buf: &mut [u8]) {
-        let (mut pos, end) = (src as usize, src as usize + buf.len());
+    /// Appends shadow bytes `src..src + len` (inside the region) to `out`.
+    fn extend_from_shadow(&self, src: u64, len: usize, out: &mut Vec<u8>) {
+        let (mut pos, end) = (src as usize, src as usize + len);
         while pos < end {
             let (k, from) = (pos / self.chunk_size, pos % self.chunk_size);
             let n = (self.chunk_size - from).min(end - pos);
-            let at = pos - src as usize;
-            buf[at..at + n].copy_from_slice(&self.chunks[k][from..from + n]);
+            out.extend_from_slice(&self.chunks[k][from..from + n]);
             pos += n;
         }
     }
