@@ -46,8 +46,11 @@ fn blocking<R>(f: impl FnOnce() -> R) -> R {
 ///   until then: at most twice the subscription size + 1 MiB (a hostile
 ///   publisher is cut off beyond that), and a full snapshot's apply (one
 ///   memcpy of the subscription) starts only after its last byte arrived.
-/// * Up to 64 MiB of received bodies are kept for reuse; bodies are read
-///   into that memory without zero-filling it first.
+/// * Update frames of 64 KiB or more are *gathered*: their payload stays in
+///   quinn's received chunks and is applied to the region from there (one
+///   copy; see [`crate::proto::gather`]; each piece is charged 64 bytes
+///   against the bound above). Smaller frames are read into bodies, of which
+///   up to 64 MiB are kept for reuse (read into without zero-filling).
 /// * The local region is pre-faulted once at start ([`RegionSink::prefault`],
 ///   best effort: `MADV_POPULATE_WRITE`, Linux 5.14+), so the first snapshot
 ///   does not fault each page inside its write window.
