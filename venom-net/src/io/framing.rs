@@ -94,12 +94,12 @@ impl FrameReader {
             match g.want() {
                 Want::Head => match recv.read(g.head_buf()).await? {
                     Some(n) if n > 0 => g.head_filled(n)?,
-                    _ => return Err(Error::Truncated { needed: body_len, got: 0 }),
+                    _ => return Err(Error::Truncated { needed: body_len, got: g.received() }),
                 },
                 // `ordered`: the bytes are the stream's next ones.
                 Want::Data(max) => match recv.read_chunk(max, true).await? {
                     Some(c) => g.data(c.bytes)?,
-                    None => return Err(Error::Truncated { needed: body_len, got: 0 }),
+                    None => return Err(Error::Truncated { needed: body_len, got: g.received() }),
                 },
                 Want::Done => break,
             }

@@ -120,6 +120,11 @@ impl Gather {
         if self.update_head.is_none() { UPDATE_HEAD_LEN } else { RUN_HEAD_LEN }
     }
 
+    /// Body bytes received so far.
+    pub fn received(&self) -> usize {
+        self.taken
+    }
+
     /// What to read next.
     pub fn want(&self) -> Want {
         if self.run_left > 0 {
