@@ -1,8 +1,7 @@
 //! Reading capped frames from a QUIC stream.
 
 use crate::error::{Error, Result};
-use crate::proto::frame::{FrameHeader, FrameType, HEADER_LEN};
-use crate::proto::gather::{GATHER_MIN, Gather, GatheredUpdate, Want};
+use crate::proto::frame::{FrameHeader, HEADER_LEN};
 use std::task::{Poll, ready};
 use tokio::sync::mpsc;
 
@@ -56,55 +55,22 @@ pub(crate) async fn read_frame(
     Ok(Some(h))
 }
 
-/// A frame read by [`FrameReader`].
-pub(crate) enum Received {
-    /// Header and contiguous body.
-    Whole(FrameHeader, Vec<u8>),
-    /// A large update frame: head bytes plus the transport's payload chunks
-    /// (see [`crate::proto::gather`]).
-    Gathered(GatheredUpdate),
-}
-
 /// Incremental, cancel-safe frame reader: progress lives in the struct and
-/// each step is one cancel-safe `RecvStream::read` / `read_chunk`, so `next`
-/// can be raced in a `select!` without losing bytes. Update frames of at
-/// least [`GATHER_MIN`] body bytes are gathered (payload kept as quinn's
-/// chunks, not copied into a body).
+/// each step is one cancel-safe `RecvStream::read`, so `next` can be raced in
+/// a `select!` without losing bytes.
 ///
 /// Invariant: `head_len <= HEADER_LEN`; once `header` is set, `body.len()`
-/// (the bytes received so far) is at most its (capped) body length, or
-/// `gather` holds the body's progress.
+/// (the bytes received so far) is at most its (capped) body length.
 pub(crate) struct FrameReader {
     head: [u8; HEADER_LEN],
     head_len: usize,
     header: Option<FrameHeader>,
     body: Vec<u8>,
-    gather: Option<Gather>,
 }
 
 impl FrameReader {
     pub(crate) fn new() -> Self {
-        FrameReader { head: [0; HEADER_LEN], head_len: 0, header: None, body: Vec::new(), gather: None }
-    }
-
-    /// Reads the rest of a gathered update body.
-    async fn gather(&mut self, recv: &mut quinn::RecvStream, body_len: usize) -> Result<GatheredUpdate> {
-        let g = self.gather.get_or_insert_with(|| Gather::new(body_len));
-        loop {
-            match g.want() {
-                Want::Head => match recv.read(g.head_buf()).await? {
-                    Some(n) if n > 0 => g.head_filled(n)?,
-                    _ => return Err(Error::Truncated { needed: body_len, got: g.received() }),
-                },
-                // `ordered`: the bytes are the stream's next ones.
-                Want::Data(max) => match recv.read_chunk(max, true).await? {
-                    Some(c) => g.data(c.bytes)?,
-                    None => return Err(Error::Truncated { needed: body_len, got: g.received() }),
-                },
-                Want::Done => break,
-            }
-        }
-        self.gather.take().ok_or(Error::Closed)?.finish()
+        FrameReader { head: [0; HEADER_LEN], head_len: 0, header: None, body: Vec::new() }
     }
 
     /// Reads the next frame; `spare` supplies the next body buffer (recycled
@@ -113,7 +79,7 @@ impl FrameReader {
         &mut self,
         recv: &mut quinn::RecvStream,
         spare: impl FnOnce() -> Vec<u8>,
-    ) -> Result<Option<Received>> {
+    ) -> Result<Option<(FrameHeader, Vec<u8>)>> {
         while self.head_len < HEADER_LEN {
             match recv.read(&mut self.head[self.head_len..]).await? {
                 Some(n) => self.head_len += n,
@@ -125,20 +91,12 @@ impl FrameReader {
             Some(h) => h,
             None => {
                 let h = FrameHeader::decode(&self.head)?; // validated before sizing the body
-                if !(h.kind == FrameType::Update && h.body_len >= GATHER_MIN) {
-                    self.body = spare();
-                    self.body.clear();
-                }
+                self.body = spare();
+                self.body.clear();
                 self.header = Some(h);
                 h
             }
         };
-        if h.kind == FrameType::Update && h.body_len >= GATHER_MIN {
-            let g = self.gather(recv, h.body_len).await?;
-            self.head_len = 0;
-            self.header = None;
-            return Ok(Some(Received::Gathered(g)));
-        }
         while self.body.len() < h.body_len {
             if read_into_spare(recv, &mut self.body, h.body_len).await? == 0 {
                 return Err(Error::Truncated { needed: h.body_len, got: self.body.len() });
@@ -146,7 +104,7 @@ impl FrameReader {
         }
         self.head_len = 0;
         self.header = None;
-        Ok(Some(Received::Whole(h, std::mem::take(&mut self.body))))
+        Ok(Some((h, std::mem::take(&mut self.body))))
     }
 }
 

@@ -1,6 +1,6 @@
 //! The mirror I/O shell: connects, applies updates, reconnects with backoff.
 
-use super::framing::{FrameReader, Received, is_protocol_error};
+use super::framing::{FrameReader, is_protocol_error};
 use super::publisher::Feed;
 use super::{CLOSED, PROTOCOL_ERROR, bind_endpoint};
 use crate::error::{Error, Result};
@@ -46,11 +46,8 @@ fn blocking<R>(f: impl FnOnce() -> R) -> R {
 ///   until then: at most twice the subscription size + 1 MiB (a hostile
 ///   publisher is cut off beyond that), and a full snapshot's apply (one
 ///   memcpy of the subscription) starts only after its last byte arrived.
-/// * Update frames of 64 KiB or more are *gathered*: their payload stays in
-///   quinn's received chunks and is applied to the region from there (one
-///   copy; see [`crate::proto::gather`]; each piece is charged 64 bytes
-///   against the bound above). Smaller frames are read into bodies, of which
-///   up to 64 MiB are kept for reuse (read into without zero-filling).
+/// * Up to 64 MiB of received bodies are kept for reuse; bodies are read
+///   into that memory without zero-filling it first.
 /// * The local region is pre-faulted once at start ([`RegionSink::prefault`],
 ///   best effort: `MADV_POPULATE_WRITE`, Linux 5.14+), so the first snapshot
 ///   does not fault each page inside its write window.
@@ -394,21 +391,16 @@ async fn connect_once(
                 }
                 _ = stop.changed() => return Ok(()),
             };
-            let Some(next) = next else {
+            let Some((h, body)) = next else {
                 return Err(conn.close_reason().map(Error::from).unwrap_or(Error::Closed));
             };
             // Applying a big update (a memcpy into shared memory, possibly a whole snapshot) may
             // take a while: let other tasks move off this worker meanwhile. Only then: the
             // hand-off costs more than staging a frame or applying a small delta.
-            let applied = match next {
-                Received::Whole(h, body) if session.apply_len(&h, &body) >= BLOCKING_APPLY => {
-                    blocking(|| session.handle(h, body, sink, Now::system()))?
-                }
-                Received::Whole(h, body) => session.handle(h, body, sink, Now::system())?,
-                Received::Gathered(g) if session.apply_len_gathered(&g) >= BLOCKING_APPLY => {
-                    blocking(|| session.handle_gathered(g, sink, Now::system()))?
-                }
-                Received::Gathered(g) => session.handle_gathered(g, sink, Now::system())?,
+            let applied = if session.apply_len(&h, &body) >= BLOCKING_APPLY {
+                blocking(|| session.handle(h, body, sink, Now::system()))?
+            } else {
+                session.handle(h, body, sink, Now::system())?
             };
             *lock(&shared.stats) = session.stats().clone();
             if let Some(a) = applied {

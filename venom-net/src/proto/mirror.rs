@@ -38,7 +38,6 @@ use crate::proto::frame::{
     self, Ack, DIGEST_SCHEME_MERKLE16K, FLAG_LAST, FLAG_REPAIR, FLAG_SNAPSHOT, Frame, FrameHeader, FrameType,
     HEADER_LEN, HashFrame, Hello, MAX_REPAIR_CHUNKS, RepairFrame, Resume, Resync, ResyncReason, Update,
 };
-use crate::proto::gather::GatheredUpdate;
 use crate::proto::jitter::Jitter;
 use crate::proto::region::{RegionSink, UpdateTag};
 use crate::proto::stats::{MirrorFailure, MirrorStats};
@@ -52,10 +51,6 @@ const INLINE_VERIFY_CHUNKS: usize = 256;
 
 /// Most buffer capacity kept for reuse between updates.
 const POOL_BYTES: usize = 64 << 20;
-
-/// Staging bytes charged per gathered payload piece besides its length
-/// (its handle and run entry).
-const PIECE_OVERHEAD: usize = 64;
 
 /// Mirror tuning.
 #[derive(Debug, Clone)]
@@ -109,26 +104,9 @@ pub struct Applied {
     pub snapshot: bool,
 }
 
-/// Where a staged run's bytes are.
-#[derive(Debug, Clone, Copy)]
-enum Loc {
-    /// `bodies[index][at..]`.
-    Body { index: usize, at: usize },
-    /// `pieces[index]` (all of it).
-    Piece(usize),
-}
-
-/// Where a run of a frame being staged is, relative to that frame: an
-/// offset in its contiguous body, or the index of its gathered piece.
-#[derive(Debug, Clone, Copy)]
-enum FrameLoc {
-    Body(usize),
-    Piece(usize),
-}
-
-/// An update being received. The received frame bodies (and gathered
-/// payload pieces) are kept as they are (no copy) until the last frame arrives.
-/// Invariant: `runs` are `(virt, len, location)`, strictly
+/// An update being received. The received frame bodies are kept as they
+/// are (no copy) until the last frame arrives.
+/// Invariant: `runs` are `(virt, len, body index, start in body)`, strictly
 /// increasing and disjoint in `virt`, inside the subscription; `next_virt` is
 /// one past the last; `bytes` (their total) `<=` the subscription size.
 struct Staging {
@@ -141,9 +119,8 @@ struct Staging {
     next_virt: u64,
     bytes: u64,
     body_bytes: u64,
-    runs: Vec<(u64, usize, Loc)>,
+    runs: Vec<(u64, usize, usize, usize)>,
     bodies: Vec<Vec<u8>>,
-    pieces: Vec<bytes::Bytes>,
 }
 
 /// Mirror state for one publisher connection (kept across reconnects).
@@ -461,15 +438,6 @@ impl MirrorSession {
         staged.saturating_add(body.len())
     }
 
-    /// [`apply_len`](Self::apply_len) of a gathered update frame.
-    pub fn apply_len_gathered(&self, g: &GatheredUpdate) -> usize {
-        if g.flags() & FLAG_LAST == 0 {
-            return 0;
-        }
-        let staged = self.staging.as_ref().map_or(0, |st| st.body_bytes as usize);
-        staged.saturating_add(g.body_len())
-    }
-
     /// Handles one frame given as its validated header and owned body (the
     /// I/O shell's path: update bodies are staged without copying).
     pub fn handle(
@@ -486,59 +454,20 @@ impl MirrorSession {
         let frame = Frame::decode_body(h, &body)?;
         let Frame::Update(u) = frame else { return self.handle_frame(&frame, sink, wire_len, now) };
         self.stats.bytes_received += wire_len as u64;
-        let base = body.as_ptr() as usize;
-        let runs = u.runs().map(|(virt, d)| (virt, d.len(), FrameLoc::Body(d.as_ptr() as usize - base)));
-        if !self.stage(&u, u.payload_len(), runs, now)? {
+        if !self.stage(&u, body.as_ptr() as usize, now)? {
             return Ok(None);
         }
         let last = u.flags & FLAG_LAST != 0;
-        let st = self.bound_staging(last, u.run_count(), body.len() as u64)?;
-        st.bodies.push(body);
-        self.finish_if(last, sink, now)
-    }
-
-    /// [`handle`](Self::handle) of an update frame whose body was gathered
-    /// ([`crate::proto::gather`]): the payload pieces are staged and applied
-    /// as they are, without a copy into a frame body.
-    pub fn handle_gathered(
-        &mut self,
-        g: GatheredUpdate,
-        sink: &mut dyn RegionSink,
-        now: Now,
-    ) -> Result<Option<Applied>> {
-        if let Some(f) = self.stats.failure {
-            return Err(Error::MirrorFailed(f));
-        }
-        let u = g.update()?;
-        self.stats.bytes_received += (HEADER_LEN + g.body_len()) as u64;
-        let runs = g.pieces.iter().enumerate().map(|(k, (virt, b))| (*virt, b.len(), FrameLoc::Piece(k)));
-        if !self.stage(&u, g.payload_len(), runs, now)? {
-            return Ok(None);
-        }
-        let last = u.flags & FLAG_LAST != 0;
-        // Each piece also costs its handle: counted, so tiny pieces cannot
-        // make the mirror hold much more than the bound.
-        let held = g.body_len() as u64 + (g.pieces.len() * PIECE_OVERHEAD) as u64;
-        let st = self.bound_staging(last, g.run_count(), held)?;
-        st.pieces.extend(g.pieces.into_iter().map(|p| p.1));
-        self.finish_if(last, sink, now)
-    }
-
-    /// Counts `held` more staged bytes against the staging bound.
-    fn bound_staging(&mut self, last: bool, run_count: u32, held: u64) -> Result<&mut Staging> {
         let total = self.compiled.as_ref().map_or(0, |c| c.total_len());
         let st = self.staging.as_mut().ok_or(Error::Closed)?;
         // Bound what a hostile publisher can make us buffer: every non-last
         // frame carries data, and all staged bodies together stay within
         // twice the subscription size (+1 MiB) — honest deltas use < 1x.
-        st.body_bytes += held;
-        if (!last && run_count == 0) || st.body_bytes > 2 * total + (1 << 20) {
+        st.body_bytes += body.len() as u64;
+        if (!last && u.run_count() == 0) || st.body_bytes > 2 * total + (1 << 20) {
             return Err(Error::Protocol("update frames exceed the staging bound".into()));
         }
-        Ok(st)
-    }
-
-    fn finish_if(&mut self, last: bool, sink: &mut dyn RegionSink, now: Now) -> Result<Option<Applied>> {
+        st.bodies.push(body);
         if !last {
             return Ok(None);
         }
@@ -546,15 +475,8 @@ impl MirrorSession {
         self.finish(st, sink, now)
     }
 
-    /// Validates an update frame and records its runs `(virt, len, where
-    /// in this frame)`; false if it was ignored.
-    fn stage(
-        &mut self,
-        u: &Update<'_>,
-        payload: usize,
-        runs: impl Iterator<Item = (u64, usize, FrameLoc)>,
-        now: Now,
-    ) -> Result<bool> {
+    /// Validates an update frame and records its runs; false if it was ignored.
+    fn stage(&mut self, u: &Update<'_>, body_base: usize, now: Now) -> Result<bool> {
         let Some(c) = &self.compiled else {
             self.stats.stale_frames += 1; // reordered before the welcome (lossy transports)
             return Ok(false);
@@ -579,7 +501,6 @@ impl MirrorSession {
                 body_bytes: 0,
                 runs: Vec::new(),
                 bodies: Vec::new(),
-                pieces: Vec::new(),
             });
         }
         let st = match self.staging.as_mut() {
@@ -595,27 +516,23 @@ impl MirrorSession {
                 return Ok(false);
             }
         };
-        let (body_index, piece_base) = (st.bodies.len(), st.pieces.len());
-        for (virt, len, at) in runs {
-            let end = virt.checked_add(len as u64).filter(|&e| e <= c.total_len());
+        let body_index = st.bodies.len();
+        for (virt, data) in u.runs() {
+            let end = virt.checked_add(data.len() as u64).filter(|&e| e <= c.total_len());
             if virt < st.next_virt || end.is_none() {
                 return Err(Error::OutOfRange {
                     what: "update run (overlapping or outside the subscription)",
                     offset: virt,
-                    len: len as u64,
+                    len: data.len() as u64,
                     limit: c.total_len(),
                 });
             }
-            let loc = match at {
-                FrameLoc::Body(at) => Loc::Body { index: body_index, at },
-                FrameLoc::Piece(k) => Loc::Piece(piece_base + k),
-            };
-            st.runs.push((virt, len, loc));
-            st.bytes += len as u64;
-            st.next_virt = virt + len as u64;
+            st.runs.push((virt, data.len(), body_index, data.as_ptr() as usize - body_base));
+            st.bytes += data.len() as u64;
+            st.next_virt = virt + data.len() as u64;
         }
         st.next_part += 1;
-        self.stats.payload_bytes += payload as u64;
+        self.stats.payload_bytes += u.payload_len() as u64;
         Ok(true)
     }
 
@@ -637,13 +554,10 @@ impl MirrorSession {
             return Ok(None);
         }
         let mut writes: Vec<(usize, &[u8])> = Vec::with_capacity(st.runs.len());
-        for &(virt, len, loc) in &st.runs {
-            let bytes: &[u8] = match loc {
-                Loc::Body { index, at } => &st.bodies[index][at..at + len],
-                Loc::Piece(k) => &st.pieces[k],
-            };
+        for &(virt, len, body, at) in &st.runs {
             c.map_virtual(virt, len as u64, |dst, n, skip| {
-                writes.push((dst as usize, &bytes[skip as usize..(skip + n) as usize]));
+                let from = at + skip as usize;
+                writes.push((dst as usize, &st.bodies[body][from..from + n as usize]));
             })?;
         }
         let tag = UpdateTag { epoch, seq: st.seq, snapshot: st.snapshot, captured_ns: st.captured_ns };
@@ -660,7 +574,7 @@ impl MirrorSession {
             if st.snapshot {
                 d.mark_all();
             } else {
-                for &(virt, len, _) in &st.runs {
+                for &(virt, len, _, _) in &st.runs {
                     d.mark(virt, len as u64);
                 }
             }

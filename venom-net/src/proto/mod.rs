@@ -22,7 +22,6 @@
 //! | [`admission`] / [`policy`] | the bounded connection life cycle; who may read which bytes |
 //! | [`stats`] | counters both sides expose |
 //! | [`transmit`] | encoded frames as byte chunks (payload slices shared, not copied) |
-//! | [`gather`] | a large update frame received as head bytes + the transport's payload chunks (not copied) |
 
 pub mod admission;
 pub mod backlog;
@@ -32,7 +31,6 @@ pub(crate) mod diff;
 pub mod digest;
 pub mod encoder;
 pub mod frame;
-pub mod gather;
 pub(crate) mod jitter;
 pub mod mirror;
 pub mod policy;
