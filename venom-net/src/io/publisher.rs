@@ -267,7 +267,7 @@ fn encode_region(s: &Shared, region: &dyn RegionSource) {
                     enc.ingest_snapshot(&snap, now);
                     enc.version()
                 };
-                if snap.data.capacity() > crate::proto::encoder::KEEP_SNAPSHOT_BYTES {
+                if !crate::proto::encoder::keeps_snapshot_buffer(snap.data.capacity(), region.size()) {
                     snap = Snapshot::default(); // a huge step: do not keep its buffer
                 }
                 s.feed.version.send_replace(v);

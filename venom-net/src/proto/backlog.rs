@@ -116,6 +116,14 @@ impl Backlog {
     /// Appends the next delta. A delta of another epoch or one that does
     /// not continue the chain clears the ring first.
     pub fn push(&mut self, d: Arc<Delta>) {
+        let _ = self.push_reclaim(d);
+    }
+
+    /// [`push`](Self::push), returning the largest encoded-frame buffer of
+    /// the deltas it evicted that nothing else holds any more (no session,
+    /// no transport slice), for the encoder to reuse: its pages are already
+    /// faulted in, a fresh buffer of a few MiB is not.
+    pub(crate) fn push_reclaim(&mut self, d: Arc<Delta>) -> Option<Vec<u8>> {
         let continues = self.entries.back().is_none_or(|last| last.seq == d.base_seq);
         if self.epoch != Some(d.epoch) || !continues {
             self.clear();
@@ -123,12 +131,20 @@ impl Backlog {
         }
         self.bytes += d.wire_len();
         self.entries.push_back(d);
+        let mut reclaimed: Option<Vec<u8>> = None;
         while self.bytes > self.capacity && self.entries.len() > 1 {
             if let Some(old) = self.entries.pop_front() {
                 self.bytes -= old.wire_len();
                 self.evicted += 1;
+                let wire = Arc::try_unwrap(old).ok().and_then(|d| Arc::try_unwrap(d.wire).ok());
+                if let Some(w) = wire
+                    && reclaimed.as_ref().is_none_or(|r| r.capacity() < w.capacity())
+                {
+                    reclaimed = Some(w);
+                }
             }
         }
+        reclaimed
     }
 
     /// Drops every delta (an epoch change, or a state not reachable by deltas).
@@ -212,5 +228,21 @@ mod tests {
         b.push(delta(3, 100, 102, 500));
         assert_eq!(b.stats().deltas, 1, "the newest is kept even above the capacity");
         assert!(b.since(3, 100).is_some());
+    }
+
+    #[test]
+    fn evicted_buffers_are_reclaimed_only_when_unshared() {
+        let mut b = Backlog::new(100);
+        assert!(b.push_reclaim(delta(1, 0, 2, 60)).is_none());
+        let held = b.since(1, 0).unwrap(); // a session still sends the first delta
+        assert!(b.push_reclaim(delta(1, 2, 4, 60)).is_none(), "evicted but still held");
+        drop(held);
+        let w = b.push_reclaim(delta(1, 4, 6, 60)).expect("evicted and unshared");
+        assert_eq!(w.len(), 60);
+        let d = delta(1, 6, 8, 60);
+        let slice = d.wire.clone(); // a transport slice of the newest delta
+        b.push(d);
+        assert!(b.push_reclaim(delta(1, 8, 10, 60)).is_none(), "its bytes are still referenced");
+        drop(slice);
     }
 }

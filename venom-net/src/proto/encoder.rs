@@ -21,7 +21,9 @@
 //!   `(epoch, seq)`, so epochs and seqs are preserved end to end.
 //!
 //! Memory: shadow = region size (shared by every mirror) + backlog
-//! (`backlog_bytes`) + chunks pinned by views that are still held.
+//! (`backlog_bytes`) + chunks pinned by views that are still held + the
+//! step's snapshot buffer (kept up to a quarter of the region, see
+//! [`keeps_snapshot_buffer`]).
 
 use crate::error::{Error, Result};
 use crate::proto::backlog::{Backlog, BacklogStats, Delta, DeltaRun};
@@ -55,9 +57,18 @@ struct SharedDigest {
     roots: VecDeque<((u64, u64), [u8; 32])>,
 }
 
-/// Most snapshot buffer capacity kept between steps (a step that read
-/// more, e.g. a rewrite of the whole region, frees its buffer).
+/// Snapshot buffer capacity always kept between steps.
 pub const KEEP_SNAPSHOT_BYTES: usize = 4 << 20;
+
+/// Whether a step's snapshot buffer of `capacity` bytes is kept for the
+/// next step of a region of `size` bytes: up to [`KEEP_SNAPSHOT_BYTES`] or a
+/// quarter of the region, whichever is more (a step that read more, e.g. a
+/// rewrite of the whole region, frees its buffer). Steps of the same size
+/// then reuse warm memory instead of page-faulting a fresh buffer in each
+/// time (a 10 % step of a 64 MiB region: 1600 faults per step).
+pub fn keeps_snapshot_buffer(capacity: usize, size: usize) -> bool {
+    capacity <= KEEP_SNAPSHOT_BYTES.max(size / 4)
+}
 
 /// Chunk size of a relay's shadow (a sink has no dirty tracking of its own).
 pub const RELAY_CHUNK: usize = 64 << 10;
@@ -201,6 +212,8 @@ pub struct RegionEncoder {
     digest: Mutex<Option<SharedDigest>>,
     stats: EncoderStats,
     snap: Snapshot,
+    /// An evicted delta's encoded-frame buffer, reused by the next delta.
+    spare_wire: Vec<u8>,
 }
 
 impl RegionEncoder {
@@ -223,6 +236,7 @@ impl RegionEncoder {
             digest: Mutex::new(None),
             stats,
             snap: Snapshot::default(),
+            spare_wire: Vec::new(),
         }
     }
 
@@ -318,10 +332,13 @@ impl RegionEncoder {
                 d.tree.mark(src, len);
             }
         }
-        let delta = self.encode(seq, captured_ns, &runs);
+        let spare = std::mem::take(&mut self.spare_wire);
+        let delta = self.encode(seq, captured_ns, &runs, spare);
         self.stats.deltas += 1;
         self.stats.payload_bytes += delta.payload_len();
-        self.backlog.push(Arc::new(delta));
+        if let Some(w) = self.backlog.push_reclaim(Arc::new(delta)) {
+            self.spare_wire = w;
+        }
         self.version = seq;
         self.digest_now();
     }
@@ -359,12 +376,23 @@ impl RegionEncoder {
         }
     }
 
-    /// Encodes the runs (read from the updated shadow) as whole-region update frames.
-    fn encode(&self, seq: u64, captured_ns: u64, runs: &[(u64, u64)]) -> Delta {
+    /// Encodes the runs (read from the updated shadow) as whole-region
+    /// update frames, into `spare` if it is large enough.
+    fn encode(&self, seq: u64, captured_ns: u64, runs: &[(u64, u64)], spare: Vec<u8>) -> Delta {
         let epoch = self.epoch.unwrap_or(0);
         let budget =
             self.cfg.frame_payload.clamp(1, frame::MAX_UPDATE_BODY - UPDATE_HEAD_LEN - 64 * RUN_HEAD_LEN) as u64;
-        let mut wire = Vec::with_capacity(runs.iter().map(|r| r.1 as usize + RUN_HEAD_LEN).sum::<usize>() + 64);
+        let payload = runs.iter().map(|r| r.1 as usize).sum::<usize>();
+        let frames_max = payload.div_ceil(budget as usize).max(runs.len().div_ceil(64)) + 1;
+        let need = payload + runs.len() * RUN_HEAD_LEN + frames_max * (frame::HEADER_LEN + UPDATE_HEAD_LEN);
+        let mut wire = if spare.capacity() >= need && spare.capacity() <= need + need / 2 {
+            let mut w = spare; // warm pages: no fault per 4 KiB
+            w.clear();
+            w
+        } else {
+            // 1/16 slack, so the buffer still fits a slightly larger delta when reused.
+            Vec::with_capacity(need + need / 16)
+        };
         let (mut out_runs, mut frames) = (Vec::with_capacity(runs.len()), Vec::new());
         let (mut i, mut within, mut part) = (0usize, 0u64, 0u32);
         loop {
@@ -378,8 +406,7 @@ impl RegionEncoder {
                 let from = src + within;
                 frame::push_run_head(&mut wire, from, n as u32);
                 let data_at = wire.len();
-                wire.resize(data_at + n as usize, 0);
-                self.read_shadow(from, &mut wire[data_at..]);
+                self.extend_from_shadow(from, n as usize, &mut wire); // no zero-fill first
                 out_runs.push(DeltaRun { src: from, len: n, at: data_at });
                 (used, count, within) = (used + n, count + 1, within + n);
                 if within == len {
@@ -404,20 +431,23 @@ impl RegionEncoder {
             captured_ns,
             runs: out_runs,
             wire: Arc::new({
-                wire.shrink_to_fit(); // the backlog counts what it holds
+                // The backlog counts what it holds: at most 1/4 unused.
+                if wire.capacity() > wire.len() + wire.len() / 4 {
+                    wire.shrink_to_fit();
+                }
                 wire
             }),
             frames,
         }
     }
 
-    fn read_shadow(&self, src: u64, buf: &mut [u8]) {
-        let (mut pos, end) = (src as usize, src as usize + buf.len());
+    /// Appends shadow bytes `src..src + len` (inside the region) to `out`.
+    fn extend_from_shadow(&self, src: u64, len: usize, out: &mut Vec<u8>) {
+        let (mut pos, end) = (src as usize, src as usize + len);
         while pos < end {
             let (k, from) = (pos / self.chunk_size, pos % self.chunk_size);
             let n = (self.chunk_size - from).min(end - pos);
-            let at = pos - src as usize;
-            buf[at..at + n].copy_from_slice(&self.chunks[k][from..from + n]);
+            out.extend_from_slice(&self.chunks[k][from..from + n]);
             pos += n;
         }
     }
@@ -436,7 +466,7 @@ impl RegionEncoder {
                 snap.chunks.iter().map(|c| (c.offset as u64, &snap.data[c.data_offset..c.data_offset + c.len]));
             self.ingest(snap.version, captured_ns, pieces);
         }
-        if snap.data.capacity() <= KEEP_SNAPSHOT_BYTES {
+        if keeps_snapshot_buffer(snap.data.capacity(), self.size) {
             self.snap = snap; // reused by the next step
         }
         r.map(|()| true)
