@@ -35,7 +35,8 @@
 //!   Alone: `cargo bench -p venom-benches --bench net -- paced`; a filter
 //!   that does not mention `paced` skips them.
 
-use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
@@ -133,6 +134,30 @@ fn dirty_noise(w: &mut SeqWriter, rng: &mut Rng, noise: &Noise, blocks: usize, s
     })
     .expect("write")
     .1
+}
+
+/// Benches `row` (criterion id `row/64MiB`) as timed calls of `step`, each
+/// also recorded with `bytes` in `samples` for the printed MiB/s summary.
+fn timed_row(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    samples: &mut Samples,
+    row: &'static str,
+    bytes: usize,
+    mut step: impl FnMut(),
+) {
+    g.bench_function(BenchmarkId::new(row, "64MiB"), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let t = Instant::now();
+                step();
+                let d = t.elapsed();
+                samples.push(row, bytes, d);
+                total += d;
+            }
+            total
+        })
+    });
 }
 
 /// Per-row throughput samples (MiB/s per timed iteration) for the summary.
@@ -332,83 +357,32 @@ fn bench(c: &mut Criterion) {
     async fn drain(conn: &quinn::Connection, mode: u8) -> usize {
         drain_len(conn, mode, 0).await
     }
-    let (samples_ref, rt_ref) = (&mut samples, &rt);
-    let timed = |row: &'static str, samples: &mut Samples, f: &mut dyn FnMut()| {
-        let t = Instant::now();
-        f();
-        let d = t.elapsed();
-        samples.push(row, SIZE, d);
-        d
-    };
-    g.bench_function(BenchmarkId::new("raw_quinn_bulk", "64MiB"), |b| {
-        b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| {
-                    timed("raw_quinn_bulk", samples_ref, &mut || assert_eq!(rt_ref.block_on(drain(&conn, b'B')), SIZE))
-                })
-                .sum()
-        })
+    let rt_ref = &rt;
+    timed_row(&mut g, &mut samples, "raw_quinn_bulk", SIZE, || assert_eq!(rt_ref.block_on(drain(&conn, b'B')), SIZE));
+    timed_row(&mut g, &mut samples, "raw_quinn_2streams", SIZE, || {
+        let (x, y) = rt_ref.block_on(async { tokio::join!(drain(&conn, b'H'), drain(&conn, b'H')) });
+        assert_eq!(x + y, SIZE);
     });
-    g.bench_function(BenchmarkId::new("raw_quinn_2streams", "64MiB"), |b| {
-        b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| {
-                    timed("raw_quinn_2streams", samples_ref, &mut || {
-                        let (x, y) = rt_ref.block_on(async { tokio::join!(drain(&conn, b'H'), drain(&conn, b'H')) });
-                        assert_eq!(x + y, SIZE);
-                    })
-                })
-                .sum()
-        })
-    });
-    g.bench_function(BenchmarkId::new("raw_quinn_2conns", "64MiB"), |b| {
-        b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| {
-                    timed("raw_quinn_2conns", samples_ref, &mut || {
-                        let (x, y) = rt_ref.block_on(async { tokio::join!(drain(&conn, b'H'), drain(&conn2, b'H')) });
-                        assert_eq!(x + y, SIZE);
-                    })
-                })
-                .sum()
-        })
+    timed_row(&mut g, &mut samples, "raw_quinn_2conns", SIZE, || {
+        let (x, y) = rt_ref.block_on(async { tokio::join!(drain(&conn, b'H'), drain(&conn2, b'H')) });
+        assert_eq!(x + y, SIZE);
     });
     let mut tcp_buf = vec![0u8; 1 << 20];
-    g.bench_function(BenchmarkId::new("tls_tcp_bulk", "64MiB"), |b| {
-        b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| {
-                    timed("tls_tcp_bulk", samples_ref, &mut || {
-                        tcp.write_all(b"B").unwrap();
-                        tcp.flush().unwrap();
-                        let mut got = 0;
-                        while got < SIZE {
-                            let n = tcp.read(&mut tcp_buf[..(SIZE - got).min(1 << 20)]).unwrap();
-                            assert!(n > 0, "TLS server closed early");
-                            got += n;
-                        }
-                    })
-                })
-                .sum()
-        })
+    timed_row(&mut g, &mut samples, "tls_tcp_bulk", SIZE, || {
+        tcp.write_all(b"B").unwrap();
+        tcp.flush().unwrap();
+        let mut got = 0;
+        while got < SIZE {
+            let n = tcp.read(&mut tcp_buf[..(SIZE - got).min(1 << 20)]).unwrap();
+            assert!(n > 0, "TLS server closed early");
+            got += n;
+        }
     });
     // The transport on the deltas' sizes: one stream of 1% / 10% of the region.
     for (row, percent) in [("raw_quinn_burst/1pct", 1usize), ("raw_quinn_burst/10pct", 10)] {
         let len = SIZE / BLOCK * percent / 100 * BLOCK;
         g.throughput(Throughput::Bytes(len as u64));
-        g.bench_function(BenchmarkId::new(row, "64MiB"), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let t = Instant::now();
-                    assert_eq!(rt_ref.block_on(drain_len(&conn, b'S', len)), len);
-                    let d = t.elapsed();
-                    samples_ref.push(row, len, d);
-                    total += d;
-                }
-                total
-            })
-        });
+        timed_row(&mut g, &mut samples, row, len, || assert_eq!(rt_ref.block_on(drain_len(&conn, b'S', len)), len));
     }
     g.throughput(Throughput::Bytes(SIZE as u64));
     g.bench_function(BenchmarkId::new("snapshot_new_mirror", "64MiB"), |b| {
@@ -419,7 +393,7 @@ fn bench(c: &mut Criterion) {
                 let m = connect(&sink);
                 m.wait_for_update(Duration::from_secs(30)).unwrap();
                 let d = t.elapsed();
-                samples_ref.push("snapshot_new_mirror", SIZE, d);
+                samples.push("snapshot_new_mirror", SIZE, d);
                 total += d;
                 rt.block_on(m.close());
             }
@@ -428,20 +402,12 @@ fn bench(c: &mut Criterion) {
     });
     let m = connect(&sink);
     m.wait_for_update(Duration::from_secs(30)).unwrap();
-    g.bench_function(BenchmarkId::new("snapshot", "64MiB"), |b| {
-        b.iter_custom(|iters| {
-            (0..iters)
-                .map(|_| {
-                    timed("snapshot", samples_ref, &mut || {
-                        let n = m.stats().snapshots_applied;
-                        m.request_snapshot();
-                        while m.stats().snapshots_applied == n {
-                            m.wait_for_update(Duration::from_secs(30)).unwrap();
-                        }
-                    })
-                })
-                .sum()
-        })
+    timed_row(&mut g, &mut samples, "snapshot", SIZE, || {
+        let n = m.stats().snapshots_applied;
+        m.request_snapshot();
+        while m.stats().snapshots_applied == n {
+            m.wait_for_update(Duration::from_secs(30)).unwrap();
+        }
     });
     let delta_rows: [(&'static str, usize, Spread); 4] = [
         ("delta/1pct/uniform", 1, Spread::Uniform),
@@ -452,19 +418,9 @@ fn bench(c: &mut Criterion) {
     for (row, percent, spread) in delta_rows {
         let blocks = SIZE / BLOCK * percent / 100;
         g.throughput(Throughput::Bytes((blocks * BLOCK) as u64));
-        g.bench_function(BenchmarkId::new(row, "64MiB"), |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let t = Instant::now();
-                    let v = dirty_noise(&mut w, &mut rng, &noise, blocks, spread);
-                    m.wait_until(Duration::from_secs(30), |_, a| a.seq >= v).unwrap();
-                    let d = t.elapsed();
-                    samples_ref.push(row, blocks * BLOCK, d);
-                    total += d;
-                }
-                total
-            })
+        timed_row(&mut g, &mut samples, row, blocks * BLOCK, || {
+            let v = dirty_noise(&mut w, &mut rng, &noise, blocks, spread);
+            m.wait_until(Duration::from_secs(30), |_, a| a.seq >= v).unwrap();
         });
     }
     g.sampling_mode(SamplingMode::Auto).sample_size(50).measurement_time(Duration::from_secs(3));

@@ -72,11 +72,11 @@ pub(crate) struct Region {
     pub capacity: u64,
 }
 
+// The handles built on a region (stack, map, bitset, array) copy their `Pod`
+// values in and out of its words, so they are `Send + Sync` through it
+// (checked below).
 // SAFETY: `ptr` points into the mapping that `_mapping` keeps alive, and
-// `words` only ever hands it out as `&[AtomicU64]`: every access, from any
-// thread, is atomic. The handles built on a region (stack, map, bitset,
-// array) copy their `Pod` values in and out of those words, so they are
-// `Send + Sync` through it (checked below).
+// `words` only hands it out as `&[AtomicU64]`: every access is atomic.
 unsafe impl Send for Region {}
 // SAFETY: as above.
 unsafe impl Sync for Region {}
