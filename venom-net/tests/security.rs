@@ -10,8 +10,13 @@ use venom_net::*;
 
 async fn closed_with_protocol_error(conn: &quinn::Connection) -> bool {
     match tokio::time::timeout(Duration::from_secs(5), conn.closed()).await {
-        Ok(quinn::ConnectionError::ApplicationClosed(c)) => c.error_code == quinn::VarInt::from_u32(PROTOCOL_ERROR),
-        _ => false,
+        Ok(quinn::ConnectionError::ApplicationClosed(c)) if c.error_code == quinn::VarInt::from_u32(PROTOCOL_ERROR) => {
+            true
+        }
+        other => {
+            eprintln!("closed otherwise: {other:?}");
+            false
+        }
     }
 }
 
