@@ -142,6 +142,17 @@ impl Net {
         }
     }
 
+    /// Mirror `i` misses `rounds` rounds of `writes` writes (its edge is
+    /// stalled meanwhile, the others keep up).
+    fn miss(&mut self, i: usize, rounds: usize, writes: usize) {
+        self.edges[i].stalled = true;
+        for _ in 0..rounds {
+            self.writes(writes);
+            self.tick();
+        }
+        self.edges[i].stalled = false;
+    }
+
     fn writes(&mut self, n: usize) {
         for _ in 0..n {
             let len = 1 + self.rng.below(64) as usize;
@@ -268,12 +279,7 @@ fn resume_within_backlog_sends_no_snapshot() {
         net.run_until_converged(200);
         let matches = net.edges[0].mirror.stats().hash_matches;
         // Disconnect; the region moves on meanwhile (well within the backlog).
-        net.edges[0].stalled = true;
-        for _ in 0..10 {
-            net.writes(3);
-            net.tick();
-        }
-        net.edges[0].stalled = false;
+        net.miss(0, 10, 3);
         net.edges[0].snapshot_frames = 0;
         net.reconnect(0);
         net.run_until_converged(300);
@@ -312,12 +318,7 @@ fn resume_past_backlog_gets_one_snapshot() {
     let mut net = Net::new(4, 7, pcfg, 0);
     net.add(0, Subscription::whole(), true, false);
     net.run_until_converged(200);
-    net.edges[0].stalled = true;
-    for _ in 0..50 {
-        net.writes(5); // ~50 deltas of ~200 bytes: far more than 2 KiB
-        net.tick();
-    }
-    net.edges[0].stalled = false;
+    net.miss(0, 50, 5); // ~50 deltas of ~200 bytes: far more than 2 KiB
     net.edges[0].snapshots = 0;
     net.reconnect(0);
     net.run_until_converged(300);

@@ -250,15 +250,27 @@ fn publisher_restart_new_epoch_resets_and_converges() {
     assert_ne!(old.epoch, new.epoch);
 }
 
-#[test]
-fn mirror_rejects_out_of_range_and_broken_frames() {
-    use venom_net::proto::frame::{Welcome, encode_single_update};
+/// A mirror of bytes 0..50 of an 80-byte region, connected and welcomed
+/// (epoch 1, 64-byte chunks), with its 100-byte local copy.
+fn welcomed_range_mirror() -> (MemRegion, MirrorSession, Now) {
     let mut local = MemRegion::new(100, 64);
     let mut m = MirrorSession::new(MirrorConfig::default(), Subscription::range(0, 50, 0));
     m.connect();
     let now = Now::system();
-    let w = Frame::Welcome(Welcome { epoch: 1, owner_id: 0, region_id: 0, chunk_size: 64, region_size: 80 });
-    m.handle_frame(&w, &mut local, 0, now).unwrap();
+    m.handle_frame(&range_welcome(), &mut local, 0, now).unwrap();
+    (local, m, now)
+}
+
+/// The welcome of [`welcomed_range_mirror`]'s publisher.
+fn range_welcome() -> Frame<'static> {
+    use venom_net::proto::frame::Welcome;
+    Frame::Welcome(Welcome { epoch: 1, owner_id: 0, region_id: 0, chunk_size: 64, region_size: 80 })
+}
+
+#[test]
+fn mirror_rejects_out_of_range_and_broken_frames() {
+    use venom_net::proto::frame::encode_single_update;
+    let (mut local, mut m, now) = welcomed_range_mirror();
     // Run past the subscription end.
     let bad = encode_single_update(1, 2, 0, true, &[(40, &[1u8; 20])]);
     let (f, _) = Frame::decode(&bad).unwrap();
@@ -275,7 +287,7 @@ fn mirror_rejects_out_of_range_and_broken_frames() {
     // A welcome whose subscription does not fit the local region.
     let mut m2 = MirrorSession::new(MirrorConfig::default(), Subscription::range(0, 50, 80));
     m2.connect();
-    assert!(m2.handle_frame(&w, &mut local, 0, now).is_err());
+    assert!(m2.handle_frame(&range_welcome(), &mut local, 0, now).is_err());
 }
 
 #[test]
@@ -296,13 +308,7 @@ fn hash_mismatch_is_counted_and_repaired() {
 
 #[test]
 fn mirror_bounds_what_a_publisher_can_make_it_buffer() {
-    use venom_net::proto::frame::Welcome;
-    let mut local = MemRegion::new(100, 64);
-    let mut m = MirrorSession::new(MirrorConfig::default(), Subscription::range(0, 50, 0));
-    m.connect();
-    let now = Now::system();
-    let w = Frame::Welcome(Welcome { epoch: 1, owner_id: 0, region_id: 0, chunk_size: 64, region_size: 80 });
-    m.handle_frame(&w, &mut local, 0, now).unwrap();
+    let (mut local, mut m, now) = welcomed_range_mirror();
     // Endless non-last frames without runs are refused at once.
     let mut f = venom_net::proto::frame::encode_single_update(1, 2, 0, true, &[]);
     f[8 + 40] = venom_net::proto::frame::FLAG_SNAPSHOT; // clear LAST
@@ -314,13 +320,8 @@ fn mirror_bounds_what_a_publisher_can_make_it_buffer() {
 /// update's last one) and how much (every staged body plus its own).
 #[test]
 fn apply_len_counts_only_an_updates_last_frame() {
-    use venom_net::proto::frame::{FLAG_SNAPSHOT, FrameHeader, Welcome, encode_single_update};
-    let mut local = MemRegion::new(100, 64);
-    let mut m = MirrorSession::new(MirrorConfig::default(), Subscription::range(0, 50, 0));
-    m.connect();
-    let now = Now::system();
-    let w = Frame::Welcome(Welcome { epoch: 1, owner_id: 0, region_id: 0, chunk_size: 64, region_size: 80 });
-    m.handle_frame(&w, &mut local, 0, now).unwrap();
+    use venom_net::proto::frame::{FLAG_SNAPSHOT, FrameHeader, encode_single_update};
+    let (mut local, mut m, now) = welcomed_range_mirror();
     let split = |f: Vec<u8>| (FrameHeader::decode(f[..8].try_into().unwrap()).unwrap(), f[8..].to_vec());
     // A two-frame snapshot: part 0 (not last), then part 1 (last).
     let mut a = encode_single_update(1, 2, 0, true, &[(0, &[7; 25])]);
