@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use venom_examples::net_cli::{
-    BoxError, GridRegion, RoleArgs, Served, catalog_region, connect_mirror, publish, run_role, runtime, simulate,
+    BoxError, GridRegion, RoleArgs, Served, catalog_region, connect_mirror, publish, run_simulation, simulate,
 };
 use venom_net::proto::catalog::Pick;
 use venom_net::tls::ClientTls;
@@ -177,12 +177,8 @@ async fn client(addr: SocketAddr, tls: ClientTls, a: &Args) -> Result<(), BoxErr
 
 fn main() -> Result<(), BoxError> {
     let a = Args::parse();
-    let (steps, interval) = (a.steps, Duration::from_millis(a.interval_ms));
-    let role = a.net.resolve(7400, "/tmp/venom-heatmap")?;
-    runtime()?.block_on(run_role(
-        role,
-        &format!("simulating {steps} steps"),
-        |listen, certs| serve(listen, certs, steps, interval),
-        |addr, tls, _| client(addr, tls, &a),
-    ))
+    let what = format!("simulating {} steps", a.steps);
+    run_simulation(&a.net, ("heatmap", 7400), (a.steps, a.interval_ms), &what, serve, |addr, tls, _| {
+        client(addr, tls, &a)
+    })
 }

@@ -9,7 +9,7 @@ use std::ops::Range;
 use std::time::Duration;
 use venom_examples::life_world;
 use venom_examples::net_cli::{
-    BoxError, GridRegion, RoleArgs, Served, catalog_region, connect_mirror, publish, run_role, runtime, simulate,
+    BoxError, GridRegion, RoleArgs, Served, catalog_region, connect_mirror, publish, run_simulation, simulate,
 };
 use venom_net::proto::catalog::Pick;
 use venom_net::tls::ClientTls;
@@ -146,12 +146,6 @@ fn stdout_is_terminal() -> bool {
 
 fn main() -> Result<(), BoxError> {
     let a = Args::parse();
-    let (steps, interval) = (a.steps, Duration::from_millis(a.interval_ms));
-    let role = a.net.resolve(7100, "/tmp/venom-life")?;
-    runtime()?.block_on(run_role(
-        role,
-        &format!("serving {steps} generations"),
-        |listen, certs| serve(listen, certs, steps, interval),
-        |addr, tls, _| client(addr, tls, &a),
-    ))
+    let what = format!("serving {} generations", a.steps);
+    run_simulation(&a.net, ("life", 7100), (a.steps, a.interval_ms), &what, serve, |addr, tls, _| client(addr, tls, &a))
 }

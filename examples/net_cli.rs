@@ -116,6 +116,29 @@ where
     Ok(())
 }
 
+/// Runs a simulation example (life, heatmap, tickers) in the role `net`
+/// asks for, on the examples' [`runtime`]: `serve` writes `steps` steps
+/// `interval_ms` apart, `client` shows them (see [`run_role`]; `what` is the
+/// server's banner). `name` and `port` are the example's defaults: port,
+/// and certificates in `/tmp/venom-<name>`.
+pub fn run_simulation<SF, C, CF>(
+    net: &RoleArgs,
+    (name, port): (&str, u16),
+    (steps, interval_ms): (u64, u64),
+    what: &str,
+    serve: impl FnOnce(SocketAddr, Option<String>, u64, Duration) -> SF,
+    client: C,
+) -> Result<(), BoxError>
+where
+    SF: Future<Output = Result<Served, BoxError>>,
+    C: FnOnce(SocketAddr, ClientTls, bool) -> CF,
+    CF: Future<Output = Result<(), BoxError>>,
+{
+    let role = net.resolve(port, &format!("/tmp/venom-{name}"))?;
+    let interval = Duration::from_millis(interval_ms);
+    runtime()?.block_on(run_role(role, what, |listen, certs| serve(listen, certs, steps, interval), client))
+}
+
 /// Creates the region `<example>-<pid>` laid out by `catalog` (the
 /// catalog written into it) for an example's server side.
 pub fn catalog_region(catalog: &Catalog, example: &str) -> Result<SeqWriter, BoxError> {

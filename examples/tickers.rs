@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 use venom_examples::net_cli::{
-    BoxError, RoleArgs, Served, catalog_region, connect_mirror, publish, run_role, runtime, simulate,
+    BoxError, RoleArgs, Served, catalog_region, connect_mirror, publish, run_simulation, simulate,
 };
 use venom_net::Dtype;
 use venom_net::proto::catalog::{Catalog, Pick};
@@ -178,7 +178,6 @@ fn main() -> Result<(), BoxError> {
     let a = Args::parse();
     let (steps, interval) = (a.steps, Duration::from_millis(a.interval_ms));
     let (window, first) = (a.window.max(1), a.first.clamp(1, T));
-    let role = a.net.resolve(7200, "/tmp/venom-tickers")?;
     let clients = |addr: SocketAddr, tls: ClientTls, in_process: bool| async move {
         if !in_process {
             println!("{}", client("1", addr, tls, first, steps, window).await?);
@@ -192,10 +191,12 @@ fn main() -> Result<(), BoxError> {
         println!("{b}");
         Ok(())
     };
-    runtime()?.block_on(run_role(
-        role,
+    run_simulation(
+        &a.net,
+        ("tickers", 7200),
+        (steps, a.interval_ms),
         &format!("streaming {steps} ticks"),
-        |listen, certs| serve(listen, certs, steps, interval),
+        serve,
         clients,
-    ))
+    )
 }

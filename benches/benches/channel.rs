@@ -481,12 +481,18 @@ impl Drop for Uds {
     }
 }
 
+/// What an iceoryx2 row keeps alive while it runs: the peer process and
+/// this side's node (dropped after the row's ports).
+struct IceLink {
+    _peer: Peer,
+    _node: Node<ipc::Service>,
+}
+
 /// iceoryx2 request-response client (busy-waits for the response).
 struct IceRr {
     client: iceoryx2::port::client::Client<ipc::Service, u64, (), u64, ()>,
     next: u64,
-    _peer: Peer,
-    _node: Node<ipc::Service>,
+    _link: IceLink,
 }
 
 fn ice_rr(pinned: bool) -> IceRr {
@@ -496,7 +502,7 @@ fn ice_rr(pinned: bool) -> IceRr {
         node.service_builder(&ice_name(&name)).request_response::<u64, u64>().open_or_create().expect("rr service");
     let client = service.client_builder().create().expect("client");
     let peer = Peer::spawn("ice_server", &name, pinned);
-    let c = IceRr { client, next: 0, _peer: peer, _node: node };
+    let c = IceRr { client, next: 0, _link: IceLink { _peer: peer, _node: node } };
     ping_until_answered(
         "iceoryx2 server",
         || c.client.send_copy(0).expect("request"),
@@ -547,8 +553,7 @@ struct IcePs {
     publ: iceoryx2::port::publisher::Publisher<ipc::Service, u64, ()>,
     sub: iceoryx2::port::subscriber::Subscriber<ipc::Service, u64, ()>,
     next: u64,
-    _peer: Peer,
-    _node: Node<ipc::Service>,
+    _link: IceLink,
 }
 
 fn ice_ps(pinned: bool) -> IcePs {
@@ -559,7 +564,7 @@ fn ice_ps(pinned: bool) -> IcePs {
     let publ = a2b.publisher_builder().create().expect("publisher");
     let sub = b2a.subscriber_builder().create().expect("subscriber");
     let peer = Peer::spawn("ice_pong", &name, pinned);
-    let p = IcePs { publ, sub, next: 0, _peer: peer, _node: node };
+    let p = IcePs { publ, sub, next: 0, _link: IceLink { _peer: peer, _node: node } };
     ping_until_answered(
         "iceoryx2 pong",
         || p.publ.send_copy(0).expect("send"),

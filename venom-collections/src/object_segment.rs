@@ -45,7 +45,7 @@ const MAX_DIRECTORY_ENTRIES: usize = 1 << 16;
 /// seg.unlink()?;
 /// # Ok::<(), venom_collections::Error>(())
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct ObjectSegment {
     /// The mapping, shared with every object handle made from it.
     seg: Arc<Segment>,
@@ -55,12 +55,6 @@ pub struct ObjectSegment {
     data_offset: u64,
     /// `body_len - data_offset`: every object lies inside the data area.
     data_len: u64,
-}
-
-impl std::fmt::Debug for ObjectSegment {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ObjectSegment").field("name", &self.seg.name()).field("entries", &self.entries).finish()
-    }
 }
 
 /// Where an object lives: the segment (kept mapped) and its words.

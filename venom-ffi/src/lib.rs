@@ -1,7 +1,8 @@
 //! # venom-ffi
 //!
 //! The C ABI of Venom (library `libvenom.so` / `libvenom.a`, header
-//! `include/venom.h`, generated from this crate by cbindgen). It covers
+//! `include/venom.h`, generated from this crate by cbindgen in `build.rs` on
+//! every build). It covers
 //! daemon/shell channels, seqlock regions and the KvCache; C programs
 //! interoperate with Rust programs on the same segments (the ABI wraps the
 //! Rust types, it does not re-implement the wire format).

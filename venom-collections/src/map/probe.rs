@@ -149,7 +149,12 @@ impl<'a> MapCore<'a> {
         }
     }
 
-    pub(crate) fn get<K: Pod + Eq, V: Pod>(&self, key: &K) -> Result<Option<V>> {
+    /// Finds `key`: its slot, the control word of the consistent read, and
+    /// the value read with it; `None` when the key is absent. Waits (within
+    /// the stall budget) while another thread updates this very key; an
+    /// update of another key or an insert not yet visible is passed over.
+    #[inline]
+    fn find<K: Pod + Eq, V: Pod>(&self, key: &K) -> Result<Option<(&'a [AtomicU64], Ctl, V)>> {
         let h = Self::home(key);
         // Acquire: pairs with the SeqCst fetch_max of inserts that completed
         // before this call.
@@ -158,7 +163,8 @@ impl<'a> MapCore<'a> {
         for d in 0..=limit {
             let slot = self.slot(h.wrapping_add(d));
             loop {
-                // Acquire: seqlock read side.
+                // Acquire: seqlock read side (and the expected value of a
+                // caller's CAS).
                 let c = Ctl(slot[0].load(Ordering::Acquire));
                 if c.is_busy() {
                     if c.state() != UPDATING {
@@ -178,7 +184,7 @@ impl<'a> MapCore<'a> {
                     EMPTY => return Ok(None),
                     OCCUPIED => match self.read_pair::<K, V>(slot, c) {
                         None => continue,
-                        Some((k, v)) if k == *key => return Ok(Some(v)),
+                        Some((k, v)) if k == *key => return Ok(Some((slot, c, v))),
                         Some(_) => break,
                     },
                     _ => break,
@@ -186,6 +192,10 @@ impl<'a> MapCore<'a> {
             }
         }
         Ok(None)
+    }
+
+    pub(crate) fn get<K: Pod + Eq, V: Pod>(&self, key: &K) -> Result<Option<V>> {
+        Ok(self.find::<K, V>(key)?.map(|(_, _, v)| v))
     }
 
     pub(crate) fn insert<K: Pod + Eq, V: Pod>(&self, key: &K, value: &V) -> Result<Option<V>> {
@@ -345,43 +355,25 @@ impl<'a> MapCore<'a> {
     }
 
     pub(crate) fn remove<K: Pod + Eq, V: Pod>(&self, key: &K) -> Result<Option<V>> {
-        let h = Self::home(key);
-        let limit = self.reach(h, Ordering::Acquire);
-        let mut patience = None;
-        for d in 0..=limit {
-            let slot = self.slot(h.wrapping_add(d));
-            loop {
-                // Acquire: seqlock read side / CAS expected value.
-                let c = Ctl(slot[0].load(Ordering::Acquire));
-                if c.is_busy() {
-                    if c.state() == UPDATING && self.read_key::<K>(slot, c).is_some_and(|k| k == *key) {
-                        let p = patience.get_or_insert_with(|| Patience::new(self.stall));
-                        self.wait_slot(slot, c, p)?;
-                        continue;
-                    }
-                    break;
-                }
-                match c.state() {
-                    EMPTY => return Ok(None),
-                    OCCUPIED => match self.read_pair::<K, V>(slot, c) {
-                        None => continue,
-                        Some((k, v)) if k == *key => {
-                            let tomb = Ctl::stable(TOMBSTONE, c.version() + 1);
-                            // AcqRel: the exact version we read, so `v` is the
-                            // value we remove; publishes the tombstone.
-                            if slot[0].compare_exchange(c.0, tomb.0, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-                                // Relaxed: approximate count.
-                                self.words[LEN].fetch_sub(1, Ordering::Relaxed);
-                                return Ok(Some(v));
-                            }
-                        }
-                        Some(_) => break,
-                    },
-                    _ => break,
-                }
+        let mut patience = Patience::new(self.stall);
+        loop {
+            let Some((slot, c, v)) = self.find::<K, V>(key)? else {
+                return Ok(None);
+            };
+            let tomb = Ctl::stable(TOMBSTONE, c.version() + 1);
+            // AcqRel: the exact version we read, so `v` is the value we
+            // remove; publishes the tombstone.
+            if slot[0].compare_exchange(c.0, tomb.0, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                // Relaxed: approximate count.
+                self.words[LEN].fetch_sub(1, Ordering::Relaxed);
+                return Ok(Some(v));
+            }
+            // The slot changed since the read (this key updated or removed
+            // meanwhile): back off, then look again within the stall budget.
+            if !patience.wait() {
+                return Err(Error::Timeout(self.stall));
             }
         }
-        Ok(None)
     }
 
     /// The pair in slot `i`, if occupied (consistent snapshot).

@@ -72,6 +72,17 @@ pub(crate) enum Attempt<T> {
     Held(u64),
 }
 
+impl<T> Attempt<T> {
+    #[inline(always)]
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Attempt<U> {
+        match self {
+            Attempt::Done(t) => Attempt::Done(f(t)),
+            Attempt::No => Attempt::No,
+            Attempt::Held(pos) => Attempt::Held(pos),
+        }
+    }
+}
+
 /// Who the intent records say holds a position.
 #[derive(Debug, PartialEq, Eq)]
 enum Holders {
@@ -158,113 +169,88 @@ impl<'a> QueueCore<'a> {
 
     #[inline]
     pub(crate) fn try_push<T: Pod>(&self, v: &T) -> Attempt<()> {
-        // Relaxed: only a hint; the slot stamp (Acquire) decides.
-        let mut tail = self.tail().load(Ordering::Relaxed);
-        let mut spins = 0;
-        let mut backoff = Contention::default();
-        loop {
-            let slot = self.slot(tail);
-            // Announced before the stamp load, so that the store commits
-            // while the load is in flight (the CAS must wait for it).
-            self.announce(false, tail);
-            // Acquire: pairs with the consumer's Release that freed the slot,
-            // so its read of the old value happens before our write.
-            let stamp = slot[0].load(Ordering::Acquire);
-            if stamp == tail {
-                // SeqCst: the tail CAS is the "condition" half of the
-                // not_empty event-count handshake (see `notify`), and the
-                // release that publishes our intent to recoverers.
-                match self.tail().compare_exchange_weak(tail, tail + 1, Ordering::SeqCst, Ordering::Relaxed) {
-                    Ok(_) => {
-                        store_elem(&slot[1..], v);
-                        // Release: publishes the value.
-                        slot[0].store(tail + 1, Ordering::Release);
-                        return Attempt::Done(());
-                    }
-                    Err(t) => {
-                        tail = t;
-                        backoff.spin();
-                    }
-                }
-            } else if stamp < tail {
-                // The slot still holds position tail - capacity: full, or its
-                // consumer is mid-pop. SeqCst pairs with the head CAS.
-                let head = self.head().load(Ordering::SeqCst);
-                if head.wrapping_add(self.capacity()) <= tail {
-                    return self.give_up(Attempt::No);
-                }
-                spins += 1;
-                if spins > INFLIGHT_SPINS {
-                    return self.give_up(Attempt::Held(tail - self.capacity()));
-                }
-                venom_core::loom::spin_hint();
-                tail = self.tail().load(Ordering::Relaxed);
-            } else {
-                // Another producer got here first, so `tail` has moved on. If
-                // it has not, the stamp is from the future: corrupt memory.
-                let t = self.tail().load(Ordering::Relaxed);
-                if t == tail {
-                    spins += 1;
-                    if spins > INFLIGHT_SPINS {
-                        return self.give_up(Attempt::No);
-                    }
-                }
-                tail = t;
-            }
-        }
+        self.claim(false).map(|(tail, slot)| {
+            store_elem(&slot[1..], v);
+            // Release: publishes the value.
+            slot[0].store(tail + 1, Ordering::Release);
+        })
     }
 
     #[inline]
     pub(crate) fn try_pop<T: Pod>(&self) -> Attempt<T> {
-        // Relaxed: a hint, as in `try_push`.
-        let mut head = self.head().load(Ordering::Relaxed);
+        self.claim(true).map(|(head, slot)| {
+            let v = load_elem::<T>(&slot[1..]);
+            // Release: our read happens before the next write.
+            slot[0].store(head + self.capacity(), Ordering::Release);
+            v
+        })
+    }
+
+    /// Vyukov's claim loop, written once for both ends: a producer claims
+    /// `tail` (its slot is ready when the stamp equals the position: freed
+    /// by the consumer of the previous lap), a consumer claims `head` (ready
+    /// when the stamp is the position + 1: published). Returns the claimed
+    /// position and its slot; the caller moves the value and stores the
+    /// slot's next stamp with Release.
+    #[inline(always)]
+    fn claim(&self, consumer: bool) -> Attempt<(u64, &'a [AtomicU64])> {
+        let (mine, other, ready) = if consumer { (self.head(), self.tail(), 1) } else { (self.tail(), self.head(), 0) };
+        // Relaxed: only a hint; the slot stamp (Acquire) decides.
+        let mut pos = mine.load(Ordering::Relaxed);
         let mut spins = 0;
         let mut backoff = Contention::default();
         loop {
-            let slot = self.slot(head);
-            // Announced early, as in `try_push`.
-            self.announce(true, head);
-            // Acquire: pairs with the producer's Release publishing the value.
+            let slot = self.slot(pos);
+            // Announced before the stamp load, so that the store commits
+            // while the load is in flight (the CAS must wait for it).
+            self.announce(consumer, pos);
+            // Acquire: pairs with the other end's Release stamp store (the
+            // consumer's that freed the slot, so its read of the old value
+            // happens before our write; the producer's that published it).
             let stamp = slot[0].load(Ordering::Acquire);
-            if stamp == head + 1 {
-                // SeqCst: the condition half of the not_full handshake, and
-                // the release publishing our intent (as in `try_push`).
-                match self.head().compare_exchange_weak(head, head + 1, Ordering::SeqCst, Ordering::Relaxed) {
-                    Ok(_) => {
-                        let v = load_elem::<T>(&slot[1..]);
-                        // Release: our read happens before the next write.
-                        slot[0].store(head + self.capacity(), Ordering::Release);
-                        return Attempt::Done(v);
-                    }
-                    Err(h) => {
-                        head = h;
+            if stamp == pos + ready {
+                // SeqCst: the counter CAS is the "condition" half of the
+                // not_empty / not_full event-count handshake (see `notify`),
+                // and the release that publishes our intent to recoverers.
+                match mine.compare_exchange_weak(pos, pos + 1, Ordering::SeqCst, Ordering::Relaxed) {
+                    Ok(_) => return Attempt::Done((pos, slot)),
+                    Err(p) => {
+                        pos = p;
                         backoff.spin();
                     }
                 }
-            } else if stamp <= head {
-                // Not yet published for this position: empty, or a producer
-                // is mid-push (tail moved past head).
-                let tail = self.tail().load(Ordering::SeqCst);
-                if tail <= head {
+            } else if stamp < pos + ready {
+                // The slot is not ready for `pos`: the ring is full (producer)
+                // or empty (consumer), or the other end's claimant of this
+                // slot is mid-operation. SeqCst pairs with the other end's CAS.
+                let o = other.load(Ordering::SeqCst);
+                let exhausted = if consumer { o <= pos } else { o.wrapping_add(self.capacity()) <= pos };
+                if exhausted {
                     return self.give_up(Attempt::No);
                 }
                 spins += 1;
                 if spins > INFLIGHT_SPINS {
-                    return self.give_up(Attempt::Held(head));
+                    // The position a peer is mid-operation on: ours for a
+                    // consumer waiting on a producer mid-push, the previous
+                    // lap's for a producer waiting on a consumer mid-pop
+                    // (wrapping: a corrupt stamp must not panic here).
+                    let held = if consumer { pos } else { pos.wrapping_sub(self.capacity()) };
+                    return self.give_up(Attempt::Held(held));
                 }
                 venom_core::loom::spin_hint();
-                head = self.head().load(Ordering::Relaxed);
+                pos = mine.load(Ordering::Relaxed);
             } else {
-                // Another consumer took `head`; as in `try_push`, a head that
-                // does not move means a corrupt stamp.
-                let h = self.head().load(Ordering::Relaxed);
-                if h == head {
+                // Another claimant of our end got here first, so the counter
+                // has moved on. If it has not, the stamp is from the future:
+                // corrupt memory.
+                let p = mine.load(Ordering::Relaxed);
+                if p == pos {
                     spins += 1;
                     if spins > INFLIGHT_SPINS {
                         return self.give_up(Attempt::No);
                     }
                 }
-                head = h;
+                pos = p;
             }
         }
     }
