@@ -45,6 +45,29 @@ mod loom_tests {
             assert_eq!(core(&words).len(), 1);
         });
     }
+
+    /// A remove racing an update of the same key always finds the key (it
+    /// exists throughout): the removal is ordered before or after the
+    /// update, never lost because the lookup caught the slot mid-update.
+    #[test]
+    fn loom_map_remove_during_update_of_the_same_key() {
+        loom::model(|| {
+            let words = heap();
+            core(&words).insert(&1u64, &10u64).unwrap();
+            let w2 = words.clone();
+            let t = loom::thread::spawn(move || core(&w2).insert(&1u64, &11u64).unwrap());
+            let removed = core(&words).remove::<u64, u64>(&1).unwrap();
+            let updated = t.join().unwrap();
+            let left = core(&words).get::<u64, u64>(&1).unwrap();
+            match (updated, removed, left) {
+                // Update first, then the removal took the new value.
+                (Some(10), Some(11), None) => {}
+                // Removal first; the update inserted the key anew.
+                (None, Some(10), Some(11)) => {}
+                other => panic!("update/remove/left = {other:?}"),
+            }
+        });
+    }
 }
 
 #[cfg(all(test, not(loom)))]
