@@ -66,6 +66,37 @@ fn hostile_mirror_is_disconnected() {
     });
 }
 
+/// A mirror that stops reading, so that the publisher's snapshot write
+/// waits on flow control, and then sends a frame in the wrong direction is
+/// still disconnected with PROTOCOL_ERROR at once (not after the 10 s
+/// liveness timeout): the session handles the mirror's frames while a write
+/// waits.
+#[test]
+fn a_mirror_that_stops_reading_is_disconnected_for_a_bad_frame() {
+    runtime().block_on(async {
+        let dev = Dev::new();
+        // 16 MiB: the snapshot is far larger than the mirror's receive window.
+        let region = MemRegion::new(16 << 20, 64 << 10);
+        let p = publish(&region, dev.server(), PublisherConfig::default()).await;
+        let mut ep = bind_endpoint(loopback(), None).unwrap();
+        ep.set_default_client_config(dev.client().quinn_config());
+        let conn = ep.connect(p.local_addr().unwrap(), "localhost").unwrap().await.unwrap();
+        let (mut send, _recv) = conn.open_bi().await.unwrap();
+        send.write_all(&hello(Subscription::whole())).await.unwrap();
+        // Long enough for the publisher to fill the window and wait on it.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut welcome = Vec::new();
+        Frame::Welcome(Welcome { epoch: 1, owner_id: 0, region_id: 0, chunk_size: 1, region_size: 1 })
+            .encode(&mut welcome);
+        send.write_all(&welcome).await.unwrap();
+        assert!(
+            closed_with_protocol_error(&conn).await,
+            "not disconnected with PROTOCOL_ERROR while the publisher waited"
+        );
+        p.close().await;
+    });
+}
+
 /// A publisher that sends an out-of-range update is disconnected and never
 /// writes into the mirror's region.
 #[test]

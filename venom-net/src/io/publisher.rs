@@ -465,9 +465,21 @@ async fn run_session(
             // quinn takes them without a copy.
             if !out.is_empty() {
                 let mut chunks = out.take();
-                tokio::time::timeout(liveness, send.write_all_chunks(&mut chunks))
-                    .await
-                    .map_err(|_| refused(Refusal::Silent))??;
+                let write = send.write_all_chunks(&mut chunks);
+                tokio::pin!(write);
+                let give_up = tokio::time::sleep(liveness);
+                tokio::pin!(give_up);
+                // The mirror's frames are handled while the write waits: a
+                // protocol violation ends the session at once, even from a
+                // mirror that stopped reading (it would otherwise hold the
+                // session until `liveness`), and its acks keep flowing.
+                loop {
+                    tokio::select! {
+                        r = &mut write => { r?; break; }
+                        m = rx.recv() => handle(&mut session, m, &s)?,
+                        _ = &mut give_up => return Err(refused(Refusal::Silent)),
+                    }
+                }
             }
             continue;
         }
