@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{ClientId, QUEUE_OFFSET, check_layout, header, reply_rings};
+use super::{ClientId, QUEUE_OFFSET, check_layout, header, probes, reply_rings};
 use crate::cmd_queue::ring::{Ring, STATUS_TOO_LARGE, STATUS_UNANSWERED};
 use crate::cmd_queue::{CmdQueue, Producer, WaitStrategy, wait_for};
 use crate::error::{Error, Result};
@@ -192,10 +192,12 @@ impl ShellChannel {
     /// discarded), [`Error::RequestsOutstanding`] if pipelined requests are
     /// in flight.
     pub fn request_timeout(&mut self, cmd: &[u8], resp: &mut [u8], timeout: Duration) -> Result<usize> {
+        probes::mark(probes::C_START);
         if self.pipelined > 0 {
             return Err(Error::RequestsOutstanding { count: self.pipelined });
         }
         let (id, waited) = self.send(cmd, timeout)?;
+        probes::mark(probes::C_PUSHED);
         if self.wait != WaitStrategy::Park {
             // Fast path: poll only our reply ring's next stamp (one load of
             // a line that also carries the header and a small reply) until
@@ -203,14 +205,21 @@ impl ShellChannel {
             // once. Bounded: past it, the clocked wait takes over.
             for _ in 0..REPLY_FAST_SPINS {
                 if self.reply.published(self.reply_head) {
+                    probes::mark(probes::C_SEEN);
                     break;
                 }
                 crate::loom::spin_hint();
             }
         }
         let left = timeout.saturating_sub(waited);
-        match self.wait_reply(Want::Id(id), resp, left) {
-            Ok((_, n)) => Ok(n),
+        let got = self.wait_reply(Want::Id(id), resp, left);
+        probes::mark(probes::C_TAKEN);
+        match got {
+            Ok((_, n)) => {
+                probes::mark(probes::C_END);
+                probes::commit(id);
+                Ok(n)
+            }
             Err(e) => {
                 if matches!(e, Error::Timeout(_) | Error::DaemonGone { .. }) {
                     self.abandoned.insert(id);
