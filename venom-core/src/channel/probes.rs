@@ -38,8 +38,11 @@ pub const C_END: usize = 12;
 /// Daemon: entered the wait for the next command (the serve loop's top;
 /// stamped into the record of the *next* request).
 pub const D_WAIT: usize = 13;
+/// Either side: the stamp of its message (request or reply) stored, inside
+/// the ring push.
+pub const STAMPED: usize = 14;
 /// Stamps in a [`Record`].
-pub const POINTS: usize = 14;
+pub const POINTS: usize = 15;
 
 /// One request as one side saw it: its id and a TSC stamp per point (0 where
 /// that side did not stamp).

@@ -201,11 +201,22 @@ impl ShellChannel {
         if self.wait != WaitStrategy::Park {
             // Fast path: poll only our reply ring's next stamp (one load of
             // a line that also carries the header and a small reply) until
-            // something lands there; the full scan below then finds it at
-            // once. Bounded: past it, the clocked wait takes over.
+            // something lands there, and take it directly (the general wait
+            // below handles everything else). Bounded: past it, the clocked
+            // wait takes over.
             for _ in 0..REPLY_FAST_SPINS {
                 if self.reply.published(self.reply_head) {
                     probes::mark(probes::C_SEEN);
+                    // `None`: it was a reply nobody waits for (discarded).
+                    if let Some(got) = self.take_reply(Want::Id(id), resp).transpose() {
+                        // A reply read from a truncated (zeroed) ring is not
+                        // the daemon's.
+                        self.seg.check_mapped()?;
+                        probes::mark(probes::C_TAKEN);
+                        probes::mark(probes::C_END);
+                        probes::commit(id);
+                        return got.map(|(_, n)| n);
+                    }
                     break;
                 }
                 crate::loom::spin_hint();
