@@ -295,7 +295,7 @@ impl DaemonChannel {
     /// Pops the next command of a current client into `buf`.
     fn next_command(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<Message> {
         probes::mark(probes::D_WAIT);
-        let DaemonChannel { consumer, stop, stats, queue, seg, replies, reply_pos, .. } = self;
+        let DaemonChannel { consumer, stop, stats, queue, seg, .. } = self;
         let flag = &stop.flag;
         let stopped = || {
             seg.check_mapped()?;
@@ -310,13 +310,6 @@ impl DaemonChannel {
             || {
                 stopped()?;
                 while let Some(m) = consumer.try_pop(buf)? {
-                    // Start taking the reply's slot line over now, while the
-                    // command is checked and handled, so that writing the
-                    // reply does not wait for the client's copy to be
-                    // invalidated (measured: BENCHMARKS, channel section).
-                    if let (Some(ring), Some(&(pos, _))) = (replies.get(m.lane), reply_pos.get(m.lane)) {
-                        ring.prefetch_for_write(pos);
-                    }
                     if m.generation == consumer.lane_generation(m.lane) {
                         stats.commands += 1;
                         return Ok(Some(m));

@@ -215,25 +215,6 @@ impl Ring {
         true
     }
 
-    /// Producer: asks for the slot line of `pos` in exclusive state (x86_64
-    /// `prefetchw`; a no-op elsewhere), so that writing it later does not
-    /// wait for the other side's copy to be invalidated.
-    #[inline]
-    pub(crate) fn prefetch_for_write(&self, pos: u64) {
-        #[cfg(all(target_arch = "x86_64", not(loom)))]
-        {
-            let (hdr, _, _) = self.slot(pos);
-            // SAFETY: a prefetch never faults and changes no memory; the
-            // address is the slot line (struct invariant). CPUs without
-            // PREFETCHW execute it as a NOP.
-            unsafe {
-                core::arch::asm!("prefetchw [{}]", in(reg) hdr as *const SlotHeader, options(nostack, preserves_flags, readonly));
-            }
-        }
-        #[cfg(not(all(target_arch = "x86_64", not(loom))))]
-        let _ = pos;
-    }
-
     /// Consumer: whether the message at `head` is published: one Acquire
     /// load of the slot's stamp, which shares its cache line with the
     /// header and the first 32 payload bytes (the fast-path check).
