@@ -216,7 +216,7 @@ impl DaemonChannel {
                     reply.clear();
                     handler(client, &buf, &mut reply);
                     probes::mark(probes::D_HANDLED);
-                    let r = self.send_reply(m, &reply, Popped::JustNow);
+                    let r = self.send_reply(m, &reply);
                     self.reply_buf = reply;
                     probes::mark(probes::D_DONE);
                     probes::commit(m.tag);
@@ -261,7 +261,7 @@ impl DaemonChannel {
     /// Answering a client that has gone away succeeds (the reply is dropped).
     pub fn respond(&mut self, mut cmd: Command, reply: &[u8]) -> Result<()> {
         cmd.unanswered = None;
-        let r = self.send_reply(cmd.message(), reply, Popped::Earlier);
+        let r = self.send_reply(cmd.message(), reply);
         let mut data = std::mem::take(&mut cmd.data);
         data.clear();
         if self.spare.len() < 64 {
@@ -277,7 +277,6 @@ impl DaemonChannel {
             self.stats.unanswered += 1;
             self.push_reply(
                 m,
-                Popped::Earlier,
                 OutMsg { tag: m.tag, generation: m.generation, status: STATUS_UNANSWERED, len_field: 0, payload: &[] },
             );
         }
@@ -327,7 +326,7 @@ impl DaemonChannel {
     }
 
     /// Writes the reply for `m` into its client's reply ring.
-    fn send_reply(&mut self, m: Message, reply: &[u8], popped: Popped) -> Result<()> {
+    fn send_reply(&mut self, m: Message, reply: &[u8]) -> Result<()> {
         let max = self.queue.max_msg_size();
         let (msg, result) = if reply.len() > max {
             self.stats.oversized_replies += 1;
@@ -338,14 +337,14 @@ impl DaemonChannel {
         } else {
             (OutMsg::data(m.tag, m.generation, reply), Ok(()))
         };
-        self.push_reply(m, popped, msg);
+        self.push_reply(m, msg);
         self.seg.check_mapped()?;
         result
     }
 
     /// Pushes `msg` into the reply ring of `m`'s client, unless the slot now
     /// belongs to another client.
-    fn push_reply(&mut self, m: Message, popped: Popped, msg: OutMsg<'_>) {
+    fn push_reply(&mut self, m: Message, msg: OutMsg<'_>) {
         let Some(ring) = self.replies.get(m.lane).copied() else {
             return;
         };
@@ -353,9 +352,7 @@ impl DaemonChannel {
         // slot is reclaimed right after this check, one stale reply can land;
         // the new client discards it by generation, and its ring has one slot
         // of headroom for it.)
-        // A command popped just now passed the same check a few instructions
-        // ago (`next_command`), so the serve loop skips this load.
-        if popped == Popped::Earlier && self.consumer.lane_generation(m.lane) != m.generation {
+        if self.consumer.lane_generation(m.lane) != m.generation {
             self.stats.dropped_replies += 1;
             return;
         }
@@ -368,15 +365,6 @@ impl DaemonChannel {
             self.stats.dropped_replies += 1;
         }
     }
-}
-
-/// When the command a reply answers was popped (and generation-checked).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Popped {
-    /// By the serve loop, right before its handler ran.
-    JustNow,
-    /// Earlier: a `Command` answered later, or a dropped one.
-    Earlier,
 }
 
 impl Drop for DaemonChannel {
