@@ -161,3 +161,26 @@ pub fn now() -> u64 {
         0
     }
 }
+
+#[cfg(all(test, feature = "probes", target_arch = "x86_64", not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_committed_per_request_and_taken_once() {
+        drop(take());
+        mark(C_START);
+        mark(C_END);
+        commit(7);
+        mark(D_SEEN);
+        commit(8);
+        let log = take();
+        assert_eq!(log.len(), 2);
+        assert_eq!((log[0].id, log[1].id), (7, 8));
+        assert!(log[0].tsc[C_START] != 0 && log[0].tsc[C_END] >= log[0].tsc[C_START]);
+        // Commit clears the stamps: the second record has only its own.
+        assert_eq!(log[1].tsc[C_START], 0);
+        assert!(log[1].tsc[D_SEEN] != 0);
+        assert!(take().is_empty());
+    }
+}
