@@ -28,6 +28,8 @@
 //! `VENOM_BENCH_PLACEMENT=pinned|unpinned` keeps one; `VENOM_BENCH_ONLY='a;b'`
 //! keeps rows whose name contains one of the ;-separated words; `VENOM_BENCH_NO_RATES=1`
 //! skips the throughput table; `VENOM_BENCH_NO_HARNESS=1` skips the summary.
+//! Built with `--features probes`, `VENOM_BENCH_PROBES=1` prints after every
+//! venom row where its round trip went, step by step (module `probes`).
 //!
 //! The binary re-executes itself as the peer process (`VENOM_BENCH_CHILD`);
 //! every process asks for nice -20 (ignored without the privilege). Messages
@@ -36,6 +38,8 @@
 
 #[path = "channel/one_line.rs"]
 mod one_line;
+#[path = "channel/probes.rs"]
+mod probes;
 
 use std::hint::black_box;
 use std::io::{Read, Write};
@@ -144,6 +148,9 @@ fn daemon(arg: &str) {
         reply.extend_from_slice(cmd);
     })
     .expect("run");
+    if std::env::var("VENOM_BENCH_PROBES").is_ok() {
+        probes::dump(name);
+    }
 }
 
 /// Child: a Unix socket echo server (8-byte messages).
@@ -767,7 +774,14 @@ fn harness() {
                 continue;
             }
             let floor = measure(rounds, &mut line(pinned));
+            let probed = path.starts_with("venom ") && probes::wanted();
+            drop(venom_core::channel::probes::take());
             let lat = measure(n, &mut *make(pinned));
+            if probed {
+                // The row's channel is gone, so its daemon has written its log.
+                let wait = path.split([' ', ',']).nth(1).unwrap_or("spin");
+                probes::report(&format!("{placement} {path}"), &format!("bench-chan-{}-{wait}", std::process::id()));
+            }
             eprintln!("{placement:>8} {path}: batch {:.0} ns (floor {:.0} ns)", lat.batch, floor.batch);
             rows.push((placement, path, lat, floor));
         }

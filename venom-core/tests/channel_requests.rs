@@ -299,3 +299,36 @@ fn corrupt_channel_headers_are_rejected() {
     // A dropped daemon unlinks its name.
     assert!(matches!(ShellChannel::connect(&name), Err(Error::NotFound(_))));
 }
+
+/// Spin mode on both sides, so most replies land while `request` is still
+/// in its fast stamp poll and are taken there: errors taken on that path
+/// (a reply too large for the buffer, one over the maximum, an empty one)
+/// consume exactly that reply, and the next request gets its own reply.
+#[test]
+fn fast_path_errors_keep_requests_in_sync() {
+    let cfg = ChannelConfig { max_msg_size: 256, wait: WaitStrategy::Spin, ..Default::default() };
+    let name = testkit::unique_name("chan-fast");
+    let mut daemon = DaemonChannel::create(&name, cfg).unwrap();
+    let stop = daemon.stop_handle();
+    let h = std::thread::spawn(move || {
+        daemon.run(|_, cmd| match cmd {
+            b"big" => vec![3; 200],
+            b"huge" => vec![4; 257],
+            b"none" => Vec::new(),
+            other => other.to_vec(),
+        })
+    });
+    let mut shell = ShellChannel::connect(&name).unwrap();
+    shell.set_wait(WaitStrategy::Spin);
+    let mut buf = [0u8; 256];
+    for i in 0..300u32 {
+        assert!(matches!(shell.request(b"big", &mut buf[..10]), Err(Error::BufferTooSmall { needed: 200, got: 10 })));
+        assert!(matches!(shell.request(b"huge", &mut buf), Err(Error::ReplyTooLarge { len: 257, max: 256, .. })));
+        assert_eq!(shell.request(b"none", &mut buf).unwrap(), 0);
+        let cmd = i.to_le_bytes();
+        let n = shell.request(&cmd, &mut buf).unwrap();
+        assert_eq!(&buf[..n], &cmd);
+    }
+    stop.stop();
+    assert!(matches!(h.join().unwrap(), Ok(()) | Err(Error::ReplyTooLarge { .. })));
+}

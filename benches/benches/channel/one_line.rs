@@ -60,6 +60,11 @@
 //!   after sending before its first poll, so it does not pull the line
 //!   back while the daemon works. (A real client cannot
 //!   know the daemon's handler time; this bounds what a back-off can buy.)
+//! * **H, B with daemon work**: one fixed line per client (the shape of a
+//!   per-client "mailbox" for synchronous requests) and [`MAILBOX_WORK_NS`]
+//!   of daemon work before the reply, about what the real daemon's
+//!   dispatch and bookkeeping take (probes breakdown).
+//! * **I, B with F's work**: H with [`WORK_NS`] (F without the ring).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -80,8 +85,12 @@ const GENERATION: u64 = 7;
 const INLINE: usize = 32;
 /// Slot lines of the ring of variants E, F and G.
 const RING_SLOTS: usize = 64;
-/// Nanoseconds of [`work`] in variants F and G.
+/// Nanoseconds of [`work`] in variants F, G and I.
 pub const WORK_NS: u64 = 60;
+/// Nanoseconds of [`work`] in variant H: about what the real daemon spends
+/// between seeing a request and publishing its reply (the `probes`
+/// breakdown in BENCHMARKS).
+pub const MAILBOX_WORK_NS: u64 = 30;
 
 /// TSC ticks per nanosecond, measured once per process over 20 ms.
 fn ticks_per_ns() -> f64 {
@@ -128,10 +137,15 @@ pub enum Variant {
     F,
     /// F with the client backing off its poll by the same work.
     G,
+    /// B (one fixed line: a per-client mailbox) with [`MAILBOX_WORK_NS`] of
+    /// daemon work between reading a request and replying.
+    H,
+    /// B with [`WORK_NS`] of daemon work (F without the ring).
+    I,
 }
 
 /// The prototype rows the channel bench runs: variant, payload size, label.
-pub const ROWS: [(Variant, usize, &str); 8] = [
+pub const ROWS: [(Variant, usize, &str); 10] = [
     (Variant::A, 8, "A (plain Release stores)"),
     (Variant::B, 8, "B (A + generation/request id)"),
     (Variant::B, 32, "B (A + generation/request id)"),
@@ -140,6 +154,8 @@ pub const ROWS: [(Variant, usize, &str); 8] = [
     (Variant::E, 8, "E (B over a 64-slot ring)"),
     (Variant::F, 8, "F (E + daemon work before the reply)"),
     (Variant::G, 8, "G (F + client poll back-off)"),
+    (Variant::H, 8, "H (B + 30 ns daemon work before the reply)"),
+    (Variant::I, 8, "I (B + 60 ns daemon work before the reply)"),
 ];
 
 impl Variant {
@@ -151,6 +167,8 @@ impl Variant {
             "d" => Variant::D,
             "e" => Variant::E,
             "f" => Variant::F,
+            "h" => Variant::H,
+            "i" => Variant::I,
             _ => Variant::G,
         }
     }
@@ -164,6 +182,8 @@ impl Variant {
             Variant::E => "e",
             Variant::F => "f",
             Variant::G => "g",
+            Variant::H => "h",
+            Variant::I => "i",
         }
     }
 
@@ -301,8 +321,10 @@ pub fn daemon(arg: &str) {
             }
             let mut payload = [0u64; 4];
             let len = load_payload(line, &mut payload);
-            if matches!(variant, Variant::F | Variant::G) {
-                work(WORK_NS);
+            match variant {
+                Variant::F | Variant::G | Variant::I => work(WORK_NS),
+                Variant::H => work(MAILBOX_WORK_NS),
+                _ => {}
             }
             let reply = REPLIED | (s & !(3 << 62));
             let words = [reply, len, 0, 0, payload[0], payload[1], payload[2], payload[3]];

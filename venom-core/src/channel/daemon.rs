@@ -5,6 +5,7 @@ use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use super::command::Command;
+use super::probes;
 use super::stop::StopHandle;
 use super::{
     CHANNEL_LAYOUT_VERSION, CHANNEL_MAGIC, ChannelConfig, ClientId, Layout, QUEUE_OFFSET, check_layout, header,
@@ -209,12 +210,16 @@ impl DaemonChannel {
             let got = self.next_command(&mut buf, RUN_SLICE);
             let result = match got {
                 Ok(m) => {
+                    probes::mark(probes::D_ACCEPTED);
                     let client = ClientId { slot: m.lane as u32, generation: m.generation };
                     let mut reply = std::mem::take(&mut self.reply_buf);
                     reply.clear();
                     handler(client, &buf, &mut reply);
+                    probes::mark(probes::D_HANDLED);
                     let r = self.send_reply(m, &reply);
                     self.reply_buf = reply;
+                    probes::mark(probes::D_DONE);
+                    probes::commit(m.tag);
                     r
                 }
                 Err(e) => Err(e),
@@ -288,6 +293,7 @@ impl DaemonChannel {
 
     /// Pops the next command of a current client into `buf`.
     fn next_command(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<Message> {
+        probes::mark(probes::D_WAIT);
         let DaemonChannel { consumer, stop, stats, queue, seg, .. } = self;
         let flag = &stop.flag;
         let stopped = || {
@@ -352,7 +358,9 @@ impl DaemonChannel {
         }
         let (tail, cached) = &mut self.reply_pos[m.lane];
         if ring.try_push(tail, cached, msg, || {}) {
+            probes::mark(probes::D_PUBLISHED);
             ring.ctl().ready.0.notify_one();
+            probes::mark(probes::D_NOTIFIED);
         } else {
             self.stats.dropped_replies += 1;
         }

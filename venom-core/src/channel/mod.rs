@@ -54,6 +54,7 @@
 mod command;
 mod daemon;
 mod inspect;
+pub mod probes;
 mod shell;
 mod stop;
 

@@ -4,8 +4,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{ClientId, QUEUE_OFFSET, check_layout, header, reply_rings};
-use crate::cmd_queue::ring::{Ring, STATUS_TOO_LARGE, STATUS_UNANSWERED};
+use super::{ClientId, QUEUE_OFFSET, check_layout, header, probes, reply_rings};
+use crate::cmd_queue::ring::{Ring, STATUS_OK, STATUS_TOO_LARGE, STATUS_UNANSWERED};
 use crate::cmd_queue::{CmdQueue, Producer, WaitStrategy, wait_for};
 use crate::error::{Error, Result};
 use crate::header::SegmentKind;
@@ -192,25 +192,54 @@ impl ShellChannel {
     /// discarded), [`Error::RequestsOutstanding`] if pipelined requests are
     /// in flight.
     pub fn request_timeout(&mut self, cmd: &[u8], resp: &mut [u8], timeout: Duration) -> Result<usize> {
+        probes::mark(probes::C_START);
         if self.pipelined > 0 {
             return Err(Error::RequestsOutstanding { count: self.pipelined });
         }
         let (id, waited) = self.send(cmd, timeout)?;
+        probes::mark(probes::C_PUSHED);
         if self.wait != WaitStrategy::Park {
             // Fast path: poll only our reply ring's next stamp (one load of
             // a line that also carries the header and a small reply) until
-            // something lands there; the full scan below then finds it at
-            // once. Bounded: past it, the clocked wait takes over.
+            // something lands there, and take it directly (the general wait
+            // below handles everything else). Bounded: past it, the clocked
+            // wait takes over.
             for _ in 0..REPLY_FAST_SPINS {
                 if self.reply.published(self.reply_head) {
+                    probes::mark(probes::C_SEEN);
+                    if let Some(n) = self.take_own_reply(id, resp) {
+                        // A reply read from a truncated (zeroed) ring is not
+                        // the daemon's.
+                        self.seg.check_mapped()?;
+                        probes::mark(probes::C_TAKEN);
+                        probes::mark(probes::C_END);
+                        probes::commit(id);
+                        return Ok(n);
+                    }
+                    // `None`: it was a reply nobody waits for (discarded).
+                    if let Some(got) = self.take_reply(Want::Id(id), resp).transpose() {
+                        // A reply read from a truncated (zeroed) ring is not
+                        // the daemon's.
+                        self.seg.check_mapped()?;
+                        probes::mark(probes::C_TAKEN);
+                        probes::mark(probes::C_END);
+                        probes::commit(id);
+                        return got.map(|(_, n)| n);
+                    }
                     break;
                 }
                 crate::loom::spin_hint();
             }
         }
         let left = timeout.saturating_sub(waited);
-        match self.wait_reply(Want::Id(id), resp, left) {
-            Ok((_, n)) => Ok(n),
+        let got = self.wait_reply(Want::Id(id), resp, left);
+        probes::mark(probes::C_TAKEN);
+        match got {
+            Ok((_, n)) => {
+                probes::mark(probes::C_END);
+                probes::commit(id);
+                Ok(n)
+            }
             Err(e) => {
                 if matches!(e, Error::Timeout(_) | Error::DaemonGone { .. }) {
                     self.abandoned.insert(id);
@@ -306,6 +335,29 @@ impl ShellChannel {
         // A reply read from a truncated (zeroed) ring is not the daemon's.
         self.seg.check_mapped()?;
         got
+    }
+
+    /// `request`'s fast take: the reply at our head if it is exactly the
+    /// one waited for (our generation, request `id`, status OK, fits
+    /// `resp`); anything else (`None`) is left to [`Self::take_reply`]. A
+    /// fresh id is never in `abandoned`.
+    #[inline]
+    fn take_own_reply(&mut self, id: u64, resp: &mut [u8]) -> Option<usize> {
+        let head = self.reply_head;
+        let p = self.reply.peek(head)?;
+        if p.generation != self.producer.generation()
+            || p.tag != id
+            || p.status != STATUS_OK
+            || p.len > resp.len()
+            || p.len > self.max_msg_size()
+        {
+            return None;
+        }
+        // Copy before `consume`: releasing the slot lets the daemon reuse it.
+        self.reply.read_payload(head, &mut resp[..p.len]);
+        self.consume(head);
+        self.in_flight = self.in_flight.saturating_sub(1);
+        Some(p.len)
     }
 
     /// Consumes replies nobody waits for and returns the first one `want`

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::ring::Ring;
 use super::{Inner, WaitStrategy, wait_for};
+use crate::channel::probes;
 use crate::error::{Error, Result};
 use crate::loom::sync::Ordering;
 use crate::process::{Liveness, ProcessId};
@@ -93,6 +94,7 @@ impl Consumer {
     /// Pops the next message, if any, copying its payload into `buf`
     /// (cleared first; grows to at most the queue's maximum message size).
     pub fn try_pop(&mut self, buf: &mut Vec<u8>) -> Result<Option<Message>> {
+        probes::mark(probes::D_POLL);
         let max = self.q.block.geo.max_msg;
         // Relaxed: a hint of which lanes can hold messages (see
         // `QueueHeader::lanes_used`); each stamp is still read with Acquire.
@@ -115,6 +117,7 @@ impl Consumer {
                 lane = 0;
             }
             let Some(p) = ring.peek(head) else { continue };
+            probes::mark(probes::D_SEEN);
             if p.len > max {
                 // Skip a corrupt slot rather than trusting its length.
                 self.corrupt += 1;
@@ -132,6 +135,7 @@ impl Consumer {
             self.cursor = lane;
             // The payload may be zeroes from a truncated mapping.
             self.q.check_mapped()?;
+            probes::mark(probes::D_POPPED);
             return Ok(Some(Message { lane: this, generation: p.generation, tag: p.tag, len: p.len }));
         }
         self.q.check_mapped()?;
