@@ -73,31 +73,31 @@ pub fn report(label: &str, name: &str) {
     // (step, side, from, to) with `to` taken from the next record when the
     // point is stamped there.
     enum At {
-        C(usize),
-        D(usize),
-        NextC(usize),
-        NextD(usize),
+        C(Point),
+        D(Point),
+        NextC(Point),
+        NextD(Point),
     }
     let steps: [(&str, At, At); 19] = [
-        ("client: request() entry -> request stamp stored", At::C(C_START), At::C(STAMPED)),
-        ("client: request stamp stored -> send() returns (notify drain)", At::C(STAMPED), At::C(C_PUSHED)),
-        ("client: request publish (request() entry -> send() returns)", At::C(C_START), At::C(C_PUSHED)),
-        ("request flight (client stamp store -> daemon sees it)", At::C(STAMPED), At::D(D_SEEN)),
-        ("request flight (client send() returns -> daemon sees it)", At::C(C_PUSHED), At::D(D_SEEN)),
-        ("daemon: successful scan (scan start -> stamp seen)", At::D(D_POLL), At::D(D_SEEN)),
-        ("daemon: pop (header, payload copy, head release)", At::D(D_SEEN), At::D(D_POPPED)),
-        ("daemon: generation check, stats, wait return", At::D(D_POPPED), At::D(D_ACCEPTED)),
-        ("daemon: handler (incl. reply buffer take/clear)", At::D(D_ACCEPTED), At::D(D_HANDLED)),
-        ("daemon: reply write + publish", At::D(D_HANDLED), At::D(STAMPED)),
-        ("daemon: seen -> reply published (sum)", At::D(D_SEEN), At::D(STAMPED)),
-        ("reply flight (daemon stamp store -> client sees it)", At::D(STAMPED), At::C(C_SEEN)),
-        ("client: reply read (peek, copy, release, checks)", At::C(C_SEEN), At::C(C_TAKEN)),
-        ("client: return + caller loop until next request()", At::C(C_END), At::NextC(C_START)),
-        ("round trip (request() entry to next entry)", At::C(C_START), At::NextC(C_START)),
-        ("daemon: futex notify after publish", At::D(D_PUBLISHED), At::D(D_NOTIFIED)),
-        ("daemon: after notify until the serve loop's end", At::D(D_NOTIFIED), At::D(D_DONE)),
-        ("daemon: loop back to the next wait", At::D(D_DONE), At::NextD(D_WAIT)),
-        ("daemon: wait entry -> next request seen", At::NextD(D_WAIT), At::NextD(D_SEEN)),
+        ("client: request() entry -> request stamp stored", At::C(Point::CStart), At::C(Point::Stamped)),
+        ("client: request stamp stored -> send() returns (notify drain)", At::C(Point::Stamped), At::C(Point::CPushed)),
+        ("client: request publish (request() entry -> send() returns)", At::C(Point::CStart), At::C(Point::CPushed)),
+        ("request flight (client stamp store -> daemon sees it)", At::C(Point::Stamped), At::D(Point::DSeen)),
+        ("request flight (client send() returns -> daemon sees it)", At::C(Point::CPushed), At::D(Point::DSeen)),
+        ("daemon: successful scan (scan start -> stamp seen)", At::D(Point::DPoll), At::D(Point::DSeen)),
+        ("daemon: pop (header, payload copy, head release)", At::D(Point::DSeen), At::D(Point::DPopped)),
+        ("daemon: generation check, stats, wait return", At::D(Point::DPopped), At::D(Point::DAccepted)),
+        ("daemon: handler (incl. reply buffer take/clear)", At::D(Point::DAccepted), At::D(Point::DHandled)),
+        ("daemon: reply write + publish", At::D(Point::DHandled), At::D(Point::Stamped)),
+        ("daemon: seen -> reply published (sum)", At::D(Point::DSeen), At::D(Point::Stamped)),
+        ("reply flight (daemon stamp store -> client sees it)", At::D(Point::Stamped), At::C(Point::CSeen)),
+        ("client: reply read (peek, copy, release, checks)", At::C(Point::CSeen), At::C(Point::CTaken)),
+        ("client: return + caller loop until next request()", At::C(Point::CEnd), At::NextC(Point::CStart)),
+        ("round trip (request() entry to next entry)", At::C(Point::CStart), At::NextC(Point::CStart)),
+        ("daemon: futex notify after publish", At::D(Point::DPublished), At::D(Point::DNotified)),
+        ("daemon: after notify until the serve loop's end", At::D(Point::DNotified), At::D(Point::DDone)),
+        ("daemon: loop back to the next wait", At::D(Point::DDone), At::NextD(Point::DWait)),
+        ("daemon: wait entry -> next request seen", At::NextD(Point::DWait), At::NextD(Point::DSeen)),
     ];
     let mut out = format!(
         "probes {label}: {} client / {} daemon records, {:.3} TSC ticks/ns; median (p10, p90) ns\n",
@@ -114,10 +114,10 @@ pub fn report(label: &str, name: &str) {
             let next_d = daemon.get(di + 1);
             let stamp = |at: &At| -> Option<u64> {
                 let t = match *at {
-                    At::C(p) => c.tsc[p],
-                    At::D(p) => d.tsc[p],
-                    At::NextC(p) => next_c?.tsc[p],
-                    At::NextD(p) => next_d?.tsc[p],
+                    At::C(p) => c.tsc[p as usize],
+                    At::D(p) => d.tsc[p as usize],
+                    At::NextC(p) => next_c?.tsc[p as usize],
+                    At::NextD(p) => next_d?.tsc[p as usize],
                 };
                 (t != 0).then_some(t)
             };

@@ -210,15 +210,15 @@ impl DaemonChannel {
             let got = self.next_command(&mut buf, RUN_SLICE);
             let result = match got {
                 Ok(m) => {
-                    probes::mark(probes::D_ACCEPTED);
+                    probes::mark(probes::Point::DAccepted);
                     let client = ClientId { slot: m.lane as u32, generation: m.generation };
                     let mut reply = std::mem::take(&mut self.reply_buf);
                     reply.clear();
                     handler(client, &buf, &mut reply);
-                    probes::mark(probes::D_HANDLED);
+                    probes::mark(probes::Point::DHandled);
                     let r = self.send_reply(m, &reply);
                     self.reply_buf = reply;
-                    probes::mark(probes::D_DONE);
+                    probes::mark(probes::Point::DDone);
                     probes::commit(m.tag);
                     r
                 }
@@ -293,7 +293,7 @@ impl DaemonChannel {
 
     /// Pops the next command of a current client into `buf`.
     fn next_command(&mut self, buf: &mut Vec<u8>, timeout: Duration) -> Result<Message> {
-        probes::mark(probes::D_WAIT);
+        probes::mark(probes::Point::DWait);
         let DaemonChannel { consumer, stop, stats, queue, seg, .. } = self;
         let flag = &stop.flag;
         let stopped = || {
@@ -358,9 +358,9 @@ impl DaemonChannel {
         }
         let (tail, cached) = &mut self.reply_pos[m.lane];
         if ring.try_push(tail, cached, msg, || {}) {
-            probes::mark(probes::D_PUBLISHED);
+            probes::mark(probes::Point::DPublished);
             ring.ctl().ready.0.notify_one();
-            probes::mark(probes::D_NOTIFIED);
+            probes::mark(probes::Point::DNotified);
         } else {
             self.stats.dropped_replies += 1;
         }

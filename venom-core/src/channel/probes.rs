@@ -9,40 +9,45 @@
 //! Used by the channel bench (`VENOM_BENCH_PROBES=1`, see
 //! `benches/benches/channel/probes.rs`).
 
-/// Daemon: start of the queue scan that found the request.
-pub const D_POLL: usize = 0;
-/// Daemon: the request's stamp seen (the Acquire load returned it).
-pub const D_SEEN: usize = 1;
-/// Daemon: payload copied and the request slot released (`try_pop` done).
-pub const D_POPPED: usize = 2;
-/// Daemon: generation checked, the command accepted (about to call the handler).
-pub const D_ACCEPTED: usize = 3;
-/// Daemon: the handler returned.
-pub const D_HANDLED: usize = 4;
-/// Daemon: the reply's stamp stored (published).
-pub const D_PUBLISHED: usize = 5;
-/// Daemon: the reply ring's futex notified.
-pub const D_NOTIFIED: usize = 6;
-/// Daemon: back in the serve loop, about to scan for the next request.
-pub const D_DONE: usize = 7;
-/// Shell: `request` entered.
-pub const C_START: usize = 8;
-/// Shell: the request's stamp stored (published).
-pub const C_PUSHED: usize = 9;
-/// Shell: the reply's stamp seen by the fast poll.
-pub const C_SEEN: usize = 10;
-/// Shell: the reply copied out and its slot released.
-pub const C_TAKEN: usize = 11;
-/// Shell: `request` returns.
-pub const C_END: usize = 12;
-/// Daemon: entered the wait for the next command (the serve loop's top;
-/// stamped into the record of the *next* request).
-pub const D_WAIT: usize = 13;
-/// Either side: the stamp of its message (request or reply) stored, inside
-/// the ring push.
-pub const STAMPED: usize = 14;
+/// The points of a request's path a probe stamps (indexes of [`Record::tsc`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Point {
+    /// Daemon: start of the queue scan that found the request.
+    DPoll,
+    /// Daemon: the request's stamp seen (the Acquire load returned it).
+    DSeen,
+    /// Daemon: payload copied and the request slot released (`try_pop` done).
+    DPopped,
+    /// Daemon: generation checked, the command accepted (about to call the handler).
+    DAccepted,
+    /// Daemon: the handler returned.
+    DHandled,
+    /// Daemon: the reply's stamp stored (published).
+    DPublished,
+    /// Daemon: the reply ring's futex notified.
+    DNotified,
+    /// Daemon: back in the serve loop, about to scan for the next request.
+    DDone,
+    /// Shell: `request` entered.
+    CStart,
+    /// Shell: the request's stamp stored (published).
+    CPushed,
+    /// Shell: the reply's stamp seen by the fast poll.
+    CSeen,
+    /// Shell: the reply copied out and its slot released.
+    CTaken,
+    /// Shell: `request` returns.
+    CEnd,
+    /// Daemon: entered the wait for the next command (the serve loop's top;
+    /// stamped into the record of the *next* request).
+    DWait,
+    /// Either side: the stamp of its message (request or reply) stored, inside
+    /// the ring push.
+    Stamped,
+}
+
 /// Stamps in a [`Record`].
-pub const POINTS: usize = 15;
+pub const POINTS: usize = Point::Stamped as usize + 1;
 
 /// One request as one side saw it: its id and a TSC stamp per point (0 where
 /// that side did not stamp).
@@ -50,7 +55,7 @@ pub const POINTS: usize = 15;
 pub struct Record {
     /// The request id (the shell's tag).
     pub id: u64,
-    /// TSC stamps indexed by the `D_*` / `C_*` constants.
+    /// TSC stamps indexed by [`Point`].
     pub tsc: [u64; POINTS],
 }
 
@@ -61,7 +66,7 @@ pub const MAX_RECORDS: usize = 1 << 18;
 mod imp {
     use std::cell::{Cell, RefCell};
 
-    use super::{MAX_RECORDS, POINTS, Record};
+    use super::{MAX_RECORDS, POINTS, Point, Record};
 
     thread_local! {
         static CURRENT: [Cell<u64>; POINTS] = const { [const { Cell::new(0) }; POINTS] };
@@ -82,9 +87,9 @@ mod imp {
     }
 
     #[inline(always)]
-    pub(crate) fn mark(point: usize) {
+    pub(crate) fn mark(point: Point) {
         let t = stamp();
-        CURRENT.with(|c| c[point].set(t));
+        CURRENT.with(|c| c[point as usize].set(t));
     }
 
     #[inline(always)]
@@ -116,10 +121,10 @@ mod imp {
 
 #[cfg(not(all(feature = "probes", target_arch = "x86_64", not(loom))))]
 mod imp {
-    use super::Record;
+    use super::{Point, Record};
 
     #[inline(always)]
-    pub(crate) fn mark(_point: usize) {}
+    pub(crate) fn mark(_point: Point) {}
 
     #[inline(always)]
     pub(crate) fn commit(_id: u64) {}
@@ -131,7 +136,7 @@ mod imp {
 
 /// Stamps `point` of the current request of this thread.
 #[inline(always)]
-pub(crate) fn mark(point: usize) {
+pub(crate) fn mark(point: Point) {
     imp::mark(point)
 }
 
@@ -169,18 +174,21 @@ mod tests {
     #[test]
     fn records_are_committed_per_request_and_taken_once() {
         drop(take());
-        mark(C_START);
-        mark(C_END);
+        mark(Point::CStart);
+        mark(Point::CEnd);
         commit(7);
-        mark(D_SEEN);
+        mark(Point::DSeen);
         commit(8);
         let log = take();
         assert_eq!(log.len(), 2);
         assert_eq!((log[0].id, log[1].id), (7, 8));
-        assert!(log[0].tsc[C_START] != 0 && log[0].tsc[C_END] >= log[0].tsc[C_START]);
+        assert!(
+            log[0].tsc[Point::CStart as usize] != 0
+                && log[0].tsc[Point::CEnd as usize] >= log[0].tsc[Point::CStart as usize]
+        );
         // Commit clears the stamps: the second record has only its own.
-        assert_eq!(log[1].tsc[C_START], 0);
-        assert!(log[1].tsc[D_SEEN] != 0);
+        assert_eq!(log[1].tsc[Point::CStart as usize], 0);
+        assert!(log[1].tsc[Point::DSeen as usize] != 0);
         assert!(take().is_empty());
     }
 }

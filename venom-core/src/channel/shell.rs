@@ -192,12 +192,12 @@ impl ShellChannel {
     /// discarded), [`Error::RequestsOutstanding`] if pipelined requests are
     /// in flight.
     pub fn request_timeout(&mut self, cmd: &[u8], resp: &mut [u8], timeout: Duration) -> Result<usize> {
-        probes::mark(probes::C_START);
+        probes::mark(probes::Point::CStart);
         if self.pipelined > 0 {
             return Err(Error::RequestsOutstanding { count: self.pipelined });
         }
         let (id, waited) = self.send(cmd, timeout)?;
-        probes::mark(probes::C_PUSHED);
+        probes::mark(probes::Point::CPushed);
         if self.wait != WaitStrategy::Park {
             // Fast path: poll only our reply ring's next stamp (one load of
             // a line that also carries the header and a small reply) until
@@ -206,13 +206,13 @@ impl ShellChannel {
             // wait takes over.
             for _ in 0..REPLY_FAST_SPINS {
                 if self.reply.published(self.reply_head) {
-                    probes::mark(probes::C_SEEN);
+                    probes::mark(probes::Point::CSeen);
                     if let Some(n) = self.take_own_reply(id, resp) {
                         // A reply read from a truncated (zeroed) ring is not
                         // the daemon's.
                         self.seg.check_mapped()?;
-                        probes::mark(probes::C_TAKEN);
-                        probes::mark(probes::C_END);
+                        probes::mark(probes::Point::CTaken);
+                        probes::mark(probes::Point::CEnd);
                         probes::commit(id);
                         return Ok(n);
                     }
@@ -221,8 +221,8 @@ impl ShellChannel {
                         // A reply read from a truncated (zeroed) ring is not
                         // the daemon's.
                         self.seg.check_mapped()?;
-                        probes::mark(probes::C_TAKEN);
-                        probes::mark(probes::C_END);
+                        probes::mark(probes::Point::CTaken);
+                        probes::mark(probes::Point::CEnd);
                         probes::commit(id);
                         return got.map(|(_, n)| n);
                     }
@@ -233,10 +233,10 @@ impl ShellChannel {
         }
         let left = timeout.saturating_sub(waited);
         let got = self.wait_reply(Want::Id(id), resp, left);
-        probes::mark(probes::C_TAKEN);
+        probes::mark(probes::Point::CTaken);
         match got {
             Ok((_, n)) => {
-                probes::mark(probes::C_END);
+                probes::mark(probes::Point::CEnd);
                 probes::commit(id);
                 Ok(n)
             }

@@ -94,7 +94,7 @@ impl Consumer {
     /// Pops the next message, if any, copying its payload into `buf`
     /// (cleared first; grows to at most the queue's maximum message size).
     pub fn try_pop(&mut self, buf: &mut Vec<u8>) -> Result<Option<Message>> {
-        probes::mark(probes::D_POLL);
+        probes::mark(probes::Point::DPoll);
         let max = self.q.block.geo.max_msg;
         // Relaxed: a hint of which lanes can hold messages (see
         // `QueueHeader::lanes_used`); each stamp is still read with Acquire.
@@ -117,7 +117,7 @@ impl Consumer {
                 lane = 0;
             }
             let Some(p) = ring.peek(head) else { continue };
-            probes::mark(probes::D_SEEN);
+            probes::mark(probes::Point::DSeen);
             if p.len > max {
                 // Skip a corrupt slot rather than trusting its length.
                 self.corrupt += 1;
@@ -135,7 +135,7 @@ impl Consumer {
             self.cursor = lane;
             // The payload may be zeroes from a truncated mapping.
             self.q.check_mapped()?;
-            probes::mark(probes::D_POPPED);
+            probes::mark(probes::Point::DPopped);
             return Ok(Some(Message { lane: this, generation: p.generation, tag: p.tag, len: p.len }));
         }
         self.q.check_mapped()?;

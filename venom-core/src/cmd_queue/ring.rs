@@ -208,7 +208,7 @@ impl Ring {
         // Release: the commit point; makes the header and payload visible to
         // a consumer that reads this stamp with Acquire.
         hdr.seq.store(t + 1, Ordering::Release);
-        crate::channel::probes::mark(crate::channel::probes::STAMPED);
+        crate::channel::probes::mark(crate::channel::probes::Point::Stamped);
         *tail = t + 1;
         // Relaxed: only a hint for a producer taking over (see recover_tail).
         self.ctl().tail.0.store(t + 1, Ordering::Relaxed);
