@@ -395,6 +395,7 @@ impl RegionEncoder {
             delta_runs: Vec::new(),
             frames: Vec::new(),
             finished: false,
+            committed: false,
         })
     }
 
@@ -432,7 +433,8 @@ impl RegionEncoder {
             }
         }
         self.spare_frames = std::mem::take(&mut b.writer.pool);
-        drop(b); // complete: the stream stays readable by sessions still sending it
+        b.committed = true;
+        drop(b); // the stream stays readable by sessions still sending it
         self.append(delta);
         true
     }
@@ -440,8 +442,9 @@ impl RegionEncoder {
     /// The delta being encoded (between [`begin_delta`](Self::begin_delta)
     /// and [`commit_delta`](Self::commit_delta)), whose first frames
     /// sessions may already send.
+    /// An abandoned one (its builder dropped uncommitted) is not offered.
     pub fn stream(&self) -> Option<&Arc<DeltaStream>> {
-        self.stream.as_ref()
+        self.stream.as_ref().filter(|s| !s.is_abandoned())
     }
 
     /// With a shared digest in use: the root of the new version, computed
