@@ -395,7 +395,6 @@ impl RegionEncoder {
             delta_runs: Vec::new(),
             frames: Vec::new(),
             finished: false,
-            committed: false,
         })
     }
 
@@ -433,8 +432,7 @@ impl RegionEncoder {
             }
         }
         self.spare_frames = std::mem::take(&mut b.writer.pool);
-        b.committed = true;
-        drop(b); // the stream stays readable by sessions still sending it
+        drop(b); // complete: the stream stays readable by sessions still sending it
         self.append(delta);
         true
     }
@@ -442,9 +440,8 @@ impl RegionEncoder {
     /// The delta being encoded (between [`begin_delta`](Self::begin_delta)
     /// and [`commit_delta`](Self::commit_delta)), whose first frames
     /// sessions may already send.
-    /// An abandoned one (its builder dropped uncommitted) is not offered.
     pub fn stream(&self) -> Option<&Arc<DeltaStream>> {
-        self.stream.as_ref().filter(|s| !s.is_abandoned())
+        self.stream.as_ref()
     }
 
     /// With a shared digest in use: the root of the new version, computed

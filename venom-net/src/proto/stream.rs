@@ -154,7 +154,7 @@ pub enum StreamPoll {
     Frame(EncodedFrame, bool),
     /// Not encoded yet.
     Pending,
-    /// The encoder gave the delta up (it will never be committed).
+    /// The encoder gave the delta up (its frames will never complete).
     Abandoned,
 }
 
@@ -190,15 +190,10 @@ impl DeltaStream {
     pub fn poll(&self, i: usize) -> StreamPoll {
         let s = self.state();
         match s.frames.get(i) {
-            _ if s.abandoned => StreamPoll::Abandoned,
             Some(f) => StreamPoll::Frame(f.clone(), s.last && i + 1 == s.frames.len()),
+            None if s.abandoned => StreamPoll::Abandoned,
             None => StreamPoll::Pending,
         }
-    }
-
-    /// Whether the encoder gave this delta up (it will never be committed).
-    pub fn is_abandoned(&self) -> bool {
-        self.state().abandoned
     }
 
     /// Frames cut so far.
@@ -212,15 +207,17 @@ impl DeltaStream {
         s.last = last;
     }
 
-    /// The delta will never be committed: sessions still sending it resync.
     pub(crate) fn abandon(&self) {
-        self.state().abandoned = true;
+        let mut s = self.state();
+        if !s.last {
+            s.abandoned = true;
+        }
     }
 }
 
 /// Diffs and encodes one delta outside the encoder's lock, publishing its
-/// frames through a [`DeltaStream`] (see the module docs). Dropped without
-/// a commit, it abandons the stream.
+/// frames through a [`DeltaStream`] (see the module docs). Dropped before
+/// [`finish`](Self::run) completed, it abandons the stream.
 pub struct DeltaBuilder {
     pub(crate) stream: Arc<DeltaStream>,
     pub(crate) view: Option<Arc<ShadowView>>,
@@ -232,7 +229,6 @@ pub struct DeltaBuilder {
     pub(crate) delta_runs: Vec<DeltaRun>,
     pub(crate) frames: Vec<EncodedFrame>,
     pub(crate) finished: bool,
-    pub(crate) committed: bool,
 }
 
 impl DeltaBuilder {
@@ -289,9 +285,8 @@ impl DeltaBuilder {
 
 impl Drop for DeltaBuilder {
     fn drop(&mut self) {
-        if !self.committed {
-            self.stream.abandon();
-        }
+        // Committed builders leave the stream complete; any other end abandons it.
+        self.stream.abandon();
     }
 }
 
