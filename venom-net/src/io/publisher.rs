@@ -247,12 +247,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The region's encoder thread: sleeps on the region's change futex, reads
-/// each new version's dirty chunks, diffs and encodes them once, and wakes
-/// the sessions. Reading, diffing and encoding run outside the encoder
-/// lock (sessions keep cutting frames meanwhile) and each frame is offered
-/// to the sessions as soon as it is cut ([`crate::proto::stream`]); only
-/// starting the delta and copying its runs into the shadow take the write
-/// lock.
+/// each new version's dirty chunks (outside the encoder lock, so sessions
+/// keep cutting frames meanwhile), diffs and encodes them once, and wakes
+/// the sessions.
 fn encode_region(s: &Shared, region: &dyn RegionSource) {
     let mut snap = Snapshot::default();
     while !s.stop.load(Ordering::Relaxed) {
@@ -265,18 +262,10 @@ fn encode_region(s: &Shared, region: &dyn RegionSource) {
                     continue;
                 }
                 let now = crate::proto::Now::system().wall_ns;
-                // Short write lock: the delta's builder and its stream.
-                let builder = write(&s.feed.encoder).begin_delta(&snap, now);
-                let v = match builder {
-                    Some(mut b) => {
-                        // No lock: diff and encode, waking the sessions at
-                        // each frame (those at the head send it at once).
-                        b.run(&snap, || s.feed.version.send_modify(|_| {}));
-                        let mut enc = write(&s.feed.encoder); // short: copy the runs into the shadow
-                        enc.commit_delta(b);
-                        enc.version()
-                    }
-                    None => last,
+                let v = {
+                    let mut enc = write(&s.feed.encoder);
+                    enc.ingest_snapshot(&snap, now);
+                    enc.version()
                 };
                 if !crate::proto::encoder::keeps_snapshot_buffer(snap.data.capacity(), region.size()) {
                     snap = Snapshot::default(); // a huge step: do not keep its buffer

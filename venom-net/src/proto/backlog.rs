@@ -19,43 +19,23 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// One changed run of a [`Delta`]: `len` bytes at region offset `src`,
-/// stored at `at` inside the delta's encoded frame number `frame`.
+/// stored at `at` inside the delta's encoded frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeltaRun {
     /// Region offset.
     pub src: u64,
     /// Length in bytes (> 0).
     pub len: u64,
-    /// Index of the encoded frame holding the bytes.
-    pub frame: usize,
-    /// Offset of the bytes inside that frame.
+    /// Offset of the bytes inside the delta's encoded frames.
     pub at: usize,
-}
-
-/// One encoded update frame of a [`Delta`], in its own buffer (so the
-/// encoder can hand out a delta's first frames while it still encodes the
-/// rest, see [`crate::proto::stream`]).
-#[derive(Debug, Clone)]
-pub struct EncodedFrame {
-    /// The whole frame (header included).
-    pub(crate) buf: Arc<Vec<u8>>,
-    /// Changed bytes it carries.
-    pub(crate) payload: u64,
-}
-
-impl EncodedFrame {
-    /// The frame's bytes.
-    pub fn bytes(&self) -> &[u8] {
-        &self.buf
-    }
 }
 
 /// One region version's changes, encoded once for every mirror.
 ///
 /// Invariants: `runs` are sorted by `src`, disjoint and non-empty, and each
-/// one's bytes are `frames[frame].buf[at..at + len]`; `frames` are the
-/// complete update frames of a whole-region subscription (`virt == src`),
-/// in order, the last one flagged `FLAG_LAST`.
+/// one's bytes are `wire[at..at + len]`; `frames` partition `wire` into
+/// complete update frames `(start, end, payload bytes)` of a whole-region
+/// subscription (`virt == src`), the last one flagged `FLAG_LAST`.
 #[derive(Debug)]
 pub struct Delta {
     /// Epoch of the region incarnation.
@@ -67,7 +47,8 @@ pub struct Delta {
     /// Wall clock (ns since the Unix epoch) when the bytes were captured.
     pub captured_ns: u64,
     pub(crate) runs: Vec<DeltaRun>,
-    pub(crate) frames: Vec<EncodedFrame>,
+    pub(crate) wire: Arc<Vec<u8>>,
+    pub(crate) frames: Vec<(usize, usize, u64)>,
 }
 
 impl Delta {
@@ -78,7 +59,7 @@ impl Delta {
 
     /// Bytes of a run.
     pub fn bytes(&self, r: &DeltaRun) -> &[u8] {
-        &self.frames[r.frame].buf[r.at..r.at + r.len as usize]
+        &self.wire[r.at..r.at + r.len as usize]
     }
 
     /// Changed bytes carried (sum of the run lengths).
@@ -88,12 +69,12 @@ impl Delta {
 
     /// Bytes this delta holds in the backlog (its encoded frames and run index).
     pub fn wire_len(&self) -> usize {
-        self.frames.iter().map(|f| f.buf.len()).sum::<usize>() + self.runs.len() * std::mem::size_of::<DeltaRun>()
+        self.wire.len() + self.runs.len() * std::mem::size_of::<DeltaRun>()
     }
 
     /// The encoded frames, in order (whole-region subscription).
     pub fn frames(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        self.frames.iter().map(|f| &f.buf[..])
+        self.frames.iter().map(|&(s, e, _)| &self.wire[s..e])
     }
 }
 
@@ -138,11 +119,11 @@ impl Backlog {
         let _ = self.push_reclaim(d);
     }
 
-    /// [`push`](Self::push), returning the encoded-frame buffers of the
-    /// deltas it evicted that nothing else holds any more (no session, no
-    /// transport slice), for the encoder to reuse: their pages are already
-    /// faulted in, fresh buffers of a few MiB are not.
-    pub(crate) fn push_reclaim(&mut self, d: Arc<Delta>) -> Vec<Vec<u8>> {
+    /// [`push`](Self::push), returning the largest encoded-frame buffer of
+    /// the deltas it evicted that nothing else holds any more (no session,
+    /// no transport slice), for the encoder to reuse: its pages are already
+    /// faulted in, a fresh buffer of a few MiB is not.
+    pub(crate) fn push_reclaim(&mut self, d: Arc<Delta>) -> Option<Vec<u8>> {
         let continues = self.entries.back().is_none_or(|last| last.seq == d.base_seq);
         if self.epoch != Some(d.epoch) || !continues {
             self.clear();
@@ -150,13 +131,16 @@ impl Backlog {
         }
         self.bytes += d.wire_len();
         self.entries.push_back(d);
-        let mut reclaimed = Vec::new();
+        let mut reclaimed: Option<Vec<u8>> = None;
         while self.bytes > self.capacity && self.entries.len() > 1 {
             if let Some(old) = self.entries.pop_front() {
                 self.bytes -= old.wire_len();
                 self.evicted += 1;
-                if let Ok(d) = Arc::try_unwrap(old) {
-                    reclaimed.extend(d.frames.into_iter().filter_map(|f| Arc::try_unwrap(f.buf).ok()));
+                let wire = Arc::try_unwrap(old).ok().and_then(|d| Arc::try_unwrap(d.wire).ok());
+                if let Some(w) = wire
+                    && reclaimed.as_ref().is_none_or(|r| r.capacity() < w.capacity())
+                {
+                    reclaimed = Some(w);
                 }
             }
         }
@@ -218,7 +202,8 @@ mod tests {
             base_seq,
             captured_ns: 0,
             runs: Vec::new(),
-            frames: vec![EncodedFrame { buf: Arc::new(vec![0; wire]), payload: 0 }],
+            wire: Arc::new(vec![0; wire]),
+            frames: Vec::new(),
         })
     }
 
@@ -248,17 +233,16 @@ mod tests {
     #[test]
     fn evicted_buffers_are_reclaimed_only_when_unshared() {
         let mut b = Backlog::new(100);
-        assert!(b.push_reclaim(delta(1, 0, 2, 60)).is_empty());
+        assert!(b.push_reclaim(delta(1, 0, 2, 60)).is_none());
         let held = b.since(1, 0).unwrap(); // a session still sends the first delta
-        assert!(b.push_reclaim(delta(1, 2, 4, 60)).is_empty(), "evicted but still held");
+        assert!(b.push_reclaim(delta(1, 2, 4, 60)).is_none(), "evicted but still held");
         drop(held);
-        let w = b.push_reclaim(delta(1, 4, 6, 60));
-        assert_eq!(w.len(), 1, "evicted and unshared");
-        assert_eq!(w[0].len(), 60);
+        let w = b.push_reclaim(delta(1, 4, 6, 60)).expect("evicted and unshared");
+        assert_eq!(w.len(), 60);
         let d = delta(1, 6, 8, 60);
-        let slice = d.frames[0].buf.clone(); // a transport slice of the newest delta
+        let slice = d.wire.clone(); // a transport slice of the newest delta
         b.push(d);
-        assert!(b.push_reclaim(delta(1, 8, 10, 60)).is_empty(), "its bytes are still referenced");
+        assert!(b.push_reclaim(delta(1, 8, 10, 60)).is_none(), "its bytes are still referenced");
         drop(slice);
     }
 }

@@ -45,10 +45,13 @@ fn overlap(sub: &CompiledSubscription, src: u64, len: u64, mut f: impl FnMut(u64
 }
 
 /// The subscribed parts of delta runs (sorted by `src`, disjoint; bytes in `buf`).
-fn cut_runs(d: &Delta, sub: &CompiledSubscription) -> Vec<Piece> {
+fn cut_runs<'a>(
+    runs: impl Iterator<Item = &'a DeltaRun>,
+    buf: &Arc<Vec<u8>>,
+    sub: &CompiledSubscription,
+) -> Vec<Piece> {
     let mut out = Vec::new();
-    for r in &d.runs {
-        let buf = &d.frames[r.frame].buf;
+    for r in runs {
         overlap(sub, r.src, r.len, |virt, skip, len| {
             out.push(Piece { virt, len, buf: buf.clone(), at: r.at + skip as usize });
         });
@@ -58,7 +61,7 @@ fn cut_runs(d: &Delta, sub: &CompiledSubscription) -> Vec<Piece> {
 
 /// One delta cut to a subscription.
 pub(crate) fn cut_delta(d: &Delta, sub: &CompiledSubscription) -> Vec<Piece> {
-    cut_runs(d, sub)
+    cut_runs(d.runs.iter(), &d.wire, sub)
 }
 
 /// The merge of consecutive deltas (oldest first) cut to a subscription:
@@ -93,14 +96,14 @@ pub(crate) fn cut_merged(deltas: &[Arc<Delta>], sub: &CompiledSubscription) -> V
             }
             for (s, l) in fresh {
                 covered.insert(s, s + l);
-                runs.push((DeltaRun { src: s, len: l, frame: r.frame, at: r.at + (s - r.src) as usize }, i));
+                runs.push((DeltaRun { src: s, len: l, at: r.at + (s - r.src) as usize }, i));
             }
         }
     }
     runs.sort_unstable_by_key(|(r, _)| r.src);
     let mut out = Vec::new();
     for (r, i) in &runs {
-        let buf = &deltas[*i].frames[r.frame].buf;
+        let buf = &deltas[*i].wire;
         overlap(sub, r.src, r.len, |virt, skip, len| {
             out.push(Piece { virt, len, buf: buf.clone(), at: r.at + skip as usize });
         });

@@ -26,11 +26,11 @@
 //! [`keeps_snapshot_buffer`]).
 
 use crate::error::{Error, Result};
-use crate::proto::backlog::{Backlog, BacklogStats, Delta};
+use crate::proto::backlog::{Backlog, BacklogStats, Delta, DeltaRun};
 use crate::proto::diff::{changed_runs, update_shadow};
 use crate::proto::digest::ChunkDigests;
+use crate::proto::frame::{self, FLAG_LAST, RUN_HEAD_LEN, UPDATE_HEAD_LEN};
 use crate::proto::region::{RegionSink, RegionSource, Snapshot};
-use crate::proto::stream::{DeltaBuilder, DeltaStream, FramePlanner, FrameTags, FrameWriter};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -212,11 +212,8 @@ pub struct RegionEncoder {
     digest: Mutex<Option<SharedDigest>>,
     stats: EncoderStats,
     snap: Snapshot,
-    /// Evicted deltas' frame buffers, reused by the next deltas (at most
-    /// [`keeps_snapshot_buffer`]'s bound in total).
-    spare_frames: Vec<Vec<u8>>,
-    /// The delta being encoded by a [`DeltaBuilder`], if any.
-    stream: Option<Arc<DeltaStream>>,
+    /// An evicted delta's encoded-frame buffer, reused by the next delta.
+    spare_wire: Vec<u8>,
 }
 
 impl RegionEncoder {
@@ -239,8 +236,7 @@ impl RegionEncoder {
             digest: Mutex::new(None),
             stats,
             snap: Snapshot::default(),
-            spare_frames: Vec::new(),
-            stream: None,
+            spare_wire: Vec::new(),
         }
     }
 
@@ -294,9 +290,6 @@ impl RegionEncoder {
     /// `version -> seq` to the backlog.
     fn ingest<'a>(&mut self, seq: u64, captured_ns: u64, pieces: impl Iterator<Item = (u64, &'a [u8])>) {
         let _ = self.view.take(); // the cached view is of the old version
-        if let Some(s) = self.stream.take() {
-            s.abandon(); // (the two feeds are not mixed; a stream would be of the old base)
-        }
         let gap = self.cfg.merge_gap;
         let mut runs: Vec<(u64, u64)> = Vec::new();
         for (src, new) in pieces {
@@ -339,109 +332,15 @@ impl RegionEncoder {
                 d.tree.mark(src, len);
             }
         }
-        let delta = self.encode(seq, captured_ns, &runs);
-        self.append(delta);
-    }
-
-    /// Appends an encoded delta (of the shadow's new bytes) to the backlog
-    /// and makes its seq the current version.
-    fn append(&mut self, delta: Delta) {
+        let spare = std::mem::take(&mut self.spare_wire);
+        let delta = self.encode(seq, captured_ns, &runs, spare);
         self.stats.deltas += 1;
         self.stats.payload_bytes += delta.payload_len();
-        self.version = delta.seq;
-        let reclaimed = self.backlog.push_reclaim(Arc::new(delta));
-        let keep = KEEP_SNAPSHOT_BYTES.max(self.size / 4);
-        let mut kept = self.spare_frames.iter().map(Vec::capacity).sum::<usize>();
-        for w in reclaimed {
-            if kept + w.capacity() <= keep {
-                kept += w.capacity();
-                self.spare_frames.push(w);
-            }
+        if let Some(w) = self.backlog.push_reclaim(Arc::new(delta)) {
+            self.spare_wire = w;
         }
+        self.version = seq;
         self.digest_now();
-    }
-
-    fn frame_writer(&mut self, seq: u64, captured_ns: u64) -> FrameWriter {
-        let tags = FrameTags {
-            region_id: self.cfg.region_id,
-            epoch: self.epoch.unwrap_or(0),
-            seq,
-            base_seq: self.version,
-            captured_ns,
-        };
-        FrameWriter { tags, pool: std::mem::take(&mut self.spare_frames) }
-    }
-
-    /// Starts the delta from the current version to `snap` (the region's
-    /// spans changed since [`version`](Self::version), read in one
-    /// consistent window), to be diffed and encoded by the returned builder
-    /// outside the encoder's lock ([`DeltaBuilder::run`]) and then
-    /// committed ([`commit_delta`](Self::commit_delta)). Meanwhile its frames
-    /// are offered to the sessions through [`stream`](Self::stream) as they
-    /// are cut. `None` if `snap` is of the current version.
-    pub fn begin_delta(&mut self, snap: &Snapshot, captured_ns: u64) -> Option<DeltaBuilder> {
-        if snap.version == self.version {
-            return None;
-        }
-        let stream = Arc::new(DeltaStream::new(self.epoch.unwrap_or(0), snap.version, self.version));
-        self.stream = Some(stream.clone());
-        Some(DeltaBuilder {
-            stream,
-            view: Some(self.view()),
-            merge_gap: self.cfg.merge_gap,
-            planner: FramePlanner::new(self.cfg.frame_payload),
-            writer: self.frame_writer(snap.version, captured_ns),
-            runs: Vec::new(),
-            delta_runs: Vec::new(),
-            frames: Vec::new(),
-            finished: false,
-        })
-    }
-
-    /// Commits a builder that [`run`](DeltaBuilder::run) to its end: its
-    /// runs are copied into the shadow and its frames appended to the
-    /// backlog as the delta. A builder of another base (the encoder moved
-    /// meanwhile) or one that did not finish is dropped (its stream
-    /// abandoned) and `false` returned: the next step diffs again.
-    pub fn commit_delta(&mut self, mut b: DeltaBuilder) -> bool {
-        let s = b.stream.clone();
-        let current = self.stream.as_ref().is_some_and(|x| Arc::ptr_eq(x, &s));
-        if current {
-            self.stream = None;
-        }
-        if !b.finished || !current || s.base_seq != self.version || Some(s.epoch) != self.epoch {
-            return false;
-        }
-        // Unpin the chunks before writing them: no copy on write for the builder's view.
-        b.view = None;
-        let _ = self.view.take();
-        let delta = Delta {
-            epoch: s.epoch,
-            seq: s.seq,
-            base_seq: s.base_seq,
-            captured_ns: b.writer.tags.captured_ns,
-            runs: std::mem::take(&mut b.delta_runs),
-            frames: std::mem::take(&mut b.frames),
-        };
-        for r in &delta.runs {
-            self.write_shadow(r.src, delta.bytes(r));
-        }
-        if let Some(d) = self.digest.get_mut().unwrap_or_else(|p| p.into_inner()).as_mut() {
-            for &(src, len) in &b.runs {
-                d.tree.mark(src, len);
-            }
-        }
-        self.spare_frames = std::mem::take(&mut b.writer.pool);
-        drop(b); // complete: the stream stays readable by sessions still sending it
-        self.append(delta);
-        true
-    }
-
-    /// The delta being encoded (between [`begin_delta`](Self::begin_delta)
-    /// and [`commit_delta`](Self::commit_delta)), whose first frames
-    /// sessions may already send.
-    pub fn stream(&self) -> Option<&Arc<DeltaStream>> {
-        self.stream.as_ref()
     }
 
     /// With a shared digest in use: the root of the new version, computed
@@ -478,25 +377,66 @@ impl RegionEncoder {
     }
 
     /// Encodes the runs (read from the updated shadow) as whole-region
-    /// update frames (the same cut as a [`DeltaBuilder`]'s), reusing warm
-    /// frame buffers.
-    fn encode(&mut self, seq: u64, captured_ns: u64, runs: &[(u64, u64)]) -> Delta {
-        let mut writer = self.frame_writer(seq, captured_ns);
-        let mut planner = FramePlanner::new(self.cfg.frame_payload);
-        let (mut out_runs, mut frames, mut parts) = (Vec::with_capacity(runs.len()), Vec::new(), Vec::new());
-        while let Some(plan) = planner.plan(runs, runs.len(), true, &mut parts) {
-            let f = writer.write(frames.len(), plan, &parts, &mut out_runs, |src, n, out| {
-                self.extend_from_shadow(src, n, out)
-            });
-            frames.push(f);
+    /// update frames, into `spare` if it is large enough.
+    fn encode(&self, seq: u64, captured_ns: u64, runs: &[(u64, u64)], spare: Vec<u8>) -> Delta {
+        let epoch = self.epoch.unwrap_or(0);
+        let budget =
+            self.cfg.frame_payload.clamp(1, frame::MAX_UPDATE_BODY - UPDATE_HEAD_LEN - 64 * RUN_HEAD_LEN) as u64;
+        let payload = runs.iter().map(|r| r.1 as usize).sum::<usize>();
+        let frames_max = payload.div_ceil(budget as usize).max(runs.len().div_ceil(64)) + 1;
+        let need = payload + runs.len() * RUN_HEAD_LEN + frames_max * (frame::HEADER_LEN + UPDATE_HEAD_LEN);
+        let mut wire = if spare.capacity() >= need && spare.capacity() <= need + need / 2 {
+            let mut w = spare; // warm pages: no fault per 4 KiB
+            w.clear();
+            w
+        } else {
+            // 1/16 slack, so the buffer still fits a slightly larger delta when reused.
+            Vec::with_capacity(need + need / 16)
+        };
+        let (mut out_runs, mut frames) = (Vec::with_capacity(runs.len()), Vec::new());
+        let (mut i, mut within, mut part) = (0usize, 0u64, 0u32);
+        loop {
+            let start = wire.len();
+            let head = frame::update_head(self.cfg.region_id, epoch, seq, self.version, captured_ns, part, 0);
+            let at = frame::encode_update_head(&mut wire, &head);
+            let (mut used, mut count) = (0u64, 0u32);
+            while i < runs.len() && used < budget && count < 64 {
+                let (src, len) = runs[i];
+                let n = (len - within).min(budget - used);
+                let from = src + within;
+                frame::push_run_head(&mut wire, from, n as u32);
+                let data_at = wire.len();
+                self.extend_from_shadow(from, n as usize, &mut wire); // no zero-fill first
+                out_runs.push(DeltaRun { src: from, len: n, at: data_at });
+                (used, count, within) = (used + n, count + 1, within + n);
+                if within == len {
+                    (i, within) = (i + 1, 0);
+                }
+            }
+            let last = i == runs.len();
+            if last {
+                wire[at + frame::HEADER_LEN + UPDATE_HEAD_LEN - 5] |= FLAG_LAST;
+            }
+            frame::finish_update(&mut wire, at, count);
+            frames.push((start, wire.len(), used));
+            part += 1;
+            if last {
+                break;
+            }
         }
-        self.spare_frames = writer.pool;
         Delta {
-            epoch: writer.tags.epoch,
+            epoch,
             seq,
             base_seq: self.version,
             captured_ns,
             runs: out_runs,
+            wire: Arc::new({
+                // The backlog counts what it holds: at most 1/4 unused.
+                if wire.capacity() > wire.len() + wire.len() / 4 {
+                    wire.shrink_to_fit();
+                }
+                wire
+            }),
             frames,
         }
     }

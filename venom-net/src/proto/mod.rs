@@ -38,7 +38,6 @@ pub mod publisher;
 pub mod region;
 pub mod relay;
 pub mod stats;
-pub mod stream;
 pub mod subscription;
 pub mod transmit;
 mod wire;

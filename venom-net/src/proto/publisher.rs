@@ -44,7 +44,6 @@ use crate::proto::frame::{
 };
 use crate::proto::policy::{PeerId, Policy};
 use crate::proto::stats::PublisherStats;
-use crate::proto::stream::{DeltaStream, StreamPoll};
 use crate::proto::subscription::CompiledSubscription;
 use crate::proto::transmit::{FrameSink, Transmit};
 use std::collections::VecDeque;
@@ -129,9 +128,6 @@ enum Outgoing {
     /// at exactly the delta's base): no per-mirror work (and no copy into a
     /// [`Transmit`]).
     Shared { delta: Arc<Delta>, next: usize, bytes: u64 },
-    /// The shared frames of a delta still being encoded, sent as they are
-    /// cut (same conditions as `Shared`).
-    Streamed { stream: Arc<DeltaStream>, next: usize, bytes: u64 },
     /// Pieces cut to this mirror's subscription.
     Cut(Cut),
 }
@@ -454,8 +450,8 @@ impl PublisherSession {
                 return Ok(self.poll_digest(enc, now, out.head())?.unwrap_or(false));
             }
         }
-        // false: the next frame of a streamed delta is not cut yet.
-        Ok(self.emit_frame(now, out))
+        self.emit_frame(now, out);
+        Ok(true)
     }
 
     /// Digest work between updates: rehashes up to `hash_budget_chunks`
@@ -547,20 +543,7 @@ impl PublisherSession {
     /// A mirror the backlog no longer reaches back to gets a snapshot.
     fn start_delta(&mut self, enc: &RegionEncoder, now: Now) -> bool {
         let base = self.stats.sent_seq;
-        let stream = enc.stream().filter(|s| s.epoch == self.epoch);
-        if stream.is_some_and(|s| s.seq == base) {
-            return false; // the streamed delta this mirror got is not committed yet
-        }
         if enc.version() == base && self.repair.is_empty() {
-            // A delta from here is being encoded: send its frames as they come.
-            if let Some(s) = stream.filter(|s| s.base_seq == base)
-                && self.whole
-                && self.digests.is_none()
-                && enc.region_id() == self.region_id
-            {
-                self.outgoing = Some(Outgoing::Streamed { stream: s.clone(), next: 0, bytes: 0 });
-                return true;
-            }
             return false;
         }
         let Some(deltas) = enc.backlog().since(self.epoch, base) else {
@@ -617,34 +600,16 @@ impl PublisherSession {
         true
     }
 
-    /// Appends the next frame of the outgoing update; false if there is
-    /// none yet (a streamed delta's next frame is still being encoded).
-    fn emit_frame(&mut self, now: Now, out: &mut impl FrameSink) -> bool {
+    fn emit_frame(&mut self, now: Now, out: &mut impl FrameSink) {
         let done = match self.outgoing.as_mut() {
-            None => return false,
-            Some(Outgoing::Streamed { stream, next, bytes }) => match stream.poll(*next) {
-                StreamPoll::Frame(f, last) => {
-                    out.shared(&f.buf, 0, f.buf.len());
-                    *next += 1;
-                    *bytes += f.buf.len() as u64;
-                    self.stats.bytes_sent += f.buf.len() as u64;
-                    self.stats.payload_bytes += f.payload;
-                    last.then(|| (stream.seq, *bytes, false))
-                }
-                StreamPoll::Pending => return false,
-                StreamPoll::Abandoned => {
-                    // The mirror discards the partial update when the snapshot starts.
-                    self.start_resync();
-                    return true;
-                }
-            },
+            None => return,
             Some(Outgoing::Shared { delta, next, bytes }) => {
-                let f = &delta.frames[*next];
-                out.shared(&f.buf, 0, f.buf.len());
+                let (s, e, payload) = delta.frames[*next];
+                out.shared(&delta.wire, s, e - s);
                 *next += 1;
-                *bytes += f.buf.len() as u64;
-                self.stats.bytes_sent += f.buf.len() as u64;
-                self.stats.payload_bytes += f.payload;
+                *bytes += (e - s) as u64;
+                self.stats.bytes_sent += (e - s) as u64;
+                self.stats.payload_bytes += payload;
                 (*next == delta.frames.len()).then(|| (delta.seq, *bytes, false))
             }
             Some(Outgoing::Cut(o)) => {
@@ -666,7 +631,6 @@ impl PublisherSession {
                 self.hash_due_since = Some(now.mono);
             }
         }
-        true
     }
 
     /// The session's counters; `region_version` is the region's current version.
