@@ -841,4 +841,20 @@ mod tests {
             assert!(kinds.contains(&true) && kinds.contains(&false), "both layouts exercised: {kinds:?}");
         }
     }
+
+    /// A gathered delta takes the step's snapshot buffer over; once it is
+    /// evicted (and unshared) its buffer becomes a later step's snapshot buffer.
+    #[test]
+    fn gathered_snapshot_buffers_are_reused() {
+        let region = MemRegion::new(1 << 20, 64 << 10);
+        let cfg = EncoderConfig { backlog_bytes: 300 << 10, ..Default::default() };
+        let mut enc = RegionEncoder::from_region(1, &region, cfg).unwrap();
+        for i in 0..6u8 {
+            region.write_at(4096, &vec![i + 1; 200 << 10]);
+            assert!(enc.step(&region, 0).unwrap());
+            assert!(enc.backlog().newest().unwrap().is_gathered());
+            assert_eq!(enc.backlog().stats().deltas, 1, "the backlog holds one 200 KiB delta");
+        }
+        assert!(enc.snap.data.capacity() >= 200 << 10, "an evicted delta's buffer came back");
+    }
 }
