@@ -105,10 +105,10 @@ impl Delta {
     }
 
     /// Bytes this delta holds in the backlog (its encoded frames, the
-    /// payload buffer it references, and its run index).
+    /// payload buffer it references (its capacity), and its run index).
     pub fn wire_len(&self) -> usize {
         self.wire.len()
-            + self.payload.as_ref().map_or(0, |p| p.len())
+            + self.payload.as_ref().map_or(0, |p| p.capacity())
             + self.runs.len() * std::mem::size_of::<DeltaRun>()
             + self.segs.len() * std::mem::size_of::<Segment>()
     }

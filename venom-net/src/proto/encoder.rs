@@ -23,7 +23,9 @@
 //! Memory: shadow = region size (shared by every mirror) + backlog
 //! (`backlog_bytes`) + chunks pinned by views that are still held + the
 //! step's snapshot buffer (kept up to a quarter of the region, see
-//! [`keeps_snapshot_buffer`]).
+//! [`keeps_snapshot_buffer`]) + one evicted gathered delta's snapshot
+//! buffer waiting for reuse (same bound). A gathered delta's referenced
+//! snapshot buffer counts in the backlog with its capacity.
 
 use crate::error::{Error, Result};
 use crate::proto::backlog::{Backlog, BacklogStats, Delta, DeltaRun, FrameSegs, Segment};
@@ -341,7 +343,9 @@ impl RegionEncoder {
         };
         let payload = runs.iter().map(|r| r.1).sum::<u64>();
         let long = runs.iter().any(|r| r.1 as usize >= GATHER_MIN);
-        let dense = long && payload * 4 >= snap.data.len() as u64 * 3;
+        // The delta holds the whole buffer: not a reused one much larger than this read.
+        let fits = snap.data.capacity() <= snap.data.len() + snap.data.len() / 4;
+        let dense = long && fits && payload * 4 >= snap.data.len() as u64 * 3;
         let spare = std::mem::take(&mut self.spare_wire);
         let delta = match dense.then(|| payload_offsets(snap, &runs)).flatten() {
             Some(ats) => {
