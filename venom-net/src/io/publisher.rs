@@ -264,7 +264,7 @@ fn encode_region(s: &Shared, region: &dyn RegionSource) {
                 let now = crate::proto::Now::system().wall_ns;
                 let v = {
                     let mut enc = write(&s.feed.encoder);
-                    enc.ingest_snapshot(&snap, now);
+                    enc.ingest_snapshot(&mut snap, now); // may take a dense delta's bytes over
                     enc.version()
                 };
                 if !crate::proto::encoder::keeps_snapshot_buffer(snap.data.capacity(), region.size()) {

@@ -19,23 +19,48 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// One changed run of a [`Delta`]: `len` bytes at region offset `src`,
-/// stored at `at` inside the delta's encoded frames.
+/// stored at `at` inside the delta's payload buffer (see [`Delta`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeltaRun {
     /// Region offset.
     pub src: u64,
     /// Length in bytes (> 0).
     pub len: u64,
-    /// Offset of the bytes inside the delta's encoded frames.
+    /// Offset of the bytes inside the delta's payload buffer.
     pub at: usize,
+}
+
+/// One piece of an encoded frame: `len` bytes at `at` of the delta's
+/// `wire` buffer, or of its payload buffer (`payload`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Segment {
+    pub(crate) payload: bool,
+    pub(crate) at: usize,
+    pub(crate) len: usize,
+}
+
+/// One encoded frame: its segments `segs[start..end]` and the changed
+/// bytes it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FrameSegs {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    pub(crate) payload: u64,
 }
 
 /// One region version's changes, encoded once for every mirror.
 ///
+/// Two layouts. *Copied*: `wire` holds the complete frames, run bytes
+/// included, and `payload` is `None`. *Gathered* (dense deltas of the
+/// publisher's feed): `wire` holds only the frame and run headers and the
+/// run bytes stay in the region snapshot they were read into (`payload`):
+/// the encoder copies nothing but headers, and the frames go out as
+/// header slices interleaved with payload slices.
+///
 /// Invariants: `runs` are sorted by `src`, disjoint and non-empty, and each
-/// one's bytes are `wire[at..at + len]`; `frames` partition `wire` into
-/// complete update frames `(start, end, payload bytes)` of a whole-region
-/// subscription (`virt == src`), the last one flagged `FLAG_LAST`.
+/// one's bytes are `payload_buf()[at..at + len]`; the segments of `frames`
+/// concatenate to complete update frames of a whole-region subscription
+/// (`virt == src`), in order, the last one flagged `FLAG_LAST`.
 #[derive(Debug)]
 pub struct Delta {
     /// Epoch of the region incarnation.
@@ -48,7 +73,9 @@ pub struct Delta {
     pub captured_ns: u64,
     pub(crate) runs: Vec<DeltaRun>,
     pub(crate) wire: Arc<Vec<u8>>,
-    pub(crate) frames: Vec<(usize, usize, u64)>,
+    pub(crate) payload: Option<Arc<Vec<u8>>>,
+    pub(crate) segs: Vec<Segment>,
+    pub(crate) frames: Vec<FrameSegs>,
 }
 
 impl Delta {
@@ -57,9 +84,19 @@ impl Delta {
         &self.runs
     }
 
+    /// The buffer the runs' bytes live in.
+    pub(crate) fn payload_buf(&self) -> &Arc<Vec<u8>> {
+        self.payload.as_ref().unwrap_or(&self.wire)
+    }
+
+    /// The buffer of a segment.
+    pub(crate) fn seg_buf(&self, s: &Segment) -> &Arc<Vec<u8>> {
+        if s.payload { self.payload_buf() } else { &self.wire }
+    }
+
     /// Bytes of a run.
     pub fn bytes(&self, r: &DeltaRun) -> &[u8] {
-        &self.wire[r.at..r.at + r.len as usize]
+        &self.payload_buf()[r.at..r.at + r.len as usize]
     }
 
     /// Changed bytes carried (sum of the run lengths).
@@ -67,15 +104,40 @@ impl Delta {
         self.runs.iter().map(|r| r.len).sum()
     }
 
-    /// Bytes this delta holds in the backlog (its encoded frames and run index).
+    /// Bytes this delta holds in the backlog (its encoded frames, the
+    /// payload buffer it references (its capacity), and its run index).
     pub fn wire_len(&self) -> usize {
-        self.wire.len() + self.runs.len() * std::mem::size_of::<DeltaRun>()
+        self.wire.len()
+            + self.payload.as_ref().map_or(0, |p| p.capacity())
+            + self.runs.len() * std::mem::size_of::<DeltaRun>()
+            + self.segs.len() * std::mem::size_of::<Segment>()
+    }
+
+    /// Whether the run bytes are referenced from the region snapshot
+    /// (gathered layout) rather than copied into the frames.
+    pub fn is_gathered(&self) -> bool {
+        self.payload.is_some()
     }
 
     /// The encoded frames, in order (whole-region subscription).
-    pub fn frames(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        self.frames.iter().map(|&(s, e, _)| &self.wire[s..e])
+    pub fn frames(&self) -> impl Iterator<Item = Vec<u8>> + '_ {
+        self.frames.iter().map(|f| {
+            let mut out = Vec::new();
+            for s in &self.segs[f.start..f.end] {
+                out.extend_from_slice(&self.seg_buf(s)[s.at..s.at + s.len]);
+            }
+            out
+        })
     }
+}
+
+/// Buffers of evicted deltas that nothing holds any more, for reuse.
+#[derive(Debug, Default)]
+pub(crate) struct Reclaimed {
+    /// The largest encoded-frame buffer.
+    pub(crate) wire: Option<Vec<u8>>,
+    /// The largest payload (region snapshot) buffer.
+    pub(crate) payload: Option<Vec<u8>>,
 }
 
 /// Counters of a [`Backlog`].
@@ -119,11 +181,12 @@ impl Backlog {
         let _ = self.push_reclaim(d);
     }
 
-    /// [`push`](Self::push), returning the largest encoded-frame buffer of
-    /// the deltas it evicted that nothing else holds any more (no session,
-    /// no transport slice), for the encoder to reuse: its pages are already
-    /// faulted in, a fresh buffer of a few MiB is not.
-    pub(crate) fn push_reclaim(&mut self, d: Arc<Delta>) -> Option<Vec<u8>> {
+    /// [`push`](Self::push), returning the largest encoded-frame buffer
+    /// and the largest payload buffer of the deltas it evicted that nothing
+    /// else holds any more (no session, no transport slice), for the
+    /// encoder to reuse: their pages are already faulted in, a fresh buffer
+    /// of a few MiB is not.
+    pub(crate) fn push_reclaim(&mut self, d: Arc<Delta>) -> Reclaimed {
         let continues = self.entries.back().is_none_or(|last| last.seq == d.base_seq);
         if self.epoch != Some(d.epoch) || !continues {
             self.clear();
@@ -131,16 +194,21 @@ impl Backlog {
         }
         self.bytes += d.wire_len();
         self.entries.push_back(d);
-        let mut reclaimed: Option<Vec<u8>> = None;
+        let mut reclaimed = Reclaimed::default();
+        fn larger(kept: &mut Option<Vec<u8>>, b: Option<Arc<Vec<u8>>>) {
+            if let Some(w) = b.and_then(|b| Arc::try_unwrap(b).ok())
+                && kept.as_ref().is_none_or(|r| r.capacity() < w.capacity())
+            {
+                *kept = Some(w);
+            }
+        }
         while self.bytes > self.capacity && self.entries.len() > 1 {
             if let Some(old) = self.entries.pop_front() {
                 self.bytes -= old.wire_len();
                 self.evicted += 1;
-                let wire = Arc::try_unwrap(old).ok().and_then(|d| Arc::try_unwrap(d.wire).ok());
-                if let Some(w) = wire
-                    && reclaimed.as_ref().is_none_or(|r| r.capacity() < w.capacity())
-                {
-                    reclaimed = Some(w);
+                if let Ok(d) = Arc::try_unwrap(old) {
+                    larger(&mut reclaimed.wire, Some(d.wire));
+                    larger(&mut reclaimed.payload, d.payload);
                 }
             }
         }
@@ -203,6 +271,8 @@ mod tests {
             captured_ns: 0,
             runs: Vec::new(),
             wire: Arc::new(vec![0; wire]),
+            payload: None,
+            segs: Vec::new(),
             frames: Vec::new(),
         })
     }
@@ -233,16 +303,16 @@ mod tests {
     #[test]
     fn evicted_buffers_are_reclaimed_only_when_unshared() {
         let mut b = Backlog::new(100);
-        assert!(b.push_reclaim(delta(1, 0, 2, 60)).is_none());
+        assert!(b.push_reclaim(delta(1, 0, 2, 60)).wire.is_none());
         let held = b.since(1, 0).unwrap(); // a session still sends the first delta
-        assert!(b.push_reclaim(delta(1, 2, 4, 60)).is_none(), "evicted but still held");
+        assert!(b.push_reclaim(delta(1, 2, 4, 60)).wire.is_none(), "evicted but still held");
         drop(held);
-        let w = b.push_reclaim(delta(1, 4, 6, 60)).expect("evicted and unshared");
+        let w = b.push_reclaim(delta(1, 4, 6, 60)).wire.expect("evicted and unshared");
         assert_eq!(w.len(), 60);
         let d = delta(1, 6, 8, 60);
         let slice = d.wire.clone(); // a transport slice of the newest delta
         b.push(d);
-        assert!(b.push_reclaim(delta(1, 8, 10, 60)).is_none(), "its bytes are still referenced");
+        assert!(b.push_reclaim(delta(1, 8, 10, 60)).wire.is_none(), "its bytes are still referenced");
         drop(slice);
     }
 }

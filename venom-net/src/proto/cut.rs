@@ -61,7 +61,7 @@ fn cut_runs<'a>(
 
 /// One delta cut to a subscription.
 pub(crate) fn cut_delta(d: &Delta, sub: &CompiledSubscription) -> Vec<Piece> {
-    cut_runs(d.runs.iter(), &d.wire, sub)
+    cut_runs(d.runs.iter(), d.payload_buf(), sub)
 }
 
 /// The merge of consecutive deltas (oldest first) cut to a subscription:
@@ -103,7 +103,7 @@ pub(crate) fn cut_merged(deltas: &[Arc<Delta>], sub: &CompiledSubscription) -> V
     runs.sort_unstable_by_key(|(r, _)| r.src);
     let mut out = Vec::new();
     for (r, i) in &runs {
-        let buf = &deltas[*i].wire;
+        let buf = deltas[*i].payload_buf();
         overlap(sub, r.src, r.len, |virt, skip, len| {
             out.push(Piece { virt, len, buf: buf.clone(), at: r.at + skip as usize });
         });

@@ -23,10 +23,12 @@
 //! Memory: shadow = region size (shared by every mirror) + backlog
 //! (`backlog_bytes`) + chunks pinned by views that are still held + the
 //! step's snapshot buffer (kept up to a quarter of the region, see
-//! [`keeps_snapshot_buffer`]).
+//! [`keeps_snapshot_buffer`]) + one evicted gathered delta's snapshot
+//! buffer waiting for reuse (same bound). A gathered delta's referenced
+//! snapshot buffer counts in the backlog with its capacity.
 
 use crate::error::{Error, Result};
-use crate::proto::backlog::{Backlog, BacklogStats, Delta, DeltaRun};
+use crate::proto::backlog::{Backlog, BacklogStats, Delta, DeltaRun, FrameSegs, Segment};
 use crate::proto::diff::{changed_runs, update_shadow};
 use crate::proto::digest::ChunkDigests;
 use crate::proto::frame::{self, FLAG_LAST, RUN_HEAD_LEN, UPDATE_HEAD_LEN};
@@ -56,6 +58,13 @@ struct SharedDigest {
     tree: ChunkDigests,
     roots: VecDeque<((u64, u64), [u8; 32])>,
 }
+
+/// Runs (or run pieces) at least this long are sent from the region
+/// snapshot they were read into instead of being copied into a delta's
+/// frames. Measured on the `net` bench: scattered 4 KiB runs gain nothing
+/// from it (each reference costs the transport about what a copy does),
+/// long runs do.
+pub const GATHER_MIN: usize = 16 << 10;
 
 /// Snapshot buffer capacity always kept between steps.
 pub const KEEP_SNAPSHOT_BYTES: usize = 4 << 20;
@@ -193,6 +202,28 @@ fn root_now(
     Some(root)
 }
 
+/// Where each run's bytes start in `snap.data`, if every run lies inside
+/// one stretch of spans that are contiguous both in the region and in
+/// `snap.data` (always, unless `merge_gap` bridged two distant spans).
+fn payload_offsets(snap: &Snapshot, runs: &[(u64, u64)]) -> Option<Vec<usize>> {
+    // (region offset, data offset, len) of maximal contiguous stretches.
+    let mut ext: Vec<(usize, usize, usize)> = Vec::new();
+    for c in &snap.chunks {
+        match ext.last_mut() {
+            Some(e) if e.0 + e.2 == c.offset && e.1 + e.2 == c.data_offset => e.2 += c.len,
+            _ => ext.push((c.offset, c.data_offset, c.len)),
+        }
+    }
+    let mut ats = Vec::with_capacity(runs.len());
+    for &(src, len) in runs {
+        let (src, len) = (src as usize, len as usize);
+        let k = ext.partition_point(|e| e.0 + e.2 <= src);
+        let e = ext.get(k).filter(|e| e.0 <= src && src + len <= e.0 + e.2)?;
+        ats.push(e.1 + (src - e.0));
+    }
+    Some(ats)
+}
+
 /// The shared encoder of one region (see the module docs).
 ///
 /// Invariants: `chunks` hold the region's bytes at `version` (chunk `k`
@@ -214,6 +245,9 @@ pub struct RegionEncoder {
     snap: Snapshot,
     /// An evicted delta's encoded-frame buffer, reused by the next delta.
     spare_wire: Vec<u8>,
+    /// An evicted gathered delta's payload (snapshot) buffer, handed back
+    /// as the next snapshot buffer.
+    spare_payload: Option<Vec<u8>>,
 }
 
 impl RegionEncoder {
@@ -237,6 +271,7 @@ impl RegionEncoder {
             stats,
             snap: Snapshot::default(),
             spare_wire: Vec::new(),
+            spare_payload: None,
         }
     }
 
@@ -287,8 +322,62 @@ impl RegionEncoder {
 
     /// Diffs `pieces` (`(region offset, new bytes)`, increasing, disjoint)
     /// against the shadow, updates it, and appends the delta
-    /// `version -> seq` to the backlog.
+    /// `version -> seq` (copied layout) to the backlog.
     fn ingest<'a>(&mut self, seq: u64, captured_ns: u64, pieces: impl Iterator<Item = (u64, &'a [u8])>) {
+        let runs = self.diff_into_shadow(pieces);
+        let spare = std::mem::take(&mut self.spare_wire);
+        let delta = self.encode(seq, captured_ns, &runs, spare);
+        self.append(delta);
+    }
+
+    /// Ingests the region snapshot `snap` (its spans read since the current
+    /// version). A dense delta (changed bytes at least 3/4 of the spans
+    /// read, with runs of at least [`GATHER_MIN`]) keeps its long runs'
+    /// bytes where they are: `snap.data` moves into the delta (gathered
+    /// layout) and is replaced by an evicted delta's buffer, if one is free.
+    fn ingest_snap(&mut self, snap: &mut Snapshot, captured_ns: u64) {
+        let seq = snap.version;
+        let runs = {
+            let pieces = snap.chunks.iter().map(|c| (c.offset as u64, snap.bytes(c)));
+            self.diff_into_shadow(pieces)
+        };
+        let payload = runs.iter().map(|r| r.1).sum::<u64>();
+        let long = runs.iter().any(|r| r.1 as usize >= GATHER_MIN);
+        // The delta holds the whole buffer: not a reused one much larger than this read.
+        let fits = snap.data.capacity() <= snap.data.len() + snap.data.len() / 4;
+        let dense = long && fits && payload * 4 >= snap.data.len() as u64 * 3;
+        let spare = std::mem::take(&mut self.spare_wire);
+        let delta = match dense.then(|| payload_offsets(snap, &runs)).flatten() {
+            Some(ats) => {
+                let data = std::mem::replace(&mut snap.data, self.spare_payload.take().unwrap_or_default());
+                self.encode_gathered(seq, captured_ns, &runs, &ats, data, spare)
+            }
+            None => self.encode(seq, captured_ns, &runs, spare),
+        };
+        self.append(delta);
+    }
+
+    /// Appends a delta of the shadow's new bytes to the backlog (keeping
+    /// the buffers it evicts for reuse) and moves to its version.
+    fn append(&mut self, delta: Delta) {
+        self.stats.deltas += 1;
+        self.stats.payload_bytes += delta.payload_len();
+        let seq = delta.seq;
+        let r = self.backlog.push_reclaim(Arc::new(delta));
+        if let Some(w) = r.wire {
+            self.spare_wire = w;
+        }
+        if let Some(p) = r.payload.filter(|p| keeps_snapshot_buffer(p.capacity(), self.size)) {
+            self.spare_payload = Some(p);
+        }
+        self.version = seq;
+        self.digest_now();
+    }
+
+    /// Diffs `pieces` against the shadow and updates it; returns the
+    /// changed runs `(src, len)` (merged across `merge_gap`), marked in
+    /// the shared digest tree.
+    fn diff_into_shadow<'a>(&mut self, pieces: impl Iterator<Item = (u64, &'a [u8])>) -> Vec<(u64, u64)> {
         let _ = self.view.take(); // the cached view is of the old version
         let gap = self.cfg.merge_gap;
         let mut runs: Vec<(u64, u64)> = Vec::new();
@@ -332,15 +421,7 @@ impl RegionEncoder {
                 d.tree.mark(src, len);
             }
         }
-        let spare = std::mem::take(&mut self.spare_wire);
-        let delta = self.encode(seq, captured_ns, &runs, spare);
-        self.stats.deltas += 1;
-        self.stats.payload_bytes += delta.payload_len();
-        if let Some(w) = self.backlog.push_reclaim(Arc::new(delta)) {
-            self.spare_wire = w;
-        }
-        self.version = seq;
-        self.digest_now();
+        runs
     }
 
     /// With a shared digest in use: the root of the new version, computed
@@ -393,7 +474,7 @@ impl RegionEncoder {
             // 1/16 slack, so the buffer still fits a slightly larger delta when reused.
             Vec::with_capacity(need + need / 16)
         };
-        let (mut out_runs, mut frames) = (Vec::with_capacity(runs.len()), Vec::new());
+        let (mut out_runs, mut frames, mut segs) = (Vec::with_capacity(runs.len()), Vec::new(), Vec::new());
         let (mut i, mut within, mut part) = (0usize, 0u64, 0u32);
         loop {
             let start = wire.len();
@@ -418,7 +499,8 @@ impl RegionEncoder {
                 wire[at + frame::HEADER_LEN + UPDATE_HEAD_LEN - 5] |= FLAG_LAST;
             }
             frame::finish_update(&mut wire, at, count);
-            frames.push((start, wire.len(), used));
+            frames.push(FrameSegs { start: segs.len(), end: segs.len() + 1, payload: used });
+            segs.push(Segment { payload: false, at: start, len: wire.len() - start });
             part += 1;
             if last {
                 break;
@@ -437,6 +519,93 @@ impl RegionEncoder {
                 }
                 wire
             }),
+            payload: None,
+            segs,
+            frames,
+        }
+    }
+
+    /// [`encode`](Self::encode) in the gathered layout: the frame and run
+    /// headers are written (into `spare` if it fits), and the bytes of runs
+    /// shorter than [`GATHER_MIN`]; longer runs' bytes stay at
+    /// `data[ats[k]..]` and the frames reference them.
+    fn encode_gathered(
+        &self,
+        seq: u64,
+        captured_ns: u64,
+        runs: &[(u64, u64)],
+        ats: &[usize],
+        data: Vec<u8>,
+        spare: Vec<u8>,
+    ) -> Delta {
+        let epoch = self.epoch.unwrap_or(0);
+        let budget =
+            self.cfg.frame_payload.clamp(1, frame::MAX_UPDATE_BODY - UPDATE_HEAD_LEN - 64 * RUN_HEAD_LEN) as u64;
+        let payload = runs.iter().map(|r| r.1 as usize).sum::<usize>();
+        let frames_max = payload.div_ceil(budget as usize).max(runs.len().div_ceil(64)) + 1;
+        // Runs split at a frame boundary get a second header; short runs are copied.
+        let short = runs.iter().filter(|r| (r.1 as usize) < GATHER_MIN).map(|r| r.1 as usize).sum::<usize>();
+        let need =
+            short + (runs.len() + frames_max) * RUN_HEAD_LEN + frames_max * (frame::HEADER_LEN + UPDATE_HEAD_LEN);
+        let mut wire = if spare.capacity() >= need && spare.capacity() <= 4 * need + 4096 {
+            let mut w = spare;
+            w.clear();
+            w
+        } else {
+            Vec::with_capacity(need)
+        };
+        let (mut out_runs, mut frames, mut segs) = (Vec::with_capacity(runs.len()), Vec::new(), Vec::new());
+        let (mut i, mut within, mut part) = (0usize, 0u64, 0u32);
+        loop {
+            let first_seg = segs.len();
+            let head = frame::update_head(self.cfg.region_id, epoch, seq, self.version, captured_ns, part, 0);
+            let at = frame::encode_update_head(&mut wire, &head);
+            let mut seg_from = at;
+            let (mut used, mut count) = (0u64, 0u32);
+            while i < runs.len() && used < budget && count < 64 {
+                let (src, len) = runs[i];
+                let n = (len - within).min(budget - used);
+                let from = src + within;
+                frame::push_run_head(&mut wire, from, n as u32);
+                let data_at = ats[i] + within as usize;
+                if (n as usize) < GATHER_MIN {
+                    // Short runs are copied after their header: a slice of its
+                    // own would cost the transport more than the copy saves.
+                    wire.extend_from_slice(&data[data_at..data_at + n as usize]);
+                } else {
+                    segs.push(Segment { payload: false, at: seg_from, len: wire.len() - seg_from });
+                    segs.push(Segment { payload: true, at: data_at, len: n as usize });
+                    seg_from = wire.len();
+                }
+                out_runs.push(DeltaRun { src: from, len: n, at: data_at });
+                (used, count, within) = (used + n, count + 1, within + n);
+                if within == len {
+                    (i, within) = (i + 1, 0);
+                }
+            }
+            if wire.len() > seg_from || count == 0 {
+                segs.push(Segment { payload: false, at: seg_from, len: wire.len() - seg_from });
+            }
+            let last = i == runs.len();
+            if last {
+                wire[at + frame::HEADER_LEN + UPDATE_HEAD_LEN - 5] |= FLAG_LAST;
+            }
+            frame::set_update_len(&mut wire, at, count, count as usize * RUN_HEAD_LEN + used as usize);
+            frames.push(FrameSegs { start: first_seg, end: segs.len(), payload: used });
+            part += 1;
+            if last {
+                break;
+            }
+        }
+        Delta {
+            epoch,
+            seq,
+            base_seq: self.version,
+            captured_ns,
+            runs: out_runs,
+            wire: Arc::new(wire),
+            payload: Some(Arc::new(data)),
+            segs,
             frames,
         }
     }
@@ -462,9 +631,7 @@ impl RegionEncoder {
         let mut snap = std::mem::take(&mut self.snap);
         let r = region.snapshot_since(self.version, &mut snap);
         if r.is_ok() && snap.version != self.version {
-            let pieces =
-                snap.chunks.iter().map(|c| (c.offset as u64, &snap.data[c.data_offset..c.data_offset + c.len]));
-            self.ingest(snap.version, captured_ns, pieces);
+            self.ingest_snap(&mut snap, captured_ns);
         }
         if keeps_snapshot_buffer(snap.data.capacity(), self.size) {
             self.snap = snap; // reused by the next step
@@ -479,13 +646,15 @@ impl RegionEncoder {
         self.version
     }
 
-    /// Ingests a snapshot `region.snapshot_since(self.version())` taken by the caller.
-    pub fn ingest_snapshot(&mut self, snap: &Snapshot, captured_ns: u64) {
+    /// Ingests a snapshot `region.snapshot_since(self.version())` taken by
+    /// the caller. A dense delta takes `snap.data` over (its bytes are sent
+    /// from there, see [`Delta`]) and leaves an evicted delta's buffer, or
+    /// an empty one, in its place: keep passing the same `snap`.
+    pub fn ingest_snapshot(&mut self, snap: &mut Snapshot, captured_ns: u64) {
         if snap.version == self.version {
             return;
         }
-        let pieces = snap.chunks.iter().map(|c| (c.offset as u64, &snap.data[c.data_offset..c.data_offset + c.len]));
-        self.ingest(snap.version, captured_ns, pieces);
+        self.ingest_snap(snap, captured_ns);
     }
 
     /// The relay feed: the upstream update `(epoch, seq)` wrote `writes`
@@ -609,5 +778,87 @@ mod tests {
         view.read(0, &mut old).unwrap();
         assert_eq!(old, before);
         assert!(enc.stats().cow_copies >= 5);
+    }
+
+    /// Dense deltas of a region snapshot reference its bytes (gathered
+    /// layout); the frames are byte for byte those of the copied layout.
+    #[test]
+    fn gathered_deltas_equal_copied_ones() {
+        for (payload, chunk) in [(4096, 4096), (1000, 16 << 10), (512 << 10, 64 << 10)] {
+            let size = 256 << 10;
+            let region = MemRegion::new(size, chunk);
+            let cfg = EncoderConfig { frame_payload: payload, ..Default::default() };
+            let mut gathered = RegionEncoder::from_region(1, &region, cfg.clone()).unwrap();
+            let mut copied = RegionEncoder::from_region(1, &region, cfg).unwrap();
+            let mut x = payload as u64 | 1;
+            let mut next = move || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            let mut kinds = Vec::new();
+            for round in 0..16u64 {
+                match round % 4 {
+                    // sparse: a few bytes per page (copied layout)
+                    0 => (0..200).for_each(|_| {
+                        let at = (next() % (size as u64 - 8)) as usize;
+                        region.write_at(at, &next().to_le_bytes()[..1 + (next() % 7) as usize]);
+                    }),
+                    // one dense block across chunk boundaries
+                    1 => {
+                        let len = 70_000 + (next() % 50_000) as usize;
+                        let at = (next() % (size - len) as u64) as usize;
+                        let data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+                        region.write_at(at, &data);
+                    }
+                    // many dense 4 KiB blocks (more than 64 runs)
+                    2 => (0..80).for_each(|k| {
+                        let at = (k * 3 + (next() % 2) as usize) * 1024 % (size - 1024);
+                        let data: Vec<u8> = (0..1024).map(|_| next() as u8 | 1).collect();
+                        region.write_at(at, &data);
+                    }),
+                    // dirty but unchanged: an empty delta
+                    _ => {
+                        let same = region.to_vec()[500..600].to_vec();
+                        region.write_at(500, &same);
+                    }
+                }
+                let mut snap = Snapshot::default();
+                region.snapshot_since(copied.version(), &mut snap).unwrap();
+                let pieces = snap.chunks.iter().map(|c| (c.offset as u64, snap.bytes(c)));
+                copied.ingest(snap.version, 7, pieces);
+                gathered.ingest_snap(&mut snap.clone(), 7);
+                let (a, b) = (copied.backlog().newest().unwrap(), gathered.backlog().newest().unwrap());
+                assert!(!a.is_gathered());
+                kinds.push(b.is_gathered());
+                assert_eq!(a.frames().collect::<Vec<_>>(), b.frames().collect::<Vec<_>>(), "round {round}");
+                assert_eq!(a.runs().len(), b.runs().len());
+                for (ra, rb) in a.runs().iter().zip(b.runs()) {
+                    assert_eq!((ra.src, ra.len), (rb.src, rb.len));
+                    assert_eq!(a.bytes(ra), b.bytes(rb));
+                }
+                let mut v = vec![0u8; size];
+                gathered.view().read(0, &mut v).unwrap();
+                assert_eq!(v, region.to_vec(), "the shadow follows the region");
+            }
+            assert!(kinds.contains(&true) && kinds.contains(&false), "both layouts exercised: {kinds:?}");
+        }
+    }
+
+    /// A gathered delta takes the step's snapshot buffer over; once it is
+    /// evicted (and unshared) its buffer becomes a later step's snapshot buffer.
+    #[test]
+    fn gathered_snapshot_buffers_are_reused() {
+        let region = MemRegion::new(1 << 20, 64 << 10);
+        let cfg = EncoderConfig { backlog_bytes: 300 << 10, ..Default::default() };
+        let mut enc = RegionEncoder::from_region(1, &region, cfg).unwrap();
+        for i in 0..6u8 {
+            region.write_at(4096, &vec![i + 1; 200 << 10]);
+            assert!(enc.step(&region, 0).unwrap());
+            assert!(enc.backlog().newest().unwrap().is_gathered());
+            assert_eq!(enc.backlog().stats().deltas, 1, "the backlog holds one 200 KiB delta");
+        }
+        assert!(enc.snap.data.capacity() >= 200 << 10, "an evicted delta's buffer came back");
     }
 }

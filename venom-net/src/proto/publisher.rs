@@ -604,12 +604,16 @@ impl PublisherSession {
         let done = match self.outgoing.as_mut() {
             None => return,
             Some(Outgoing::Shared { delta, next, bytes }) => {
-                let (s, e, payload) = delta.frames[*next];
-                out.shared(&delta.wire, s, e - s);
+                let f = delta.frames[*next];
+                let mut len = 0;
+                for seg in &delta.segs[f.start..f.end] {
+                    out.shared(delta.seg_buf(seg), seg.at, seg.len);
+                    len += seg.len as u64;
+                }
                 *next += 1;
-                *bytes += (e - s) as u64;
-                self.stats.bytes_sent += (e - s) as u64;
-                self.stats.payload_bytes += payload;
+                *bytes += len;
+                self.stats.bytes_sent += len;
+                self.stats.payload_bytes += f.payload;
                 (*next == delta.frames.len()).then(|| (delta.seq, *bytes, false))
             }
             Some(Outgoing::Cut(o)) => {
