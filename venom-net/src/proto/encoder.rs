@@ -326,7 +326,7 @@ impl RegionEncoder {
     fn ingest<'a>(&mut self, seq: u64, captured_ns: u64, pieces: impl Iterator<Item = (u64, &'a [u8])>) {
         let runs = self.diff_into_shadow(pieces);
         let spare = std::mem::take(&mut self.spare_wire);
-        let delta = self.encode(seq, captured_ns, &runs, spare);
+        let delta = self.encode(seq, captured_ns, &runs, None, spare);
         self.append(delta);
     }
 
@@ -350,9 +350,9 @@ impl RegionEncoder {
         let delta = match dense.then(|| payload_offsets(snap, &runs)).flatten() {
             Some(ats) => {
                 let data = std::mem::replace(&mut snap.data, self.spare_payload.take().unwrap_or_default());
-                self.encode_gathered(seq, captured_ns, &runs, &ats, data, spare)
+                self.encode(seq, captured_ns, &runs, Some((&ats, data)), spare)
             }
-            None => self.encode(seq, captured_ns, &runs, spare),
+            None => self.encode(seq, captured_ns, &runs, None, spare),
         };
         self.append(delta);
     }
@@ -457,85 +457,19 @@ impl RegionEncoder {
         }
     }
 
-    /// Encodes the runs (read from the updated shadow) as whole-region
-    /// update frames, into `spare` if it is large enough.
-    fn encode(&self, seq: u64, captured_ns: u64, runs: &[(u64, u64)], spare: Vec<u8>) -> Delta {
-        let epoch = self.epoch.unwrap_or(0);
-        let budget =
-            self.cfg.frame_payload.clamp(1, frame::MAX_UPDATE_BODY - UPDATE_HEAD_LEN - 64 * RUN_HEAD_LEN) as u64;
-        let payload = runs.iter().map(|r| r.1 as usize).sum::<usize>();
-        let frames_max = payload.div_ceil(budget as usize).max(runs.len().div_ceil(64)) + 1;
-        let need = payload + runs.len() * RUN_HEAD_LEN + frames_max * (frame::HEADER_LEN + UPDATE_HEAD_LEN);
-        let mut wire = if spare.capacity() >= need && spare.capacity() <= need + need / 2 {
-            let mut w = spare; // warm pages: no fault per 4 KiB
-            w.clear();
-            w
-        } else {
-            // 1/16 slack, so the buffer still fits a slightly larger delta when reused.
-            Vec::with_capacity(need + need / 16)
-        };
-        let (mut out_runs, mut frames, mut segs) = (Vec::with_capacity(runs.len()), Vec::new(), Vec::new());
-        let (mut i, mut within, mut part) = (0usize, 0u64, 0u32);
-        loop {
-            let start = wire.len();
-            let head = frame::update_head(self.cfg.region_id, epoch, seq, self.version, captured_ns, part, 0);
-            let at = frame::encode_update_head(&mut wire, &head);
-            let (mut used, mut count) = (0u64, 0u32);
-            while i < runs.len() && used < budget && count < 64 {
-                let (src, len) = runs[i];
-                let n = (len - within).min(budget - used);
-                let from = src + within;
-                frame::push_run_head(&mut wire, from, n as u32);
-                let data_at = wire.len();
-                self.extend_from_shadow(from, n as usize, &mut wire); // no zero-fill first
-                out_runs.push(DeltaRun { src: from, len: n, at: data_at });
-                (used, count, within) = (used + n, count + 1, within + n);
-                if within == len {
-                    (i, within) = (i + 1, 0);
-                }
-            }
-            let last = i == runs.len();
-            if last {
-                wire[at + frame::HEADER_LEN + UPDATE_HEAD_LEN - 5] |= FLAG_LAST;
-            }
-            frame::finish_update(&mut wire, at, count);
-            frames.push(FrameSegs { start: segs.len(), end: segs.len() + 1, payload: used });
-            segs.push(Segment { payload: false, at: start, len: wire.len() - start });
-            part += 1;
-            if last {
-                break;
-            }
-        }
-        Delta {
-            epoch,
-            seq,
-            base_seq: self.version,
-            captured_ns,
-            runs: out_runs,
-            wire: Arc::new({
-                // The backlog counts what it holds: at most 1/4 unused.
-                if wire.capacity() > wire.len() + wire.len() / 4 {
-                    wire.shrink_to_fit();
-                }
-                wire
-            }),
-            payload: None,
-            segs,
-            frames,
-        }
-    }
-
-    /// [`encode`](Self::encode) in the gathered layout: the frame and run
-    /// headers are written (into `spare` if it fits), and the bytes of runs
-    /// shorter than [`GATHER_MIN`]; longer runs' bytes stay at
-    /// `data[ats[k]..]` and the frames reference them.
-    fn encode_gathered(
+    /// Encodes the runs as whole-region update frames, into `spare` if it
+    /// fits. Copied layout (`gathered` is `None`): every run's bytes are
+    /// copied from the updated shadow into the wire buffer. Gathered layout
+    /// (`Some((ats, data))`, run `k`'s bytes at `data[ats[k]..]`): runs of at
+    /// least [`GATHER_MIN`] stay in `data` and the frames reference them;
+    /// shorter ones are copied after their header (a slice of its own would
+    /// cost the transport more than the copy saves).
+    fn encode(
         &self,
         seq: u64,
         captured_ns: u64,
         runs: &[(u64, u64)],
-        ats: &[usize],
-        data: Vec<u8>,
+        gathered: Option<(&[usize], Vec<u8>)>,
         spare: Vec<u8>,
     ) -> Delta {
         let epoch = self.epoch.unwrap_or(0);
@@ -543,16 +477,23 @@ impl RegionEncoder {
             self.cfg.frame_payload.clamp(1, frame::MAX_UPDATE_BODY - UPDATE_HEAD_LEN - 64 * RUN_HEAD_LEN) as u64;
         let payload = runs.iter().map(|r| r.1 as usize).sum::<usize>();
         let frames_max = payload.div_ceil(budget as usize).max(runs.len().div_ceil(64)) + 1;
-        // Runs split at a frame boundary get a second header; short runs are copied.
-        let short = runs.iter().filter(|r| (r.1 as usize) < GATHER_MIN).map(|r| r.1 as usize).sum::<usize>();
+        let copied = match gathered {
+            None => payload,
+            Some(_) => runs.iter().filter(|r| (r.1 as usize) < GATHER_MIN).map(|r| r.1 as usize).sum::<usize>(),
+        };
+        // Runs split at a frame boundary get a second header.
         let need =
-            short + (runs.len() + frames_max) * RUN_HEAD_LEN + frames_max * (frame::HEADER_LEN + UPDATE_HEAD_LEN);
-        let mut wire = if spare.capacity() >= need && spare.capacity() <= 4 * need + 4096 {
-            let mut w = spare;
+            copied + (runs.len() + frames_max) * RUN_HEAD_LEN + frames_max * (frame::HEADER_LEN + UPDATE_HEAD_LEN);
+        // A gathered delta's wire buffer holds little (headers, short runs):
+        // any warm one that is not wildly larger will do.
+        let max_spare = if gathered.is_some() { 4 * need + 4096 } else { need + need / 2 };
+        let mut wire = if spare.capacity() >= need && spare.capacity() <= max_spare {
+            let mut w = spare; // warm pages: no fault per 4 KiB
             w.clear();
             w
         } else {
-            Vec::with_capacity(need)
+            // 1/16 slack, so the buffer still fits a slightly larger delta when reused.
+            Vec::with_capacity(need + need / 16)
         };
         let (mut out_runs, mut frames, mut segs) = (Vec::with_capacity(runs.len()), Vec::new(), Vec::new());
         let (mut i, mut within, mut part) = (0usize, 0u64, 0u32);
@@ -567,16 +508,24 @@ impl RegionEncoder {
                 let n = (len - within).min(budget - used);
                 let from = src + within;
                 frame::push_run_head(&mut wire, from, n as u32);
-                let data_at = ats[i] + within as usize;
-                if (n as usize) < GATHER_MIN {
-                    // Short runs are copied after their header: a slice of its
-                    // own would cost the transport more than the copy saves.
-                    wire.extend_from_slice(&data[data_at..data_at + n as usize]);
-                } else {
-                    segs.push(Segment { payload: false, at: seg_from, len: wire.len() - seg_from });
-                    segs.push(Segment { payload: true, at: data_at, len: n as usize });
-                    seg_from = wire.len();
-                }
+                let data_at = match &gathered {
+                    None => {
+                        let data_at = wire.len();
+                        self.extend_from_shadow(from, n as usize, &mut wire); // no zero-fill first
+                        data_at
+                    }
+                    Some((ats, data)) => {
+                        let data_at = ats[i] + within as usize;
+                        if (n as usize) < GATHER_MIN {
+                            wire.extend_from_slice(&data[data_at..data_at + n as usize]);
+                        } else {
+                            segs.push(Segment { payload: false, at: seg_from, len: wire.len() - seg_from });
+                            segs.push(Segment { payload: true, at: data_at, len: n as usize });
+                            seg_from = wire.len();
+                        }
+                        data_at
+                    }
+                };
                 out_runs.push(DeltaRun { src: from, len: n, at: data_at });
                 (used, count, within) = (used + n, count + 1, within + n);
                 if within == len {
@@ -597,6 +546,10 @@ impl RegionEncoder {
                 break;
             }
         }
+        // The backlog counts what it holds: at most 1/4 unused.
+        if gathered.is_none() && wire.capacity() > wire.len() + wire.len() / 4 {
+            wire.shrink_to_fit();
+        }
         Delta {
             epoch,
             seq,
@@ -604,7 +557,7 @@ impl RegionEncoder {
             captured_ns,
             runs: out_runs,
             wire: Arc::new(wire),
-            payload: Some(Arc::new(data)),
+            payload: gathered.map(|(_, data)| Arc::new(data)),
             segs,
             frames,
         }

@@ -24,7 +24,7 @@ mod update;
 use crate::proto::subscription::Subscription;
 use crate::proto::wire_code::wire_code_enum;
 pub use update::{Update, encode_single_update};
-pub(crate) use update::{encode_update_head, finish_update, peek_flags, push_run_head, set_update_len, update_head};
+pub(crate) use update::{encode_update_head, peek_flags, push_run_head, set_update_len, update_head};
 
 use crate::error::{Error, Result};
 use crate::proto::wire::{Reader, put_u32, put_u64};
