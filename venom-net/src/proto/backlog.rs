@@ -16,6 +16,7 @@
 //! next one arrives).
 
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::sync::Arc;
 
 /// One changed run of a [`Delta`]: `len` bytes at region offset `src`,
@@ -30,13 +31,14 @@ pub struct DeltaRun {
     pub at: usize,
 }
 
-/// One piece of an encoded frame: `len` bytes at `at` of the delta's
-/// `wire` buffer, or of its payload buffer (`payload`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Segment {
-    pub(crate) payload: bool,
-    pub(crate) at: usize,
-    pub(crate) len: usize,
+/// One piece of an encoded frame: a byte range of one of the delta's
+/// buffers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Segment {
+    /// Of `wire`: frame and run headers, and runs copied after them.
+    Wire(Range<usize>),
+    /// Of the payload buffer: a gathered run's bytes, where they were read.
+    Payload(Range<usize>),
 }
 
 /// One encoded frame: its segments `segs[start..end]` and the changed
@@ -89,9 +91,12 @@ impl Delta {
         self.payload.as_ref().unwrap_or(&self.wire)
     }
 
-    /// The buffer of a segment.
-    pub(crate) fn seg_buf(&self, s: &Segment) -> &Arc<Vec<u8>> {
-        if s.payload { self.payload_buf() } else { &self.wire }
+    /// The buffer a segment's bytes are in, and their range there.
+    pub(crate) fn seg<'a>(&'a self, s: &'a Segment) -> (&'a Arc<Vec<u8>>, &'a Range<usize>) {
+        match s {
+            Segment::Wire(r) => (&self.wire, r),
+            Segment::Payload(r) => (self.payload_buf(), r),
+        }
     }
 
     /// Bytes of a run.
@@ -124,7 +129,8 @@ impl Delta {
         self.frames.iter().map(|f| {
             let mut out = Vec::new();
             for s in &self.segs[f.start..f.end] {
-                out.extend_from_slice(&self.seg_buf(s)[s.at..s.at + s.len]);
+                let (buf, r) = self.seg(s);
+                out.extend_from_slice(&buf[r.clone()]);
             }
             out
         })

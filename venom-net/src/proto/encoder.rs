@@ -519,8 +519,8 @@ impl RegionEncoder {
                         if (n as usize) < GATHER_MIN {
                             wire.extend_from_slice(&data[data_at..data_at + n as usize]);
                         } else {
-                            segs.push(Segment { payload: false, at: seg_from, len: wire.len() - seg_from });
-                            segs.push(Segment { payload: true, at: data_at, len: n as usize });
+                            segs.push(Segment::Wire(seg_from..wire.len()));
+                            segs.push(Segment::Payload(data_at..data_at + n as usize));
                             seg_from = wire.len();
                         }
                         data_at
@@ -533,7 +533,7 @@ impl RegionEncoder {
                 }
             }
             if wire.len() > seg_from || count == 0 {
-                segs.push(Segment { payload: false, at: seg_from, len: wire.len() - seg_from });
+                segs.push(Segment::Wire(seg_from..wire.len()));
             }
             let last = i == runs.len();
             if last {

@@ -607,8 +607,9 @@ impl PublisherSession {
                 let f = delta.frames[*next];
                 let mut len = 0;
                 for seg in &delta.segs[f.start..f.end] {
-                    out.shared(delta.seg_buf(seg), seg.at, seg.len);
-                    len += seg.len as u64;
+                    let (buf, r) = delta.seg(seg);
+                    out.shared(buf, r.start, r.len());
+                    len += r.len() as u64;
                 }
                 *next += 1;
                 *bytes += len;
