@@ -66,8 +66,8 @@ fn hostile_mirror_is_disconnected() {
     });
 }
 
-/// A mirror that stops reading, so that the publisher's snapshot write
-/// waits on flow control, and then sends a frame in the wrong direction is
+/// A mirror that never reads, so that the publisher's snapshot write waits
+/// on flow control, and then sends a frame in the wrong direction is
 /// still disconnected with PROTOCOL_ERROR at once (not after the 10 s
 /// liveness timeout): the session handles the mirror's frames while a write
 /// waits.
@@ -83,8 +83,13 @@ fn a_mirror_that_stops_reading_is_disconnected_for_a_bad_frame() {
         let conn = ep.connect(p.local_addr().unwrap(), "localhost").unwrap().await.unwrap();
         let (mut send, _recv) = conn.open_bi().await.unwrap();
         send.write_all(&hello(Subscription::whole())).await.unwrap();
-        // Long enough for the publisher to fill the window and wait on it.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Until the session has cut its first snapshot frames: it is then
+        // writing 16 MiB into a window of a few frames, which we never read.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !p.stats().iter().any(|s| s.bytes_sent > 0) {
+            assert!(tokio::time::Instant::now() < deadline, "the publisher never started the snapshot");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let mut welcome = Vec::new();
         Frame::Welcome(Welcome { epoch: 1, owner_id: 0, region_id: 0, chunk_size: 1, region_size: 1 })
             .encode(&mut welcome);
