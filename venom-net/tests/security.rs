@@ -8,6 +8,7 @@ use venom_net::proto::frame::{Frame, Hello, Welcome, encode_single_update};
 use venom_net::tls::{CertificateAuthority, ClientTls, Identity, ServerTls};
 use venom_net::*;
 
+/// Whether `conn` was closed with PROTOCOL_ERROR within 5 s.
 async fn closed_with_protocol_error(conn: &quinn::Connection) -> bool {
     match tokio::time::timeout(Duration::from_secs(5), conn.closed()).await {
         Ok(quinn::ConnectionError::ApplicationClosed(c)) if c.error_code == quinn::VarInt::from_u32(PROTOCOL_ERROR) => {
@@ -18,6 +19,25 @@ async fn closed_with_protocol_error(conn: &quinn::Connection) -> bool {
             false
         }
     }
+}
+
+/// Whether the publisher closed `conn` within 5 s for a protocol error (its
+/// `total`-th). The mirror sees PROTOCOL_ERROR, or a stateless reset when
+/// the CONNECTION_CLOSE datagram was lost (loopback drops datagrams when a
+/// socket buffer is full under load); the publisher counts the reason
+/// before it closes, so the count says why either way.
+async fn disconnected_for_protocol_error(conn: &quinn::Connection, p: &Publisher, total: u64) -> bool {
+    let closed = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
+    let code_ok = match &closed {
+        Ok(quinn::ConnectionError::ApplicationClosed(c)) => c.error_code == quinn::VarInt::from_u32(PROTOCOL_ERROR),
+        Ok(quinn::ConnectionError::Reset) => true,
+        _ => false,
+    };
+    let counted = p.admission().protocol_errors;
+    if !code_ok || counted != total {
+        eprintln!("closed: {closed:?}, protocol errors counted {counted} (expected {total})");
+    }
+    code_ok && counted == total
 }
 
 fn hello(sub: Subscription) -> Vec<u8> {
@@ -51,11 +71,11 @@ fn hostile_mirror_is_disconnected() {
             ("truncated hello body", b"VN\x01\x01\x02\0\0\0ab".to_vec()),
             ("frame in the wrong direction", wrong_direction),
         ];
-        for (what, bytes) in cases {
+        for (n, (what, bytes)) in cases.into_iter().enumerate() {
             let conn = ep.connect(addr, "localhost").unwrap().await.unwrap();
             let (mut send, _recv) = conn.open_bi().await.unwrap();
             send.write_all(&bytes).await.unwrap();
-            assert!(closed_with_protocol_error(&conn).await, "{what}: not disconnected with PROTOCOL_ERROR");
+            assert!(disconnected_for_protocol_error(&conn, &p, n as u64 + 1).await, "{what}");
         }
         // Still serving.
         let local = MemRegion::new(64 << 10, 4096);
@@ -68,7 +88,7 @@ fn hostile_mirror_is_disconnected() {
 
 /// A mirror that never reads, so that the publisher's snapshot write waits
 /// on flow control, and then sends a frame in the wrong direction is
-/// still disconnected with PROTOCOL_ERROR at once (not after the 10 s
+/// still disconnected at once for its protocol error (not after the 10 s
 /// liveness timeout): the session handles the mirror's frames while a write
 /// waits.
 #[test]
@@ -94,10 +114,7 @@ fn a_mirror_that_stops_reading_is_disconnected_for_a_bad_frame() {
         Frame::Welcome(Welcome { epoch: 1, owner_id: 0, region_id: 0, chunk_size: 1, region_size: 1 })
             .encode(&mut welcome);
         send.write_all(&welcome).await.unwrap();
-        assert!(
-            closed_with_protocol_error(&conn).await,
-            "not disconnected with PROTOCOL_ERROR while the publisher waited"
-        );
+        assert!(disconnected_for_protocol_error(&conn, &p, 1).await, "while the publisher waited on the window");
         p.close().await;
     });
 }
