@@ -5,7 +5,9 @@
 //! The file is rewritten only when its content changes (an unchanged header
 //! keeps its mtime, so C builds that depend on it are not redone), through a
 //! temporary file and a rename, so a concurrent debug and release build never
-//! leave a half-written header.
+//! leave a half-written header. Writing into the source tree (as
+//! cbindgen's own docs do) would fail `cargo package`'s verification; the
+//! crate is not published, and a C user needs the header at a stable path.
 
 use std::path::{Path, PathBuf};
 
