@@ -134,26 +134,80 @@ impl Out<usize> {
     }
 }
 
-/// The tail of the functions that copy into the caller's buffer: `read`
-/// fills `buf`, `*len` gets the bytes copied, or on `BufferTooSmall` the
-/// size needed.
+/// The whole body of the getters: stores `get(handle)` in the required
+/// out-parameter `*dst` (checked before `get` runs).
 ///
 /// # Safety
-/// `buf` is NULL (with `cap` 0) or valid for writes of `cap` bytes; `len`
-/// is NULL or valid for a write.
-pub(crate) unsafe fn read_into(
-    buf: *mut u8,
-    cap: usize,
-    len: *mut usize,
-    read: impl FnOnce(&mut [u8]) -> venom_core::Result<usize>,
-) -> FfiResult {
+/// `ptr` is NULL or a live handle of type `H`; `dst` is NULL or valid for a
+/// write of `T`.
+pub(crate) unsafe fn get_into<H, T>(
+    (ptr, what): (*const H, &str),
+    (dst, dst_what): (*mut T, &str),
+    get: impl FnOnce(&H) -> venom_core::Result<T>,
+) -> venom_status {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let h = unsafe { handle(ptr, what)? };
+        let dst = out(dst, dst_what)?;
+        let v = get(h)?;
+        // SAFETY: checked non-null; valid per the contract.
+        unsafe { dst.set(v) };
+        Ok(())
+    })
+}
+
+/// The whole body of the calls that only act on a handle (`_unlink`).
+///
+/// # Safety
+/// `ptr` is NULL or a live handle of type `H`.
+pub(crate) unsafe fn call<H, E: Into<Failure>>(
+    (ptr, what): (*const H, &str),
+    act: impl FnOnce(&H) -> Result<(), E>,
+) -> venom_status {
     // SAFETY: forwarded contract.
-    let buf = unsafe { bytes_out(buf, cap, "buffer")? };
-    let len = out(len, "len")?;
-    let n = read(buf).map_err(|e| len.report_needed(e))?;
-    // SAFETY: checked non-null; valid per the contract.
-    unsafe { len.set(n) };
-    Ok(())
+    guard(|| act(unsafe { handle(ptr, what)? }).map_err(Into::into))
+}
+
+/// Checks a handle and the caller's output buffer, then runs `body` on
+/// them (the start of every function that fills the caller's buffer; with
+/// [`store_opt`] in `body`, the whole body of the `_read_at` functions).
+///
+/// # Safety
+/// `ptr` is NULL or a live handle of type `H`; `buf` is NULL (with `cap` 0)
+/// or valid for writes of `cap` bytes.
+pub(crate) unsafe fn with_buffer<H>(
+    (ptr, what): (*const H, &str),
+    (buf, cap): (*mut u8, usize),
+    body: impl FnOnce(&H, &mut [u8]) -> FfiResult,
+) -> venom_status {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let (h, buf) = unsafe { (handle(ptr, what)?, bytes_out(buf, cap, "buffer")?) };
+        body(h, buf)
+    })
+}
+
+/// The whole body of the functions that copy a handle's current bytes into
+/// the caller's buffer: `read(handle, buf)` fills `buf`, `*len` gets the
+/// bytes copied, or on `BufferTooSmall` the size needed.
+///
+/// # Safety
+/// As [`with_buffer`]; `len` is NULL or valid for a write.
+pub(crate) unsafe fn read_into<H>(
+    handle: (*const H, &str),
+    buf: (*mut u8, usize),
+    len: *mut usize,
+    read: impl FnOnce(&H, &mut [u8]) -> venom_core::Result<usize>,
+) -> venom_status {
+    let body = |h: &H, buf: &mut [u8]| {
+        let len = out(len, "len")?;
+        let n = read(h, buf).map_err(|e| len.report_needed(e))?;
+        // SAFETY: checked non-null; valid per the contract.
+        unsafe { len.set(n) };
+        Ok(())
+    };
+    // SAFETY: forwarded contract.
+    unsafe { with_buffer(handle, buf, body) }
 }
 
 /// The whole body of the `_open`/`_connect` functions: checks `out`, makes
@@ -224,6 +278,28 @@ pub(crate) unsafe fn free_handle<T>(ptr: *mut T) -> venom_status {
             drop(unsafe { Box::from_raw(ptr) });
         }
         Ok(())
+    })
+}
+
+/// The whole body of the functions that hand the caller's bytes to a
+/// handle and report a `u64` (`*version`, `*request_id`) unless NULL:
+/// `call(handle, data)` runs with both arguments checked.
+///
+/// # Safety
+/// `ptr` is NULL or a live handle of type `H` not used by another thread;
+/// `data` is NULL (with `len` 0) or valid for reads of `len` bytes;
+/// `report` is NULL or valid for a write.
+pub(crate) unsafe fn give_bytes<H>(
+    (ptr, what): (*mut H, &str),
+    (data, len, data_what): (*const u8, usize, &str),
+    report: *mut u64,
+    call: impl FnOnce(&mut H, &[u8]) -> venom_core::Result<u64>,
+) -> venom_status {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let (h, data) = unsafe { (handle_mut(ptr, what)?, bytes_in(data, len, data_what)?) };
+        // SAFETY: forwarded contract.
+        unsafe { store_opt(report, call(h, data)?) }
     })
 }
 

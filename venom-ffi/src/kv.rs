@@ -300,11 +300,8 @@ pub unsafe extern "C" fn venom_kv_get_stats(kv: *const venom_kv, stats: *mut ven
 /// `kv` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_kv_unlink(kv: *const venom_kv) -> venom_status {
-    guard(|| {
-        // SAFETY: forwarded contract.
-        unsafe { handle(kv, "cache")? }.inner.unlink()?;
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { args::call((kv, "cache"), |c| c.inner.unlink()) }
 }
 
 /// Closes and frees the handle (the segment stays). NULL is a no-op.

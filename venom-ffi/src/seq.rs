@@ -3,9 +3,9 @@
 
 use std::ffi::c_char;
 
-use venom_core::{RegionConfig, RegionWrite, SeqReader, SeqRegion, SeqWriter};
+use venom_core::{RegionConfig, RegionWrite, SeqReader, SeqWriter};
 
-use crate::args::{self, bytes_in, bytes_out, handle, handle_mut, out, store_opt};
+use crate::args::{self, bytes_in, give_bytes, handle_mut, store_opt};
 use crate::status::{Failure, FfiResult, guard, venom_status};
 
 /// The writer of a seqlock region.
@@ -93,12 +93,8 @@ pub unsafe extern "C" fn venom_seq_writer_write(
     len: usize,
     version: *mut u64,
 ) -> venom_status {
-    guard(|| {
-        // SAFETY: forwarded contract.
-        let (w, data) = unsafe { (handle_mut(writer, "writer")?, bytes_in(data, len, "data")?) };
-        // SAFETY: `version` is NULL or valid per the contract.
-        unsafe { store_opt(version, w.inner.write(data)?) }
-    })
+    // SAFETY: forwarded contract.
+    unsafe { give_bytes((writer, "writer"), (data, len, "data"), version, |w, d| w.inner.write(d)) }
 }
 
 /// Writes `len` bytes at `offset` (the recorded length is unchanged).
@@ -115,12 +111,8 @@ pub unsafe extern "C" fn venom_seq_writer_write_at(
     len: usize,
     version: *mut u64,
 ) -> venom_status {
-    guard(|| {
-        // SAFETY: forwarded contract.
-        let (w, data) = unsafe { (handle_mut(writer, "writer")?, bytes_in(data, len, "data")?) };
-        // SAFETY: `version` is NULL or valid per the contract.
-        unsafe { store_opt(version, w.inner.write_at(offset, data)?) }
-    })
+    // SAFETY: forwarded contract.
+    unsafe { give_bytes((writer, "writer"), (data, len, "data"), version, |w, d| w.inner.write_at(offset, d)) }
 }
 
 /// One piece of a multi-part write (`venom_seq_writer_write_parts`,
@@ -216,7 +208,7 @@ pub unsafe extern "C" fn venom_seq_writer_write_parts(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_seq_writer_version(writer: *const venom_seq_writer, version: *mut u64) -> venom_status {
     // SAFETY: forwarded contract.
-    guard(|| region_u64(&unsafe { handle(writer, "writer")? }.inner, version, SeqRegion::version))
+    unsafe { args::get_into((writer, "writer"), (version, "version"), |w| Ok(w.inner.version())) }
 }
 
 /// Stores the region size in bytes in `*size`.
@@ -226,7 +218,7 @@ pub unsafe extern "C" fn venom_seq_writer_version(writer: *const venom_seq_write
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_seq_writer_size(writer: *const venom_seq_writer, size: *mut usize) -> venom_status {
     // SAFETY: forwarded contract.
-    guard(|| region_size(&unsafe { handle(writer, "writer")? }.inner, size))
+    unsafe { args::get_into((writer, "writer"), (size, "size"), |w| Ok(w.inner.size())) }
 }
 
 /// Removes the region's name (mapped handles in other processes keep
@@ -236,11 +228,8 @@ pub unsafe extern "C" fn venom_seq_writer_size(writer: *const venom_seq_writer, 
 /// `writer` is NULL or a live handle.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_seq_writer_unlink(writer: *const venom_seq_writer) -> venom_status {
-    guard(|| {
-        // SAFETY: forwarded contract.
-        unsafe { handle(writer, "writer")? }.inner.unlink()?;
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe { args::call((writer, "writer"), |w| w.inner.unlink()) }
 }
 
 /// Gives up the writer role and frees the handle (the segment stays). NULL
@@ -281,12 +270,8 @@ pub unsafe extern "C" fn venom_seq_reader_read(
     cap: usize,
     len: *mut usize,
 ) -> venom_status {
-    guard(|| {
-        // SAFETY: forwarded contract.
-        let r = unsafe { handle(reader, "reader")? };
-        // SAFETY: forwarded contract.
-        unsafe { args::read_into(buf, cap, len, |buf| r.inner.read(buf)) }
-    })
+    // SAFETY: forwarded contract.
+    unsafe { args::read_into((reader, "reader"), (buf, cap), len, |r, b| r.inner.read(b)) }
 }
 
 /// Reads exactly `len` bytes at `offset` into `buf`, consistent with one
@@ -304,12 +289,10 @@ pub unsafe extern "C" fn venom_seq_reader_read_at(
     len: usize,
     version: *mut u64,
 ) -> venom_status {
-    guard(|| {
-        // SAFETY: forwarded contract.
-        let (r, buf) = unsafe { (handle(reader, "reader")?, bytes_out(buf, len, "buffer")?) };
-        // SAFETY: `version` is NULL or valid per the contract.
-        unsafe { store_opt(version, r.inner.read_at(offset, buf)?) }
-    })
+    // SAFETY: `version` is NULL or valid per the contract.
+    let read = |r: &venom_seq_reader, b: &mut [u8]| unsafe { store_opt(version, r.inner.read_at(offset, b)?) };
+    // SAFETY: forwarded contract.
+    unsafe { args::with_buffer((reader, "reader"), (buf, len), read) }
 }
 
 /// Stores the version of the last completed write in `*version` (even; 0 =
@@ -320,7 +303,7 @@ pub unsafe extern "C" fn venom_seq_reader_read_at(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_seq_reader_version(reader: *const venom_seq_reader, version: *mut u64) -> venom_status {
     // SAFETY: forwarded contract.
-    guard(|| region_u64(unsafe { handle(reader, "reader")? }.inner.region(), version, SeqRegion::version))
+    unsafe { args::get_into((reader, "reader"), (version, "version"), |r| Ok(r.inner.region().version())) }
 }
 
 /// Stores the region size in bytes in `*size`.
@@ -330,7 +313,7 @@ pub unsafe extern "C" fn venom_seq_reader_version(reader: *const venom_seq_reade
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_seq_reader_size(reader: *const venom_seq_reader, size: *mut usize) -> venom_status {
     // SAFETY: forwarded contract.
-    guard(|| region_size(unsafe { handle(reader, "reader")? }.inner.region(), size))
+    unsafe { args::get_into((reader, "reader"), (size, "size"), |r| Ok(r.inner.region().size())) }
 }
 
 /// Waits until the version differs from `since`, up to `timeout_ms` (0 =
@@ -347,15 +330,12 @@ pub unsafe extern "C" fn venom_seq_reader_wait_for_change(
     timeout_ms: u64,
     version: *mut u64,
 ) -> venom_status {
-    guard(|| {
-        // SAFETY: forwarded contract.
-        let r = unsafe { handle(reader, "reader")? };
-        let version = out(version, "version")?;
-        let v = r.inner.wait_for_change(since, args::timeout(timeout_ms))?;
-        // SAFETY: checked non-null; valid per the contract.
-        unsafe { version.set(v) };
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        args::get_into((reader, "reader"), (version, "version"), |r| {
+            r.inner.wait_for_change(since, args::timeout(timeout_ms))
+        })
+    }
 }
 
 /// Frees the handle. NULL is a no-op.
@@ -367,18 +347,4 @@ pub unsafe extern "C" fn venom_seq_reader_wait_for_change(
 pub unsafe extern "C" fn venom_seq_reader_free(reader: *mut venom_seq_reader) -> venom_status {
     // SAFETY: forwarded contract.
     unsafe { args::free_handle(reader) }
-}
-
-fn region_u64(region: &SeqRegion, dst: *mut u64, get: fn(&SeqRegion) -> u64) -> FfiResult {
-    let dst = out(dst, "version")?;
-    // SAFETY: checked non-null; the exported callers' contract makes it valid.
-    unsafe { dst.set(get(region)) };
-    Ok(())
-}
-
-fn region_size(region: &SeqRegion, dst: *mut usize) -> FfiResult {
-    let dst = out(dst, "size")?;
-    // SAFETY: as in `region_u64`.
-    unsafe { dst.set(region.size()) };
-    Ok(())
 }

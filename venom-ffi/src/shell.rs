@@ -4,7 +4,7 @@ use std::ffi::c_char;
 
 use venom_core::{Error, ShellChannel};
 
-use crate::args::{self, bytes_in, bytes_out, handle, handle_mut, opt_out, out, set_opt, store_opt};
+use crate::args::{self, bytes_in, bytes_out, give_bytes, handle_mut, opt_out, out, set_opt};
 use crate::status::{guard, venom_status};
 
 /// A channel client handle: reads the daemon's data and sends it requests.
@@ -17,26 +17,6 @@ use crate::status::{guard, venom_status};
 #[allow(non_camel_case_types)]
 pub struct venom_shell {
     chan: ShellChannel,
-}
-
-/// The body of the shell's getters: stores `get(shell)` in `*dst`.
-///
-/// # Safety
-/// `shell` is NULL or a live handle; `dst` is NULL or valid for a write.
-unsafe fn shell_get<T>(
-    shell: *const venom_shell,
-    dst: *mut T,
-    what: &str,
-    get: impl FnOnce(&venom_shell) -> T,
-) -> venom_status {
-    guard(|| {
-        // SAFETY: forwarded contract.
-        let s = unsafe { handle(shell, "shell")? };
-        let dst = out(dst, what)?;
-        // SAFETY: checked non-null; valid per the contract.
-        unsafe { dst.set(get(s)) };
-        Ok(())
-    })
 }
 
 /// Connects to the channel `name`, claiming a client slot, and returns the
@@ -67,12 +47,8 @@ pub unsafe extern "C" fn venom_shell_read_data(
     cap: usize,
     len: *mut usize,
 ) -> venom_status {
-    guard(|| {
-        // SAFETY: forwarded contract.
-        let s = unsafe { handle(shell, "shell")? };
-        // SAFETY: forwarded contract.
-        unsafe { args::read_into(buf, cap, len, |buf| s.chan.read_data(buf)) }
-    })
+    // SAFETY: forwarded contract.
+    unsafe { args::read_into((shell, "shell"), (buf, cap), len, |s, b| s.chan.read_data(b)) }
 }
 
 /// Stores the version of the daemon's data in `*version` (even; 0 = never
@@ -83,7 +59,7 @@ pub unsafe extern "C" fn venom_shell_read_data(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_shell_data_version(shell: *const venom_shell, version: *mut u64) -> venom_status {
     // SAFETY: forwarded contract.
-    unsafe { shell_get(shell, version, "version", |s| s.chan.data().version()) }
+    unsafe { args::get_into((shell, "shell"), (version, "version"), |s| Ok(s.chan.data().version())) }
 }
 
 /// Waits until the daemon's data version differs from `since`, up to
@@ -99,15 +75,12 @@ pub unsafe extern "C" fn venom_shell_wait_for_change(
     timeout_ms: u64,
     version: *mut u64,
 ) -> venom_status {
-    guard(|| {
-        // SAFETY: forwarded contract.
-        let s = unsafe { handle(shell, "shell")? };
-        let version = out(version, "version")?;
-        let v = s.chan.data().wait_for_change(since, args::timeout(timeout_ms))?;
-        // SAFETY: checked non-null; valid per the contract.
-        unsafe { version.set(v) };
-        Ok(())
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        args::get_into((shell, "shell"), (version, "version"), |s| {
+            s.chan.data().wait_for_change(since, args::timeout(timeout_ms))
+        })
+    }
 }
 
 /// Sends the `cmd_len`-byte command `cmd` and copies the daemon's reply into
@@ -168,12 +141,8 @@ pub unsafe extern "C" fn venom_shell_send(
     cmd_len: usize,
     request_id: *mut u64,
 ) -> venom_status {
-    guard(|| {
-        // SAFETY: forwarded contract.
-        let (s, cmd) = unsafe { (handle_mut(shell, "shell")?, bytes_in(cmd, cmd_len, "command")?) };
-        // SAFETY: `request_id` is NULL or valid per the contract.
-        unsafe { store_opt(request_id, s.chan.send_command(cmd)?) }
-    })
+    // SAFETY: forwarded contract.
+    unsafe { give_bytes((shell, "shell"), (cmd, cmd_len, "command"), request_id, |s, c| s.chan.send_command(c)) }
 }
 
 /// Pipelining: waits up to `timeout_ms` for the next reply to a
@@ -230,7 +199,7 @@ pub unsafe extern "C" fn venom_shell_recv_response(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_shell_outstanding(shell: *const venom_shell, count: *mut usize) -> venom_status {
     // SAFETY: forwarded contract.
-    unsafe { shell_get(shell, count, "count", |s| s.chan.outstanding()) }
+    unsafe { args::get_into((shell, "shell"), (count, "count"), |s| Ok(s.chan.outstanding())) }
 }
 
 /// Reads exactly `len` bytes at `offset` of the daemon's data region into
@@ -248,12 +217,10 @@ pub unsafe extern "C" fn venom_shell_read_data_at(
     len: usize,
     version: *mut u64,
 ) -> venom_status {
-    guard(|| {
-        // SAFETY: forwarded contract.
-        let (s, buf) = unsafe { (handle(shell, "shell")?, bytes_out(buf, len, "buffer")?) };
-        // SAFETY: `version` is NULL or valid per the contract.
-        unsafe { store_opt(version, s.chan.data().read_at(offset, buf)?) }
-    })
+    // SAFETY: `version` is NULL or valid per the contract.
+    let read = |s: &venom_shell, b: &mut [u8]| unsafe { args::store_opt(version, s.chan.data().read_at(offset, b)?) };
+    // SAFETY: forwarded contract.
+    unsafe { args::with_buffer((shell, "shell"), (buf, len), read) }
 }
 
 /// Stores the channel's largest command (and reply) size in `*size`.
@@ -263,7 +230,7 @@ pub unsafe extern "C" fn venom_shell_read_data_at(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_shell_max_msg_size(shell: *const venom_shell, size: *mut usize) -> venom_status {
     // SAFETY: forwarded contract.
-    unsafe { shell_get(shell, size, "size", |s| s.chan.max_msg_size()) }
+    unsafe { args::get_into((shell, "shell"), (size, "size"), |s| Ok(s.chan.max_msg_size())) }
 }
 
 /// Stores 1 in `*alive` if the daemon is alive and has not closed the
@@ -274,7 +241,7 @@ pub unsafe extern "C" fn venom_shell_max_msg_size(shell: *const venom_shell, siz
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn venom_shell_daemon_alive(shell: *const venom_shell, alive: *mut i32) -> venom_status {
     // SAFETY: forwarded contract.
-    unsafe { shell_get(shell, alive, "alive", |s| i32::from(s.chan.daemon_alive())) }
+    unsafe { args::get_into((shell, "shell"), (alive, "alive"), |s| Ok(i32::from(s.chan.daemon_alive()))) }
 }
 
 /// Disconnects and frees the handle (the client slot becomes free). NULL is
