@@ -163,30 +163,42 @@ pub const PUBLISHER_SEND_WINDOW: u32 = 4 * UPDATE_FRAME;
 /// Receive window of a mirror (per stream and per connection): four update frames.
 pub const MIRROR_RECEIVE_WINDOW: u32 = 4 * UPDATE_FRAME;
 
-/// Transport settings, bounded by what the protocol uses: one bidirectional
-/// stream that the mirror opens (the publisher accepts one, the mirror
-/// none), no unidirectional streams, no datagrams, flow-control windows
-/// sized from the frame caps; keep-alives so a dead peer is noticed within
-/// the idle timeout (which also bounds a handshake).
-pub(crate) fn transport(publisher: bool) -> Arc<quinn::TransportConfig> {
-    if publisher {
-        transport_with(true, PUBLISHER_RECEIVE_WINDOW, PUBLISHER_SEND_WINDOW)
-    } else {
-        transport_with(false, MIRROR_RECEIVE_WINDOW, 2 * CONTROL_FRAME)
-    }
+/// The QUIC transport limits of one side, bounded by what the protocol
+/// uses: one bidirectional stream that the mirror opens (the publisher
+/// accepts one, the mirror none), no unidirectional streams, no datagrams,
+/// flow-control windows sized from the frame caps; keep-alives so a dead
+/// peer is noticed within the idle timeout (which also bounds a handshake).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    /// The publisher side (accepts the one stream).
+    publisher: bool,
+    /// Receive window, per stream and per connection.
+    receive: u32,
+    /// Send window per connection.
+    send: u32,
 }
 
-fn transport_with(publisher: bool, recv: u32, send: u32) -> Arc<quinn::TransportConfig> {
-    let mut t = quinn::TransportConfig::default();
-    t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(u32::from(publisher)));
-    t.max_concurrent_uni_streams(quinn::VarInt::from_u32(0));
-    t.datagram_receive_buffer_size(None);
-    t.stream_receive_window(quinn::VarInt::from_u32(recv));
-    t.receive_window(quinn::VarInt::from_u32(recv));
-    t.send_window(u64::from(send));
-    t.keep_alive_interval(Some(Duration::from_millis(500)));
-    t.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(5_000))));
-    Arc::new(t)
+impl Limits {
+    /// A publisher's defaults.
+    pub(crate) const PUBLISHER: Limits =
+        Limits { publisher: true, receive: PUBLISHER_RECEIVE_WINDOW, send: PUBLISHER_SEND_WINDOW };
+    /// A mirror's defaults (it only ever sends control frames).
+    pub(crate) const MIRROR: Limits =
+        Limits { publisher: false, receive: MIRROR_RECEIVE_WINDOW, send: 2 * CONTROL_FRAME };
+
+    /// The quinn transport config of these limits.
+    pub(crate) fn config(self) -> Arc<quinn::TransportConfig> {
+        let mut t = quinn::TransportConfig::default();
+        t.max_concurrent_bidi_streams(quinn::VarInt::from_u32(u32::from(self.publisher)));
+        t.max_concurrent_uni_streams(quinn::VarInt::from_u32(0));
+        t.datagram_receive_buffer_size(None);
+        t.stream_receive_window(quinn::VarInt::from_u32(self.receive));
+        t.receive_window(quinn::VarInt::from_u32(self.receive));
+        t.send_window(u64::from(self.send));
+        t.keep_alive_interval(Some(Duration::from_millis(500)));
+        t.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(5_000))));
+        Arc::new(t)
+    }
 }
 
 /// Publisher-side TLS (a quinn server config).
@@ -227,7 +239,7 @@ impl ServerTls {
     /// mirror that stops reading makes the publisher buffer, so size it
     /// with `max_mirrors` in mind.
     pub fn with_send_window(mut self, bytes: u32) -> Self {
-        self.0.transport_config(transport_with(true, PUBLISHER_RECEIVE_WINDOW, bytes.max(CONTROL_FRAME)));
+        self.0.transport_config(Limits { send: bytes.max(CONTROL_FRAME), ..Limits::PUBLISHER }.config());
         self
     }
 
@@ -243,9 +255,8 @@ impl ServerTls {
     ) -> Result<Self> {
         let mut cfg = b.with_single_cert(id.chain.clone(), id.key())?;
         cfg.alpn_protocols = vec![ALPN.to_vec()];
-        let q = QuicServerConfig::try_from(cfg).map_err(cfg_err)?;
-        let mut s = quinn::ServerConfig::with_crypto(Arc::new(q));
-        s.transport_config(transport(true));
+        let mut s = quinn::ServerConfig::with_crypto(Arc::new(QuicServerConfig::try_from(cfg).map_err(cfg_err)?));
+        s.transport_config(Limits::PUBLISHER.config());
         Ok(ServerTls(s))
     }
 }
@@ -280,7 +291,7 @@ impl ClientTls {
     /// [`MIRROR_RECEIVE_WINDOW`], e.g. for a link whose bandwidth-delay
     /// product exceeds it; at least one update frame.
     pub fn with_receive_window(mut self, bytes: u32) -> Self {
-        self.0.transport_config(transport_with(false, bytes.max(UPDATE_FRAME), 2 * CONTROL_FRAME));
+        self.0.transport_config(Limits { receive: bytes.max(UPDATE_FRAME), ..Limits::MIRROR }.config());
         self
     }
 
@@ -309,9 +320,8 @@ impl ClientTls {
     /// Speaks our ALPN, uses the mirror transport limits.
     fn finish(mut cfg: rustls::ClientConfig) -> Result<Self> {
         cfg.alpn_protocols = vec![ALPN.to_vec()];
-        let q = QuicClientConfig::try_from(cfg).map_err(cfg_err)?;
-        let mut c = quinn::ClientConfig::new(Arc::new(q));
-        c.transport_config(transport(false));
+        let mut c = quinn::ClientConfig::new(Arc::new(QuicClientConfig::try_from(cfg).map_err(cfg_err)?));
+        c.transport_config(Limits::MIRROR.config());
         Ok(ClientTls(c))
     }
 }
