@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use venom_collections::{Error, Eviction, KvCache, KvConfig};
+use venom_collections::{Error, Eviction, KvCache, KvConfig, KvStats};
 
 use crate::args::{self, bytes_in, bytes_out, handle, out};
 use crate::status::{Failure, guard, venom_status};
@@ -33,41 +33,6 @@ pub struct venom_kv_config {
     pub eviction: u32,
     /// Permission bits of the segment (default 0600).
     pub mode: u32,
-}
-
-/// Counters and gauges of a cache (`venom_kv_get_stats`).
-#[allow(non_camel_case_types)]
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct venom_kv_stats {
-    /// Reads that found an unexpired key.
-    pub hits: u64,
-    /// Reads that did not.
-    pub misses: u64,
-    /// Puts of a new key.
-    pub inserts: u64,
-    /// Puts that replaced a value.
-    pub updates: u64,
-    /// Explicit deletes.
-    pub deletes: u64,
-    /// Entries evicted by CLOCK.
-    pub evictions: u64,
-    /// Expired entries reclaimed.
-    pub expirations: u64,
-    /// Puts rejected because the cache was full.
-    pub rejects: u64,
-    /// Times a writer recovered the cache from a dead lock owner.
-    pub recoveries: u64,
-    /// Live entries (including expired ones not yet reclaimed).
-    pub len: u64,
-    /// Entry capacity.
-    pub max_entries: u64,
-    /// Bytes of the data region.
-    pub data_bytes: u64,
-    /// Bytes in allocated blocks.
-    pub used_bytes: u64,
-    /// Sum of stored value lengths.
-    pub value_bytes: u64,
 }
 
 /// A key-value cache handle.
@@ -266,32 +231,9 @@ pub unsafe extern "C" fn venom_kv_delete(kv: *const venom_kv, key: *const u8, ke
 /// # Safety
 /// `kv` is NULL or a live handle; `stats` is NULL or valid for a write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn venom_kv_get_stats(kv: *const venom_kv, stats: *mut venom_kv_stats) -> venom_status {
-    guard(|| {
-        // SAFETY: forwarded contract.
-        let c = unsafe { handle(kv, "cache")? };
-        let stats = out(stats, "stats")?;
-        let s = c.inner.stats();
-        let v = venom_kv_stats {
-            hits: s.hits,
-            misses: s.misses,
-            inserts: s.inserts,
-            updates: s.updates,
-            deletes: s.deletes,
-            evictions: s.evictions,
-            expirations: s.expirations,
-            rejects: s.rejects,
-            recoveries: s.recoveries,
-            len: s.len,
-            max_entries: s.max_entries,
-            data_bytes: s.data_bytes,
-            used_bytes: s.used_bytes,
-            value_bytes: s.value_bytes,
-        };
-        // SAFETY: checked non-null; valid per the contract.
-        unsafe { stats.set(v) };
-        Ok(())
-    })
+pub unsafe extern "C" fn venom_kv_get_stats(kv: *const venom_kv, stats: *mut KvStats) -> venom_status {
+    // SAFETY: forwarded contract.
+    unsafe { args::get_into((kv, "cache"), (stats, "stats"), |c| Ok(c.inner.stats())) }
 }
 
 /// Removes the cache's name (open handles keep working).

@@ -64,7 +64,9 @@ pub use status::{venom_last_error_message, venom_status, venom_status_name};
 /// Version of this ABI: bumped on any incompatible change of a function
 /// signature, a struct layout or a status value. Compare it with
 /// `venom_abi_version()` at run time to detect a mismatched library.
-pub const VENOM_ABI_VERSION: u32 = 1;
+/// Version 2: `venom_kv_stats` is the Rust `KvStats` itself (adds
+/// `free_bytes`, `largest_free_block`, `fragmentation`, `internal_waste`).
+pub const VENOM_ABI_VERSION: u32 = 2;
 
 /// The `VENOM_ABI_VERSION` the library was built with.
 #[unsafe(no_mangle)]

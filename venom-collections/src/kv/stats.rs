@@ -19,7 +19,13 @@ use super::layout::{STATE_LIVE, unpack_block};
 use venom_core::seqlock;
 
 /// A snapshot of cache-wide statistics.
+///
+/// This struct is also the C ABI's `venom_kv_stats` (filled by
+/// `venom_kv_get_stats`; venom.h is generated from these fields), so its
+/// layout is part of that ABI: a new field goes at the end, no field changes
+/// type, and any other change bumps `VENOM_ABI_VERSION`.
 #[derive(Clone, Debug, Default, PartialEq)]
+#[repr(C)]
 pub struct KvStats {
     /// Reads that found an unexpired key.
     pub hits: u64,
@@ -35,7 +41,7 @@ pub struct KvStats {
     pub evictions: u64,
     /// Expired entries reclaimed.
     pub expirations: u64,
-    /// Puts rejected with `CacheFull`.
+    /// Puts rejected because the cache was full (`CacheFull`).
     pub rejects: u64,
     /// Times a writer recovered the cache from a dead lock owner.
     pub recoveries: u64,

@@ -34,6 +34,11 @@ int main(int argc, char **argv) {
     EXPECT(venom_kv_get_stats(kv, &stats), VENOM_OK);
     CHECK(stats.hits >= (uint64_t)keys + 1);
     CHECK(stats.misses >= 1);
+    /* The gauges C gets since ABI 2 (the Rust KvStats itself). */
+    CHECK(stats.free_bytes == stats.data_bytes - stats.used_bytes);
+    CHECK(stats.largest_free_block <= stats.free_bytes);
+    CHECK(stats.fragmentation >= 0.0 && stats.fragmentation <= 1.0);
+    CHECK(stats.internal_waste >= 0.0 && stats.internal_waste < 1.0);
     printf("kv: %d keys, hits %llu, misses %llu\n", keys, (unsigned long long)stats.hits,
            (unsigned long long)stats.misses);
     MUST(venom_kv_close(kv));

@@ -114,7 +114,16 @@ pub fn build_c_with(src: &Path, exe_name: &str, opt: u32, link: Link) -> CExe {
     // Libraries after the source: the linker resolves left to right.
     match link {
         Link::Static => cmd.arg(&lib),
-        Link::Dynamic => cmd.arg("-L").arg(lib_dir).arg("-lvenom").arg(format!("-Wl,-rpath,{}", lib_dir.display())),
+        // `--disable-new-dtags` writes DT_RPATH, which the loader searches
+        // before LD_LIBRARY_PATH: `cargo test` puts target/<profile> on that
+        // path, whose libvenom.so only `cargo build` refreshes, so a RUNPATH
+        // would load a stale library after an edit.
+        Link::Dynamic => cmd
+            .arg("-L")
+            .arg(lib_dir)
+            .arg("-lvenom")
+            .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+            .arg("-Wl,--disable-new-dtags"),
     };
     let out = cmd
         .args(["-lpthread", "-ldl", "-lm", "-lrt", "-lgcc_s", "-lc"])
