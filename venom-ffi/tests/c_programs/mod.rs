@@ -141,15 +141,43 @@ pub fn build_c_with(src: &Path, exe_name: &str, opt: u32, link: Link) -> CExe {
     CExe(exe)
 }
 
+/// A running C program, killed and reaped when dropped unless [`finish`]
+/// took it: a test that fails half-way leaves no process behind.
+pub struct Proc(Option<Child>);
+
+impl std::ops::Deref for Proc {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        self.0.as_ref().expect("a Proc holds its child until finish or drop")
+    }
+}
+
+impl std::ops::DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0.as_mut().expect("a Proc holds its child until finish or drop")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Spawns `exe` with piped stdout/stderr.
-pub fn spawn(exe: &Path, args: &[&str]) -> Child {
-    Command::new(exe)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn the C program")
+pub fn spawn(exe: &Path, args: &[&str]) -> Proc {
+    Proc(Some(
+        Command::new(exe)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the C program"),
+    ))
 }
 
 /// Reads stdout lines until one starts with `prefix` (a readiness marker)
@@ -171,7 +199,8 @@ pub fn wait_for_line(child: &mut Child, prefix: &str) -> String {
 
 /// Waits for `child` up to `limit`, killing it on timeout; returns its
 /// output (the part not yet consumed) and asserts it succeeded.
-pub fn finish(mut child: Child, limit: Duration) -> Output {
+pub fn finish(mut proc: Proc, limit: Duration) -> Output {
+    let mut child = proc.0.take().expect("a Proc holds its child until finish or drop");
     let deadline = Instant::now() + limit;
     loop {
         match child.try_wait().expect("try_wait") {
