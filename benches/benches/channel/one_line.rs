@@ -78,6 +78,13 @@
 //!   first poll saw: [`CALIBRATE_DOWN_NS`] shorter if the reply was already
 //!   there, [`CALIBRATE_UP_NS`] longer if not (so it settles where ~8 of 9
 //!   first polls find the reply, whatever the daemon's work costs).
+//! * **M, J with the daemon taking the line for writing early**: J, but
+//!   right after reading the request (before its work) the daemon issues
+//!   `prefetchw` on the line, so the reply store does not wait for the
+//!   client's read copy to be invalidated after the work; the client's
+//!   back-off keeps it from pulling the line back meanwhile.
+//! * **N, L with M's `prefetchw`**: the self-calibrating back-off of L
+//!   against M's daemon.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -172,10 +179,15 @@ pub enum Variant {
     K(u32),
     /// H with a back-off the client calibrates from its own first polls.
     L,
+    /// J (this back-off, ns) with the daemon `prefetchw`-ing the line right
+    /// after reading the request.
+    M(u32),
+    /// L with M's daemon.
+    N,
 }
 
 /// The prototype rows the channel bench runs: variant, payload size, label.
-pub const ROWS: [(Variant, usize, &str); 20] = [
+pub const ROWS: [(Variant, usize, &str); 27] = [
     (Variant::A, 8, "A (plain Release stores)"),
     (Variant::B, 8, "B (A + generation/request id)"),
     (Variant::B, 32, "B (A + generation/request id)"),
@@ -196,6 +208,13 @@ pub const ROWS: [(Variant, usize, &str); 20] = [
     (Variant::K(0), 8, "K (H, client polls without PAUSE)"),
     (Variant::K(50), 8, "K (H, client polls every 50 ns)"),
     (Variant::L, 8, "L (H + self-calibrating client back-off)"),
+    (Variant::M(0), 8, "M (J + daemon prefetchw, back-off 0 ns)"),
+    (Variant::M(40), 8, "M (J + daemon prefetchw, back-off 40 ns)"),
+    (Variant::M(60), 8, "M (J + daemon prefetchw, back-off 60 ns)"),
+    (Variant::M(80), 8, "M (J + daemon prefetchw, back-off 80 ns)"),
+    (Variant::M(100), 8, "M (J + daemon prefetchw, back-off 100 ns)"),
+    (Variant::M(120), 8, "M (J + daemon prefetchw, back-off 120 ns)"),
+    (Variant::N, 8, "N (L + daemon prefetchw)"),
 ];
 
 impl Variant {
@@ -213,6 +232,8 @@ impl Variant {
             "j" => Variant::J(0),
             "k" => Variant::K(0),
             "l" => Variant::L,
+            "m" => Variant::M(0),
+            "n" => Variant::N,
             _ => Variant::G,
         }
     }
@@ -231,6 +252,8 @@ impl Variant {
             Variant::J(_) => "j",
             Variant::K(_) => "k",
             Variant::L => "l",
+            Variant::M(_) => "m",
+            Variant::N => "n",
         }
     }
 
@@ -326,6 +349,14 @@ fn demote(p: *const u8) {
     unsafe { std::arch::asm!("cldemote [{0}]", in(reg) p, options(nostack, preserves_flags, readonly)) };
 }
 
+/// `prefetchw` of the line at `p`: asks for it in a writable state ahead of
+/// the store (a hint: architecturally neither a read nor a write).
+fn prefetch_for_write(p: *const u8) {
+    // SAFETY: prefetchw only hints the cache hierarchy (it is a NOP on CPUs
+    // without it, and never faults); `p` points into a live mapping.
+    unsafe { std::arch::asm!("prefetchw [{0}]", in(reg) p, options(nostack, preserves_flags, readonly)) };
+}
+
 /// Reads the line's length and payload into `out` (Relaxed: ordered by the
 /// Acquire load of the stamp the caller did first).
 fn load_payload(line: &[AtomicU64; 8], out: &mut [u64; 4]) -> u64 {
@@ -368,9 +399,14 @@ pub fn daemon(arg: &str) {
             }
             let mut payload = [0u64; 4];
             let len = load_payload(line, &mut payload);
+            if matches!(variant, Variant::M(_) | Variant::N) {
+                prefetch_for_write(line.as_ptr() as *const u8);
+            }
             match variant {
                 Variant::F | Variant::G | Variant::I => work(WORK_NS),
-                Variant::H | Variant::J(_) | Variant::K(_) | Variant::L => work(MAILBOX_WORK_NS),
+                Variant::H | Variant::J(_) | Variant::K(_) | Variant::L | Variant::M(_) | Variant::N => {
+                    work(MAILBOX_WORK_NS)
+                }
                 _ => {}
             }
             let reply = REPLIED | (s & !(3 << 62));
@@ -414,7 +450,7 @@ pub struct OneLine {
 pub fn one_line(variant: Variant, len: usize, pinned: bool) -> OneLine {
     assert!(len <= INLINE);
     let param = match variant {
-        Variant::J(ns) | Variant::K(ns) => ns,
+        Variant::J(ns) | Variant::K(ns) | Variant::M(ns) => ns,
         _ => 0,
     };
     let name = format!("bench-proto-{}-{}{param}", std::process::id(), variant.tag());
@@ -445,8 +481,8 @@ impl RoundTrip for OneLine {
         match self.variant {
             // The request's transfer plus the daemon's work.
             Variant::G => work(2 * WORK_NS),
-            Variant::J(ns) => work(u64::from(ns)),
-            Variant::L => work(self.backoff as u64),
+            Variant::J(ns) | Variant::M(ns) => work(u64::from(ns)),
+            Variant::L | Variant::N => work(self.backoff as u64),
             _ => {}
         }
         let want = REPLIED | tag;
@@ -454,7 +490,7 @@ impl RoundTrip for OneLine {
         // stamp is.
         match self.variant {
             Variant::K(gap) => poll_until(|| line[0].load(Ordering::Acquire) == want, gap),
-            Variant::L => {
+            Variant::L | Variant::N => {
                 let first = line[0].load(Ordering::Acquire) == want;
                 if !first {
                     spin_until(|| line[0].load(Ordering::Acquire) == want, "one-line prototype");
@@ -495,9 +531,10 @@ fn poll_until(mut done: impl FnMut() -> bool, gap_ns: u32) {
 
 impl Drop for OneLine {
     fn drop(&mut self) {
-        if self.variant == Variant::L && self.trips > 0 {
+        if self.trips > 0 {
             eprintln!(
-                "  proto L: back-off settled at {:.0} ns, first poll found the reply in {:.1} % of {} round trips",
+                "  proto {}: back-off settled at {:.0} ns, first poll found the reply in {:.1} % of {} round trips",
+                self.variant.tag().to_uppercase(),
                 self.backoff,
                 100.0 * self.first_hits as f64 / self.trips as f64,
                 self.trips
