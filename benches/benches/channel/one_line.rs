@@ -85,6 +85,11 @@
 //!   back-off keeps it from pulling the line back meanwhile.
 //! * **N, L with M's `prefetchw`**: the self-calibrating back-off of L
 //!   against M's daemon.
+//! * **O, L against I's daemon**: the self-calibrating back-off with
+//!   [`WORK_NS`] of daemon work (does the estimate follow a slower handler?).
+//! * **J2, J against I's daemon**: a fixed back-off tuned for H's
+//!   [`MAILBOX_WORK_NS`], with a handler that takes [`WORK_NS`] (slower than
+//!   the back-off assumes).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -184,10 +189,14 @@ pub enum Variant {
     M(u32),
     /// L with M's daemon.
     N,
+    /// L against I's daemon ([`WORK_NS`] of work).
+    O,
+    /// J (this back-off, ns) against I's daemon ([`WORK_NS`] of work).
+    J2(u32),
 }
 
 /// The prototype rows the channel bench runs: variant, payload size, label.
-pub const ROWS: [(Variant, usize, &str); 27] = [
+pub const ROWS: [(Variant, usize, &str); 26] = [
     (Variant::A, 8, "A (plain Release stores)"),
     (Variant::B, 8, "B (A + generation/request id)"),
     (Variant::B, 32, "B (A + generation/request id)"),
@@ -198,23 +207,22 @@ pub const ROWS: [(Variant, usize, &str); 27] = [
     (Variant::G, 8, "G (F + client poll back-off)"),
     (Variant::H, 8, "H (B + 30 ns daemon work before the reply)"),
     (Variant::I, 8, "I (B + 60 ns daemon work before the reply)"),
-    (Variant::J(20), 8, "J (H + client back-off 20 ns)"),
     (Variant::J(40), 8, "J (H + client back-off 40 ns)"),
-    (Variant::J(60), 8, "J (H + client back-off 60 ns)"),
     (Variant::J(80), 8, "J (H + client back-off 80 ns)"),
-    (Variant::J(100), 8, "J (H + client back-off 100 ns)"),
     (Variant::J(120), 8, "J (H + client back-off 120 ns)"),
+    (Variant::J(140), 8, "J (H + client back-off 140 ns)"),
     (Variant::J(160), 8, "J (H + client back-off 160 ns)"),
+    (Variant::J(180), 8, "J (H + client back-off 180 ns)"),
+    (Variant::J(200), 8, "J (H + client back-off 200 ns)"),
+    (Variant::J(240), 8, "J (H + client back-off 240 ns)"),
     (Variant::K(0), 8, "K (H, client polls without PAUSE)"),
     (Variant::K(50), 8, "K (H, client polls every 50 ns)"),
     (Variant::L, 8, "L (H + self-calibrating client back-off)"),
     (Variant::M(0), 8, "M (J + daemon prefetchw, back-off 0 ns)"),
-    (Variant::M(40), 8, "M (J + daemon prefetchw, back-off 40 ns)"),
-    (Variant::M(60), 8, "M (J + daemon prefetchw, back-off 60 ns)"),
-    (Variant::M(80), 8, "M (J + daemon prefetchw, back-off 80 ns)"),
-    (Variant::M(100), 8, "M (J + daemon prefetchw, back-off 100 ns)"),
-    (Variant::M(120), 8, "M (J + daemon prefetchw, back-off 120 ns)"),
+    (Variant::M(160), 8, "M (J + daemon prefetchw, back-off 160 ns)"),
     (Variant::N, 8, "N (L + daemon prefetchw)"),
+    (Variant::O, 8, "O (L against 60 ns daemon work)"),
+    (Variant::J2(160), 8, "J2 (I + client back-off 160 ns)"),
 ];
 
 impl Variant {
@@ -234,6 +242,8 @@ impl Variant {
             "l" => Variant::L,
             "m" => Variant::M(0),
             "n" => Variant::N,
+            "o" => Variant::O,
+            "j2" => Variant::J2(0),
             _ => Variant::G,
         }
     }
@@ -254,6 +264,8 @@ impl Variant {
             Variant::L => "l",
             Variant::M(_) => "m",
             Variant::N => "n",
+            Variant::O => "o",
+            Variant::J2(_) => "j2",
         }
     }
 
@@ -403,7 +415,7 @@ pub fn daemon(arg: &str) {
                 prefetch_for_write(line.as_ptr() as *const u8);
             }
             match variant {
-                Variant::F | Variant::G | Variant::I => work(WORK_NS),
+                Variant::F | Variant::G | Variant::I | Variant::O | Variant::J2(_) => work(WORK_NS),
                 Variant::H | Variant::J(_) | Variant::K(_) | Variant::L | Variant::M(_) | Variant::N => {
                     work(MAILBOX_WORK_NS)
                 }
@@ -450,7 +462,7 @@ pub struct OneLine {
 pub fn one_line(variant: Variant, len: usize, pinned: bool) -> OneLine {
     assert!(len <= INLINE);
     let param = match variant {
-        Variant::J(ns) | Variant::K(ns) | Variant::M(ns) => ns,
+        Variant::J(ns) | Variant::K(ns) | Variant::M(ns) | Variant::J2(ns) => ns,
         _ => 0,
     };
     let name = format!("bench-proto-{}-{}{param}", std::process::id(), variant.tag());
@@ -481,8 +493,8 @@ impl RoundTrip for OneLine {
         match self.variant {
             // The request's transfer plus the daemon's work.
             Variant::G => work(2 * WORK_NS),
-            Variant::J(ns) | Variant::M(ns) => work(u64::from(ns)),
-            Variant::L | Variant::N => work(self.backoff as u64),
+            Variant::J(ns) | Variant::M(ns) | Variant::J2(ns) => work(u64::from(ns)),
+            Variant::L | Variant::N | Variant::O => work(self.backoff as u64),
             _ => {}
         }
         let want = REPLIED | tag;
@@ -490,7 +502,7 @@ impl RoundTrip for OneLine {
         // stamp is.
         match self.variant {
             Variant::K(gap) => poll_until(|| line[0].load(Ordering::Acquire) == want, gap),
-            Variant::L | Variant::N => {
+            Variant::L | Variant::N | Variant::O => {
                 let first = line[0].load(Ordering::Acquire) == want;
                 if !first {
                     spin_until(|| line[0].load(Ordering::Acquire) == want, "one-line prototype");
