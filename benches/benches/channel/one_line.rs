@@ -76,8 +76,9 @@
 //! * **L, H with a self-calibrating back-off**: J, but the back-off is the
 //!   client's own estimate, updated after every round trip from what its
 //!   first poll saw: [`CALIBRATE_DOWN_NS`] shorter if the reply was already
-//!   there, [`CALIBRATE_UP_NS`] longer if not (so it settles where ~8 of 9
-//!   first polls find the reply, whatever the daemon's work costs).
+//!   there, the row's up-step longer if not (with [`CALIBRATE_UP_NS`] it
+//!   settles where ~8 of 9 first polls find the reply, whatever the daemon's
+//!   work costs; a larger up-step settles at a later, safer back-off).
 //! * **M, J with the daemon taking the line for writing early**: J, but
 //!   right after reading the request (before its work) the daemon issues
 //!   `prefetchw` on the line, so the reply store does not wait for the
@@ -119,8 +120,9 @@ pub const MAILBOX_WORK_NS: u64 = 30;
 /// Variant L: nanoseconds the back-off shrinks by when the first poll found
 /// the reply (it waited too long, or just long enough).
 pub const CALIBRATE_DOWN_NS: f64 = 2.0;
-/// Variant L: nanoseconds the back-off grows by when the first poll missed
-/// (the miss pulled the line back from the daemon: the costly case).
+/// Variants N and O (and the first L row): nanoseconds the back-off grows by
+/// when the first poll missed (the miss pulled the line back from the
+/// daemon: the costly case).
 pub const CALIBRATE_UP_NS: f64 = 16.0;
 /// Variant L: the back-off never exceeds this (a stalled daemon must not
 /// teach the client to sleep through fast replies for long).
@@ -182,8 +184,9 @@ pub enum Variant {
     /// H with the client polling without `PAUSE` (0) or with this many ns of
     /// local spin between polls.
     K(u32),
-    /// H with a back-off the client calibrates from its own first polls.
-    L,
+    /// H with a back-off the client calibrates from its own first polls
+    /// (this up-step, ns).
+    L(u32),
     /// J (this back-off, ns) with the daemon `prefetchw`-ing the line right
     /// after reading the request.
     M(u32),
@@ -196,7 +199,7 @@ pub enum Variant {
 }
 
 /// The prototype rows the channel bench runs: variant, payload size, label.
-pub const ROWS: [(Variant, usize, &str); 26] = [
+pub const ROWS: [(Variant, usize, &str); 27] = [
     (Variant::A, 8, "A (plain Release stores)"),
     (Variant::B, 8, "B (A + generation/request id)"),
     (Variant::B, 32, "B (A + generation/request id)"),
@@ -217,7 +220,8 @@ pub const ROWS: [(Variant, usize, &str); 26] = [
     (Variant::J(240), 8, "J (H + client back-off 240 ns)"),
     (Variant::K(0), 8, "K (H, client polls without PAUSE)"),
     (Variant::K(50), 8, "K (H, client polls every 50 ns)"),
-    (Variant::L, 8, "L (H + self-calibrating client back-off)"),
+    (Variant::L(16), 8, "L (H + self-calibrating client back-off)"),
+    (Variant::L(64), 8, "L (H + self-calibrating client back-off, up-step 64 ns)"),
     (Variant::M(0), 8, "M (J + daemon prefetchw, back-off 0 ns)"),
     (Variant::M(160), 8, "M (J + daemon prefetchw, back-off 160 ns)"),
     (Variant::N, 8, "N (L + daemon prefetchw)"),
@@ -239,7 +243,7 @@ impl Variant {
             // The daemon of J, K and L is H's: only the client differs.
             "j" => Variant::J(0),
             "k" => Variant::K(0),
-            "l" => Variant::L,
+            "l" => Variant::L(0),
             "m" => Variant::M(0),
             "n" => Variant::N,
             "o" => Variant::O,
@@ -261,7 +265,7 @@ impl Variant {
             Variant::I => "i",
             Variant::J(_) => "j",
             Variant::K(_) => "k",
-            Variant::L => "l",
+            Variant::L(_) => "l",
             Variant::M(_) => "m",
             Variant::N => "n",
             Variant::O => "o",
@@ -416,7 +420,7 @@ pub fn daemon(arg: &str) {
             }
             match variant {
                 Variant::F | Variant::G | Variant::I | Variant::O | Variant::J2(_) => work(WORK_NS),
-                Variant::H | Variant::J(_) | Variant::K(_) | Variant::L | Variant::M(_) | Variant::N => {
+                Variant::H | Variant::J(_) | Variant::K(_) | Variant::L(_) | Variant::M(_) | Variant::N => {
                     work(MAILBOX_WORK_NS)
                 }
                 _ => {}
@@ -462,7 +466,7 @@ pub struct OneLine {
 pub fn one_line(variant: Variant, len: usize, pinned: bool) -> OneLine {
     assert!(len <= INLINE);
     let param = match variant {
-        Variant::J(ns) | Variant::K(ns) | Variant::M(ns) | Variant::J2(ns) => ns,
+        Variant::J(ns) | Variant::K(ns) | Variant::L(ns) | Variant::M(ns) | Variant::J2(ns) => ns,
         _ => 0,
     };
     let name = format!("bench-proto-{}-{}{param}", std::process::id(), variant.tag());
@@ -494,7 +498,7 @@ impl RoundTrip for OneLine {
             // The request's transfer plus the daemon's work.
             Variant::G => work(2 * WORK_NS),
             Variant::J(ns) | Variant::M(ns) | Variant::J2(ns) => work(u64::from(ns)),
-            Variant::L | Variant::N | Variant::O => work(self.backoff as u64),
+            Variant::L(_) | Variant::N | Variant::O => work(self.backoff as u64),
             _ => {}
         }
         let want = REPLIED | tag;
@@ -502,7 +506,7 @@ impl RoundTrip for OneLine {
         // stamp is.
         match self.variant {
             Variant::K(gap) => poll_until(|| line[0].load(Ordering::Acquire) == want, gap),
-            Variant::L | Variant::N | Variant::O => {
+            Variant::L(_) | Variant::N | Variant::O => {
                 let first = line[0].load(Ordering::Acquire) == want;
                 if !first {
                     spin_until(|| line[0].load(Ordering::Acquire) == want, "one-line prototype");
@@ -510,7 +514,11 @@ impl RoundTrip for OneLine {
                 self.backoff = if first {
                     (self.backoff - CALIBRATE_DOWN_NS).max(0.0)
                 } else {
-                    (self.backoff + CALIBRATE_UP_NS).min(CALIBRATE_MAX_NS)
+                    let up = match self.variant {
+                        Variant::L(up) => f64::from(up),
+                        _ => CALIBRATE_UP_NS,
+                    };
+                    (self.backoff + up).min(CALIBRATE_MAX_NS)
                 };
                 self.trips += 1;
                 self.first_hits += u64::from(first);
@@ -545,8 +553,8 @@ impl Drop for OneLine {
     fn drop(&mut self) {
         if self.trips > 0 {
             eprintln!(
-                "  proto {}: back-off settled at {:.0} ns, first poll found the reply in {:.1} % of {} round trips",
-                self.variant.tag().to_uppercase(),
+                "  proto {:?}: back-off settled at {:.0} ns, first poll found the reply in {:.1} % of {} round trips",
+                self.variant,
                 self.backoff,
                 100.0 * self.first_hits as f64 / self.trips as f64,
                 self.trips
