@@ -117,14 +117,14 @@ pub const WORK_NS: u64 = 60;
 /// between seeing a request and publishing its reply (the `probes`
 /// breakdown in BENCHMARKS).
 pub const MAILBOX_WORK_NS: u64 = 30;
-/// Variant L: nanoseconds the back-off shrinks by when the first poll found
+/// Variants L, N and O: nanoseconds the back-off shrinks by when the first poll found
 /// the reply (it waited too long, or just long enough).
 pub const CALIBRATE_DOWN_NS: f64 = 2.0;
 /// Variants N and O (and the first L row): nanoseconds the back-off grows by
 /// when the first poll missed (the miss pulled the line back from the
 /// daemon: the costly case).
 pub const CALIBRATE_UP_NS: f64 = 16.0;
-/// Variant L: the back-off never exceeds this (a stalled daemon must not
+/// Variants L, N and O: the back-off never exceeds this (a stalled daemon must not
 /// teach the client to sleep through fast replies for long).
 pub const CALIBRATE_MAX_NS: f64 = 2000.0;
 
@@ -240,7 +240,9 @@ impl Variant {
             "f" => Variant::F,
             "h" => Variant::H,
             "i" => Variant::I,
-            // The daemon of J, K and L is H's: only the client differs.
+            // The daemons of J, K, L, M and N do H's work (M's and N's add a
+            // prefetchw), those of O and J2 do I's; the parameters are the
+            // client's only.
             "j" => Variant::J(0),
             "k" => Variant::K(0),
             "l" => Variant::L(0),
@@ -453,9 +455,10 @@ pub struct OneLine {
     variant: Variant,
     len: usize,
     id: u64,
-    /// Variant L: the current back-off estimate, ns.
+    /// Variants L, N and O: the current back-off estimate, ns.
     backoff: f64,
-    /// Variant L: round trips whose first poll found the reply, and all.
+    /// Variants L, N and O: round trips whose first poll found the reply,
+    /// and all round trips.
     first_hits: u64,
     trips: u64,
     _peer: Peer,
