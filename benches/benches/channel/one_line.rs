@@ -65,6 +65,32 @@
 //!   of daemon work before the reply, about what the real daemon's
 //!   dispatch and bookkeeping take (probes breakdown).
 //! * **I, B with F's work**: H with [`WORK_NS`] (F without the ring).
+//! * **J, H with a fixed client back-off**: H, but the client spins locally
+//!   (the TSC spin of [`work`], no shared memory) for the row's back-off
+//!   after storing its request, before its first poll, so it does not pull
+//!   the line back while the daemon works. One row per back-off (a sweep).
+//! * **K, H with a slower poll**: H, but the client polls the stamp with no
+//!   back-off and either no `PAUSE` between polls (gap 0: a tight poll) or
+//!   the row's gap of local spin between polls (every other variant polls
+//!   with one `PAUSE` per poll, see `spin_until`).
+//! * **L, H with a self-calibrating back-off**: J, but the back-off is the
+//!   client's own estimate, updated after every round trip from what its
+//!   first poll saw: [`CALIBRATE_DOWN_NS`] shorter if the reply was already
+//!   there, the row's up-step longer if not (with [`CALIBRATE_UP_NS`] it
+//!   settles where ~8 of 9 first polls find the reply, whatever the daemon's
+//!   work costs; a larger up-step settles at a later, safer back-off).
+//! * **M, J with the daemon taking the line for writing early**: J, but
+//!   right after reading the request (before its work) the daemon issues
+//!   `prefetchw` on the line, so the reply store does not wait for the
+//!   client's read copy to be invalidated after the work; the client's
+//!   back-off keeps it from pulling the line back meanwhile.
+//! * **N, L with M's `prefetchw`**: the self-calibrating back-off of L
+//!   against M's daemon.
+//! * **O, L against I's daemon**: the self-calibrating back-off with
+//!   [`WORK_NS`] of daemon work (does the estimate follow a slower handler?).
+//! * **J2, J against I's daemon**: a fixed back-off tuned for H's
+//!   [`MAILBOX_WORK_NS`], with a handler that takes [`WORK_NS`] (slower than
+//!   the back-off assumes).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -91,6 +117,16 @@ pub const WORK_NS: u64 = 60;
 /// between seeing a request and publishing its reply (the `probes`
 /// breakdown in BENCHMARKS).
 pub const MAILBOX_WORK_NS: u64 = 30;
+/// Variants L, N and O: nanoseconds the back-off shrinks by when the first poll found
+/// the reply (it waited too long, or just long enough).
+pub const CALIBRATE_DOWN_NS: f64 = 2.0;
+/// Variants N and O (and the first L row): nanoseconds the back-off grows by
+/// when the first poll missed (the miss pulled the line back from the
+/// daemon: the costly case).
+pub const CALIBRATE_UP_NS: f64 = 16.0;
+/// Variants L, N and O: the back-off never exceeds this (a stalled daemon must not
+/// teach the client to sleep through fast replies for long).
+pub const CALIBRATE_MAX_NS: f64 = 2000.0;
 
 /// TSC ticks per nanosecond, measured once per process over 20 ms.
 fn ticks_per_ns() -> f64 {
@@ -142,10 +178,28 @@ pub enum Variant {
     H,
     /// B with [`WORK_NS`] of daemon work (F without the ring).
     I,
+    /// H with the client spinning locally for this many ns after sending,
+    /// before its first poll.
+    J(u32),
+    /// H with the client polling without `PAUSE` (0) or with this many ns of
+    /// local spin between polls.
+    K(u32),
+    /// H with a back-off the client calibrates from its own first polls
+    /// (this up-step, ns).
+    L(u32),
+    /// J (this back-off, ns) with the daemon `prefetchw`-ing the line right
+    /// after reading the request.
+    M(u32),
+    /// L with M's daemon.
+    N,
+    /// L against I's daemon ([`WORK_NS`] of work).
+    O,
+    /// J (this back-off, ns) against I's daemon ([`WORK_NS`] of work).
+    J2(u32),
 }
 
 /// The prototype rows the channel bench runs: variant, payload size, label.
-pub const ROWS: [(Variant, usize, &str); 10] = [
+pub const ROWS: [(Variant, usize, &str); 27] = [
     (Variant::A, 8, "A (plain Release stores)"),
     (Variant::B, 8, "B (A + generation/request id)"),
     (Variant::B, 32, "B (A + generation/request id)"),
@@ -156,6 +210,23 @@ pub const ROWS: [(Variant, usize, &str); 10] = [
     (Variant::G, 8, "G (F + client poll back-off)"),
     (Variant::H, 8, "H (B + 30 ns daemon work before the reply)"),
     (Variant::I, 8, "I (B + 60 ns daemon work before the reply)"),
+    (Variant::J(40), 8, "J (H + client back-off 40 ns)"),
+    (Variant::J(80), 8, "J (H + client back-off 80 ns)"),
+    (Variant::J(120), 8, "J (H + client back-off 120 ns)"),
+    (Variant::J(140), 8, "J (H + client back-off 140 ns)"),
+    (Variant::J(160), 8, "J (H + client back-off 160 ns)"),
+    (Variant::J(180), 8, "J (H + client back-off 180 ns)"),
+    (Variant::J(200), 8, "J (H + client back-off 200 ns)"),
+    (Variant::J(240), 8, "J (H + client back-off 240 ns)"),
+    (Variant::K(0), 8, "K (H, client polls without PAUSE)"),
+    (Variant::K(50), 8, "K (H, client polls every 50 ns)"),
+    (Variant::L(16), 8, "L (H + self-calibrating client back-off)"),
+    (Variant::L(64), 8, "L (H + self-calibrating client back-off, up-step 64 ns)"),
+    (Variant::M(0), 8, "M (J + daemon prefetchw, back-off 0 ns)"),
+    (Variant::M(160), 8, "M (J + daemon prefetchw, back-off 160 ns)"),
+    (Variant::N, 8, "N (L + daemon prefetchw)"),
+    (Variant::O, 8, "O (L against 60 ns daemon work)"),
+    (Variant::J2(160), 8, "J2 (I + client back-off 160 ns)"),
 ];
 
 impl Variant {
@@ -169,6 +240,16 @@ impl Variant {
             "f" => Variant::F,
             "h" => Variant::H,
             "i" => Variant::I,
+            // The daemons of J, K, L, M and N do H's work (M's and N's add a
+            // prefetchw), those of O and J2 do I's; the parameters are the
+            // client's only.
+            "j" => Variant::J(0),
+            "k" => Variant::K(0),
+            "l" => Variant::L(0),
+            "m" => Variant::M(0),
+            "n" => Variant::N,
+            "o" => Variant::O,
+            "j2" => Variant::J2(0),
             _ => Variant::G,
         }
     }
@@ -184,6 +265,13 @@ impl Variant {
             Variant::G => "g",
             Variant::H => "h",
             Variant::I => "i",
+            Variant::J(_) => "j",
+            Variant::K(_) => "k",
+            Variant::L(_) => "l",
+            Variant::M(_) => "m",
+            Variant::N => "n",
+            Variant::O => "o",
+            Variant::J2(_) => "j2",
         }
     }
 
@@ -279,6 +367,14 @@ fn demote(p: *const u8) {
     unsafe { std::arch::asm!("cldemote [{0}]", in(reg) p, options(nostack, preserves_flags, readonly)) };
 }
 
+/// `prefetchw` of the line at `p`: asks for it in a writable state ahead of
+/// the store (a hint: architecturally neither a read nor a write).
+fn prefetch_for_write(p: *const u8) {
+    // SAFETY: prefetchw only hints the cache hierarchy (it is a NOP on CPUs
+    // without it, and never faults); `p` points into a live mapping.
+    unsafe { std::arch::asm!("prefetchw [{0}]", in(reg) p, options(nostack, preserves_flags, readonly)) };
+}
+
 /// Reads the line's length and payload into `out` (Relaxed: ordered by the
 /// Acquire load of the stamp the caller did first).
 fn load_payload(line: &[AtomicU64; 8], out: &mut [u64; 4]) -> u64 {
@@ -321,9 +417,14 @@ pub fn daemon(arg: &str) {
             }
             let mut payload = [0u64; 4];
             let len = load_payload(line, &mut payload);
+            if matches!(variant, Variant::M(_) | Variant::N) {
+                prefetch_for_write(line.as_ptr() as *const u8);
+            }
             match variant {
-                Variant::F | Variant::G | Variant::I => work(WORK_NS),
-                Variant::H => work(MAILBOX_WORK_NS),
+                Variant::F | Variant::G | Variant::I | Variant::O | Variant::J2(_) => work(WORK_NS),
+                Variant::H | Variant::J(_) | Variant::K(_) | Variant::L(_) | Variant::M(_) | Variant::N => {
+                    work(MAILBOX_WORK_NS)
+                }
                 _ => {}
             }
             let reply = REPLIED | (s & !(3 << 62));
@@ -354,6 +455,12 @@ pub struct OneLine {
     variant: Variant,
     len: usize,
     id: u64,
+    /// Variants L, N and O: the current back-off estimate, ns.
+    backoff: f64,
+    /// Variants L, N and O: round trips whose first poll found the reply,
+    /// and all round trips.
+    first_hits: u64,
+    trips: u64,
     _peer: Peer,
 }
 
@@ -361,14 +468,18 @@ pub struct OneLine {
 /// `len` payload bytes per request (≤ 32).
 pub fn one_line(variant: Variant, len: usize, pinned: bool) -> OneLine {
     assert!(len <= INLINE);
-    let name = format!("bench-proto-{}-{}", std::process::id(), variant.tag());
+    let param = match variant {
+        Variant::J(ns) | Variant::K(ns) | Variant::L(ns) | Variant::M(ns) | Variant::J2(ns) => ns,
+        _ => 0,
+    };
+    let name = format!("bench-proto-{}-{}{param}", std::process::id(), variant.tag());
     let body = lines_len(variant.slots()) + 256;
     let seg = Segment::builder(&name, SegmentKind::RAW).body_len(body).create().expect("create block");
     // Release: set-up, before the daemon starts.
     block(&seg, variant.slots()).lane_generation.store(variant.generation(), Ordering::Release);
     ticks_per_ns(); // calibrated before the daemon spins on the other core
     let peer = Peer::spawn("proto", &format!("{name} {}", variant.tag()), pinned);
-    let mut p = OneLine { seg, variant, len, id: 0, _peer: peer };
+    let mut p = OneLine { seg, variant, len, id: 0, backoff: 0.0, first_hits: 0, trips: 0, _peer: peer };
     p.round_trip(); // waits until the daemon is up
     p
 }
@@ -386,21 +497,72 @@ impl RoundTrip for OneLine {
         let msg = [0x0707_0707_0707_0707u64; 4];
         let words = [REQUEST | tag, self.len as u64, 0, 0, msg[0], msg[1], msg[2], msg[3]];
         store_line(line, &words, self.variant);
-        if self.variant == Variant::G {
+        match self.variant {
             // The request's transfer plus the daemon's work.
-            work(2 * WORK_NS);
+            Variant::G => work(2 * WORK_NS),
+            Variant::J(ns) | Variant::M(ns) | Variant::J2(ns) => work(u64::from(ns)),
+            Variant::L(_) | Variant::N | Variant::O => work(self.backoff as u64),
+            _ => {}
         }
         let want = REPLIED | tag;
-        // Acquire: the reply payload is visible once its stamp is.
-        spin_until(|| line[0].load(Ordering::Acquire) == want, "one-line prototype");
+        // Acquire (every load below): the reply payload is visible once its
+        // stamp is.
+        match self.variant {
+            Variant::K(gap) => poll_until(|| line[0].load(Ordering::Acquire) == want, gap),
+            Variant::L(_) | Variant::N | Variant::O => {
+                let first = line[0].load(Ordering::Acquire) == want;
+                if !first {
+                    spin_until(|| line[0].load(Ordering::Acquire) == want, "one-line prototype");
+                }
+                self.backoff = if first {
+                    (self.backoff - CALIBRATE_DOWN_NS).max(0.0)
+                } else {
+                    let up = match self.variant {
+                        Variant::L(up) => f64::from(up),
+                        _ => CALIBRATE_UP_NS,
+                    };
+                    (self.backoff + up).min(CALIBRATE_MAX_NS)
+                };
+                self.trips += 1;
+                self.first_hits += u64::from(first);
+            }
+            _ => spin_until(|| line[0].load(Ordering::Acquire) == want, "one-line prototype"),
+        }
         let mut reply = [0u64; 4];
         let len = load_payload(line, &mut reply);
         std::hint::black_box((len, reply));
     }
 }
 
+/// Polls `done()` with `gap_ns` of local spin between polls, or none and
+/// no `PAUSE` either if `gap_ns` is 0 (a tight poll); panics after 10 s (a
+/// dead peer must not hang the bench; the clock is read every 4096 polls).
+fn poll_until(mut done: impl FnMut() -> bool, gap_ns: u32) {
+    let mut polls = 0u32;
+    let mut deadline = None;
+    while !done() {
+        if gap_ns > 0 {
+            work(u64::from(gap_ns));
+        }
+        polls = polls.wrapping_add(1);
+        if polls & 4095 == 0 {
+            let d = *deadline.get_or_insert_with(|| std::time::Instant::now() + std::time::Duration::from_secs(10));
+            assert!(std::time::Instant::now() < d, "one-line prototype: peer not answering");
+        }
+    }
+}
+
 impl Drop for OneLine {
     fn drop(&mut self) {
+        if self.trips > 0 {
+            eprintln!(
+                "  proto {:?}: back-off settled at {:.0} ns, first poll found the reply in {:.1} % of {} round trips",
+                self.variant,
+                self.backoff,
+                100.0 * self.first_hits as f64 / self.trips as f64,
+                self.trips
+            );
+        }
         // Release: nothing to publish, the daemon just stops.
         let slots = self.variant.slots();
         block(&self.seg, slots).lines[(self.id as usize) % slots][0].store(QUIT, Ordering::Release);
