@@ -17,9 +17,10 @@ use crate::error::{Error, Result};
 
 /// Receives the dirty bytes of one [`SeqRegion::visit_since`] window.
 pub trait DirtyVisitor {
-    /// A window starts; `dirty` bytes will be visited. Everything a previous
-    /// (torn) window delivered must be forgotten.
-    fn begin(&mut self, dirty: usize);
+    /// A window starts: if it validates, the bytes are the region's at
+    /// `version`; `dirty` bytes will be visited. Everything a previous (torn)
+    /// window delivered must be forgotten.
+    fn begin(&mut self, version: u64, dirty: usize);
     /// `bytes` of the region at `offset`: at most [`PAGE_SIZE`] bytes inside
     /// one page (and one chunk), in increasing offset order. Valid only if
     /// the window validates: until then they may be torn.
@@ -42,7 +43,7 @@ impl SeqRegion {
     /// use venom_core::{DirtyVisitor, RegionConfig, SeqWriter};
     /// struct Collect(Vec<(usize, Vec<u8>)>);
     /// impl DirtyVisitor for Collect {
-    ///     fn begin(&mut self, _dirty: usize) { self.0.clear() }
+    ///     fn begin(&mut self, _version: u64, _dirty: usize) { self.0.clear() }
     ///     fn block(&mut self, offset: usize, bytes: &[u8]) { self.0.push((offset, bytes.to_vec())) }
     /// }
     /// let name = format!("doc-visit-{}", std::process::id());
@@ -71,7 +72,7 @@ impl SeqRegion {
                 spans.push((offset, len));
                 dirty += len;
             });
-            visitor.begin(dirty);
+            visitor.begin(s, dirty);
             for &(offset, len) in &spans {
                 let mut at = offset;
                 while at < offset + len {
@@ -104,7 +105,8 @@ mod tests {
     }
 
     impl DirtyVisitor for Collect {
-        fn begin(&mut self, dirty: usize) {
+        fn begin(&mut self, version: u64, dirty: usize) {
+            assert_eq!(version & 1, 0, "a window starts at an even version");
             (self.windows, self.dirty) = (self.windows + 1, dirty);
             self.blocks.clear();
         }
@@ -161,8 +163,8 @@ mod tests {
             tears: u32,
         }
         impl DirtyVisitor for Tear<'_> {
-            fn begin(&mut self, dirty: usize) {
-                self.inner.begin(dirty);
+            fn begin(&mut self, version: u64, dirty: usize) {
+                self.inner.begin(version, dirty);
             }
             fn block(&mut self, offset: usize, bytes: &[u8]) {
                 if self.tears > 0 {
