@@ -638,5 +638,58 @@ fn bench_paced(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench, bench_paced);
+/// The publisher's encoder step alone (no network): a 10 % or 1 % uniform
+/// rewrite of the 64 MiB region, then one encoder step, timed. `copy` reads
+/// the dirty pages out (`snapshot_since`) and diffs the copy
+/// (`ingest_snapshot`); `fused` diffs them in place inside the read window
+/// and writes the frames directly (`diff_region` + `commit`). The writes
+/// are outside the timed part.
+fn bench_encode_step(c: &mut Criterion) {
+    if filter_arg().is_some_and(|f| !f.contains("encode_step")) {
+        return;
+    }
+    let name = format!("bench-encstep-{}", std::process::id());
+    let mut w = SeqWriter::create(&name, RegionConfig::new(SIZE).chunk_size(64 << 10)).unwrap();
+    let r = SeqReader::open(&name).unwrap();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let noise = Noise::new(&mut rng);
+    let mut g = c.benchmark_group("net");
+    g.sample_size(30).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    for (percent, spread, label) in [
+        (10usize, Spread::Uniform, "10pct/uniform"),
+        (1, Spread::Uniform, "1pct/uniform"),
+        (10, Spread::Clustered, "10pct/clustered"),
+    ] {
+        let blocks = SIZE / BLOCK * percent / 100;
+        g.throughput(Throughput::Bytes((blocks * BLOCK) as u64));
+        for fused in [false, true] {
+            let mut enc = venom_net::RegionEncoder::from_region(1, &r, venom_net::EncoderConfig::default()).unwrap();
+            let mut snap = venom_net::Snapshot::default();
+            let id = format!("encode_step/{label}/{}", if fused { "fused" } else { "copy" });
+            g.bench_function(id, |b| {
+                b.iter_custom(|iters| {
+                    let mut spent = Duration::ZERO;
+                    for _ in 0..iters {
+                        dirty_noise(&mut w, &mut rng, &noise, blocks, spread);
+                        let t = Instant::now();
+                        if fused {
+                            let mut wire = enc.take_spare_wire();
+                            let p = enc.diff_region(&r, 0, &mut wire).unwrap().expect("no concurrent writer");
+                            enc.commit(p);
+                        } else {
+                            venom_net::RegionSource::snapshot_since(&r, enc.version(), &mut snap).unwrap();
+                            enc.ingest_snapshot(&mut snap, 0);
+                        }
+                        spent += t.elapsed();
+                    }
+                    spent
+                })
+            });
+        }
+    }
+    g.finish();
+    w.unlink().unwrap();
+}
+
+criterion_group!(benches, bench, bench_paced, bench_encode_step);
 criterion_main!(benches);

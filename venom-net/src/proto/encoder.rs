@@ -683,17 +683,22 @@ impl RegionEncoder {
         }
         let _ = self.view.take(); // the cached view is of the old version
         let mut wire = written.wire;
+        // One `make_mut` per chunk, not per run: runs are sorted.
+        let (mut open, mut dst): (usize, &mut [u8]) = (usize::MAX, &mut []);
         for r in &written.runs {
             let (mut pos, end) = (r.src as usize, (r.src + r.len) as usize);
             while pos < end {
                 let (k, from) = (pos / self.chunk_size, pos % self.chunk_size);
                 let n = (self.chunk_size - from).min(end - pos);
                 let at = r.at + (pos - r.src as usize);
-                let c = &mut self.chunks[k];
-                if Arc::strong_count(c) > 1 {
-                    self.stats.cow_copies += 1;
+                if k != open {
+                    let c = &mut self.chunks[k];
+                    if Arc::strong_count(c) > 1 {
+                        self.stats.cow_copies += 1;
+                    }
+                    (open, dst) = (k, Arc::make_mut(c).as_mut_slice());
                 }
-                Arc::make_mut(c)[from..from + n].copy_from_slice(&wire[at..at + n]);
+                dst[from..from + n].copy_from_slice(&wire[at..at + n]);
                 pos += n;
             }
         }
