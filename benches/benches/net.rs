@@ -34,6 +34,11 @@
 //!   it. p50/p99 and the on/off p99 ratio per size are printed at the end.
 //!   Alone: `cargo bench -p venom-benches --bench net -- paced`; a filter
 //!   that does not mention `paced` skips them.
+//! * `encode_step/{10pct,1pct}/uniform`, `encode_step/10pct/clustered`: the
+//!   publisher's shared encoder alone (no network): one step (consistent
+//!   read of the dirty pages, diff against the shadow, shadow update, frame
+//!   encode) after the same rewrites as the delta rows, timed without the
+//!   write. Alone: `-- encode_step`; other filters skip it.
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
@@ -239,8 +244,8 @@ fn gso_gro() -> (usize, usize) {
 }
 
 fn bench(c: &mut Criterion) {
-    if std::env::args().skip(1).any(|a| a.contains("paced")) {
-        return; // only the paced rows were asked for: skip this setup (64 MiB fill, wire-bytes rounds)
+    if std::env::args().skip(1).any(|a| a.contains("paced") || a.contains("encode_step")) {
+        return; // only the paced or encode_step rows were asked for: skip this setup (64 MiB fill, wire-bytes rounds)
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let _enter = rt.enter();
@@ -638,12 +643,12 @@ fn bench_paced(c: &mut Criterion) {
     }
 }
 
-/// The publisher's encoder step alone (no network): a 10 % or 1 % uniform
-/// rewrite of the 64 MiB region, then one encoder step, timed. `copy` reads
-/// the dirty pages out (`snapshot_since`) and diffs the copy
-/// (`ingest_snapshot`); `fused` diffs them in place inside the read window
-/// and writes the frames directly (`diff_region` + `commit`). The writes
-/// are outside the timed part.
+/// The publisher's encoder step alone (no network, no sessions): a 10 % or
+/// 1 % rewrite of the 64 MiB region, then one step of the shared encoder
+/// (`snapshot_since` of the dirty pages + `ingest_snapshot`: diff against
+/// the shadow, shadow update, frame encode), timed. The writes are outside
+/// the timed part. Alone: `cargo bench -p venom-benches --bench net --
+/// encode_step`; a filter that does not mention `encode_step` skips it.
 fn bench_encode_step(c: &mut Criterion) {
     if filter_arg().is_some_and(|f| !f.contains("encode_step")) {
         return;
@@ -655,37 +660,29 @@ fn bench_encode_step(c: &mut Criterion) {
     let noise = Noise::new(&mut rng);
     let mut g = c.benchmark_group("net");
     g.sample_size(30).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
-    for (percent, spread, label) in [
+    let rows = [
         (10usize, Spread::Uniform, "10pct/uniform"),
         (1, Spread::Uniform, "1pct/uniform"),
         (10, Spread::Clustered, "10pct/clustered"),
-    ] {
+    ];
+    for (percent, spread, label) in rows {
         let blocks = SIZE / BLOCK * percent / 100;
         g.throughput(Throughput::Bytes((blocks * BLOCK) as u64));
-        for fused in [false, true] {
-            let mut enc = venom_net::RegionEncoder::from_region(1, &r, venom_net::EncoderConfig::default()).unwrap();
-            let mut snap = venom_net::Snapshot::default();
-            let id = format!("encode_step/{label}/{}", if fused { "fused" } else { "copy" });
-            g.bench_function(id, |b| {
-                b.iter_custom(|iters| {
-                    let mut spent = Duration::ZERO;
-                    for _ in 0..iters {
-                        dirty_noise(&mut w, &mut rng, &noise, blocks, spread);
-                        let t = Instant::now();
-                        if fused {
-                            let mut wire = enc.take_spare_wire();
-                            let p = enc.diff_region(&r, 0, &mut wire).unwrap().expect("no concurrent writer");
-                            enc.commit(p);
-                        } else {
-                            venom_net::RegionSource::snapshot_since(&r, enc.version(), &mut snap).unwrap();
-                            enc.ingest_snapshot(&mut snap, 0);
-                        }
-                        spent += t.elapsed();
-                    }
-                    spent
-                })
-            });
-        }
+        let mut enc = venom_net::RegionEncoder::from_region(1, &r, venom_net::EncoderConfig::default()).unwrap();
+        let mut snap = venom_net::Snapshot::default();
+        g.bench_function(format!("encode_step/{label}"), |b| {
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    dirty_noise(&mut w, &mut rng, &noise, blocks, spread);
+                    let t = Instant::now();
+                    venom_net::RegionSource::snapshot_since(&r, enc.version(), &mut snap).unwrap();
+                    enc.ingest_snapshot(&mut snap, 0);
+                    spent += t.elapsed();
+                }
+                spent
+            })
+        });
     }
     g.finish();
     w.unlink().unwrap();

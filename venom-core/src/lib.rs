@@ -51,6 +51,4 @@ pub use header::SegmentKind;
 pub use name::{MAX_NAME_LEN, SegmentName};
 pub use process::{Liveness, ProcessId};
 pub use segment::{DEFAULT_INIT_TIMEOUT, DEFAULT_MODE, MAX_SEGMENT_LEN, Segment, SegmentBuilder};
-pub use seq_region::{
-    ChunkRef, ChunkSnapshot, DirtyVisitor, RegionConfig, RegionWrite, SeqReader, SeqRegion, SeqWriter,
-};
+pub use seq_region::{ChunkRef, ChunkSnapshot, RegionConfig, RegionWrite, SeqReader, SeqRegion, SeqWriter};

@@ -35,7 +35,6 @@
 mod layout;
 mod reader;
 mod snapshot;
-mod visit;
 mod writer;
 
 use std::sync::Arc;
@@ -48,7 +47,6 @@ pub use layout::{
 };
 pub use reader::SeqReader;
 pub use snapshot::{ChunkRef, ChunkSnapshot};
-pub use visit::DirtyVisitor;
 pub use writer::{RegionWrite, SeqWriter};
 
 use crate::error::{Error, Result};
@@ -350,23 +348,7 @@ impl SeqRegion {
 
     /// Runs `attempt` (one read window starting at the given sequence value)
     /// until it succeeds, within the retry budget and the read timeout.
-    fn consistent<T>(&self, attempt: impl FnMut(u64) -> Result<Attempt<T>>) -> Result<T> {
-        match self.consistent_within(u32::MAX, attempt)? {
-            Some(v) => Ok(v),
-            // Only after u32::MAX torn windows: far past any read timeout.
-            None => Err(Error::Timeout(self.read_timeout)),
-        }
-    }
-
-    /// [`consistent`](Self::consistent), giving up with `Ok(None)` after
-    /// `windows` attempts that ran and were torn by a write (waits for a
-    /// writer mid-write do not count; they are bounded by the read timeout).
-    fn consistent_within<T>(
-        &self,
-        windows: u32,
-        mut attempt: impl FnMut(u64) -> Result<Attempt<T>>,
-    ) -> Result<Option<T>> {
-        let mut torn_windows = 0u32;
+    fn consistent<T>(&self, mut attempt: impl FnMut(u64) -> Result<Attempt<T>>) -> Result<T> {
         let mut tries = 0u32;
         let mut deadline: Option<Deadline> = None;
         loop {
@@ -381,13 +363,8 @@ impl SeqRegion {
                 self._segment.check_mapped()?;
                 match result? {
                     Attempt::Done(_) if torn => return Err(Error::Torn),
-                    Attempt::Done(v) => return Ok(Some(v)),
-                    Attempt::Retry => {
-                        torn_windows += 1;
-                        if torn_windows >= windows {
-                            return Ok(None);
-                        }
-                    }
+                    Attempt::Done(v) => return Ok(v),
+                    Attempt::Retry => {}
                 }
             }
             tries += 1;

@@ -246,44 +246,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The region's encoder thread: sleeps on the region's change futex, diffs
-/// and encodes each new version's dirty pages once, and wakes the sessions.
-/// The fused diff reads the region in place under the encoder's read lock
-/// (sessions keep cutting frames meanwhile) and only its commit into the
-/// shadow takes the write lock; when the writer keeps tearing the fused
-/// window, the dirty pages are copied out (outside the lock) and ingested.
+/// The region's encoder thread: sleeps on the region's change futex, reads
+/// each new version's dirty chunks (outside the encoder lock, so sessions
+/// keep cutting frames meanwhile), diffs and encodes them once, and wakes
+/// the sessions.
 fn encode_region(s: &Shared, region: &dyn RegionSource) {
     let mut snap = Snapshot::default();
-    let mut wire = Vec::new();
     while !s.stop.load(Ordering::Relaxed) {
         let last = read(&s.feed.encoder).version(); // only this thread changes it
         match region.wait_for_change(last, Duration::from_millis(50)) {
             Ok(_) => {
-                let now = crate::proto::Now::system().wall_ns;
-                let fused = read(&s.feed.encoder).diff_region(region, now, &mut wire);
-                match fused {
-                    Ok(Some(pending)) => {
-                        let v = {
-                            let mut enc = write(&s.feed.encoder);
-                            enc.commit(pending);
-                            wire = enc.take_spare_wire();
-                            enc.version()
-                        };
-                        s.feed.version.send_replace(v);
-                        continue;
-                    }
-                    Ok(None) => {} // torn windows (or no in-place read): copy, then diff
-                    Err(e) => {
-                        tracing::warn!(error = %e, "region read failed");
-                        std::thread::sleep(Duration::from_millis(50));
-                        continue;
-                    }
-                }
                 if let Err(e) = region.snapshot_since(last, &mut snap) {
                     tracing::warn!(error = %e, "region snapshot failed");
                     std::thread::sleep(Duration::from_millis(50));
                     continue;
                 }
+                let now = crate::proto::Now::system().wall_ns;
                 let v = {
                     let mut enc = write(&s.feed.encoder);
                     enc.ingest_snapshot(&mut snap, now); // may take a dense delta's bytes over

@@ -3,14 +3,13 @@
 //! The publisher reads through a [`SeqReader`] (or any `SeqRegion`): each
 //! update comes from one `snapshot_since`/`snapshot_all` call, i.e. one
 //! consistent seqlock window, and is stamped with the version it is
-//! consistent at; the encoder's fused step visits the same pages in place
-//! (`visit_since`, one window, no snapshot copy). The mirror writes through its [`SeqWriter`]: one update is
+//! consistent at. The mirror writes through its [`SeqWriter`]: one update is
 //! one `write_with` window, so local readers see all of it or none.
 
 use crate::Result;
 use crate::proto::region::{RegionSink, RegionSource, Snapshot};
 use std::time::Duration;
-use venom_core::{DirtyVisitor, SeqReader, SeqRegion, SeqWriter};
+use venom_core::{SeqReader, SeqRegion, SeqWriter};
 
 impl RegionSource for SeqRegion {
     fn size(&self) -> usize {
@@ -27,9 +26,6 @@ impl RegionSource for SeqRegion {
     }
     fn snapshot_all(&self, snap: &mut Snapshot) -> Result<()> {
         Ok(SeqRegion::snapshot_all(self, snap)?)
-    }
-    fn visit_since(&self, since: u64, windows: u32, visitor: &mut dyn DirtyVisitor) -> Result<Option<u64>> {
-        Ok(SeqRegion::visit_since(self, since, windows, visitor)?)
     }
     fn wait_for_change(&self, since: u64, timeout: Duration) -> Result<u64> {
         Ok(SeqRegion::wait_for_change(self, since, timeout)?)
@@ -51,9 +47,6 @@ impl RegionSource for SeqReader {
     }
     fn snapshot_all(&self, snap: &mut Snapshot) -> Result<()> {
         Ok(self.region().snapshot_all(snap)?)
-    }
-    fn visit_since(&self, since: u64, windows: u32, visitor: &mut dyn DirtyVisitor) -> Result<Option<u64>> {
-        Ok(self.region().visit_since(since, windows, visitor)?)
     }
     fn wait_for_change(&self, since: u64, timeout: Duration) -> Result<u64> {
         Ok(self.region().wait_for_change(since, timeout)?)

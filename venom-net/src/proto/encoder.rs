@@ -29,11 +29,9 @@
 
 use crate::error::{Error, Result};
 use crate::proto::backlog::{Backlog, BacklogStats, Delta, DeltaRun, FrameSegs, Segment};
-use crate::proto::delta_writer::{DeltaHead, Written};
 use crate::proto::diff::{changed_runs, update_shadow};
 use crate::proto::digest::ChunkDigests;
 use crate::proto::frame::{self, FLAG_LAST, RUN_HEAD_LEN, UPDATE_HEAD_LEN};
-use crate::proto::fused::FusedDiff;
 use crate::proto::region::{RegionSink, RegionSource, Snapshot};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -67,30 +65,6 @@ struct SharedDigest {
 /// from it (each reference costs the transport about what a copy does),
 /// long runs do.
 pub const GATHER_MIN: usize = 16 << 10;
-
-/// Read windows the fused step tries before it falls back to copying the
-/// dirty pages out (a shorter window): a writer that keeps writing must not
-/// starve the publisher.
-pub const FUSED_WINDOWS: u32 = 2;
-
-/// A delta diffed and encoded by [`RegionEncoder::diff_region`], not yet
-/// in the shadow nor the backlog ([`RegionEncoder::commit`]).
-pub struct PendingDelta {
-    base: u64,
-    seq: u64,
-    captured_ns: u64,
-    written: Written,
-}
-
-impl std::fmt::Debug for PendingDelta {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PendingDelta")
-            .field("base", &self.base)
-            .field("seq", &self.seq)
-            .field("runs", &self.written.runs.len())
-            .finish()
-    }
-}
 
 /// Snapshot buffer capacity always kept between steps.
 pub const KEEP_SNAPSHOT_BYTES: usize = 4 << 20;
@@ -499,7 +473,8 @@ impl RegionEncoder {
         spare: Vec<u8>,
     ) -> Delta {
         let epoch = self.epoch.unwrap_or(0);
-        let budget = self.budget();
+        let budget =
+            self.cfg.frame_payload.clamp(1, frame::MAX_UPDATE_BODY - UPDATE_HEAD_LEN - 64 * RUN_HEAD_LEN) as u64;
         let payload = runs.iter().map(|r| r.1 as usize).sum::<usize>();
         let frames_max = payload.div_ceil(budget as usize).max(runs.len().div_ceil(64)) + 1;
         let copied = match gathered {
@@ -600,23 +575,11 @@ impl RegionEncoder {
     }
 
     /// One step of the publisher feed: if `region` changed since the last
-    /// version, diffs its dirty pages against the shadow in one consistent
-    /// window and appends the delta. Returns whether a delta was appended.
-    /// The fused diff ([`diff_region`](Self::diff_region) +
-    /// [`commit`](Self::commit)) is tried first; when the region cannot be
-    /// visited in place or its writer tore [`FUSED_WINDOWS`] windows in a
-    /// row, the dirty pages are copied out in one (shorter) window and
-    /// diffed from the copy.
+    /// version, reads its dirty chunks in one consistent window, diffs them
+    /// and appends the delta. Returns whether a delta was appended.
     pub fn step(&mut self, region: &dyn RegionSource, captured_ns: u64) -> Result<bool> {
         if region.version() == self.version {
             return Ok(false);
-        }
-        let mut wire = std::mem::take(&mut self.spare_wire);
-        let fused = self.diff_region(region, captured_ns, &mut wire);
-        self.spare_wire = wire;
-        if let Some(pending) = fused? {
-            self.commit(pending);
-            return Ok(true);
         }
         let mut snap = std::mem::take(&mut self.snap);
         let r = region.snapshot_since(self.version, &mut snap);
@@ -627,114 +590,6 @@ impl RegionEncoder {
             self.snap = snap; // reused by the next step
         }
         r.map(|()| true)
-    }
-
-    /// The fused step's first half, read-only on the encoder (an I/O shell
-    /// holds a read lock, sessions keep cutting frames meanwhile): visits
-    /// the pages of `region` changed since [`version`](Self::version) inside
-    /// one consistent read window, diffs them against the shadow and writes
-    /// the changed runs straight into the delta's update frames, in
-    /// `wire`'s buffer (taken over on success; pass
-    /// [`take_spare_wire`](Self::take_spare_wire)'s). `Ok(None)`: the region
-    /// cannot be visited in place, or [`FUSED_WINDOWS`] windows were torn
-    /// by writes: use `snapshot_since` + [`ingest_snapshot`](Self::ingest_snapshot).
-    pub fn diff_region(
-        &self,
-        region: &dyn RegionSource,
-        captured_ns: u64,
-        wire: &mut Vec<u8>,
-    ) -> Result<Option<PendingDelta>> {
-        let head = DeltaHead {
-            region_id: self.cfg.region_id,
-            epoch: self.epoch.unwrap_or(0),
-            seq: self.version,
-            base_seq: self.version,
-            captured_ns,
-        };
-        let mut diff = FusedDiff::new(
-            &self.chunks,
-            self.chunk_size,
-            self.cfg.merge_gap,
-            head,
-            self.budget(),
-            std::mem::take(wire),
-        );
-        match region.visit_since(self.version, FUSED_WINDOWS, &mut diff)? {
-            Some(seq) => {
-                let w = diff.finish();
-                Ok(Some(PendingDelta { base: self.version, seq, captured_ns, written: w }))
-            }
-            None => {
-                *wire = diff.finish().wire; // keep the buffer
-                Ok(None)
-            }
-        }
-    }
-
-    /// The fused step's second half: copies the pending delta's runs into
-    /// the shadow (copying chunks a view still holds) and appends the
-    /// delta. A delta whose base is no longer the current version is
-    /// dropped (returns false); a region that did not change appends nothing.
-    pub fn commit(&mut self, pending: PendingDelta) -> bool {
-        let PendingDelta { base, seq, captured_ns, written } = pending;
-        if base != self.version || seq == self.version {
-            self.spare_wire = written.wire;
-            return false;
-        }
-        let _ = self.view.take(); // the cached view is of the old version
-        let mut wire = written.wire;
-        // One `make_mut` per chunk, not per run: runs are sorted.
-        let (mut open, mut dst): (usize, &mut [u8]) = (usize::MAX, &mut []);
-        for r in &written.runs {
-            let (mut pos, end) = (r.src as usize, (r.src + r.len) as usize);
-            while pos < end {
-                let (k, from) = (pos / self.chunk_size, pos % self.chunk_size);
-                let n = (self.chunk_size - from).min(end - pos);
-                let at = r.at + (pos - r.src as usize);
-                if k != open {
-                    let c = &mut self.chunks[k];
-                    if Arc::strong_count(c) > 1 {
-                        self.stats.cow_copies += 1;
-                    }
-                    (open, dst) = (k, Arc::make_mut(c).as_mut_slice());
-                }
-                dst[from..from + n].copy_from_slice(&wire[at..at + n]);
-                pos += n;
-            }
-        }
-        if let Some(d) = self.digest.get_mut().unwrap_or_else(|p| p.into_inner()).as_mut() {
-            for r in &written.runs {
-                d.tree.mark(r.src, r.len);
-            }
-        }
-        // The backlog counts what it holds: at most 1/4 unused.
-        if wire.capacity() > wire.len() + wire.len() / 4 {
-            wire.shrink_to_fit();
-        }
-        let delta = Delta {
-            epoch: self.epoch.unwrap_or(0),
-            seq,
-            base_seq: base,
-            captured_ns,
-            runs: written.runs,
-            wire: Arc::new(wire),
-            payload: None,
-            segs: written.segs,
-            frames: written.frames,
-        };
-        self.append(delta);
-        true
-    }
-
-    /// The frame buffer of an evicted delta (or an empty one), for the next
-    /// [`diff_region`](Self::diff_region).
-    pub fn take_spare_wire(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.spare_wire)
-    }
-
-    /// Payload bytes per update frame.
-    fn budget(&self) -> u64 {
-        self.cfg.frame_payload.clamp(1, frame::MAX_UPDATE_BODY - UPDATE_HEAD_LEN - 64 * RUN_HEAD_LEN) as u64
     }
 
     /// The version the next [`step`](Self::step) reads changes after (so

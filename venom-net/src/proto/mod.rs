@@ -16,7 +16,6 @@
 //! | [`catalog`] | named arrays: the catalog in a region's first 4 KiB |
 //! | [`region`] | the traits the state machines read from / write to, and [`MemRegion`](region::MemRegion) |
 //! | [`encoder`] / [`backlog`] | one shared shadow + diff per region version; the bounded ring of encoded deltas keyed by `(epoch, seq)` |
-//! | `fused` / `delta_writer` | the publisher step's diff inside the region's read window, written straight into update frames |
 //! | [`publisher`] / [`mirror`] | the two session state machines (a publisher session cuts shared deltas to its subscription) |
 //! | [`relay`] | a mirror sink that republishes what it applies (cascading fan-out) |
 //! | [`digest`] | incremental Merkle digests over 16 KiB chunks (`check_hash`) |
@@ -28,12 +27,10 @@ pub mod admission;
 pub mod backlog;
 pub mod catalog;
 pub(crate) mod cut;
-pub(crate) mod delta_writer;
 pub(crate) mod diff;
 pub mod digest;
 pub mod encoder;
 pub mod frame;
-pub(crate) mod fused;
 pub(crate) mod jitter;
 pub mod mirror;
 pub mod policy;

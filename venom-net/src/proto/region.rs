@@ -9,7 +9,6 @@
 use crate::error::{Error, Result};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
-use venom_core::DirtyVisitor;
 
 /// Chunks read in one consistent window (venom-core's type, reused so the
 /// `SeqRegion` implementation copies nothing extra).
@@ -29,16 +28,6 @@ pub trait RegionSource: Send + Sync {
     fn snapshot_since(&self, since: u64, snap: &mut Snapshot) -> Result<()>;
     /// Every chunk, read consistently.
     fn snapshot_all(&self, snap: &mut Snapshot) -> Result<()>;
-    /// The bytes [`snapshot_since`](Self::snapshot_since) would copy, handed
-    /// to `visitor` in place inside one consistent window (venom-core's
-    /// `SeqRegion::visit_since`): `Ok(Some(version))` when a window
-    /// validated, `Ok(None)` when `windows` windows were torn by writes or
-    /// the source cannot visit (the default; e.g. [`MemRegion`]): the
-    /// caller then falls back to `snapshot_since`.
-    fn visit_since(&self, since: u64, windows: u32, visitor: &mut dyn DirtyVisitor) -> Result<Option<u64>> {
-        let _ = (since, windows, visitor);
-        Ok(None)
-    }
     /// Blocks until the version differs from `since` (returns it) or `timeout` passes.
     fn wait_for_change(&self, since: u64, timeout: Duration) -> Result<u64>;
 }
@@ -97,9 +86,6 @@ impl<T: RegionSource + ?Sized> RegionSource for Arc<T> {
     }
     fn snapshot_all(&self, snap: &mut Snapshot) -> Result<()> {
         (**self).snapshot_all(snap)
-    }
-    fn visit_since(&self, since: u64, windows: u32, visitor: &mut dyn DirtyVisitor) -> Result<Option<u64>> {
-        (**self).visit_since(since, windows, visitor)
     }
     fn wait_for_change(&self, since: u64, timeout: Duration) -> Result<u64> {
         (**self).wait_for_change(since, timeout)
