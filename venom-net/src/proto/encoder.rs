@@ -29,7 +29,6 @@
 
 use crate::error::{Error, Result};
 use crate::proto::backlog::{Backlog, BacklogStats, Delta, DeltaRun, FrameSegs, Segment};
-use crate::proto::delta_writer::{DeltaHead, DeltaWriter};
 use crate::proto::diff::{changed_runs, update_shadow};
 use crate::proto::digest::ChunkDigests;
 use crate::proto::frame::{self, FLAG_LAST, RUN_HEAD_LEN, UPDATE_HEAD_LEN};
@@ -66,10 +65,6 @@ struct SharedDigest {
 /// from it (each reference costs the transport about what a copy does),
 /// long runs do.
 pub const GATHER_MIN: usize = 16 << 10;
-
-/// Bytes diffed and written into frames at a time by the one-pass encode
-/// (they stay in the L1 cache between the diff and the copy).
-const STREAM_BLOCK: usize = 4096;
 
 /// Snapshot buffer capacity always kept between steps.
 pub const KEEP_SNAPSHOT_BYTES: usize = 4 << 20;
@@ -253,10 +248,6 @@ pub struct RegionEncoder {
     /// An evicted gathered delta's payload (snapshot) buffer, handed back
     /// as the next snapshot buffer.
     spare_payload: Option<Vec<u8>>,
-    /// The last publisher step was dense (long runs, most bytes read
-    /// changed): the next one is diffed first and then gathered, instead of
-    /// streamed into frames ([`RegionEncoder::diff_encode`]).
-    last_dense: bool,
 }
 
 impl RegionEncoder {
@@ -281,7 +272,6 @@ impl RegionEncoder {
             snap: Snapshot::default(),
             spare_wire: Vec::new(),
             spare_payload: None,
-            last_dense: false,
         }
     }
 
@@ -333,115 +323,11 @@ impl RegionEncoder {
     /// Diffs `pieces` (`(region offset, new bytes)`, increasing, disjoint)
     /// against the shadow, updates it, and appends the delta
     /// `version -> seq` (copied layout) to the backlog.
-    fn ingest<'a>(&mut self, seq: u64, captured_ns: u64, pieces: impl Iterator<Item = (u64, &'a [u8])> + Clone) {
-        let dirty = pieces.clone().map(|p| p.1.len()).sum();
-        let delta = self.diff_encode(seq, captured_ns, pieces, dirty);
-        self.append(delta);
-    }
-
-    /// The diff, shadow update and encode of `pieces` (`(region offset, new
-    /// bytes)`, increasing, disjoint, `dirty` bytes in all) in ONE pass: each
-    /// 4 KiB block is diffed against the shadow and updated
-    /// (`diff::update_shadow`), and its changed runs are written into the
-    /// delta's frames right away, while the block is still in the L1 cache
-    /// ([`DeltaWriter`]), instead of being copied out of the (by then cold)
-    /// shadow by [`encode`](Self::encode) afterwards. Same runs and the same
-    /// frames, byte for byte, as `diff_into_shadow` + `encode` (copied
-    /// layout; tested).
-    fn diff_encode<'a>(
-        &mut self,
-        seq: u64,
-        captured_ns: u64,
-        pieces: impl Iterator<Item = (u64, &'a [u8])>,
-        dirty: usize,
-    ) -> Delta {
-        let _ = self.view.take(); // the cached view is of the old version
-        let gap = self.cfg.merge_gap;
-        let head = DeltaHead {
-            region_id: self.cfg.region_id,
-            epoch: self.epoch.unwrap_or(0),
-            seq,
-            base_seq: self.version,
-            captured_ns,
-        };
-        // Room for every dirty byte plus frame and run headers: no
-        // reallocation (a copy of everything so far) while writing. A warm
-        // spare buffer is reused unless it is far larger.
-        let need = dirty + dirty / 32 + 4096;
+    fn ingest<'a>(&mut self, seq: u64, captured_ns: u64, pieces: impl Iterator<Item = (u64, &'a [u8])>) {
+        let runs = self.diff_into_shadow(pieces);
         let spare = std::mem::take(&mut self.spare_wire);
-        let wire =
-            if spare.capacity() >= need && spare.capacity() <= 2 * need { spare } else { Vec::with_capacity(need) };
-        let mut out = DeltaWriter::new(head, self.budget(), wire);
-        let mut open: Option<u64> = None; // end of the run being written
-        let mut found: Vec<(usize, usize)> = Vec::new();
-        for (src, new) in pieces {
-            let (mut pos, end) = (src as usize, src as usize + new.len());
-            while pos < end {
-                let (k, from) = (pos / self.chunk_size, pos % self.chunk_size);
-                let n = (self.chunk_size - from).min(end - pos).min(STREAM_BLOCK);
-                let at = pos - src as usize;
-                let fresh = &new[at..at + n];
-                found.clear();
-                let c = &mut self.chunks[k];
-                if let Some(own) = Arc::get_mut(c) {
-                    update_shadow(&mut own[from..from + n], fresh, gap, |o, l| found.push((o, l)));
-                } else {
-                    // A view holds it: diff first, copy on write only if it changed.
-                    changed_runs(&c[from..from + n], fresh, gap, |o, l| found.push((o, l)));
-                    if !found.is_empty() {
-                        self.stats.cow_copies += 1;
-                        Arc::make_mut(c)[from..from + n].copy_from_slice(fresh);
-                    }
-                }
-                for &(o, l) in &found {
-                    let v = (pos + o) as u64;
-                    match open {
-                        // Saturating: `merge_gap` may be any usize (usize::MAX = merge all).
-                        Some(e) if e.saturating_add(gap as u64) > v => {
-                            // The bytes in between did not change: the shadow has them.
-                            self.push_shadow(&mut out, e, v);
-                        }
-                        _ => out.open_run(v),
-                    }
-                    out.push(&fresh[o..o + l]);
-                    open = Some(v + l as u64);
-                }
-                pos += n;
-            }
-        }
-        let w = out.finish();
-        if let Some(d) = self.digest.get_mut().unwrap_or_else(|p| p.into_inner()).as_mut() {
-            for r in &w.runs {
-                d.tree.mark(r.src, r.len);
-            }
-        }
-        let mut wire = w.wire;
-        // The backlog counts what it holds: at most 1/4 unused.
-        if wire.capacity() > wire.len() + wire.len() / 4 {
-            wire.shrink_to_fit();
-        }
-        Delta {
-            epoch: head.epoch,
-            seq,
-            base_seq: self.version,
-            captured_ns,
-            runs: w.runs,
-            wire: Arc::new(wire),
-            payload: None,
-            segs: w.segs,
-            frames: w.frames,
-        }
-    }
-
-    /// Appends shadow bytes `from..to` to the open run of `out`.
-    fn push_shadow(&self, out: &mut DeltaWriter, from: u64, to: u64) {
-        let (mut pos, end) = (from as usize, to as usize);
-        while pos < end {
-            let (k, at) = (pos / self.chunk_size, pos % self.chunk_size);
-            let n = (self.chunk_size - at).min(end - pos);
-            out.push(&self.chunks[k][at..at + n]);
-            pos += n;
-        }
+        let delta = self.encode(seq, captured_ns, &runs, None, spare);
+        self.append(delta);
     }
 
     /// Ingests the region snapshot `snap` (its spans read since the current
@@ -451,16 +337,6 @@ impl RegionEncoder {
     /// layout) and is replaced by an evicted delta's buffer, if one is free.
     fn ingest_snap(&mut self, snap: &mut Snapshot, captured_ns: u64) {
         let seq = snap.version;
-        if !self.last_dense {
-            // One pass (diff + shadow + frames); a dense result makes the
-            // next step take the gathered path.
-            let pieces = snap.chunks.iter().map(|c| (c.offset as u64, snap.bytes(c)));
-            let delta = self.diff_encode(seq, captured_ns, pieces, snap.data.len());
-            let long = delta.runs.iter().any(|r| r.len as usize >= GATHER_MIN);
-            self.last_dense = long && delta.payload_len() * 4 >= snap.data.len() as u64 * 3;
-            self.append(delta);
-            return;
-        }
         let runs = {
             let pieces = snap.chunks.iter().map(|c| (c.offset as u64, snap.bytes(c)));
             self.diff_into_shadow(pieces)
@@ -470,7 +346,6 @@ impl RegionEncoder {
         // The delta holds the whole buffer: not a reused one much larger than this read.
         let fits = snap.data.capacity() <= snap.data.len() + snap.data.len() / 4;
         let dense = long && fits && payload * 4 >= snap.data.len() as u64 * 3;
-        self.last_dense = long && payload * 4 >= snap.data.len() as u64 * 3;
         let spare = std::mem::take(&mut self.spare_wire);
         let delta = match dense.then(|| payload_offsets(snap, &runs)).flatten() {
             Some(ats) => {
@@ -598,7 +473,8 @@ impl RegionEncoder {
         spare: Vec<u8>,
     ) -> Delta {
         let epoch = self.epoch.unwrap_or(0);
-        let budget = self.budget();
+        let budget =
+            self.cfg.frame_payload.clamp(1, frame::MAX_UPDATE_BODY - UPDATE_HEAD_LEN - 64 * RUN_HEAD_LEN) as u64;
         let payload = runs.iter().map(|r| r.1 as usize).sum::<usize>();
         let frames_max = payload.div_ceil(budget as usize).max(runs.len().div_ceil(64)) + 1;
         let copied = match gathered {
@@ -685,11 +561,6 @@ impl RegionEncoder {
             segs,
             frames,
         }
-    }
-
-    /// Payload bytes per update frame.
-    fn budget(&self) -> u64 {
-        self.cfg.frame_payload.clamp(1, frame::MAX_UPDATE_BODY - UPDATE_HEAD_LEN - 64 * RUN_HEAD_LEN) as u64
     }
 
     /// Appends shadow bytes `src..src + len` (inside the region) to `out`.

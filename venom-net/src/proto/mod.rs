@@ -27,7 +27,6 @@ pub mod admission;
 pub mod backlog;
 pub mod catalog;
 pub(crate) mod cut;
-pub(crate) mod delta_writer;
 pub(crate) mod diff;
 pub mod digest;
 pub mod encoder;
