@@ -538,6 +538,11 @@ impl RegionEncoder {
                 frame::push_run_head(&mut wire, from, n as u32);
                 let data_at = match &gathered {
                     None => {
+                        if within == 0
+                            && let Some(&(next, next_len)) = runs.get(i + 1)
+                        {
+                            self.prefetch_shadow(next as usize, next_len as usize);
+                        }
                         let data_at = wire.len();
                         self.extend_from_shadow(from, n as usize, &mut wire); // no zero-fill first
                         data_at
