@@ -34,6 +34,11 @@
 //!   it. p50/p99 and the on/off p99 ratio per size are printed at the end.
 //!   Alone: `cargo bench -p venom-benches --bench net -- paced`; a filter
 //!   that does not mention `paced` skips them.
+//! * `encode_step/{10pct,1pct}/uniform`, `encode_step/10pct/clustered`: the
+//!   publisher's shared encoder alone (no network): one step (consistent
+//!   read of the dirty pages, diff against the shadow, shadow update, frame
+//!   encode) after the same rewrites as the delta rows, timed without the
+//!   write. Alone: `-- encode_step`; other filters skip it.
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
@@ -239,8 +244,8 @@ fn gso_gro() -> (usize, usize) {
 }
 
 fn bench(c: &mut Criterion) {
-    if std::env::args().skip(1).any(|a| a.contains("paced")) {
-        return; // only the paced rows were asked for: skip this setup (64 MiB fill, wire-bytes rounds)
+    if std::env::args().skip(1).any(|a| a.contains("paced") || a.contains("encode_step")) {
+        return; // only the paced or encode_step rows were asked for: skip this setup (64 MiB fill, wire-bytes rounds)
     }
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let _enter = rt.enter();
@@ -638,5 +643,54 @@ fn bench_paced(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench, bench_paced);
+/// The publisher's encoder step alone (no network, no sessions): a 10 % or
+/// 1 % rewrite of the 64 MiB region, then one step of the shared encoder
+/// (`snapshot_since` of the dirty pages + `ingest_snapshot`: diff against
+/// the shadow, shadow update, frame encode), timed. The writes are outside
+/// the timed part. Alone: `cargo bench -p venom-benches --bench net --
+/// encode_step`; a filter that does not mention `encode_step` skips it.
+fn bench_encode_step(c: &mut Criterion) {
+    if filter_arg().is_some_and(|f| !f.contains("encode_step")) {
+        return;
+    }
+    let name = format!("bench-encstep-{}", std::process::id());
+    let mut w = SeqWriter::create(&name, RegionConfig::new(SIZE).chunk_size(64 << 10)).unwrap();
+    let r = SeqReader::open(&name).unwrap();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let noise = Noise::new(&mut rng);
+    // Every page written once, so no step reads a page of the region for the first time.
+    for at in (0..SIZE).step_by(noise.0.len()) {
+        w.write_at(at, &noise.0).unwrap();
+    }
+    let mut g = c.benchmark_group("net");
+    g.sample_size(30).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    let rows = [
+        (10usize, Spread::Uniform, "10pct/uniform"),
+        (1, Spread::Uniform, "1pct/uniform"),
+        (10, Spread::Clustered, "10pct/clustered"),
+    ];
+    for (percent, spread, label) in rows {
+        let blocks = SIZE / BLOCK * percent / 100;
+        g.throughput(Throughput::Bytes((blocks * BLOCK) as u64));
+        let mut enc = venom_net::RegionEncoder::from_region(1, &r, venom_net::EncoderConfig::default()).unwrap();
+        let mut snap = venom_net::Snapshot::default();
+        g.bench_function(format!("encode_step/{label}"), |b| {
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    dirty_noise(&mut w, &mut rng, &noise, blocks, spread);
+                    let t = Instant::now();
+                    venom_net::RegionSource::snapshot_since(&r, enc.version(), &mut snap).unwrap();
+                    enc.ingest_snapshot(&mut snap, 0);
+                    spent += t.elapsed();
+                }
+                spent
+            })
+        });
+    }
+    g.finish();
+    w.unlink().unwrap();
+}
+
+criterion_group!(benches, bench, bench_paced, bench_encode_step);
 criterion_main!(benches);

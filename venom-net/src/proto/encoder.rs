@@ -66,6 +66,9 @@ struct SharedDigest {
 /// long runs do.
 pub const GATHER_MIN: usize = 16 << 10;
 
+/// Shadow bytes prefetched ahead of the diff: one page.
+const PREFETCH_BYTES: usize = 4096;
+
 /// Snapshot buffer capacity always kept between steps.
 pub const KEEP_SNAPSHOT_BYTES: usize = 4 << 20;
 
@@ -381,7 +384,11 @@ impl RegionEncoder {
         let _ = self.view.take(); // the cached view is of the old version
         let gap = self.cfg.merge_gap;
         let mut runs: Vec<(u64, u64)> = Vec::new();
-        for (src, new) in pieces {
+        let mut pieces = pieces.peekable();
+        while let Some((src, new)) = pieces.next() {
+            if let Some(&(next, bytes)) = pieces.peek() {
+                self.prefetch_shadow(next as usize, bytes.len());
+            }
             let (mut pos, end) = (src as usize, src as usize + new.len());
             while pos < end {
                 let (k, from) = (pos / self.chunk_size, pos % self.chunk_size);
@@ -422,6 +429,27 @@ impl RegionEncoder {
             }
         }
         runs
+    }
+
+    /// Starts loading the shadow's first page at `src` (of a piece `len`
+    /// bytes long) into the cache while the current piece is diffed: the
+    /// shadow is large and cold, and a scattered piece otherwise waits for
+    /// memory (and a page walk) before the hardware prefetcher catches up.
+    fn prefetch_shadow(&self, src: usize, len: usize) {
+        let (k, from) = (src / self.chunk_size, src % self.chunk_size);
+        if let Some(c) = self.chunks.get(k) {
+            let end = (from + len.min(PREFETCH_BYTES)).min(c.len());
+            #[cfg(target_arch = "x86_64")]
+            for line in c[from.min(end)..end].chunks(64) {
+                // SAFETY: a prefetch is a hint, not a memory access (it
+                // cannot fault or race); SSE is part of the x86_64 baseline.
+                unsafe {
+                    core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr() as *const i8)
+                };
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = end;
+        }
     }
 
     /// With a shared digest in use: the root of the new version, computed
@@ -510,6 +538,11 @@ impl RegionEncoder {
                 frame::push_run_head(&mut wire, from, n as u32);
                 let data_at = match &gathered {
                     None => {
+                        if within == 0
+                            && let Some(&(next, next_len)) = runs.get(i + 1)
+                        {
+                            self.prefetch_shadow(next as usize, next_len as usize);
+                        }
                         let data_at = wire.len();
                         self.extend_from_shadow(from, n as usize, &mut wire); // no zero-fill first
                         data_at
