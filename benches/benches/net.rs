@@ -38,7 +38,9 @@
 //!   publisher's shared encoder alone (no network): one step (consistent
 //!   read of the dirty pages, diff against the shadow, shadow update, frame
 //!   encode) after the same rewrites as the delta rows, timed without the
-//!   write. Alone: `-- encode_step`; other filters skip it.
+//!   write; against `encode_step/gather_memcpy/...`, a memcpy of the same
+//!   number of scattered 4 KiB blocks out of a private 64 MiB buffer into
+//!   one buffer (same run). Alone: `-- encode_step`; other filters skip it.
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
@@ -119,8 +121,9 @@ impl Noise {
     }
 }
 
-/// Rewrites `blocks` 4 KiB blocks with noise in one write, spread as asked.
-fn dirty_noise(w: &mut SeqWriter, rng: &mut Rng, noise: &Noise, blocks: usize, spread: Spread) -> u64 {
+/// Byte offsets of `blocks` distinct 4 KiB blocks of the region, spread as
+/// asked (draws its randomness at the call).
+fn block_offsets(rng: &mut Rng, blocks: usize, spread: Spread) -> impl Iterator<Item = usize> + use<> {
     let n = SIZE / BLOCK;
     let start = rng.next() as usize % n;
     let stride = match spread {
@@ -131,9 +134,15 @@ fn dirty_noise(w: &mut SeqWriter, rng: &mut Rng, noise: &Noise, blocks: usize, s
         Spread::Uniform => start,
         Spread::Clustered => start % (n - blocks + 1),
     };
+    (0..blocks).map(move |i| ((start + i * stride) % n) * BLOCK)
+}
+
+/// Rewrites `blocks` 4 KiB blocks with noise in one write, spread as asked.
+fn dirty_noise(w: &mut SeqWriter, rng: &mut Rng, noise: &Noise, blocks: usize, spread: Spread) -> u64 {
+    let offsets = block_offsets(rng, blocks, spread);
     w.write_with(|r| {
-        for i in 0..blocks {
-            r.write_at(((start + i * stride) % n) * BLOCK, noise.block(rng))?;
+        for at in offsets {
+            r.write_at(at, noise.block(rng))?;
         }
         Ok(())
     })
@@ -662,6 +671,9 @@ fn bench_encode_step(c: &mut Criterion) {
     for at in (0..SIZE).step_by(noise.0.len()) {
         w.write_at(at, &noise.0).unwrap();
     }
+    // The baseline's source: a private copy of the region, every page touched.
+    let private: Vec<u8> = noise.0.iter().copied().cycle().take(SIZE).collect();
+    let mut gathered = vec![0u8; SIZE / 10];
     let mut g = c.benchmark_group("net");
     g.sample_size(30).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
     let rows = [
@@ -682,6 +694,24 @@ fn bench_encode_step(c: &mut Criterion) {
                     let t = Instant::now();
                     venom_net::RegionSource::snapshot_since(&r, enc.version(), &mut snap).unwrap();
                     enc.ingest_snapshot(&mut snap, 0);
+                    spent += t.elapsed();
+                }
+                spent
+            })
+        });
+        // Same-run baseline: gathering the same number of scattered 4 KiB
+        // blocks out of a private 64 MiB buffer into one buffer with memcpy
+        // (the least any step must do: touch every changed byte once).
+        g.bench_function(format!("encode_step/gather_memcpy/{label}"), |b| {
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    let offsets: Vec<usize> = block_offsets(&mut rng, blocks, spread).collect();
+                    let t = Instant::now();
+                    for (i, at) in offsets.into_iter().enumerate() {
+                        gathered[i * BLOCK..(i + 1) * BLOCK].copy_from_slice(&private[at..at + BLOCK]);
+                    }
+                    std::hint::black_box(&gathered);
                     spent += t.elapsed();
                 }
                 spent
